@@ -1,0 +1,70 @@
+// Every bound kfetch keeps, in one place, each with the reason for its number (RELIABILITY.md "Default limits").
+// Commands copy these into their options so each can be overridden from the CLI.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const LIMITS = {
+  /** A .kascade is refused before parsing above this: hex hashes of a 4 GiB file at 1 KiB blocks fit well under it. */
+  kascadeMaxBytes: 64 * MiB,
+  /** Blocks per offered size: a 4 GiB file at 1 KiB blocks; bounds memory for hash arrays and bitfields. */
+  maxBlocksPerSize: 2 ** 22,
+  /** Smallest block size: original Kascade files use 1 KiB and 4 KiB blocks; smaller invites a block-count DoS. */
+  minBlockSize: 512,
+  /** Largest block size: one block is one buffer in memory. */
+  maxBlockSize: 64 * MiB,
+  /** Default block size for `kfetch create`. */
+  defaultBlockSize: 256 * KiB,
+  /** filename length in bytes (common file systems' NAME_MAX). */
+  maxFilenameBytes: 255,
+
+  /** Tracker reply body cap (libtorrent tracker_maximum_response_length). */
+  trackerReplyMaxBytes: 1 * MiB,
+  /** Tracker: no byte for this long aborts the announce (libtorrent default). */
+  trackerIdleTimeoutMs: 10_000,
+  /** Tracker: the whole announce must finish within this (libtorrent default). */
+  trackerTotalTimeoutMs: 30_000,
+  /** Announce interval bounds; replies outside are clamped (libtorrent min_announce_interval). */
+  announceIntervalMinMs: 30_000,
+  announceIntervalMaxMs: 3_600_000,
+  /** Default announce interval when the tracker names none. */
+  announceIntervalDefaultMs: 60_000,
+  /** Retry schedule after failures, seconds (Transmission getRetryInterval), with jitter. */
+  announceRetrySchedule: [20, 300, 900, 1800, 3600, 7200] as readonly number[],
+  /** Peers taken from one reply / known per swarm (libtorrent max_peerlist_size). */
+  peersPerReply: 200,
+  peersKnownMax: 3000,
+  /** 403 without Retry-After means wait this long (SPEC §2). */
+  trackerDefaultBackoffMs: 60_000,
+
+  /** Tracker server: request body cap; a form with a bitfield for 2^22 blocks is ~1 MiB of hex. */
+  trackerRequestMaxBytes: 2 * MiB,
+  /** Tracker server: at most this many peers in a reply (SPEC-compatible random subset). */
+  trackerReplyPeers: 50,
+  /** Tracker server: announce interval it advertises and minimum gap per address+port+swarm. */
+  trackerIntervalMs: 60_000,
+  trackerMinIntervalMs: 5_000,
+  /** Tracker server: a peer not heard from for this many intervals is dropped. */
+  trackerExpiryIntervals: 3,
+  /** Tracker server: swarms and peers per swarm it keeps (memory bound against floods). */
+  trackerMaxSwarms: 100_000,
+  trackerMaxPeersPerSwarm: 10_000,
+
+  /** Peer server: concurrent requests overall and per client IP (slowloris and fan-out). */
+  serverMaxConcurrent: 256,
+  serverMaxPerClient: 32,
+  /** Peer server: headers must arrive within, the whole request within (Node http server knobs). */
+  serverHeadersTimeoutMs: 10_000,
+  serverRequestTimeoutMs: 30_000,
+  /** Peer server: a response idle (no drain) this long is destroyed. */
+  serverIdleTimeoutMs: 30_000,
+  /** Peer server: the largest single range served (bounds memory per request). */
+  serverMaxRangeBytes: 64 * MiB,
+  /** Peer server: read chunk size for streaming a range from disk. */
+  serverReadChunkBytes: 256 * KiB,
+
+  /** create/verify: bytes read per task handed to the worker pool. */
+  hashChunkBytes: 8 * MiB,
+} as const;
+
+export type Limits = typeof LIMITS;
