@@ -1,0 +1,414 @@
+// The kfetch state database (better-sqlite3, WAL, synchronous=FULL) under --home: downloads, which blocks are
+// durable (a bitfield per download, written only by checkpoints), block provenance, peers and bans.
+// Owned by the coordinator thread alone; workers never touch it. Callers take the home lock first.
+
+import { existsSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { KfetchError } from '../errors.js';
+import { Bitfield } from '../util/bitfield.js';
+
+export const STATE_FILE = 'state.sqlite';
+const SCHEMA_VERSION = 1;
+
+export type DownloadStatus = 'downloading' | 'verifying' | 'complete' | 'failed' | 'stopped';
+
+export interface DownloadRow {
+  id: number;
+  swarmId: string;
+  filehash: string;
+  filename: string;
+  filesize: number;
+  blockSize: number;
+  blockCount: number;
+  /** The .kascade JSON as it was added. */
+  kascade: string;
+  dataPath: string;
+  status: DownloadStatus;
+  /** Blocks durable on disk as of the last checkpoint. */
+  complete: Bitfield;
+  /** The data file's size and mtime recorded by the last checkpoint (undefined before the first). */
+  dataSize: number | undefined;
+  dataMtimeMs: number | undefined;
+  bytesFetched: number;
+  badBlocks: number;
+  error: string | undefined;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewDownload {
+  swarmId: string;
+  filehash: string;
+  filename: string;
+  filesize: number;
+  blockSize: number;
+  blockCount: number;
+  kascade: string;
+  dataPath: string;
+}
+
+export interface CheckpointBlock {
+  idx: number;
+  /** The peer (host:port) that supplied the block, or `local` for a re-verified one. */
+  peer: string;
+  at: number;
+}
+
+export interface Checkpoint {
+  complete: Bitfield;
+  blocks: readonly CheckpointBlock[];
+  dataSize: number;
+  dataMtimeMs: number;
+  bytesFetched: number;
+}
+
+export interface PeerRow {
+  addr: string;
+  source: string;
+  bannedAt: number | undefined;
+  banReason: string | undefined;
+}
+
+interface RawDownload {
+  id: number;
+  swarm_id: string;
+  filehash: string;
+  filename: string;
+  filesize: number;
+  block_size: number;
+  block_count: number;
+  kascade: string;
+  data_path: string;
+  status: DownloadStatus;
+  complete_bits: Buffer;
+  data_size: number | null;
+  data_mtime_ms: number | null;
+  bytes_fetched: number;
+  bad_blocks: number;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS downloads (
+  id INTEGER PRIMARY KEY,
+  swarm_id TEXT NOT NULL UNIQUE,
+  filehash TEXT NOT NULL,
+  filename TEXT NOT NULL,
+  filesize INTEGER NOT NULL,
+  block_size INTEGER NOT NULL,
+  block_count INTEGER NOT NULL,
+  kascade TEXT NOT NULL,
+  data_path TEXT NOT NULL,
+  status TEXT NOT NULL,
+  complete_bits BLOB NOT NULL,
+  data_size INTEGER,
+  data_mtime_ms REAL,
+  bytes_fetched INTEGER NOT NULL DEFAULT 0,
+  bad_blocks INTEGER NOT NULL DEFAULT 0,
+  error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS block_provenance (
+  download_id INTEGER NOT NULL REFERENCES downloads(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  peer TEXT NOT NULL,
+  completed_at INTEGER NOT NULL,
+  checkpoint_at INTEGER NOT NULL,
+  PRIMARY KEY (download_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bad_blocks (
+  id INTEGER PRIMARY KEY,
+  download_id INTEGER NOT NULL REFERENCES downloads(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  peer TEXT NOT NULL,
+  expected TEXT NOT NULL,
+  actual TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS peers (
+  download_id INTEGER NOT NULL REFERENCES downloads(id) ON DELETE CASCADE,
+  addr TEXT NOT NULL,
+  source TEXT NOT NULL,
+  banned_at INTEGER,
+  ban_reason TEXT,
+  PRIMARY KEY (download_id, addr)
+) WITHOUT ROWID;
+`;
+
+const CORRUPT_CODES = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDEX', 'SQLITE_CORRUPT_SEQUENCE']);
+
+/** Map a better-sqlite3 error to a KfetchError naming the database file. */
+export function fromSqliteError(err: unknown, file: string, what: string): KfetchError {
+  if (err instanceof KfetchError) return err;
+  const code = (err as { code?: string } | undefined)?.code ?? '';
+  const msg = err instanceof Error ? err.message : String(err);
+  if (CORRUPT_CODES.has(code)) return new KfetchError('KF_E_STATE_CORRUPT', `${what}: ${msg}`, { file, cause: err });
+  if (code === 'SQLITE_FULL') return new KfetchError('KF_E_DISK_FULL', `${what}: ${msg}`, { file, cause: err });
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new KfetchError('KF_E_HOME_LOCKED', `${what}: the database is locked by another process`, { file, cause: err });
+  }
+  return new KfetchError('KF_E_IO', `${what}: ${msg} (${code || 'no code'})`, { file, cause: err });
+}
+
+export class StateDb {
+  readonly path: string;
+  private readonly db: Database.Database;
+
+  private constructor(path: string, db: Database.Database) {
+    this.path = path;
+    this.db = db;
+  }
+
+  /**
+   * Open (or create) the database in `home`. A damaged database is moved aside together with its -wal and -shm
+   * (timestamped names) and KF_E_STATE_CORRUPT names where it went; nothing is guessed.
+   */
+  static open(home: string, opts: { readonly?: boolean } = {}): StateDb {
+    const path = join(home, STATE_FILE);
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+      db.pragma('busy_timeout = 2000');
+      if (!opts.readonly) {
+        db.pragma('journal_mode = WAL');
+        // FULL: a checkpoint that committed survives a power cut, so blocks that were safe are never fetched again.
+        db.pragma('synchronous = FULL');
+        db.pragma('foreign_keys = ON');
+      }
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw Object.assign(new Error(`quick_check: ${String(check)}`), { code: 'SQLITE_CORRUPT' });
+      if (!opts.readonly) migrate(db);
+      return new StateDb(path, db);
+    } catch (err) {
+      db?.close();
+      const e = fromSqliteError(err, path, 'cannot open the state database');
+      if (e.code === 'KF_E_STATE_CORRUPT' && !opts.readonly) {
+        const aside = moveAside(path);
+        throw new KfetchError(
+          'KF_E_STATE_CORRUPT',
+          `the state database was damaged (${(err as Error).message}); it was moved to ${aside}. ` +
+            'Re-add each .kascade with the existing data file to recover: complete blocks are re-verified, not re-fetched',
+          { file: path, detail: { movedTo: aside }, cause: err },
+        );
+      }
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Run `fn` in one transaction; SQLite errors become KfetchErrors naming the database. */
+  private tx<T>(what: string, fn: () => T): T {
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      throw fromSqliteError(err, this.path, what);
+    }
+  }
+
+  addDownload(d: NewDownload): DownloadRow {
+    const now = Date.now();
+    const id = this.tx('cannot add the download', () => {
+      const r = this.db
+        .prepare(
+          `INSERT INTO downloads (swarm_id, filehash, filename, filesize, block_size, block_count, kascade, data_path,
+             status, complete_bits, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'downloading', ?, ?, ?)`,
+        )
+        .run(d.swarmId, d.filehash, d.filename, d.filesize, d.blockSize, d.blockCount, d.kascade, d.dataPath,
+          Buffer.from(new Bitfield(d.blockCount).toBytes()), now, now);
+      return Number(r.lastInsertRowid);
+    });
+    return this.getDownload(id)!;
+  }
+
+  getDownload(id: number): DownloadRow | undefined {
+    const r = this.read('cannot read downloads', () =>
+      this.db.prepare('SELECT * FROM downloads WHERE id = ?').get(id) as RawDownload | undefined,
+    );
+    return r === undefined ? undefined : toRow(r);
+  }
+
+  getBySwarmId(swarmId: string): DownloadRow | undefined {
+    const r = this.read('cannot read downloads', () =>
+      this.db.prepare('SELECT * FROM downloads WHERE swarm_id = ?').get(swarmId) as RawDownload | undefined,
+    );
+    return r === undefined ? undefined : toRow(r);
+  }
+
+  listDownloads(): DownloadRow[] {
+    return this.read('cannot read downloads', () =>
+      (this.db.prepare('SELECT * FROM downloads ORDER BY id').all() as RawDownload[]).map(toRow),
+    );
+  }
+
+  /** Downloads matching an id, a filehash/swarm id (or a unique prefix of at least 8 hex digits) or a filename. */
+  findDownloads(query: string): DownloadRow[] {
+    const all = this.listDownloads();
+    const q = query.toLowerCase();
+    if (/^\d+$/.test(query)) {
+      const byId = all.filter((d) => d.id === Number(query));
+      if (byId.length > 0) return byId;
+    }
+    if (/^[0-9a-f]{8,}$/.test(q)) {
+      const byHash = all.filter((d) => d.filehash.startsWith(q) || d.swarmId.startsWith(q));
+      if (byHash.length > 0) return byHash;
+    }
+    return all.filter((d) => d.filename === query);
+  }
+
+  /**
+   * Record a checkpoint in one transaction. The caller has fdatasync'ed the data file after every write
+   * of `blocks` (the checkpoint rule), so SQLite never claims a block that is not on disk.
+   */
+  checkpoint(id: number, c: Checkpoint): void {
+    const now = Date.now();
+    this.tx('cannot record the checkpoint', () => {
+      this.db
+        .prepare(
+          `UPDATE downloads SET complete_bits = ?, data_size = ?, data_mtime_ms = ?, bytes_fetched = ?, updated_at = ?
+           WHERE id = ?`,
+        )
+        .run(Buffer.from(c.complete.toBytes()), c.dataSize, c.dataMtimeMs, c.bytesFetched, now, id);
+      const ins = this.db.prepare(
+        `INSERT INTO block_provenance (download_id, idx, peer, completed_at, checkpoint_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (download_id, idx) DO UPDATE SET peer = excluded.peer, completed_at = excluded.completed_at,
+           checkpoint_at = excluded.checkpoint_at`,
+      );
+      for (const b of c.blocks) ins.run(id, b.idx, b.peer, b.at, now);
+    });
+  }
+
+  setStatus(id: number, status: DownloadStatus, error?: string): void {
+    this.tx('cannot update the download status', () => {
+      this.db
+        .prepare('UPDATE downloads SET status = ?, error = ?, updated_at = ? WHERE id = ?')
+        .run(status, error ?? null, Date.now(), id);
+    });
+  }
+
+  /** Evidence of a block whose hash did not match, and the peer that sent it. */
+  recordBadBlock(id: number, b: { idx: number; peer: string; expected: string; actual: string }): void {
+    this.tx('cannot record a bad block', () => {
+      this.db
+        .prepare('INSERT INTO bad_blocks (download_id, idx, peer, expected, actual, at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(id, b.idx, b.peer, b.expected, b.actual, Date.now());
+      this.db.prepare('UPDATE downloads SET bad_blocks = bad_blocks + 1 WHERE id = ?').run(id);
+    });
+  }
+
+  badBlocks(id: number): { idx: number; peer: string; expected: string; actual: string; at: number }[] {
+    return this.read('cannot read bad blocks', () =>
+      this.db
+        .prepare('SELECT idx, peer, expected, actual, at FROM bad_blocks WHERE download_id = ? ORDER BY id')
+        .all(id) as { idx: number; peer: string; expected: string; actual: string; at: number }[],
+    );
+  }
+
+  /** Provenance of checkpointed blocks: which peer supplied each and when it was checkpointed. */
+  provenance(id: number): { idx: number; peer: string; completedAt: number; checkpointAt: number }[] {
+    return this.read('cannot read provenance', () =>
+      (
+        this.db
+          .prepare('SELECT idx, peer, completed_at, checkpoint_at FROM block_provenance WHERE download_id = ? ORDER BY idx')
+          .all(id) as { idx: number; peer: string; completed_at: number; checkpoint_at: number }[]
+      ).map((r) => ({ idx: r.idx, peer: r.peer, completedAt: r.completed_at, checkpointAt: r.checkpoint_at })),
+    );
+  }
+
+  rememberPeer(id: number, addr: string, source: string): void {
+    this.tx('cannot remember a peer', () => {
+      this.db
+        .prepare('INSERT INTO peers (download_id, addr, source) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(id, addr, source);
+    });
+  }
+
+  banPeer(id: number, addr: string, reason: string): void {
+    this.tx('cannot record a ban', () => {
+      this.db
+        .prepare(
+          `INSERT INTO peers (download_id, addr, source, banned_at, ban_reason) VALUES (?, ?, 'swarm', ?, ?)
+           ON CONFLICT (download_id, addr) DO UPDATE SET banned_at = excluded.banned_at, ban_reason = excluded.ban_reason`,
+        )
+        .run(id, addr, Date.now(), reason);
+    });
+  }
+
+  peers(id: number): PeerRow[] {
+    return this.read('cannot read peers', () =>
+      (
+        this.db.prepare('SELECT addr, source, banned_at, ban_reason FROM peers WHERE download_id = ? ORDER BY addr').all(id) as {
+          addr: string;
+          source: string;
+          banned_at: number | null;
+          ban_reason: string | null;
+        }[]
+      ).map((r) => ({ addr: r.addr, source: r.source, bannedAt: r.banned_at ?? undefined, banReason: r.ban_reason ?? undefined })),
+    );
+  }
+
+  removeDownload(id: number): void {
+    this.tx('cannot remove the download', () => {
+      this.db.prepare('DELETE FROM downloads WHERE id = ?').run(id);
+    });
+  }
+
+  private read<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw fromSqliteError(err, this.path, what);
+    }
+  }
+}
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new KfetchError('KF_E_IO', `the state database has schema ${version}, newer than this kfetch (${SCHEMA_VERSION})`);
+  }
+  if (version < SCHEMA_VERSION) {
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+}
+
+function toRow(r: RawDownload): DownloadRow {
+  return {
+    id: r.id,
+    swarmId: r.swarm_id,
+    filehash: r.filehash,
+    filename: r.filename,
+    filesize: r.filesize,
+    blockSize: r.block_size,
+    blockCount: r.block_count,
+    kascade: r.kascade,
+    dataPath: r.data_path,
+    status: r.status,
+    complete: new Bitfield(r.block_count, new Uint8Array(r.complete_bits)),
+    dataSize: r.data_size ?? undefined,
+    dataMtimeMs: r.data_mtime_ms ?? undefined,
+    bytesFetched: r.bytes_fetched,
+    badBlocks: r.bad_blocks,
+    error: r.error ?? undefined,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** Move the database and its -wal/-shm aside to `<name>.corrupt-<timestamp>`; returns the new database path. */
+function moveAside(path: string): string {
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const aside = `${path}.corrupt-${stamp}`;
+  for (const suffix of ['', '-wal', '-shm']) {
+    if (existsSync(path + suffix)) renameSync(path + suffix, aside + suffix);
+  }
+  return aside;
+}
