@@ -25,6 +25,7 @@ export const ERROR_CATALOGUE = {
   KF_E_PEER_LONG: { exit: 4, advice: 'A peer sent more bytes than the block; the block is fetched elsewhere.' },
   KF_E_PEER_TIMEOUT: { exit: 4, advice: 'A peer did not answer in time; it gets fewer requests.' },
   KF_E_PEER_LIED: { exit: 4, advice: 'A peer said it had a block and then did not serve it.' },
+  KF_E_PEER_CONNECT: { exit: 4, advice: 'A peer could not be reached or dropped the connection; it is retried later.' },
   KF_E_PEER_PROTOCOL: { exit: 4, advice: 'A peer answered outside the protocol (status, headers or encoding).' },
   KF_E_DISK_FULL: { exit: 5, advice: 'Free disk space (the message says how much is needed) and run `kfetch resume`.' },
   KF_E_DATA_MISSING: { exit: 5, advice: 'The data file is missing or is not a regular file; restore it or start over.' },

@@ -1,0 +1,454 @@
+// One download: wires the availability map, the picker, peer stats, the block client, the worker pool, the
+// checkpointer, the tracker announcer and the served file together, and runs until the file is complete and its
+// SHA-256 checked. The decisions live in the modules it wires; this file only moves events between them.
+
+import type PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import { KfetchError, fromFsError, isKfetchError } from '../errors.js';
+import type { Kascade } from '../kascade/kascade.js';
+import type { BlockClient } from '../peer/block-client.js';
+import { peerKey, type PeerInfo } from '../peer/peer-info.js';
+import { VerifiedServedFile, type Library } from '../server/library.js';
+import type { DataFile } from '../store/data-file.js';
+import type { DownloadRow, StateDb } from '../store/state-db.js';
+import { Announcer } from '../tracker/announcer.js';
+import { Bitfield } from '../util/bitfield.js';
+import type { BlockWorkers } from './block-workers.js';
+import { Availability } from './availability.js';
+import { Checkpointer } from './checkpointer.js';
+import { crashArmed, crashPoint } from './crash-point.js';
+import type { EventSink } from './events.js';
+import type { EngineLimits } from './engine-limits.js';
+import { PeerStats } from './peer-stats.js';
+import { pickBlock } from './picker.js';
+
+export interface SessionDeps {
+  db: StateDb;
+  workers: BlockWorkers;
+  client: BlockClient;
+  /** The process-wide request queue: its concurrency is the global in-flight limit. */
+  queue: PQueue;
+  log: Logger;
+  emit: EventSink;
+  limits: EngineLimits;
+  /** Where verified blocks are served from while downloading (undefined: not serving). */
+  library?: Library;
+  /** The port our block server listens on (announced to the tracker; also used to skip ourselves). */
+  ourPort?: number;
+  random?: () => number;
+}
+
+export interface SessionInit {
+  row: DownloadRow;
+  kascade: Kascade;
+  dataFile: DataFile;
+  /** Blocks trusted at start (checkpointed, re-verified where needed). */
+  durable: Bitfield;
+  /** Peers known before the tracker answers, with where each came from. */
+  peers: readonly { addr: string; source: string }[];
+  /** The mtime (whole seconds) workers keep on the data file, so outside changes show at resume. */
+  mtimeSec: number;
+}
+
+export type SessionResult = { outcome: 'complete'; seconds: number } | { outcome: 'stopped' };
+
+export class DownloadSession {
+  private readonly d: SessionDeps;
+  private readonly s: SessionInit;
+  private readonly k: Kascade;
+  private readonly blockSize: number;
+  private readonly n: number;
+  private readonly availability: Availability;
+  private readonly peers = new Map<string, PeerStats>();
+  private readonly written: Bitfield;
+  private readonly writing = new Set<number>();
+  private readonly inFlight = new Map<number, Set<string>>();
+  private readonly controllers = new Map<number, Set<AbortController>>();
+  private readonly served: VerifiedServedFile;
+  private readonly checkpointer: Checkpointer;
+  private announcer: Announcer | undefined;
+  private received = 0;
+  private receivedVerified = 0;
+  private lastProgressAt = performance.now();
+  private fatal: KfetchError | undefined;
+  private wake: (() => void) | undefined;
+  private stopping = false;
+  private readonly random: () => number;
+
+  constructor(deps: SessionDeps, init: SessionInit) {
+    this.d = deps;
+    this.s = init;
+    this.k = init.kascade;
+    this.blockSize = init.row.blockSize;
+    this.n = init.row.blockCount;
+    this.random = deps.random ?? Math.random;
+    this.availability = new Availability(this.n);
+    this.written = new Bitfield(this.n, init.durable.toBytes());
+    this.served = new VerifiedServedFile(this.k, init.dataFile.fd, init.durable, this.blockSize);
+    this.checkpointer = new Checkpointer({
+      db: deps.db,
+      downloadId: init.row.id,
+      dataFile: init.dataFile,
+      durable: init.durable,
+      mtimeMs: init.mtimeSec * 1000,
+      everyBlocks: deps.limits.checkpointBlocks,
+      everyMs: deps.limits.checkpointMs,
+      bytesFetched: () => init.row.bytesFetched + this.received,
+      onCheckpoint: (blocks) => {
+        for (const b of blocks) this.served.markHeld(b.idx);
+        this.emitProgress();
+      },
+      onError: (err) => this.fail(err),
+    });
+  }
+
+  get id(): number {
+    return this.s.row.id;
+  }
+
+  /** Download until complete (resolves `complete`), stopped by `signal` (resolves `stopped`), or failed (throws). */
+  async run(signal: AbortSignal): Promise<SessionResult> {
+    const t0 = performance.now();
+    const { row, dataFile } = this.s;
+    this.d.emit({
+      event: 'start', id: row.id, name: row.filename, filehash: row.filehash, size: row.filesize, blocks: this.n,
+      blockSize: this.blockSize, have: this.s.durable.count, path: dataFile.path,
+    });
+    this.d.library?.add(this.served);
+    this.checkpointer.start();
+    for (const p of this.s.peers) this.addPeer(p.addr, p.source, undefined, signal);
+    this.startAnnouncer();
+    const onAbort = (): void => this.wake?.();
+    signal.addEventListener('abort', onAbort);
+    const ticker = setInterval(() => this.tick(), 500);
+    ticker.unref();
+    try {
+      while (!signal.aborted && this.fatal === undefined && this.written.count < this.n) {
+        this.schedule(signal);
+        await new Promise<void>((res) => (this.wake = res));
+        this.wake = undefined;
+      }
+      this.stopping = true;
+      this.abortAll();
+      if (this.fatal !== undefined) throw this.fatal;
+      // Let in-flight writes finish (their results are discarded if not checkpointed), then checkpoint.
+      await this.drain();
+      await this.checkpointer.stop();
+      if (signal.aborted || this.written.count < this.n) {
+        this.d.db.setStatus(row.id, 'stopped');
+        return { outcome: 'stopped' };
+      }
+      await this.finalCheck(signal);
+      const seconds = (performance.now() - t0) / 1000;
+      this.d.db.setStatus(row.id, 'complete');
+      this.d.emit({
+        event: 'done', id: row.id, name: row.filename, path: dataFile.path, size: row.filesize, filehash: row.filehash,
+        seconds, bytesPerSecond: this.received / Math.max(seconds, 1e-3),
+      });
+      return { outcome: 'complete', seconds };
+    } catch (err) {
+      this.stopping = true;
+      this.abortAll();
+      await this.drain();
+      const e = isKfetchError(err) ? err : fromFsError(err, dataFile.path, 'download failed');
+      // Keep what is safe: a final checkpoint of what was written, unless the store itself is what failed.
+      if (e.code !== 'KF_E_STATE_CORRUPT') await this.checkpointer.stop().catch(() => undefined);
+      try {
+        this.d.db.setStatus(row.id, e.code === 'KF_E_DISK_FULL' ? 'stopped' : 'failed', `${e.code}: ${e.message}`);
+      } catch {
+        // the store failing too changes nothing about the error we report
+      }
+      throw e;
+    } finally {
+      clearInterval(ticker);
+      signal.removeEventListener('abort', onAbort);
+      await this.announcer?.stop();
+    }
+  }
+
+  private startAnnouncer(): void {
+    if (this.d.ourPort === undefined && this.k.tracker === '') return;
+    this.announcer = new Announcer({
+      url: this.k.tracker,
+      log: this.d.log,
+      state: () => ({
+        port: this.d.ourPort ?? 0,
+        progress: this.n === 0 ? 1 : this.s.durable.count / this.n,
+        blocks: { blockSize: this.blockSize, bitfield: this.s.durable },
+      }),
+      onPeers: (r) => {
+        for (const p of r.peers) this.addTrackerPeer(p);
+        this.wake?.();
+      },
+      onError: (err) => this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message }),
+    });
+    this.announcer.start();
+  }
+
+  private addTrackerPeer(p: PeerInfo): void {
+    const addr = peerKey(p.ip, p.port);
+    if (this.d.ourPort !== undefined && p.port === this.d.ourPort && isLoopback(p.ip)) return; // ourselves
+    let held: Bitfield | undefined;
+    if (p.blocks !== undefined && p.blocksize === this.blockSize) held = Bitfield.fromHex(p.blocks, this.n);
+    else if (p.progress >= 1) held = Bitfield.full(this.n);
+    const known = this.peers.get(addr);
+    if (known !== undefined) {
+      if (held !== undefined && known.banned === undefined) this.availability.setPeer(addr, held);
+      return;
+    }
+    this.addPeer(addr, 'tracker', held, undefined);
+  }
+
+  /** Learn of a peer; without a bitfield, ask its /blocks, and treat one that does not offer it as complete. */
+  private addPeer(addr: string, source: string, held: Bitfield | undefined, signal: AbortSignal | undefined): void {
+    if (this.peers.has(addr) || this.peers.size >= this.d.limits.peersKnownMax) return;
+    const stats = new PeerStats(addr, this.d.limits.peer);
+    this.peers.set(addr, stats);
+    this.d.emit({ event: 'peer', id: this.id, peer: addr, action: 'added', source });
+    if (source !== 'tracker') {
+      try {
+        this.d.db.rememberPeer(this.id, addr, source);
+      } catch (err) {
+        this.fail(err);
+      }
+    }
+    if (held !== undefined) {
+      this.availability.setPeer(addr, held);
+      return;
+    }
+    const ask = AbortSignal.any([AbortSignal.timeout(this.d.limits.peer.minDeadlineMs), ...(signal ? [signal] : [])]);
+    this.d.client
+      .fetchBitfield(addr, this.k.swarmId, this.blockSize, this.n, ask)
+      .then((bf) => bf ?? Bitfield.full(this.n))
+      .catch(() => Bitfield.full(this.n)) // unreachable now: assume all, the first request tells
+      .then((bf) => {
+        if (stats.banned === undefined) this.availability.setPeer(addr, bf);
+        this.wake?.();
+      })
+      .catch((err: unknown) => this.fail(err));
+  }
+
+  /** Hand out requests: each usable peer, fastest first, gets requests up to its slots while the queue has room. */
+  private schedule(signal: AbortSignal): void {
+    if (this.stopping || signal.aborted) return;
+    const now = performance.now();
+    const q = this.d.queue;
+    const room = (): boolean => q.size === 0 && q.pending < q.concurrency;
+    const order = [...this.peers.values()]
+      .filter((p) => p.usable(now) && this.availability.held(p.addr) !== undefined)
+      .sort((a, b) => b.bytesPerSecond - a.bytesPerSecond);
+    let progress = true;
+    while (progress && room()) {
+      progress = false;
+      for (const p of order) {
+        if (!room()) break;
+        if (p.inFlight >= p.slots(this.blockSize)) continue;
+        const i = this.pick(p.addr);
+        if (i === undefined) continue;
+        this.request(i, p, signal);
+        progress = true;
+      }
+    }
+  }
+
+  private pick(peer: string): number | undefined {
+    let unrequested = 0;
+    let needed = 0;
+    for (let i = 0; i < this.n; i++) {
+      if (this.written.has(i) || this.writing.has(i)) continue;
+      needed++;
+      if ((this.inFlight.get(i)?.size ?? 0) === 0) unrequested++;
+    }
+    return pickBlock(
+      peer,
+      {
+        availability: this.availability,
+        isNeeded: (i) => !this.written.has(i) && !this.writing.has(i),
+        inFlight: this.inFlight,
+        // The endgame also starts when every needed block is already requested.
+        remaining: unrequested === 0 ? 0 : needed,
+      },
+      { endgameBlocks: this.d.limits.endgameBlocks, endgameCopies: this.d.limits.endgameCopies, random: this.random },
+    );
+  }
+
+  private request(i: number, peer: PeerStats, session: AbortSignal): void {
+    const { first, last } = this.k.geometry(this.blockSize).range(i);
+    const len = last - first + 1;
+    const ctrl = new AbortController();
+    let flying = this.inFlight.get(i);
+    if (flying === undefined) this.inFlight.set(i, (flying = new Set()));
+    flying.add(peer.addr);
+    let ctrls = this.controllers.get(i);
+    if (ctrls === undefined) this.controllers.set(i, (ctrls = new Set()));
+    ctrls.add(ctrl);
+    peer.inFlight++;
+    const deadline = peer.deadlineMs(len);
+    this.d.queue
+      .add(async () => {
+        const signal = AbortSignal.any([session, ctrl.signal, AbortSignal.timeout(deadline)]);
+        const t = performance.now();
+        const buf = await this.d.client.fetchRange(peer.addr, this.k.swarmId, first, last, signal);
+        this.received += len;
+        this.lastProgressAt = performance.now();
+        peer.success(len, performance.now() - t);
+        await this.store(i, buf, peer);
+      })
+      .catch((err: unknown) => this.requestFailed(i, peer, err, ctrl))
+      .finally(() => {
+        flying.delete(peer.addr);
+        if (flying.size === 0) this.inFlight.delete(i);
+        ctrls.delete(ctrl);
+        if (ctrls.size === 0) this.controllers.delete(i);
+        peer.inFlight--;
+        this.wake?.();
+      });
+  }
+
+  /** Verify and write a fetched block in a worker; the first verified copy wins, the other requests are aborted. */
+  private async store(i: number, buf: Buffer, peer: PeerStats): Promise<void> {
+    if (this.written.has(i) || this.writing.has(i) || this.stopping) return;
+    this.writing.add(i);
+    for (const c of this.controllers.get(i) ?? []) c.abort(new Error('another copy arrived'));
+    try {
+      crashPoint('before-write');
+      const r = await this.d.workers.verifyWrite({
+        kind: 'verify-write',
+        fd: this.s.dataFile.fd,
+        block: buf.buffer as ArrayBuffer,
+        length: buf.length,
+        offset: i * this.blockSize,
+        expectedMd5: this.k.blockHash(this.blockSize, i),
+        mtimeSec: this.s.mtimeSec,
+        ...(crashArmed('mid-write') ? { crashMidWrite: true } : {}),
+      });
+      if (r.ok) {
+        crashPoint('mid-write'); // counts hits so the n-th write is the one armed above
+        this.written.set(i);
+        this.receivedVerified += buf.length;
+        this.checkpointer.written(i, peer.addr);
+        return;
+      }
+      if (r.reason === 'hash') {
+        this.banForHash(peer, i, r.actualMd5);
+        return;
+      }
+      throw fromFsError(Object.assign(new Error(r.message), { code: r.code }), this.s.dataFile.path, `writing block ${i}`);
+    } finally {
+      this.writing.delete(i);
+    }
+  }
+
+  private banForHash(peer: PeerStats, i: number, actual: string): void {
+    const reason = `block ${i} failed its MD5 check`;
+    peer.ban(reason);
+    this.availability.removePeer(peer.addr);
+    try {
+      this.d.db.recordBadBlock(this.id, { idx: i, peer: peer.addr, expected: this.k.blockHash(this.blockSize, i), actual });
+      this.d.db.banPeer(this.id, peer.addr, reason);
+    } catch (err) {
+      this.fail(err);
+    }
+    this.d.log.warn({ peer: peer.addr, block: i, code: 'KF_E_PEER_HASH_MISMATCH' }, `peer banned: ${reason}`);
+    this.d.emit({ event: 'peer', id: this.id, peer: peer.addr, action: 'banned', reason, code: 'KF_E_PEER_HASH_MISMATCH' });
+  }
+
+  private requestFailed(i: number, peer: PeerStats, err: unknown, ctrl: AbortController): void {
+    if (ctrl.signal.aborted || this.stopping) return; // we cancelled it: another copy won, or we are stopping
+    if (!isKfetchError(err)) {
+      this.fail(err);
+      return;
+    }
+    if (err.code === 'KF_E_DISK_FULL' || err.code === 'KF_E_IO' || err.code === 'KF_E_WORKER' || err.code.startsWith('KF_E_STATE')) {
+      this.fail(err);
+      return;
+    }
+    if (err.code === 'KF_E_PEER_LIED') {
+      this.availability.dropBlock(peer.addr, i);
+      peer.strikes++;
+    } else {
+      peer.failure(performance.now(), this.random);
+      if (peer.banned !== undefined) {
+        this.availability.removePeer(peer.addr);
+        this.d.emit({ event: 'peer', id: this.id, peer: peer.addr, action: 'dropped', reason: peer.banned, code: err.code });
+      }
+    }
+    this.d.log.debug({ peer: peer.addr, block: i, code: err.code }, err.message);
+    this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message, peer: peer.addr, block: i });
+  }
+
+  private fail(err: unknown): void {
+    if (this.fatal !== undefined) return;
+    this.fatal = isKfetchError(err) ? err : fromFsError(err, this.s.dataFile.path, 'download failed');
+    this.wake?.();
+  }
+
+  private abortAll(): void {
+    for (const set of this.controllers.values()) for (const c of set) c.abort(new Error('stopping'));
+  }
+
+  /** Wait (bounded) for requests and writes of this session to settle. */
+  private async drain(): Promise<void> {
+    const deadline = performance.now() + 10_000;
+    while ((this.inFlight.size > 0 || this.writing.size > 0) && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  private tick(): void {
+    this.emitProgress();
+    const usable = [...this.peers.values()].some((p) => p.banned === undefined);
+    const stalledMs = performance.now() - this.lastProgressAt;
+    if (this.d.limits.stallTimeoutMs > 0 && stalledMs > this.d.limits.stallTimeoutMs) {
+      this.fail(
+        new KfetchError(
+          'KF_E_NO_PEERS',
+          usable
+            ? `no block arrived for ${Math.round(stalledMs / 1000)} s; peers known but not serving (resume later with kfetch resume)`
+            : `no usable peer for ${Math.round(stalledMs / 1000)} s (resume later with kfetch resume)`,
+          { file: this.s.dataFile.path },
+        ),
+      );
+    }
+    this.wake?.(); // peers whose backoff ended can take requests again
+  }
+
+  private emitProgress(): void {
+    const secs = Math.max(1e-3, (performance.now() - this.startedAt) / 1000);
+    this.d.emit({
+      event: 'progress', id: this.id, received: this.received, verified: this.bytesOf(this.written),
+      durable: this.bytesOf(this.s.durable), size: this.s.row.filesize,
+      peers: [...this.peers.values()].filter((p) => p.banned === undefined).length,
+      bytesPerSecond: this.received / secs,
+    });
+  }
+
+  private readonly startedAt = performance.now();
+
+  private bytesOf(bf: Bitfield): number {
+    if (this.n === 0) return 0;
+    const full = bf.count * this.blockSize;
+    const lastShort = bf.has(this.n - 1) ? this.blockSize - this.k.geometry(this.blockSize).lastSize : 0;
+    return full - lastShort;
+  }
+
+  /** The whole-file SHA-256 in a worker; a mismatch means the .kascade's block hashes and file hash disagree. */
+  private async finalCheck(signal: AbortSignal): Promise<void> {
+    this.d.db.setStatus(this.id, 'verifying');
+    crashPoint('during-final-hash');
+    this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: 0, total: this.s.row.filesize });
+    const r = await this.d.workers.sha256File({ kind: 'sha256-file', fd: this.s.dataFile.fd, size: this.s.row.filesize }, signal);
+    this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: r.read, total: this.s.row.filesize });
+    if (r.hex !== this.s.row.filehash) {
+      throw new KfetchError(
+        'KF_E_FILE_HASH_MISMATCH',
+        `every block matched its MD5 but the file's SHA-256 is ${r.hex}, not ${this.s.row.filehash}`,
+        { file: this.s.dataFile.path },
+      );
+    }
+  }
+}
+
+function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1';
+}

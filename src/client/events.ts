@@ -1,0 +1,27 @@
+// The download events of `kfetch get/resume --json` (schema version 1, documented in the README), also
+// driving the TTY progress bar. Emitted by download sessions.
+
+export const EVENT_SCHEMA_VERSION = 1;
+
+export type DownloadEvent =
+  | { event: 'start'; id: number; name: string; filehash: string; size: number; blocks: number; blockSize: number; have: number; path: string }
+  | {
+      event: 'progress';
+      id: number;
+      /** Bytes received from peers this run (including bytes of blocks later found bad). */
+      received: number;
+      /** Bytes of blocks whose MD5 matched and that were written. */
+      verified: number;
+      /** Bytes of blocks checkpointed: fdatasync'ed and recorded in the state database. */
+      durable: number;
+      size: number;
+      peers: number;
+      bytesPerSecond: number;
+    }
+  | { event: 'peer'; id: number; peer: string; action: 'added' | 'banned' | 'dropped'; source?: string; reason?: string; code?: string }
+  | { event: 'warning'; id: number; code: string; message: string; peer?: string; block?: number }
+  | { event: 'verify'; id: number; phase: 'blocks' | 'file'; done: number; total: number }
+  | { event: 'done'; id: number; name: string; path: string; size: number; filehash: string; seconds: number; bytesPerSecond: number }
+  | { event: 'error'; id: number; code: string; message: string; file?: string };
+
+export type EventSink = (e: DownloadEvent) => void;
