@@ -34,6 +34,7 @@ export const ERROR_CATALOGUE = {
   KF_E_IO: { exit: 5, advice: 'A file could not be read or written; the message names it and the system error.' },
   KF_E_WORKER: { exit: 5, advice: 'A hashing/writing worker failed repeatedly; see the cause.' },
   KF_E_FILE_HASH_MISMATCH: { exit: 6, advice: 'The data does not match the .kascade filehash; the file or the .kascade is wrong.' },
+  KF_E_INTERRUPTED: { exit: 130, advice: 'Stopped by SIGINT (130) or SIGTERM (143) after a clean checkpoint; `kfetch resume` continues.' },
   KF_E_INTERNAL: { exit: 1, advice: 'A bug in kfetch; please report it with the message.' },
 } as const satisfies Record<string, { exit: number; advice: string }>;
 

@@ -65,6 +65,8 @@ export const LIMITS = {
 
   /** create/verify: bytes read per task handed to the worker pool. */
   hashChunkBytes: 8 * MiB,
+  /** create/verify: bytes handed to hash workers at once (at least 1 chunk); bounds memory at 64 MiB block sizes. */
+  hashInFlightBytes: 128 * MiB,
 } as const;
 
 export type Limits = typeof LIMITS;

@@ -12,6 +12,9 @@ import type { CommandContext, GlobalOptions } from './context.js';
 import { registerCreate } from './commands/create.js';
 import { registerTracker } from './commands/tracker.js';
 import { registerSeed } from './commands/seed.js';
+import { registerGet } from './commands/get.js';
+import { registerResume } from './commands/resume.js';
+import { registerStatus } from './commands/status.js';
 
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('kfetch')
@@ -27,6 +30,9 @@ export function buildProgram(ctx: CommandContext): Command {
   registerCreate(program, ctx);
   registerTracker(program, ctx);
   registerSeed(program, ctx);
+  registerGet(program, ctx);
+  registerResume(program, ctx);
+  registerStatus(program, ctx);
   return program;
 }
 
@@ -64,6 +70,10 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // --help and --version exit through here with code 0; parse errors were already printed by commander.
       return err.exitCode === 0 ? 0 : 2;
+    }
+    if (isKfetchError(err) && err.code === 'KF_E_INTERRUPTED') {
+      process.stderr.write(`kfetch: ${err.message}\n`);
+      return signalled === 'SIGTERM' ? 143 : 130;
     }
     if (isKfetchError(err)) {
       if (globals().logJson) process.stderr.write(`${JSON.stringify({ level: 'error', ...err.toJSON() })}\n`);

@@ -1,5 +1,165 @@
-// placeholder until the create command lands
-import type { Command } from 'commander';
-import type { CommandContext } from '../context.js';
+// `kfetch create <file>`: hash a file in the worker pool and write its .kascade (2015 dialect) atomically.
 
-export function registerCreate(_program: Command, _ctx: CommandContext): void {}
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { link, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import { KfetchError } from '../../errors.js';
+import { createKascade } from '../../hashing/create-kascade.js';
+import { createHashPool } from '../../hashing/pool.js';
+import { serializeKascade } from '../../kascade/serialize.js';
+import { LIMITS } from '../../limits.js';
+import type { CommandContext } from '../context.js';
+import { createProgress, type Progress } from '../progress.js';
+
+interface CreateOptions {
+  tracker: string;
+  blockSize?: string[];
+  output?: string;
+  peer?: string[];
+  json?: boolean;
+  threads?: string;
+  force?: boolean;
+}
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+const CANONICAL_DECIMAL = /^(0|[1-9][0-9]*)$/;
+
+export function registerCreate(program: Command, ctx: CommandContext): void {
+  program
+    .command('create')
+    .description('hash <file> and write a .kascade describing it (SHA-256 of the file, MD5 of every block)')
+    .argument('<file>', 'the data file to describe; its base name becomes the kascade `filename`')
+    .requiredOption(
+      '--tracker <url>',
+      'tracker URL: http(s)://host:port becomes http(s)://host:port/peers/<filehash>.json; a URL with a path is kept as is',
+    )
+    .addOption(
+      new Option(
+        '--block-size <bytes>',
+        `block size in bytes, a plain decimal number between ${LIMITS.minBlockSize} and ${LIMITS.maxBlockSize}; repeat to offer several sizes (default ${LIMITS.defaultBlockSize})`,
+      ).argParser(collect),
+    )
+    .option('-o, --output <path>', 'where to write the kascade (default: ./<file name>.json in the current directory)')
+    .addOption(new Option('--peer <host:port>', 'add a known peer or plain HTTP server to the kascade `peers`; repeatable').argParser(collect))
+    .option('--json', 'print progress events and the result as JSON lines on stdout')
+    .option('--threads <n>', 'hashing worker threads (default: the number of cores)')
+    .option('--force', 'overwrite the output file if it exists')
+    .action(async (file: string, opts: CreateOptions) => {
+      await runCreate(file, opts, ctx);
+    });
+}
+
+async function runCreate(file: string, opts: CreateOptions, ctx: CommandContext): Promise<void> {
+  const blockSizes = (opts.blockSize ?? [String(LIMITS.defaultBlockSize)]).map(parseBlockSize);
+  const json = opts.json === true;
+  const force = opts.force === true;
+  const threads = opts.threads === undefined ? undefined : parseThreads(opts.threads);
+  const output = resolve(opts.output ?? join('.', `${basename(file)}.json`));
+  if (!force && existsSync(output)) {
+    throw new KfetchError('KF_E_OUTPUT_EXISTS', 'the output file exists; use --force to overwrite it', { file: output });
+  }
+
+  const pool = createHashPool(threads === undefined ? {} : { threads });
+  let progress: Progress | undefined;
+  try {
+    const kascade = await createKascade({
+      path: file,
+      tracker: opts.tracker,
+      blockSizes,
+      peers: opts.peer ?? [],
+      pool,
+      signal: ctx.shutdown,
+      onProgress: (done, total) => {
+        progress ??= createProgress({ label: 'hashing', total, unit: 'bytes', json });
+        progress.update(done);
+      },
+    });
+    progress?.stop();
+    await writeAtomically(output, serializeKascade(kascade), force, ctx.shutdown);
+    if (json) {
+      ctx.out.write(
+        `${JSON.stringify({
+          v: 1,
+          event: 'created',
+          output,
+          filehash: kascade.filehash,
+          filename: kascade.filename,
+          filesize: kascade.filesize,
+          blockSizes: kascade.blockSizes,
+          tracker: kascade.tracker,
+        })}\n`,
+      );
+    } else {
+      ctx.out.write(`${output}\nfilehash ${kascade.filehash}\n`);
+    }
+  } finally {
+    progress?.stop();
+    await pool.destroy();
+  }
+}
+
+function parseBlockSize(text: string): number {
+  if (!CANONICAL_DECIMAL.test(text)) {
+    throw new KfetchError('KF_E_INPUT', `"${text}" is not a plain decimal number of bytes`, { field: '--block-size' });
+  }
+  // Range and block-count checks happen in createKascade (they need the file size).
+  return Number(text);
+}
+
+function parseThreads(text: string): number {
+  const n = Number(text);
+  if (!CANONICAL_DECIMAL.test(text) || n < 1 || n > 1024) {
+    throw new KfetchError('KF_E_INPUT', `"${text}" is not a thread count between 1 and 1024`, { field: '--threads' });
+  }
+  return n;
+}
+
+/**
+ * Write `text` to a temp file next to `output`, fsync it, then move it into place: with `force` by rename (replaces
+ * atomically); otherwise by link, which fails if `output` appeared meanwhile. A reader never sees half a file.
+ */
+async function writeAtomically(output: string, text: string, force: boolean, signal: AbortSignal): Promise<void> {
+  signal.throwIfAborted();
+  const temp = join(dirname(output), `.${basename(output)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fh = await open(temp, 'wx', 0o644);
+    try {
+      await fh.writeFile(text, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (force) await rename(temp, output);
+    else await linkOrRename(temp, output);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      throw new KfetchError('KF_E_OUTPUT_EXISTS', 'the output file exists; use --force to overwrite it', { file: output, cause: err });
+    }
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new KfetchError('KF_E_IO', 'cannot write the output: its directory does not exist', { file: output, cause: err });
+    }
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
+      throw new KfetchError('KF_E_DISK_FULL', `cannot write the output: no space left (${code})`, { file: output, cause: err });
+    }
+    throw new KfetchError('KF_E_IO', `cannot write the output: ${(err as Error).message}`, { file: output, cause: err });
+  } finally {
+    // After a link the temp name is a second name of the output; after a rename or a failure it is gone or junk.
+    await unlink(temp).catch(() => undefined);
+  }
+}
+
+/** Move `temp` to `output` without replacing an existing file: link() where the file system has hard links. */
+async function linkOrRename(temp: string, output: string): Promise<void> {
+  try {
+    await link(temp, output);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw err;
+    // No hard links here (FAT, some network file systems): check, then rename; a small race, but no torn file.
+    if (existsSync(output)) throw Object.assign(new Error('output exists'), { code: 'EEXIST' });
+    await rename(temp, output);
+  }
+}

@@ -1,5 +1,235 @@
-// placeholder until the seed command lands
-import type { Command } from 'commander';
-import type { CommandContext } from '../context.js';
+// `kfetch seed <kascade>... --data <dir>`: verify each data file in the hash workers (unless --trust), serve the good
+// blocks with the block server, and announce every swarm to its tracker until SIGINT/SIGTERM.
+// Prints `listening on http://HOST:PORT` on stdout once serving (the first line without --json), for scripts and tests.
 
-export function registerSeed(_program: Command, _ctx: CommandContext): void {}
+import { join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { Logger } from 'pino';
+import { KfetchError } from '../../errors.js';
+import { createHashPool, type HashPool } from '../../hashing/pool.js';
+import { verifyFile } from '../../hashing/verify-file.js';
+import type { Kascade } from '../../kascade/kascade.js';
+import { loadKascade } from '../../kascade/load.js';
+import { LIMITS } from '../../limits.js';
+import { startBlockServer, type BlockServer } from '../../server/block-server.js';
+import { openDataFile, type DataFile } from '../../server/data-file.js';
+import { Library, VerifiedServedFile } from '../../server/library.js';
+import { Announcer } from '../../tracker/announcer.js';
+import { Bitfield } from '../../util/bitfield.js';
+import type { CommandContext } from '../context.js';
+import { createProgress } from '../progress.js';
+
+interface SeedFlags {
+  data: string;
+  port: number;
+  host: string;
+  trust: boolean;
+  json: boolean;
+  threads?: number;
+  announceInterval?: number;
+  maxConcurrent: number;
+  maxPerClient: number;
+}
+
+/** Bad block indices listed in a warning; the count is always given in full. */
+const LIST_BAD_BLOCKS = 20;
+
+function intArg(min: number, max: number): (v: string) => number {
+  return (v: string) => {
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(v) || Number(v) < min || Number(v) > max) {
+      throw new InvalidArgumentError(`must be an integer ${min}..${max}`);
+    }
+    return Number(v);
+  };
+}
+
+function secondsArg(v: string): number {
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(v) || !(Number(v) > 0) || Number(v) > 86_400) {
+    throw new InvalidArgumentError('must be a number of seconds, > 0 and at most 86400');
+  }
+  return Number(v);
+}
+
+export function registerSeed(program: Command, ctx: CommandContext): void {
+  program
+    .command('seed')
+    .description('serve complete (or partly good) data files to other peers and announce them to their trackers')
+    .argument('<kascade...>', 'one or more .kascade/.json files; each is served from <data>/<its filename>')
+    .requiredOption('--data <dir>', 'directory holding the data files, each under the filename its kascade names')
+    .option('--port <n>', 'port to serve blocks on; 0 picks a free one (printed in the `listening on` line)', intArg(0, 65535), 7001)
+    .option('--host <addr>', 'address to listen on (0.0.0.0 or :: for every interface; loopback refuses foreign Host headers)', '127.0.0.1')
+    .option('--trust', 'skip verifying the data files against the block hashes (only for files you know are good)', false)
+    .option('--json', 'print verification progress and a `seeding` summary as JSON lines on stdout', false)
+    .option('--threads <n>', 'hashing worker threads for verification (default: the number of cores)', intArg(1, 1024))
+    .option(
+      '--announce-interval <s>',
+      `seconds between announces when the tracker names no interval; also the shortest tracker interval accepted ` +
+        `(default ${LIMITS.announceIntervalDefaultMs / 1000})`,
+      secondsArg,
+    )
+    .option('--max-concurrent <n>', 'block requests served at once, overall; more get 503 + Retry-After', intArg(1, 100_000), LIMITS.serverMaxConcurrent)
+    .option('--max-per-client <n>', 'block requests served at once per client address', intArg(1, 100_000), LIMITS.serverMaxPerClient)
+    .addHelpText(
+      'after',
+      '\nEach data file is opened once, read-only, never through a symlink, and must have the kascade\'s filesize.\n' +
+        'Without --trust every block is re-hashed first; bad blocks are reported and not served.\n' +
+        'Runs until SIGINT or SIGTERM, then tells the trackers (event=stopped), closes and exits 0.',
+    )
+    .action(async (paths: string[], flags: SeedFlags) => {
+      await runSeed(paths, flags, ctx);
+    });
+}
+
+/** One swarm to serve: its kascade and open data file. */
+interface Opened {
+  kascade: Kascade;
+  data: DataFile;
+}
+
+/** One served swarm, with its verified blocks. */
+interface Seeded extends Opened {
+  file: VerifiedServedFile;
+}
+
+async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): Promise<void> {
+  const log = ctx.log();
+  const signal = ctx.shutdown;
+  const opened: Opened[] = [];
+  const announcers: Announcer[] = [];
+  let server: BlockServer | undefined;
+  try {
+    const kascades = await loadAll(paths, signal);
+    for (const kascade of kascades) {
+      const data = await openDataFile(join(flags.data, kascade.filename), { expectedSize: kascade.filesize });
+      opened.push({ kascade, data });
+    }
+    const seeded = await verifyAll(opened, flags, ctx, log);
+    if (seeded === undefined || signal.aborted) return;
+
+    const library = new Library();
+    for (const s of seeded) library.add(s.file);
+    server = await startBlockServer({
+      library,
+      host: flags.host,
+      port: flags.port,
+      log,
+      limits: { maxConcurrent: flags.maxConcurrent, maxPerClient: flags.maxPerClient },
+    });
+    ctx.out.write(`listening on ${server.url}\n`);
+    if (flags.json) {
+      const files = seeded.map((s) => ({
+        filename: s.kascade.filename,
+        swarmId: s.kascade.swarmId,
+        blockSize: s.file.verifiedBlockSize,
+        blocks: s.file.held(s.file.verifiedBlockSize).length,
+        held: s.file.held(s.file.verifiedBlockSize).count,
+      }));
+      ctx.out.write(`${JSON.stringify({ v: 1, event: 'seeding', url: server.url, files })}\n`);
+    }
+
+    const port = server.port;
+    const intervalMs = flags.announceInterval === undefined ? undefined : Math.round(flags.announceInterval * 1000);
+    for (const s of seeded) {
+      const blockSize = s.file.verifiedBlockSize;
+      const a = new Announcer({
+        url: s.kascade.tracker,
+        state: () => ({ port, progress: s.file.progress, blocks: { blockSize, bitfield: s.file.held(blockSize) } }),
+        log: log.child({ file: s.kascade.filename }),
+        ...(intervalMs === undefined
+          ? {}
+          : { limits: { announceIntervalDefaultMs: intervalMs, announceIntervalMinMs: Math.min(intervalMs, LIMITS.announceIntervalMinMs) } }),
+      });
+      announcers.push(a);
+      a.start();
+    }
+    for (const s of seeded) {
+      log.info({ file: s.kascade.filename, swarm: s.kascade.swarmId, tracker: s.kascade.tracker }, 'seeding');
+    }
+
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    log.info({ signal: String(signal.reason) }, 'seed: shutting down');
+  } finally {
+    // Stop accepting first, tell the trackers we are gone, then let in-flight responses finish and close the fds.
+    const closing = server?.close();
+    await Promise.all(announcers.map((a) => a.stop()));
+    await closing;
+    await Promise.all(opened.map((s) => s.data.close().catch(() => undefined)));
+  }
+}
+
+/** Load every kascade; a bad one ends the command with its error (naming the file). Swarms given twice are refused. */
+async function loadAll(paths: string[], signal: AbortSignal): Promise<Kascade[]> {
+  const out: Kascade[] = [];
+  const seen = new Map<string, string>();
+  for (const path of paths) {
+    const k = await loadKascade(path, { signal });
+    const other = seen.get(k.swarmId);
+    if (other !== undefined) {
+      throw new KfetchError('KF_E_INPUT', `describes the same swarm as ${other}`, { file: path, detail: { swarmId: k.swarmId } });
+    }
+    seen.set(k.swarmId, path);
+    out.push(k);
+  }
+  return out;
+}
+
+/**
+ * Verify each data file at its kascade's largest block size (the size announced) in the hash workers, or trust it.
+ * A file with bad blocks is served without them, with a warning naming them. Undefined if shutdown came first.
+ */
+async function verifyAll(opened: Opened[], flags: SeedFlags, ctx: CommandContext, log: Logger): Promise<Seeded[] | undefined> {
+  let pool: HashPool | undefined;
+  const seeded: Seeded[] = [];
+  try {
+    for (const s of opened) {
+      const k = s.kascade;
+      const blockSize = k.preferredBlockSize;
+      const count = k.geometry(blockSize).count;
+      if (flags.trust) {
+        seeded.push({ ...s, file: new VerifiedServedFile(k, s.data.fd, Bitfield.full(count), blockSize) });
+        continue;
+      }
+      pool ??= createHashPool(flags.threads === undefined ? {} : { threads: flags.threads });
+      const progress = createProgress({ label: `verifying ${k.filename}`, total: k.filesize, unit: 'bytes', json: flags.json });
+      let held: Bitfield;
+      try {
+        held = await verifyFile({
+          kascade: k,
+          blockSize,
+          fd: s.data.fd,
+          pool,
+          signal: ctx.shutdown,
+          onProgress: (done) => progress.update(done),
+        });
+      } catch (err) {
+        if (ctx.shutdown.aborted) return undefined;
+        throw err instanceof KfetchError ? new KfetchError(err.code, err.message, { file: s.data.path, cause: err }) : err;
+      } finally {
+        progress.stop();
+      }
+      seeded.push({ ...s, file: new VerifiedServedFile(k, s.data.fd, held, blockSize) });
+      const bad: number[] = [];
+      for (let i = 0; i < count; i++) if (!held.has(i)) bad.push(i);
+      if (bad.length > 0) {
+        log.warn(
+          {
+            file: s.data.path,
+            badBlocks: bad.length,
+            blocks: count,
+            blockSize,
+            first: bad.slice(0, LIST_BAD_BLOCKS).join(','),
+          },
+          `${bad.length} of ${count} blocks do not match the kascade; serving only the ${count - bad.length} good ones`,
+        );
+      } else {
+        log.info({ file: s.data.path, blocks: count, blockSize }, 'verified: every block matches');
+      }
+    }
+    return seeded;
+  } finally {
+    await pool?.destroy();
+  }
+}

@@ -1,0 +1,226 @@
+// The process-wide download engine: the home lock, the state database, one worker pool, one HTTP client, one
+// global request queue, one block server; it prepares sessions (new or resumed) and runs them together.
+// Used by `kfetch get` and `kfetch resume`.
+
+import { futimesSync, lstatSync, rmSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import { KfetchError, isKfetchError } from '../errors.js';
+import { createHashPool, type HashPool } from '../hashing/pool.js';
+import { verifyFile } from '../hashing/verify-file.js';
+import type { Kascade } from '../kascade/kascade.js';
+import { parseKascade } from '../kascade/parse.js';
+import { BlockClient } from '../peer/block-client.js';
+import { startBlockServer, type BlockServer } from '../server/block-server.js';
+import { Library } from '../server/library.js';
+import { checkFreeSpace, createDataFile, openDataFile, type DataFile } from '../store/data-file.js';
+import { lockHome, type HomeLock } from '../store/home-lock.js';
+import { StateDb, type DownloadRow } from '../store/state-db.js';
+import { Bitfield } from '../util/bitfield.js';
+import { DownloadSession, type SessionInit, type SessionResult } from './download-session.js';
+import type { EngineLimits } from './engine-limits.js';
+import type { EventSink } from './events.js';
+
+export interface EngineOptions {
+  home: string;
+  log: Logger;
+  emit: EventSink;
+  limits: EngineLimits;
+  threads?: number;
+  /** Serve verified blocks while downloading on this host/port (port 0: any free port). */
+  serve?: { host: string; port: number };
+}
+
+export interface Prepared {
+  init: SessionInit;
+  /** Already complete: nothing to fetch. */
+  complete: boolean;
+}
+
+export class Engine {
+  readonly db: StateDb;
+  readonly pool: HashPool;
+  readonly library = new Library();
+  server: BlockServer | undefined;
+  private readonly lock: HomeLock;
+  private readonly client: BlockClient;
+  private readonly queue: PQueue;
+  private readonly o: EngineOptions;
+  private readonly openFiles: DataFile[] = [];
+
+  private constructor(o: EngineOptions, lock: HomeLock, db: StateDb) {
+    this.o = o;
+    this.lock = lock;
+    this.db = db;
+    this.pool = createHashPool(o.threads === undefined ? {} : { threads: o.threads });
+    this.client = new BlockClient({ connectionsPerPeer: o.limits.peer.maxSlots, connectTimeoutMs: 5_000 });
+    this.queue = new PQueue({ concurrency: o.limits.maxInFlight });
+  }
+
+  /** Lock the home, open the state, start the pool and (if asked) the block server. */
+  static async open(o: EngineOptions): Promise<Engine> {
+    const lock = lockHome(o.home);
+    let db: StateDb;
+    try {
+      db = StateDb.open(o.home);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    const engine = new Engine(o, lock, db);
+    try {
+      if (o.serve !== undefined) {
+        engine.server = await startBlockServer({ library: engine.library, host: o.serve.host, port: o.serve.port, log: o.log });
+      }
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    return engine;
+  }
+
+  /**
+   * A new download of `kascade` into `outDir/<filename>` (or `outPath`). A download of the same swarm already in
+   * the state is resumed instead (the `.kascade` must be the same).
+   */
+  async prepareNew(kascade: Kascade, kascadeText: string, where: { outDir: string; outPath?: string; overwrite?: boolean }, peers: string[]): Promise<Prepared> {
+    const existing = this.db.getBySwarmId(kascade.swarmId);
+    if (existing !== undefined) return this.prepareResume(existing, peers);
+    const dataPath = outputPath(kascade, where.outDir, where.outPath);
+    checkFreeSpace(dataPath, kascade.filesize);
+    const blockSize = kascade.preferredBlockSize;
+    const dataFile = createDataFile(dataPath, kascade.filesize, where.overwrite === true ? { overwrite: true } : {});
+    this.openFiles.push(dataFile);
+    let row: DownloadRow;
+    try {
+      row = this.db.addDownload({
+        swarmId: kascade.swarmId,
+        filehash: kascade.filehash,
+        filename: kascade.filename,
+        filesize: kascade.filesize,
+        blockSize,
+        blockCount: kascade.geometry(blockSize).count,
+        kascade: kascadeText,
+        dataPath,
+      });
+    } catch (err) {
+      // Nothing left behind: the file we just created goes again.
+      dataFile.close();
+      this.openFiles.pop();
+      rmSync(dataPath, { force: true });
+      throw err;
+    }
+    const mtimeSec = Math.floor(row.createdAt / 1000);
+    futimesSync(dataFile.fd, Date.now() / 1000, mtimeSec);
+    return {
+      complete: false,
+      init: { row, kascade, dataFile, durable: new Bitfield(row.blockCount), peers: this.peerList(row, kascade, peers), mtimeSec },
+    };
+  }
+
+  /**
+   * Continue a download from the state. Checkpointed blocks are trusted without re-hashing unless the data file's
+   * size or mtime differ from what the last checkpoint recorded; then every block is re-verified in the workers
+   * and only the ones that match are kept.
+   */
+  async prepareResume(row: DownloadRow, peers: string[], signal?: AbortSignal): Promise<Prepared> {
+    const kascade = parseKascade(row.kascade, `state of download ${row.id}`);
+    const mtimeSec = Math.floor(row.createdAt / 1000);
+    let changed = false;
+    try {
+      const st = lstatSync(row.dataPath);
+      changed = st.size !== row.filesize || st.mtimeMs !== mtimeSec * 1000;
+    } catch {
+      // openDataFile reports a missing file with its own error
+    }
+    const dataFile = openDataFile(row.dataPath, row.filesize);
+    this.openFiles.push(dataFile);
+    let durable = row.complete;
+    if (changed && (durable.count > 0 || row.status === 'complete')) {
+      this.o.log.warn({ file: row.dataPath }, 'the data file changed since the last checkpoint: re-verifying it');
+      this.o.emit({ event: 'verify', id: row.id, phase: 'blocks', done: 0, total: row.filesize });
+      durable = await verifyFile({
+        kascade,
+        blockSize: row.blockSize,
+        fd: dataFile.fd,
+        pool: this.pool,
+        ...(signal ? { signal } : {}),
+        onProgress: (done, total) => this.o.emit({ event: 'verify', id: row.id, phase: 'blocks', done, total }),
+      });
+      await dataFile.sync();
+      this.db.checkpoint(row.id, { complete: durable, blocks: [], dataSize: row.filesize, dataMtimeMs: mtimeSec * 1000, bytesFetched: row.bytesFetched });
+      if (row.status === 'complete' && !durable.complete) this.db.setStatus(row.id, 'downloading');
+    }
+    futimesSync(dataFile.fd, Date.now() / 1000, mtimeSec);
+    const fresh = this.db.getDownload(row.id)!;
+    return {
+      complete: fresh.status === 'complete' && durable.complete,
+      init: { row: fresh, kascade, dataFile, durable, peers: this.peerList(fresh, kascade, peers), mtimeSec },
+    };
+  }
+
+  /** Peers from the command line, the kascade's `peers`, and those remembered from earlier runs (not banned). */
+  private peerList(row: DownloadRow, k: Kascade, cli: string[]): { addr: string; source: string }[] {
+    const out = new Map<string, string>();
+    for (const p of cli) out.set(p, 'cli');
+    for (const p of k.peers) if (!out.has(p)) out.set(p, 'kascade');
+    for (const p of this.db.peers(row.id)) {
+      if (p.bannedAt !== undefined) out.delete(p.addr);
+      else if (!out.has(p.addr)) out.set(p.addr, p.source);
+    }
+    return [...out].map(([addr, source]) => ({ addr, source }));
+  }
+
+  /** Run every prepared session at once under the one global request limit. */
+  async run(prepared: Prepared[], signal: AbortSignal): Promise<{ row: DownloadRow; result: SessionResult | KfetchError }[]> {
+    const port = this.server?.port;
+    const runs = prepared.map(async (p) => {
+      if (p.complete) {
+        return { row: p.init.row, result: { outcome: 'complete', seconds: 0 } as SessionResult };
+      }
+      const session = new DownloadSession(
+        {
+          db: this.db,
+          workers: this.pool,
+          client: this.client,
+          queue: this.queue,
+          log: this.o.log,
+          emit: this.o.emit,
+          limits: this.o.limits,
+          library: this.library,
+          ...(port === undefined ? {} : { ourPort: port }),
+        },
+        p.init,
+      );
+      try {
+        return { row: p.init.row, result: await session.run(signal) };
+      } catch (err) {
+        const e = isKfetchError(err) ? err : new KfetchError('KF_E_INTERNAL', String(err), { cause: err });
+        this.o.emit({ event: 'error', id: p.init.row.id, code: e.code, message: e.message, ...(e.file ? { file: e.file } : {}) });
+        return { row: p.init.row, result: e };
+      }
+    });
+    return Promise.all(runs);
+  }
+
+  async close(): Promise<void> {
+    await this.server?.close().catch(() => undefined);
+    await this.client.close().catch(() => undefined);
+    await this.pool.destroy().catch(() => undefined);
+    for (const f of this.openFiles) f.close();
+    this.db.close();
+    this.lock.release();
+  }
+}
+
+/** `<outDir>/<filename>` (or the user's path), checked to stay inside the output directory. */
+export function outputPath(k: Kascade, outDir: string, outPath?: string): string {
+  if (outPath !== undefined) return resolve(outPath);
+  const dir = resolve(outDir);
+  const p = resolve(dir, k.filename);
+  if (!p.startsWith(dir + sep)) {
+    throw new KfetchError('KF_E_KASCADE_NAME', `filename would leave the output directory ${dir}`, { field: 'filename' });
+  }
+  return p;
+}

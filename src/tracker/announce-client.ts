@@ -1,0 +1,209 @@
+// One announce to a Kascade tracker (SPEC §2) over undici: urlencoded POST, no redirects, no compression,
+// a capped reply, idle and total deadlines. Maps every failure to a KfetchError code. Used by announcer.ts.
+
+import { request, type Dispatcher } from 'undici';
+import { KfetchError, isKfetchError } from '../errors.js';
+import { LIMITS } from '../limits.js';
+import { isLoopbackHost } from '../peer/address-policy.js';
+import type { PeerInfo } from '../peer/peer-info.js';
+import type { Bitfield } from '../util/bitfield.js';
+import { VERSION } from '../version.js';
+import { retryAfterMs } from './backoff.js';
+import type { AnnounceEvent } from './parse-announce.js';
+import { parseTrackerReply } from './parse-reply.js';
+
+/** Bounds of one announce; each defaults to the LIMITS constant of the same name. */
+export interface AnnounceLimits {
+  trackerReplyMaxBytes: number;
+  trackerIdleTimeoutMs: number;
+  trackerTotalTimeoutMs: number;
+  announceIntervalMinMs: number;
+  announceIntervalMaxMs: number;
+  announceIntervalDefaultMs: number;
+  peersPerReply: number;
+  trackerDefaultBackoffMs: number;
+}
+
+export interface AnnounceRequest {
+  /** The tracker URL from the .kascade (`http://HOST:PORT/peers/<filehash>.json`). */
+  url: string;
+  /** The port our block server listens on. */
+  port: number;
+  /** Fraction held, 0..1. */
+  progress: number;
+  /** Address to be listed under, if not the one the tracker sees. */
+  ip?: string;
+  /** Extension: our bitfield at one block size. */
+  blocks?: { blockSize: number; bitfield: Bitfield };
+  event?: AnnounceEvent;
+  /** 64 hex. */
+  peerId?: string;
+  signal?: AbortSignal;
+  /** Idle (no byte) and total deadlines; default LIMITS.trackerIdleTimeoutMs / trackerTotalTimeoutMs. */
+  timeouts?: { idleMs?: number; totalMs?: number };
+  limits?: Partial<AnnounceLimits>;
+  /** undici dispatcher (default: the global one). */
+  dispatcher?: Dispatcher;
+}
+
+export interface AnnounceResult {
+  peers: PeerInfo[];
+  /** When to announce next (the tracker's interval, clamped, or the default). */
+  intervalMs: number;
+  /** Reply entries refused by validation. */
+  dropped: number;
+  /** The tracker's `warning`, if it sent one. */
+  warning?: string;
+}
+
+/** Bytes of a non-200 reply read to find its JSON error text. */
+const ERROR_BODY_MAX = 16 * 1024;
+
+/**
+ * Announce once and return the validated peers.
+ * @throws KfetchError KF_E_TRACKER_BACKOFF (403; detail.retryAfterMs), KF_E_TRACKER_REFUSED (other non-200,
+ * redirects, `failure reason`), KF_E_TRACKER_UNREACHABLE (connection errors, timeouts), KF_E_TRACKER_RESPONSE
+ * (body too large, encoded, or not a peer list); the caller's abort reason if `signal` aborts.
+ */
+export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
+  const limits: AnnounceLimits = { ...LIMITS, ...req.limits };
+  const idleMs = req.timeouts?.idleMs ?? limits.trackerIdleTimeoutMs;
+  const totalMs = req.timeouts?.totalMs ?? limits.trackerTotalTimeoutMs;
+  let url: URL;
+  try {
+    url = new URL(req.url);
+  } catch (err) {
+    throw new KfetchError('KF_E_INPUT', `tracker URL is not a URL: ${req.url}`, { field: 'tracker', cause: err });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new KfetchError('KF_E_INPUT', `tracker URL must be http(s): ${req.url}`, { field: 'tracker' });
+  }
+  const where = url.origin;
+
+  const deadline = AbortSignal.timeout(totalMs);
+  const signal = req.signal === undefined ? deadline : AbortSignal.any([req.signal, deadline]);
+  try {
+    const { statusCode, headers, body } = await request(url, {
+      method: 'POST',
+      body: formBody(req),
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+        'user-agent': `kfetch/${VERSION}`,
+      },
+      signal,
+      headersTimeout: idleMs,
+      bodyTimeout: idleMs,
+      ...(req.dispatcher === undefined ? {} : { dispatcher: req.dispatcher }),
+    });
+    // undici 7's request() follows no redirects (that needs the redirect interceptor); a 3xx is a failure below.
+    if (statusCode !== 200) {
+      const text = await readCapped(body, ERROR_BODY_MAX, false);
+      const reason = errorText(text);
+      if (statusCode === 403) {
+        const retryAfter = retryAfterMs(header(headers['retry-after']), Date.now(), {
+          defaultMs: limits.trackerDefaultBackoffMs,
+          minMs: 1000,
+          maxMs: limits.announceIntervalMaxMs,
+        });
+        throw new KfetchError('KF_E_TRACKER_BACKOFF', `tracker ${where} asks to wait ${Math.round(retryAfter / 1000)} s${reason}`, {
+          detail: { status: 403, retryAfterMs: retryAfter },
+        });
+      }
+      throw new KfetchError('KF_E_TRACKER_REFUSED', `tracker ${where} answered ${statusCode}${reason}`, {
+        detail: { status: statusCode },
+      });
+    }
+    const encoding = header(headers['content-encoding']);
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      discard(body);
+      throw new KfetchError('KF_E_TRACKER_RESPONSE', `tracker ${where} sent an encoded reply (${encoding})`);
+    }
+    const declared = Number(header(headers['content-length']) ?? NaN);
+    if (declared > limits.trackerReplyMaxBytes) {
+      discard(body);
+      throw new KfetchError('KF_E_TRACKER_RESPONSE', `tracker ${where} reply of ${declared} bytes is over the ${limits.trackerReplyMaxBytes}-byte cap`);
+    }
+    const bytes = await readCapped(body, limits.trackerReplyMaxBytes, true);
+    const parsed = parseTrackerReply(bytes, {
+      allowLoopback: isLoopbackHost(url.hostname),
+      peersPerReply: limits.peersPerReply,
+      intervalMinMs: limits.announceIntervalMinMs,
+      intervalMaxMs: limits.announceIntervalMaxMs,
+      intervalDefaultMs: limits.announceIntervalDefaultMs,
+    });
+    return parsed;
+  } catch (err) {
+    if (req.signal?.aborted === true) throw req.signal.reason;
+    if (isKfetchError(err)) throw err;
+    if (deadline.aborted) {
+      throw new KfetchError('KF_E_TRACKER_UNREACHABLE', `tracker ${where} did not finish within ${totalMs} ms`, { cause: err });
+    }
+    const code = (err as { code?: unknown } | undefined)?.code;
+    const what = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
+    throw new KfetchError('KF_E_TRACKER_UNREACHABLE', `tracker ${where} unreachable (${what})`, { cause: err });
+  }
+}
+
+/** The urlencoded form SPEC §2 names, plus kfetch's extension fields. */
+export function formBody(req: Pick<AnnounceRequest, 'port' | 'progress' | 'ip' | 'blocks' | 'event' | 'peerId'>): string {
+  const form = new URLSearchParams();
+  form.set('port', String(req.port));
+  form.set('progress', progressText(req.progress));
+  if (req.ip !== undefined) form.set('ip', req.ip);
+  if (req.blocks !== undefined) {
+    form.set('blocks', req.blocks.bitfield.toHex());
+    form.set('blocksize', String(req.blocks.blockSize));
+  }
+  if (req.event !== undefined) form.set('event', req.event);
+  if (req.peerId !== undefined) form.set('id', req.peerId);
+  return form.toString();
+}
+
+/** Canonical decimal 0..1 with at most 6 places (never exponent notation, which trackers may refuse). */
+export function progressText(progress: number): string {
+  const p = Number.isFinite(progress) ? Math.min(Math.max(progress, 0), 1) : 0;
+  return p.toFixed(6).replace(/\.?0+$/, '') || '0';
+}
+
+/** Drop a body we will not read; undici's body emits an abort error on destroy, which nobody needs. */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
+function header(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Read a body up to `max` bytes; past it, destroy the stream and (if `strict`) fail, else keep what fit. */
+async function readCapped(body: Dispatcher.ResponseData['body'], max: number, strict: boolean): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (total + chunk.length > max) {
+      discard(body);
+      if (strict) throw new KfetchError('KF_E_TRACKER_RESPONSE', `tracker reply is over the ${max}-byte cap`);
+      chunks.push(chunk.subarray(0, max - total));
+      total = max;
+      break;
+    }
+    chunks.push(chunk);
+    total += chunk.length;
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** `: <error text>` from a JSON `{"error": ...}` body, else ''. */
+function errorText(body: Buffer): string {
+  try {
+    const o = JSON.parse(body.toString('utf8')) as unknown;
+    if (typeof o === 'object' && o !== null) {
+      const e = (o as Record<string, unknown>).error ?? (o as Record<string, unknown>)['failure reason'];
+      if (typeof e === 'string') return `: ${e.slice(0, 200)}`;
+    }
+  } catch {
+    // not JSON: no reason to quote
+  }
+  return '';
+}

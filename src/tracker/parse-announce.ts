@@ -1,0 +1,118 @@
+// Pure parser of a tracker announce request's form fields (SPEC §2): field list in, a typed Announce or a
+// KfetchError naming the bad field out. Used by tracker-server.ts; table-tested and fuzzed without sockets.
+
+import { KfetchError } from '../errors.js';
+import { LIMITS } from '../limits.js';
+import { canonicalIp, judgeAddress } from '../peer/address-policy.js';
+import { isHex, isHexOfLength } from '../util/hex.js';
+
+/** Events a client may name; only `stopped` changes what the tracker does (it removes the caller). */
+export type AnnounceEvent = 'started' | 'stopped' | 'completed';
+
+/** A validated announce. */
+export interface Announce {
+  port: number;
+  /** Fraction held, 0..1. */
+  progress: number;
+  /** The address the caller asks to be listed under (canonical IP literal); else the request's source. */
+  ip?: string;
+  /** Extension: the caller's bitfield (lowercase hex) at block size `blockSize`. */
+  blocks?: { hex: string; blockSize: number };
+  event?: AnnounceEvent;
+  /** 64 lowercase hex. */
+  peerId?: string;
+}
+
+export interface ParseAnnounceLimits {
+  minBlockSize: number;
+  maxBlockSize: number;
+  /** Longest `blocks` hex accepted (the body cap bounds it anyway). */
+  maxBlocksHexChars: number;
+}
+
+const DEFAULT_LIMITS: ParseAnnounceLimits = {
+  minBlockSize: LIMITS.minBlockSize,
+  maxBlockSize: LIMITS.maxBlockSize,
+  maxBlocksHexChars: LIMITS.trackerRequestMaxBytes,
+};
+
+const PORT_RE = /^[1-9][0-9]{0,4}$/;
+// Canonical decimal: no sign, no exponent, no leading zeros, no bare dot.
+const PROGRESS_RE = /^(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$/;
+const SIZE_RE = /^[1-9][0-9]{0,15}$/;
+const EVENTS: ReadonlySet<string> = new Set(['started', 'stopped', 'completed']);
+
+function bad(field: string, message: string): KfetchError {
+  return new KfetchError('KF_E_INPUT', `announce: ${message}`, { field, detail: { status: 400 } });
+}
+
+/**
+ * Validate announce form fields. Unknown fields are ignored (original clients may send more); a known field
+ * given twice is refused, as is any value that is not in canonical form.
+ * @throws KfetchError KF_E_INPUT with `field` set and `detail.status` 400.
+ */
+export function parseAnnounce(
+  fields: Iterable<readonly [string, string]>,
+  limits: ParseAnnounceLimits = DEFAULT_LIMITS,
+): Announce {
+  const known = new Map<string, string>();
+  for (const [name, value] of fields) {
+    if (!['port', 'progress', 'ip', 'blocks', 'blocksize', 'event', 'id'].includes(name)) continue;
+    if (known.has(name)) throw bad(name, `field ${name} given more than once`);
+    known.set(name, value);
+  }
+
+  const portText = known.get('port');
+  if (portText === undefined) throw bad('port', 'port is required');
+  const port = PORT_RE.test(portText) ? Number(portText) : NaN;
+  if (!(port >= 1 && port <= 65535)) throw bad('port', 'port must be a decimal integer 1..65535');
+
+  const progressText = known.get('progress');
+  if (progressText === undefined) throw bad('progress', 'progress is required');
+  if (progressText.length > 64 || !PROGRESS_RE.test(progressText)) {
+    throw bad('progress', 'progress must be a decimal number 0..1');
+  }
+  const progress = Number(progressText);
+  if (!(progress >= 0 && progress <= 1)) throw bad('progress', 'progress must be between 0 and 1');
+
+  const out: Announce = { port, progress };
+
+  const ipText = known.get('ip');
+  if (ipText !== undefined && ipText !== '') {
+    const ip = canonicalIp(ipText);
+    if (ip === undefined) throw bad('ip', 'ip must be an IPv4 or IPv6 literal');
+    const verdict = judgeAddress(ip, { allowLoopback: true });
+    if (verdict !== 'ok') throw bad('ip', `ip is not a usable peer address (${verdict})`);
+    out.ip = ip;
+  }
+
+  const blocksText = known.get('blocks');
+  const blockSizeText = known.get('blocksize');
+  if (blocksText !== undefined || blockSizeText !== undefined) {
+    if (blocksText === undefined) throw bad('blocks', 'blocksize given without blocks');
+    if (blockSizeText === undefined) throw bad('blocksize', 'blocks given without blocksize');
+    if (blocksText.length % 2 !== 0 || !isHex(blocksText)) throw bad('blocks', 'blocks must be hex with an even number of digits');
+    if (blocksText.length > limits.maxBlocksHexChars) throw bad('blocks', 'blocks is too long');
+    const blockSize = SIZE_RE.test(blockSizeText) ? Number(blockSizeText) : NaN;
+    if (!(blockSize >= limits.minBlockSize && blockSize <= limits.maxBlockSize)) {
+      throw bad('blocksize', `blocksize must be a decimal integer ${limits.minBlockSize}..${limits.maxBlockSize}`);
+    }
+    out.blocks = { hex: blocksText.toLowerCase(), blockSize };
+  }
+
+  const event = known.get('event');
+  if (event !== undefined && event !== '') {
+    if (!EVENTS.has(event)) throw bad('event', 'event must be started, stopped or completed');
+    out.event = event as AnnounceEvent;
+  }
+
+  const id = known.get('id');
+  if (id !== undefined) {
+    if (!isHexOfLength(id, 64)) throw bad('id', 'id must be 64 hex digits');
+    out.peerId = id.toLowerCase();
+  }
+  return out;
+}
+
+/** Swarm ids in tracker paths: a 2015 filehash (64 hex) or a 2014 trackhash (32..128 hex). */
+export const SWARM_PATH_RE = /^\/peers\/([0-9a-fA-F]{32,128})\.json$/;

@@ -1,0 +1,130 @@
+// The Announcer's schedule against real trackers: first announce, peers delivered, retries on the (shortened)
+// schedule, 403 Retry-After honoured, recovery, and a bounded event=stopped on stop().
+import { afterEach, describe, expect, it } from 'vitest';
+import type { KfetchError } from '../../src/errors.js';
+import type { AnnounceResult } from '../../src/tracker/announce-client.js';
+import { Announcer } from '../../src/tracker/announcer.js';
+import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
+import { startAdversarialTracker, type AdversarialTracker } from '../helpers/adversarial-tracker.js';
+
+let adv: AdversarialTracker | undefined;
+let real: RunningTracker | undefined;
+const announcers: Announcer[] = [];
+afterEach(async () => {
+  await Promise.all(announcers.map((a) => a.stop()));
+  announcers.length = 0;
+  await adv?.close();
+  await real?.close();
+  adv = undefined;
+  real = undefined;
+});
+
+function make(opts: ConstructorParameters<typeof Announcer>[0]): Announcer {
+  const a = new Announcer(opts);
+  announcers.push(a);
+  return a;
+}
+
+/** Poll `cond` every 10 ms for at most `ms`. */
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const fast = { announceIntervalMinMs: 10, announceRetrySchedule: [0.05, 0.1, 0.2] };
+
+describe('Announcer', () => {
+  it('announces at start, delivers peers, and removes itself on stop', async () => {
+    real = await startTracker({ minIntervalMs: 0 });
+    const url = `${real.url}/peers/${'12'.repeat(32)}.json`;
+    const a = make({ url, state: () => ({ port: 4001, progress: 1 }) });
+    const gotB: AnnounceResult[] = [];
+    const b = make({ url, state: () => ({ port: 4002, progress: 0 }), onPeers: (r) => gotB.push(r) });
+    a.start();
+    await until(() => real!.stats().peers === 1);
+    b.start();
+    await until(() => gotB.length === 1);
+    expect(gotB[0]!.peers.map((p) => p.port)).toEqual([4001]);
+    expect(b.nextAnnounceInMs).toBeGreaterThan(50_000);
+    await a.stop();
+    expect(real.stats().peers).toBe(1);
+    await b.announceNow();
+    expect(gotB[1]!.peers).toEqual([]);
+  });
+
+  it('retries on the schedule, then returns to the reply interval after a success', async () => {
+    adv = await startAdversarialTracker((n) => (n <= 3 ? { kind: 'status', status: 503 } : { kind: 'peers', count: 2, interval: 0.2 }));
+    const errors: KfetchError[] = [];
+    const oks: AnnounceResult[] = [];
+    const a = make({
+      url: adv.url,
+      state: () => ({ port: 4001, progress: 0.5 }),
+      limits: fast,
+      random: () => 0.5,
+      onError: (e) => errors.push(e),
+      onPeers: (r) => oks.push(r),
+    });
+    const t0 = performance.now();
+    a.start();
+    await until(() => oks.length === 1);
+    // Three failures, waits 50 + 100 + 200 ms before the fourth (successful) announce.
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(340);
+    expect(errors.map((e) => e.code)).toEqual(['KF_E_TRACKER_REFUSED', 'KF_E_TRACKER_REFUSED', 'KF_E_TRACKER_REFUSED']);
+    expect(a.failureCount).toBe(0);
+    expect(oks[0]!.intervalMs).toBe(200);
+    await until(() => adv!.requests.length >= 5);
+  });
+
+  it('waits at least Retry-After after a 403', async () => {
+    adv = await startAdversarialTracker({ kind: 'status', status: 403, retryAfter: '2' });
+    const errors: KfetchError[] = [];
+    const a = make({ url: adv.url, state: () => ({ port: 4001, progress: 0 }), limits: fast, onError: (e) => errors.push(e) });
+    a.start();
+    await until(() => errors.length === 1);
+    expect(errors[0]!.code).toBe('KF_E_TRACKER_BACKOFF');
+    expect(a.nextAnnounceInMs).toBeGreaterThan(1800);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(adv.requests).toHaveLength(1);
+  });
+
+  it('stop() is bounded when the tracker hangs, and never throws', async () => {
+    adv = await startAdversarialTracker((n) => (n === 1 ? { kind: 'body', body: '[]' } : { kind: 'hang' }));
+    const a = make({ url: adv.url, state: () => ({ port: 4001, progress: 0 }), limits: { stopTimeoutMs: 300 } });
+    a.start();
+    await until(() => adv!.requests.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = performance.now();
+    await expect(a.stop()).resolves.toBeUndefined();
+    expect(performance.now() - t0).toBeLessThan(2500);
+    expect(adv.requests[1]?.fields.event).toBe('stopped');
+  });
+
+  it('stop() sends nothing when no announce ever succeeded, and cancels an announce in flight', async () => {
+    adv = await startAdversarialTracker({ kind: 'hang' });
+    const a = make({ url: adv.url, state: () => ({ port: 4001, progress: 0 }) });
+    a.start();
+    await until(() => adv!.requests.length === 1);
+    const t0 = performance.now();
+    await a.stop();
+    expect(performance.now() - t0).toBeLessThan(500);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(adv.requests).toHaveLength(1);
+  });
+
+  it('survives a throwing onPeers callback', async () => {
+    adv = await startAdversarialTracker({ kind: 'peers', count: 1, interval: 0.05 });
+    const a = make({
+      url: adv.url,
+      state: () => ({ port: 4001, progress: 0 }),
+      limits: fast,
+      onPeers: () => {
+        throw new Error('boom');
+      },
+    });
+    a.start();
+    await until(() => adv!.requests.length >= 3);
+  });
+});

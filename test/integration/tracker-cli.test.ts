@@ -1,0 +1,85 @@
+// `kfetch tracker` as a real child process: the listening line, announces to it, flat memory under a 10 MB
+// body, a busy port, and a clean exit 0 on SIGTERM.
+import { readFileSync } from 'node:fs';
+import { request as httpRequest, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { announce } from '../../src/tracker/announce-client.js';
+import { killAllChildren, runCli, startCli } from '../helpers/cli.js';
+
+afterEach(() => killAllChildren());
+
+/** A /proc/<pid>/status field in KiB (Linux). */
+function procKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? NaN);
+}
+
+/** Stream `total` bytes without Content-Length; resolve with the status (or 0 if the connection was cut). */
+function streamBody(url: string, total: number): Promise<number> {
+  return new Promise((resolve) => {
+    const u = new URL(url);
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let sent = 0;
+    const req = httpRequest(
+      { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', () => resolve(0));
+    req.setTimeout(10_000, () => req.destroy());
+    const pump = (): void => {
+      while (sent < total && !req.destroyed) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+      if (!req.destroyed) req.end();
+    };
+    pump();
+  });
+}
+
+describe('kfetch tracker', () => {
+  it('prints its URL, serves announces, keeps memory flat under a 10 MB body, exits 0 on SIGTERM', async () => {
+    const run = startCli(['tracker', '--port', '0', '--min-interval', '0.1']);
+    const m = await run.waitForLine(/^listening on (http:\/\/\S+)$/);
+    expect(run.stdout().split('\n')[0]).toBe(m[0]);
+    const url = `${m[1]!}/peers/${'ab'.repeat(32)}.json`;
+
+    await announce({ url, port: 6001, progress: 1 });
+    const r = await announce({ url, port: 6002, progress: 0 });
+    expect(r.peers.map((p) => `${p.ip}:${p.port}`)).toEqual(['127.0.0.1:6001']);
+
+    const pid = run.child.pid!;
+    const rssBefore = procKiB(pid, 'VmRSS');
+    expect(await streamBody(url, 10 * 1024 * 1024)).toBe(413);
+    const peak = procKiB(pid, 'VmHWM');
+    // The body cap is 2 MiB; buffering 10 MB (or more) would show here.
+    expect(peak - rssBefore).toBeLessThan(8 * 1024);
+
+    run.child.kill('SIGTERM');
+    expect(await run.exited(10_000)).toBe(0);
+  });
+
+  it('fails with KF_E_LISTEN (exit 4) when the port is taken', async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    try {
+      const port = (s.address() as AddressInfo).port;
+      const { code, stderr } = await runCli(['tracker', '--port', String(port)], { timeoutMs: 15_000 });
+      expect(code).toBe(4);
+      expect(stderr).toMatch(/KF_E_LISTEN/);
+    } finally {
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+
+  it('refuses a bad --port with a usage error and explains every flag in --help', async () => {
+    expect((await runCli(['tracker', '--port', '70000'], { timeoutMs: 15_000 })).code).toBe(2);
+    const help = await runCli(['tracker', '--help'], { timeoutMs: 15_000 });
+    expect(help.code).toBe(0);
+    for (const flag of ['--host', '--port', '--interval', '--min-interval', '--expiry']) expect(help.stdout).toContain(flag);
+  });
+});

@@ -1,0 +1,236 @@
+// The tracker we ship, over real HTTP on 127.0.0.1: both body encodings, PUT, caller exclusion, random
+// subsets, expiry, stopped, 403 + Retry-After, body cap with flat memory, 404/405, JSON errors.
+import { request as httpRequest } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
+import { VERSION } from '../../src/version.js';
+
+const H = 'ab'.repeat(32);
+let tracker: RunningTracker | undefined;
+
+afterEach(async () => {
+  await tracker?.close();
+  tracker = undefined;
+});
+
+async function start(opts: Parameters<typeof startTracker>[0] = {}): Promise<RunningTracker> {
+  tracker = await startTracker({ minIntervalMs: 0, ...opts });
+  return tracker;
+}
+
+function post(url: string, fields: Record<string, string>, method = 'POST'): Promise<Response> {
+  return fetch(url, { method, body: new URLSearchParams(fields), signal: AbortSignal.timeout(10_000) });
+}
+
+interface Peer {
+  ip: string;
+  port: number;
+  progress: number;
+  updated: string;
+  feeder: boolean;
+  blocks?: string;
+  blocksize?: number;
+}
+
+describe('tracker server: announces', () => {
+  it('registers with urlencoded POST and lists the peer to others, never the caller', async () => {
+    const t = await start();
+    const url = `${t.url}/peers/${H}.json`;
+    const r1 = await post(url, { port: '8001', progress: '0.5', blocks: 'e040', blocksize: '4096' });
+    expect(r1.status).toBe(200);
+    expect(r1.headers.get('content-type')).toBe('application/json');
+    expect(r1.headers.get('server')).toBe(`kfetch/${VERSION}`);
+    expect(await r1.json()).toEqual([]);
+
+    const r2 = await post(url, { port: '8002', progress: '1.0' });
+    const peers = (await r2.json()) as Peer[];
+    expect(peers).toHaveLength(1);
+    const p = peers[0]!;
+    expect(p).toMatchObject({ ip: '127.0.0.1', port: 8001, progress: 0.5, feeder: false, blocks: 'e040', blocksize: 4096 });
+    expect(new Date(p.updated).toISOString()).toBe(p.updated);
+    expect(p.updated.endsWith('Z')).toBe(true);
+
+    const r3 = await post(url, { port: '8001', progress: '0.6' });
+    expect(((await r3.json()) as Peer[]).map((x) => x.port)).toEqual([8002]);
+  });
+
+  it('accepts multipart/form-data and PUT, and an uppercase swarm id', async () => {
+    const t = await start();
+    const form = new FormData();
+    form.set('port', '9001');
+    form.set('progress', '0');
+    form.set('ip', '10.1.2.3');
+    const r1 = await fetch(`${t.url}/peers/${H.toUpperCase()}.json`, { method: 'POST', body: form });
+    expect(r1.status).toBe(200);
+    const r2 = await post(`${t.url}/peers/${H}.json`, { port: '9002', progress: '0' }, 'PUT');
+    expect(r2.status).toBe(200);
+    expect(await r2.json()).toMatchObject([{ ip: '10.1.2.3', port: 9001 }]);
+  });
+
+  it('accepts a 2014 trackhash (32 hex) as swarm id', async () => {
+    const t = await start();
+    const r = await post(`${t.url}/peers/${'c'.repeat(32)}.json`, { port: '1', progress: '0' });
+    expect(r.status).toBe(200);
+  });
+
+  it('answers at most 50 of 80 peers, a different random subset each time', async () => {
+    const t = await start();
+    const url = `${t.url}/peers/${H}.json`;
+    for (let i = 0; i < 80; i++) expect((await post(url, { port: String(10_000 + i), progress: '1', ip: '10.0.0.7' })).status).toBe(200);
+    const replies: number[][] = [];
+    for (let k = 0; k < 3; k++) {
+      const r = await post(url, { port: String(20_000 + k), progress: '0', ip: '10.0.0.8' });
+      const peers = (await r.json()) as Peer[];
+      expect(peers).toHaveLength(50);
+      expect(new Set(peers.map((p) => `${p.ip}:${p.port}`)).size).toBe(50);
+      replies.push(peers.map((p) => p.port).filter((p) => p >= 10_000 && p < 10_080).sort());
+    }
+    expect(replies[0]).not.toEqual(replies[1]);
+    expect(t.stats()).toEqual({ swarms: 1, peers: 83 });
+  });
+
+  it('drops peers after the expiry time', async () => {
+    const t = await start({ intervalMs: 100, expiryMs: 300 });
+    const url = `${t.url}/peers/${H}.json`;
+    await post(url, { port: '1', progress: '0' });
+    expect(await (await post(url, { port: '2', progress: '0' })).json()).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await (await post(url, { port: '3', progress: '0' })).json()).toEqual([]);
+    // The sweeper also frees the memory of the expired peers.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(t.stats().peers).toBe(0);
+  });
+
+  it('event=stopped removes the caller', async () => {
+    const t = await start();
+    const url = `${t.url}/peers/${H}.json`;
+    await post(url, { port: '1', progress: '0' });
+    const stop = await post(url, { port: '1', progress: '0', event: 'stopped' });
+    expect(stop.status).toBe(200);
+    expect(await (await post(url, { port: '2', progress: '0' })).json()).toEqual([]);
+  });
+
+  it('answers a too-soon re-announce with 403 + Retry-After, but always accepts stopped', async () => {
+    const t = await start({ minIntervalMs: 5000 });
+    const url = `${t.url}/peers/${H}.json`;
+    expect((await post(url, { port: '1', progress: '0' })).status).toBe(200);
+    const again = await post(url, { port: '1', progress: '0.1' });
+    expect(again.status).toBe(403);
+    expect(Number(again.headers.get('retry-after'))).toBeGreaterThanOrEqual(4);
+    expect(Number(again.headers.get('retry-after'))).toBeLessThanOrEqual(5);
+    expect(((await again.json()) as { error: string }).error).toMatch(/too soon/);
+    // Another port on the same address is another peer.
+    expect((await post(url, { port: '2', progress: '0' })).status).toBe(200);
+    expect((await post(url, { port: '1', progress: '0', event: 'stopped' })).status).toBe(200);
+    expect(t.stats().peers).toBe(1);
+  });
+});
+
+describe('tracker server: bad requests', () => {
+  it.each([
+    [{ progress: '0.5' }, 'port'],
+    [{ port: '70000', progress: '0.5' }, 'port'],
+    [{ port: '80', progress: 'x' }, 'progress'],
+    [{ port: '80', progress: '1.5' }, 'progress'],
+    [{ port: '80', progress: '1', blocks: 'abc', blocksize: '4096' }, 'blocks'],
+    [{ port: '80', progress: '1', blocks: 'zz', blocksize: '4096' }, 'blocks'],
+    [{ port: '80', progress: '1', blocks: 'ff' }, 'blocksize'],
+    [{ port: '80', progress: '1', id: 'abc' }, 'id'],
+    [{ port: '80', progress: '1', ip: 'evil.example' }, 'ip'],
+  ])('%j -> 400 field %s', async (fields, field) => {
+    const t = await start();
+    const r = await post(`${t.url}/peers/${H}.json`, fields as Record<string, string>);
+    expect(r.status).toBe(400);
+    expect(r.headers.get('content-type')).toBe('application/json');
+    expect(await r.json()).toMatchObject({ field });
+  });
+
+  it('404 for other paths, 405 for other methods, 415 for other bodies, all JSON', async () => {
+    const t = await start();
+    for (const path of ['/', '/peers/', `/peers/${H}`, `/peers/${H}.json/x`, '/peers/xyz.json', `/peers/${'a'.repeat(130)}.json`, `/${H}`]) {
+      const r = await fetch(`${t.url}${path}`, { method: 'POST', body: 'port=1&progress=0' });
+      expect(r.status, path).toBe(404);
+      expect(await r.json()).toHaveProperty('error');
+    }
+    for (const method of ['GET', 'DELETE', 'PATCH']) {
+      const r = await fetch(`${t.url}/peers/${H}.json`, { method });
+      expect(r.status).toBe(405);
+      expect(r.headers.get('allow')).toBe('POST, PUT');
+      expect(await r.json()).toHaveProperty('error');
+    }
+    const r = await fetch(`${t.url}/peers/${H}.json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(r.status).toBe(415);
+    expect(await r.json()).toHaveProperty('error');
+  });
+
+  it('refuses a multipart file part and a broken multipart body with 400', async () => {
+    const t = await start();
+    const form = new FormData();
+    form.set('port', '1');
+    form.set('progress', '0');
+    form.set('blocks', new Blob(['ff']), 'b.txt');
+    const r1 = await fetch(`${t.url}/peers/${H}.json`, { method: 'POST', body: form });
+    expect(r1.status).toBe(400);
+    const r2 = await fetch(`${t.url}/peers/${H}.json`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data' },
+      body: 'x',
+    });
+    expect(r2.status).toBe(400);
+  });
+
+  it('answers a declared 10 MB body with 413 without reading it', async () => {
+    const t = await start();
+    const r = await fetch(`${t.url}/peers/${H}.json`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: Buffer.alloc(10 * 1024 * 1024, 0x61),
+    }).catch((err: unknown) => err);
+    // The server may close before the client finished sending; either way nothing was stored.
+    if (r instanceof Response) {
+      expect(r.status).toBe(413);
+      expect(await r.json()).toHaveProperty('error');
+    }
+    expect(t.stats().peers).toBe(0);
+  });
+
+  it.each(['application/x-www-form-urlencoded', 'multipart/form-data; boundary=xyz'])(
+    'stops a streamed (chunked) 10 MB %s body at the cap with 413, memory flat',
+    async (type) => {
+      const t = await start();
+      const before = process.memoryUsage().rss;
+      const { status, body, sent } = await streamBody(`${t.url}/peers/${H}.json`, type, 10 * 1024 * 1024);
+      expect(status).toBe(413);
+      expect(JSON.parse(body)).toHaveProperty('error');
+      // The server stopped reading near the 2 MiB cap, so the client could not push the whole 10 MB.
+      expect(sent).toBeLessThan(10 * 1024 * 1024);
+      expect(process.memoryUsage().rss - before).toBeLessThan(40 * 1024 * 1024);
+    },
+  );
+});
+
+/** POST `total` bytes of 'a' in 64 KiB chunks without Content-Length; resolve with the answer. */
+function streamBody(url: string, type: string, total: number): Promise<{ status: number; body: string; sent: number }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    let sent = 0;
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': type } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, sent }));
+      res.on('error', reject);
+    });
+    req.on('error', () => {});
+    const timer = setTimeout(() => reject(new Error('no answer')), 10_000);
+    timer.unref();
+    const pump = (): void => {
+      while (sent < total && !req.destroyed) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+      if (!req.destroyed) req.end();
+    };
+    pump();
+  });
+}

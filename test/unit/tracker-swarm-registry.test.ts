@@ -1,0 +1,83 @@
+// Unit tests of the tracker's swarm bookkeeping with an explicit clock: exclusion, sampling, expiry, gaps, bounds.
+import { describe, expect, it } from 'vitest';
+import { SwarmRegistry } from '../../src/tracker/swarm-registry.js';
+
+const S = 'ab'.repeat(32);
+const opts = { maxSwarms: 3, maxPeersPerSwarm: 100, expiryMs: 1000, minIntervalMs: 100 };
+const iso = '2024-01-01T00:00:00.000Z';
+
+describe('SwarmRegistry', () => {
+  it('never returns the excluded caller and returns a random subset', () => {
+    const r = new SwarmRegistry(opts);
+    for (let i = 0; i < 80; i++) expect(r.record(S, { ip: '10.0.0.1', port: 1000 + i, progress: 0 }, 0, iso).ok).toBe(true);
+    const a = r.sample(S, 50, 1, '10.0.0.1:1000', Math.random);
+    expect(a).toHaveLength(50);
+    expect(a.some((p) => p.port === 1000)).toBe(false);
+    expect(new Set(a.map((p) => p.port)).size).toBe(50);
+    const b = r.sample(S, 50, 1, '10.0.0.1:1000', Math.random);
+    expect(a.map((p) => p.port)).not.toEqual(b.map((p) => p.port));
+  });
+
+  it('samples every peer with about equal chance', () => {
+    const r = new SwarmRegistry({ ...opts, maxPeersPerSwarm: 1000 });
+    for (let i = 0; i < 20; i++) r.record(S, { ip: '10.0.0.1', port: 1000 + i, progress: 0 }, 0, iso);
+    const hits = new Map<number, number>();
+    for (let k = 0; k < 2000; k++) for (const p of r.sample(S, 5, 1, undefined, Math.random)) hits.set(p.port, (hits.get(p.port) ?? 0) + 1);
+    // Expect 500 each; a fair sampler stays well inside ±30%.
+    for (const n of hits.values()) expect(Math.abs(n - 500)).toBeLessThan(150);
+    expect(hits.size).toBe(20);
+  });
+
+  it('refuses a too-soon announce and says how long to wait', () => {
+    const r = new SwarmRegistry(opts);
+    const p = { ip: '10.0.0.1', port: 1, progress: 0 };
+    expect(r.record(S, p, 0, iso)).toEqual({ ok: true });
+    expect(r.record(S, p, 40, iso)).toEqual({ ok: false, reason: 'too-soon', retryAfterMs: 60 });
+    expect(r.record(S, p, 100, iso)).toEqual({ ok: true });
+    // Another port or swarm is another key.
+    expect(r.record(S, { ...p, port: 2 }, 101, iso).ok).toBe(true);
+    expect(r.record('cd'.repeat(32), p, 101, iso).ok).toBe(true);
+  });
+
+  it('expires peers and empty swarms', () => {
+    const r = new SwarmRegistry(opts);
+    r.record(S, { ip: '10.0.0.1', port: 1, progress: 0 }, 0, iso);
+    r.record(S, { ip: '10.0.0.1', port: 2, progress: 0 }, 500, iso);
+    expect(r.sample(S, 50, 999, undefined, Math.random)).toHaveLength(2);
+    expect(r.sample(S, 50, 1000, undefined, Math.random)).toHaveLength(1);
+    r.sweep(1200);
+    expect(r.stats()).toEqual({ swarms: 1, peers: 1 });
+    r.sweep(1500);
+    expect(r.stats()).toEqual({ swarms: 0, peers: 0 });
+  });
+
+  it('removes a stopped peer', () => {
+    const r = new SwarmRegistry(opts);
+    r.record(S, { ip: '10.0.0.1', port: 1, progress: 0 }, 0, iso);
+    expect(r.remove(S, '10.0.0.1', 1)).toBe(true);
+    expect(r.remove(S, '10.0.0.1', 1)).toBe(false);
+    expect(r.stats().swarms).toBe(0);
+  });
+
+  it('bounds swarms and peers per swarm, refreshes still allowed', () => {
+    const r = new SwarmRegistry({ ...opts, maxPeersPerSwarm: 2 });
+    const p = (port: number) => ({ ip: '10.0.0.1', port, progress: 0 });
+    r.record(S, p(1), 0, iso);
+    r.record(S, p(2), 0, iso);
+    expect(r.record(S, p(3), 0, iso)).toEqual({ ok: false, reason: 'full', what: 'peers' });
+    expect(r.record(S, p(1), 200, iso).ok).toBe(true);
+    r.record('01'.repeat(32), p(1), 0, iso);
+    r.record('02'.repeat(32), p(1), 0, iso);
+    expect(r.record('03'.repeat(32), p(1), 0, iso)).toEqual({ ok: false, reason: 'full', what: 'swarms' });
+    // Once the old ones expire there is room again.
+    expect(r.record('03'.repeat(32), p(1), 5000, iso).ok).toBe(true);
+  });
+
+  it('reports blocks and the ISO time', () => {
+    const r = new SwarmRegistry(opts);
+    r.record(S, { ip: '::1', port: 9, progress: 1, blocks: { hex: 'ff80', blockSize: 4096 } }, 0, iso);
+    expect(r.sample(S, 5, 1, undefined, Math.random)).toEqual([
+      { ip: '::1', port: 9, progress: 1, updated: iso, feeder: false, blocks: 'ff80', blocksize: 4096 },
+    ]);
+  });
+});
