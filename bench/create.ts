@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +61,8 @@ try {
   for (let pos = 0; pos < bytes; pos += chunk.length) readSync(warm, chunk, 0, chunk.length, pos);
   closeSync(warm);
 
+  // The machine may be shared: record how busy it was, since every figure below depends on it.
+  const loadBefore = loadavg()[0] ?? 0;
   const md5sum = timeRun('md5sum', [file]);
   const sha256sum = timeRun('sha256sum', [file]);
   const out = join(dir, 'bench.json');
@@ -75,6 +77,7 @@ try {
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), node: process.version, platform: process.platform },
     sizeMiB,
     blockSize: Number(blockSize),
+    loadAverage1m: { before: round(loadBefore), after: round(loadavg()[0] ?? 0) },
     cache: 'warm (file just written and read once; caches not dropped)',
     md5sum: { seconds: round(md5sum.seconds, 3), MBps: round(mbps(md5sum.seconds), 0) },
     sha256sum: { seconds: round(sha256sum.seconds, 3), MBps: round(mbps(sha256sum.seconds), 0) },
@@ -91,7 +94,7 @@ try {
   writeFileSync(resultFile, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(
     [
-      `file ${sizeMiB} MiB, block size ${blockSize}, ${result.machine.cores} cores (${result.machine.cpu}), node ${process.version}`,
+      `file ${sizeMiB} MiB, block size ${blockSize}, ${result.machine.cores} cores (${result.machine.cpu}), node ${process.version}, load ${result.loadAverage1m.before} -> ${result.loadAverage1m.after}`,
       `md5sum            ${md5sum.seconds.toFixed(2)} s  ${result.md5sum.MBps} MB/s`,
       `sha256sum         ${sha256sum.seconds.toFixed(2)} s  ${result.sha256sum.MBps} MB/s`,
       `md5sum+sha256sum  ${coreutils.toFixed(2)} s  ${result.coreutilsBoth.MBps} MB/s`,

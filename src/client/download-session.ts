@@ -283,7 +283,7 @@ export class DownloadSession {
     if (ctrls === undefined) this.controllers.set(i, (ctrls = new Set()));
     ctrls.add(ctrl);
     peer.inFlight++;
-    const deadline = peer.deadlineMs(len);
+    const deadline = Math.ceil(peer.deadlineMs(len));
     this.d.queue
       .add(async () => {
         const signal = AbortSignal.any([session, ctrl.signal, AbortSignal.timeout(deadline)]);
@@ -292,7 +292,7 @@ export class DownloadSession {
         this.received += len;
         this.lastProgressAt = performance.now();
         peer.success(len, performance.now() - t);
-        await this.store(i, buf, peer);
+        await this.store(i, buf, peer, ctrl);
       })
       .catch((err: unknown) => this.requestFailed(i, peer, err, ctrl))
       .finally(() => {
@@ -306,10 +306,10 @@ export class DownloadSession {
   }
 
   /** Verify and write a fetched block in a worker; the first verified copy wins, the other requests are aborted. */
-  private async store(i: number, buf: Buffer, peer: PeerStats): Promise<void> {
+  private async store(i: number, buf: Buffer, peer: PeerStats, own: AbortController): Promise<void> {
     if (this.written.has(i) || this.writing.has(i) || this.stopping) return;
     this.writing.add(i);
-    for (const c of this.controllers.get(i) ?? []) c.abort(new Error('another copy arrived'));
+    for (const c of this.controllers.get(i) ?? []) if (c !== own) c.abort(new Error('another copy arrived'));
     try {
       crashPoint('before-write');
       const r = await this.d.workers.verifyWrite({
@@ -341,14 +341,16 @@ export class DownloadSession {
 
   private banForHash(peer: PeerStats, i: number, actual: string): void {
     const reason = `block ${i} failed its MD5 check`;
+    const first = peer.banned === undefined;
     peer.ban(reason);
     this.availability.removePeer(peer.addr);
     try {
       this.d.db.recordBadBlock(this.id, { idx: i, peer: peer.addr, expected: this.k.blockHash(this.blockSize, i), actual });
-      this.d.db.banPeer(this.id, peer.addr, reason);
+      if (first) this.d.db.banPeer(this.id, peer.addr, reason);
     } catch (err) {
       this.fail(err);
     }
+    if (!first) return; // more bad blocks that were already in flight: evidence recorded, one ban
     this.d.log.warn({ peer: peer.addr, block: i, code: 'KF_E_PEER_HASH_MISMATCH' }, `peer banned: ${reason}`);
     this.d.emit({ event: 'peer', id: this.id, peer: peer.addr, action: 'banned', reason, code: 'KF_E_PEER_HASH_MISMATCH' });
   }

@@ -2,11 +2,11 @@
 // global request queue, one block server; it prepares sessions (new or resumed) and runs them together.
 // Used by `kfetch get` and `kfetch resume`.
 
-import { futimesSync, lstatSync, rmSync } from 'node:fs';
-import { resolve, sep } from 'node:path';
+import { futimesSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, resolve, sep } from 'node:path';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import { KfetchError, isKfetchError } from '../errors.js';
+import { KfetchError, fromFsError, isKfetchError } from '../errors.js';
 import { createHashPool, type HashPool } from '../hashing/pool.js';
 import { verifyFile } from '../hashing/verify-file.js';
 import type { Kascade } from '../kascade/kascade.js';
@@ -88,6 +88,11 @@ export class Engine {
     const existing = this.db.getBySwarmId(kascade.swarmId);
     if (existing !== undefined) return this.prepareResume(existing, peers);
     const dataPath = outputPath(kascade, where.outDir, where.outPath);
+    try {
+      mkdirSync(dirname(dataPath), { recursive: true });
+    } catch (err) {
+      throw fromFsError(err, dirname(dataPath), 'cannot create the output directory');
+    }
     checkFreeSpace(dataPath, kascade.filesize);
     const blockSize = kascade.preferredBlockSize;
     const dataFile = createDataFile(dataPath, kascade.filesize, where.overwrite === true ? { overwrite: true } : {});

@@ -2,6 +2,7 @@
 // SHA-256, hash workers compute the block MD5s. Used by `kfetch create` (and anything that makes .kascade files).
 
 import { createHash, type Hash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { KfetchError, fromFsError } from '../errors.js';
@@ -95,7 +96,8 @@ export async function createKascade(opts: CreateKascadeOptions): Promise<Kascade
 
 async function openInput(path: string): Promise<FileHandle> {
   try {
-    return await open(path, 'r');
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses anything but a regular file.
+    return await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String((err as Error).message);

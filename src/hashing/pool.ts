@@ -56,8 +56,11 @@ export function createHashPool(opts: { threads?: number } = {}): HashPool {
   }
   const piscina = new Piscina<WorkerTask, WorkerResult>({
     filename: workerFile(),
-    minThreads: threads,
+    // Threads start on the first task (a command that fails its checks never pays for them) and stop after a
+    // minute idle; a long-lived seeder does not keep idle threads around.
+    minThreads: 0,
     maxThreads: threads,
+    idleTimeout: 60_000,
     concurrentTasksPerWorker: 1,
   });
 

@@ -1,6 +1,8 @@
 // Turns the bytes of a .kascade into JSON text, refusing what JSON.parse would silently accept or mangle
 // (invalid UTF-8 is replaced by U+FFFD; a BOM is a stray token). Used by parse.ts only.
 
+import { isUtf8 } from 'node:buffer';
+
 /** Why the bytes are not usable JSON text, with the byte offset of the trouble. */
 export interface TextProblem {
   reason: string;
@@ -55,8 +57,8 @@ export function decodeKascadeText(input: Uint8Array | string): { text: string } 
   if (input.length >= 3 && input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf) {
     return { reason: 'starts with a UTF-8 byte order mark (EF BB BF)', offset: 0 };
   }
-  const bad = firstInvalidUtf8(input);
-  if (bad >= 0) return { reason: 'is not valid UTF-8', offset: bad };
+  // isUtf8 is native and fast; the JS scan only runs to find the offset of a known problem.
+  if (!isUtf8(input)) return { reason: 'is not valid UTF-8', offset: Math.max(0, firstInvalidUtf8(input)) };
   const text = Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8');
   if (text.trim() === '') return { reason: 'is empty', offset: 0 };
   return { text };

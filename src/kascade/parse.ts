@@ -176,7 +176,12 @@ export function parseKascade(input: Uint8Array | string, file?: string, opts: Pa
       });
     }
     const out = new Array<string>(list.length);
-    for (let i = 0; i < list.length; i++) out[i] = hashValue(list[i], 32, 'MD5', `${field}[${i}]`, fail);
+    for (let i = 0; i < list.length; i++) {
+      const h: unknown = list[i];
+      // Fast path for the millions of well-formed hashes; the slow path builds the error with its path.
+      const kind = typeof h === 'string' ? hexKind(h, 32) : HEX_BAD;
+      out[i] = kind === HEX_LOWER ? (h as string) : kind === HEX_MIXED ? (h as string).toLowerCase() : hashValue(h, 32, 'MD5', `${field}[${i}]`, fail);
+    }
     return out;
   };
 
@@ -236,6 +241,23 @@ export function parseKascade(input: Uint8Array | string, file?: string, opts: Pa
 }
 
 type Fail = (code: ErrorCode, message: string, field?: string, detail?: Record<string, unknown>) => KfetchError;
+
+const HEX_BAD = 0;
+const HEX_LOWER = 1;
+const HEX_MIXED = 2;
+
+/** Whether `s` is `len` hex digits, all lowercase or with some uppercase (a char loop: ~10x faster than a regex here). */
+function hexKind(s: string, len: number): number {
+  if (s.length !== len) return HEX_BAD;
+  let kind = HEX_LOWER;
+  for (let i = 0; i < len; i++) {
+    const c = s.charCodeAt(i);
+    if ((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)) continue;
+    if (c >= 0x41 && c <= 0x46) kind = HEX_MIXED;
+    else return HEX_BAD;
+  }
+  return kind;
+}
 
 /** Check one hex hash value; return it in lowercase. */
 function hashValue(v: unknown, len: number, algo: string, field: string, fail: Fail): string {

@@ -47,6 +47,8 @@ export class BlockClient {
     } catch (err) {
       throw mapError(err, peer, signal);
     }
+    // A late abort (the endgame cancelling a copy that already arrived) must not surface as an unhandled error.
+    res.body.on('error', () => undefined);
     try {
       if (res.statusCode !== 206) {
         const code = res.statusCode === 400 || res.statusCode === 404 || res.statusCode === 416 ? 'KF_E_PEER_LIED' : 'KF_E_PEER_PROTOCOL';

@@ -6,8 +6,9 @@
 // backpressure", which needs the raw `res.write`/'drain' contract and the exact raw request target (frameworks
 // normalise or decode paths, add routing and body parsing we must not have, and cost per request).
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
@@ -89,6 +90,9 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     maxHeaderSize: MAX_HEADER_BYTES,
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
+    // Node checks those two timeouts only every connectionsCheckingInterval (default 30 s): check often enough that
+    // a slowloris client is cut near the stated bound, not up to 30 s later.
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
     keepAlive: true,
   });
 
@@ -205,6 +209,24 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       if (!res.headersSent) sendError(res, 500, err instanceof ShortReadError ? 'data file shorter than expected' : 'read error');
       else res.destroy();
     });
+  });
+
+  // Requests Node's parser refuses (bad syntax 400, headers too large 431, too slow 408) get the same JSON error
+  // shape and Server header as ours, then the connection closes (Node's default handler sends an empty body).
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const busy = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+    if (err.code === 'ECONNRESET' || !socket.writable || busy) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
+    const body = `${JSON.stringify({ error: STATUS_CODES[status] ?? 'bad request' })}\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nServer: kfetch/${VERSION}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Connection: close\r\n\r\n${body}`,
+    );
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -125,12 +125,14 @@ export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
       throw new KfetchError('KF_E_TRACKER_RESPONSE', `tracker ${where} reply of ${declared} bytes is over the ${limits.trackerReplyMaxBytes}-byte cap`);
     }
     const bytes = await readCapped(body, limits.trackerReplyMaxBytes, true);
+    const headerInterval = header(headers['x-kascade-interval']);
     const parsed = parseTrackerReply(bytes, {
       allowLoopback: isLoopbackHost(url.hostname),
       peersPerReply: limits.peersPerReply,
       intervalMinMs: limits.announceIntervalMinMs,
       intervalMaxMs: limits.announceIntervalMaxMs,
       intervalDefaultMs: limits.announceIntervalDefaultMs,
+      ...(headerInterval === undefined ? {} : { headerInterval }),
     });
     return parsed;
   } catch (err) {

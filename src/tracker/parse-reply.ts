@@ -24,6 +24,8 @@ export interface ParseReplyOptions {
   intervalMinMs?: number;
   intervalMaxMs?: number;
   intervalDefaultMs?: number;
+  /** The reply's `X-Kascade-Interval` header (seconds), used when the body names no interval (a bare array). */
+  headerInterval?: string;
 }
 
 const PORT_TEXT_RE = /^[1-9][0-9]{0,4}$/;
@@ -61,8 +63,13 @@ export function parseTrackerReply(body: Uint8Array | string, opts: ParseReplyOpt
     throw badBody(text.trim() === '' ? 'empty body' : 'not JSON', err);
   }
 
+  const clampInterval = (v: unknown): number | undefined => {
+    const iv = typeof v === 'string' && /^[0-9]{1,10}$/.test(v) ? Number(v) : v;
+    if (typeof iv !== 'number' || !Number.isFinite(iv) || iv <= 0) return undefined;
+    return Math.min(Math.max(iv * 1000, intervalMinMs), intervalMaxMs);
+  };
   let entries: unknown[];
-  let intervalMs = intervalDefaultMs;
+  let intervalMs = clampInterval(opts.headerInterval) ?? intervalDefaultMs;
   let warning: string | undefined;
   if (Array.isArray(json)) entries = json;
   else if (typeof json === 'object' && json !== null) {
@@ -76,10 +83,7 @@ export function parseTrackerReply(body: Uint8Array | string, opts: ParseReplyOpt
       throw badBody('an object without a peers array');
     }
     entries = o.peers;
-    const iv = typeof o.interval === 'string' && /^[0-9]{1,10}$/.test(o.interval) ? Number(o.interval) : o.interval;
-    if (typeof iv === 'number' && Number.isFinite(iv) && iv > 0) {
-      intervalMs = Math.min(Math.max(iv * 1000, intervalMinMs), intervalMaxMs);
-    }
+    intervalMs = clampInterval(o.interval) ?? intervalMs;
     if (typeof o.warning === 'string') warning = o.warning.slice(0, 200);
   } else throw badBody('not a JSON array of peers');
 

@@ -108,7 +108,8 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       }
       const peers = registry.sample(swarmId, limits.replyPeers, now, peerKey(ip, announce.port), random);
       log?.debug({ swarm: swarmId, peer: peerKey(ip, announce.port), replied: peers.length }, 'tracker: announce');
-      return sendJson(res, 200, peers);
+      // Extension: the bare-array reply (SPEC §2) has no room for the interval, so a header carries it.
+      return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(Math.ceil(limits.intervalMs / 1000)) });
     } catch (err) {
       if (!isKfetchError(err)) throw err;
       const status = typeof err.detail?.status === 'number' ? err.detail.status : 400;

@@ -2,6 +2,7 @@
 // (never another exception), accepted names stay inside their directory, nothing pollutes Object.prototype, and
 // serialize/parse round-trips. Runs: KFETCH_FUZZ_RUNS (default 300; `npm run test:fuzz` runs 20 000).
 
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -10,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { corpusRows } from '../../scripts/make-bad-corpus.js';
 import { ERROR_CATALOGUE, KfetchError } from '../../src/errors.js';
 import { Kascade } from '../../src/kascade/kascade.js';
+import { firstInvalidUtf8 } from '../../src/kascade/decode-text.js';
 import { parseKascade } from '../../src/kascade/parse.js';
 import { serializeKascade } from '../../src/kascade/serialize.js';
 
@@ -76,6 +78,20 @@ describe('parseKascade fuzz', () => {
         parseOrCode(bytes);
       }),
       { numRuns: RUNS },
+    );
+  });
+
+  it('the UTF-8 offset finder agrees with node:buffer isUtf8', () => {
+    const utf8ish = fc.array(fc.oneof(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0x80, max: 0xbf }), fc.constantFrom(0xc0, 0xc2, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5)), { maxLength: 24 });
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 64 }), utf8ish.map((a) => Uint8Array.from(a)), fc.string({ unit: 'binary' }).map((s) => new TextEncoder().encode(s))), (b) => {
+        const off = firstInvalidUtf8(b);
+        expect(off === -1).toBe(isUtf8(b));
+        if (off >= 0) {
+          expect(isUtf8(b.subarray(0, off))).toBe(true);
+        }
+      }),
+      { numRuns: RUNS * 3 },
     );
   });
 

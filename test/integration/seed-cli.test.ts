@@ -17,6 +17,7 @@ let kascade: { filehash: string; blockhashes: Record<string, string[]> };
 let tracker: CliRun;
 let trackerUrl: string;
 let announcePort = 20_000;
+const seeds: CliRun[] = [];
 
 interface PeerEntry {
   ip: string;
@@ -57,6 +58,7 @@ const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
 async function startSeed(args: string[]): Promise<{ run: CliRun; url: string; port: number }> {
   const run = startCli(['seed', ...args]);
+  seeds.push(run);
   const m = await run.waitForLine(/^listening on (http:\/\/127\.0\.0\.1:(\d+))$/, 20_000);
   return { run, url: m[1]!, port: Number(m[2]) };
 }
@@ -75,7 +77,8 @@ beforeAll(async () => {
 });
 
 afterEach(() => {
-  // Seeders are per test; the tracker lives for the file.
+  // Seeders are per test (the tracker lives for the file): stop any a failed test left running.
+  for (const run of seeds.splice(0)) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
 });
 
 afterAll(() => {
@@ -156,36 +159,40 @@ describe('kfetch seed', () => {
   it('names the path of a missing, symlinked or wrong-size data file, and a bad kascade', async () => {
     const empty = join(dir, 'empty');
     mkdirSync(empty);
-    const missing = await runCli(['seed', kascadePath, '--data', empty, '--port', '0'], { timeoutMs: 20_000 });
+    const linked = join(dir, 'linked');
+    mkdirSync(linked);
+    symlinkSync(join(dataDir, 'payload.bin'), join(linked, 'payload.bin'));
+    const short = join(dir, 'short');
+    mkdirSync(short);
+    writeFileSync(join(short, 'payload.bin'), 'too short');
+    const asDir = join(dir, 'asdir');
+    mkdirSync(join(asDir, 'payload.bin'), { recursive: true });
+    const badK = join(dir, 'bad.json');
+    writeFileSync(badK, '{"filename": "x"');
+    const seed = (k: string, data: string) => runCli(['seed', k, '--data', data, '--port', '0'], { timeoutMs: 20_000 });
+    const [missing, sym, wrong, d, k] = await Promise.all([
+      seed(kascadePath, empty),
+      seed(kascadePath, linked),
+      seed(kascadePath, short),
+      seed(kascadePath, asDir),
+      seed(badK, dataDir),
+    ]);
+
     expect(missing.code).toBe(5);
     expect(missing.stderr).toContain(join(empty, 'payload.bin'));
     expect(missing.stderr).toContain('KF_E_DATA_MISSING');
     expect(missing.stdout).toBe('');
 
-    const linked = join(dir, 'linked');
-    mkdirSync(linked);
-    symlinkSync(join(dataDir, 'payload.bin'), join(linked, 'payload.bin'));
-    const sym = await runCli(['seed', kascadePath, '--data', linked, '--port', '0'], { timeoutMs: 20_000 });
     expect(sym.code).toBe(5);
     expect(sym.stderr).toMatch(/symlink/);
 
-    const short = join(dir, 'short');
-    mkdirSync(short);
-    writeFileSync(join(short, 'payload.bin'), 'too short');
-    const wrong = await runCli(['seed', kascadePath, '--data', short, '--port', '0'], { timeoutMs: 20_000 });
     expect(wrong.code).toBe(3);
     expect(wrong.stderr).toContain(join(short, 'payload.bin'));
     expect(wrong.stderr).toContain('KF_E_INPUT');
 
-    const asDir = join(dir, 'asdir');
-    mkdirSync(join(asDir, 'payload.bin'), { recursive: true });
-    const d = await runCli(['seed', kascadePath, '--data', asDir, '--port', '0'], { timeoutMs: 20_000 });
     expect(d.code).toBe(5);
     expect(d.stderr).toMatch(/not a regular file/);
 
-    const badK = join(dir, 'bad.json');
-    writeFileSync(badK, '{"filename": "x"');
-    const k = await runCli(['seed', badK, '--data', dataDir, '--port', '0'], { timeoutMs: 20_000 });
     expect(k.code).toBe(3);
     expect(k.stderr).toContain(badK);
   });

@@ -254,6 +254,26 @@ describe('whole file, HEAD, bitfield, keep-alive', () => {
       `GET /${full.k.filehash} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`,
     );
     expect(res.status).toBe(431);
+    expect(res.headers.server).toBe(`kfetch/${VERSION}`);
+    expect(JSON.parse(res.body.toString())).toHaveProperty('error');
+    // A request line Node's parser refuses gets the same shape.
+    const junk = await rawRequest(server.port, 'GET /\x01 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    expect(junk.status).toBe(400);
+    expect(junk.headers['content-type']).toMatch(/^application\/json/);
+  });
+
+  it('cuts a client that never finishes its headers (slowloris) near headersTimeout', async () => {
+    const s = await start(library, { headersTimeoutMs: 500, requestTimeoutMs: 1000 });
+    const c = await open(s.port);
+    const t0 = Date.now();
+    c.send(`GET /${full.k.filehash} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a`);
+    const trickle = setInterval(() => c.send('a'), 100);
+    try {
+      expect(await c.waitClosed(5_000)).toBe(true);
+    } finally {
+      clearInterval(trickle);
+    }
+    expect(Date.now() - t0).toBeLessThan(3_000);
   });
 
   it('refuses a foreign Host while bound to loopback, accepts loopback names', async () => {

@@ -187,6 +187,12 @@ describe('announce: peer lists', () => {
 });
 
 describe('announce: against the real tracker', () => {
+  it('learns the tracker interval from X-Kascade-Interval', async () => {
+    real = await startTracker({ intervalMs: 120_000 });
+    const r = await announce({ url: `${real.url}/peers/${'ef'.repeat(32)}.json`, port: 5001, progress: 1 });
+    expect(r.intervalMs).toBe(120_000);
+  });
+
   it('round-trips peers, blocks and stopped', async () => {
     real = await startTracker({ minIntervalMs: 0 });
     const url = `${real.url}/peers/${'ef'.repeat(32)}.json`;
@@ -196,6 +202,7 @@ describe('announce: against the real tracker', () => {
     expect(r.peers).toEqual([
       { ip: '127.0.0.1', port: 5001, progress: 1, feeder: false, updated: expect.any(String), blocks: 'ff80', blocksize: 4096 },
     ]);
+    expect(r.intervalMs).toBe(LIMITS.trackerIntervalMs);
     await announce({ url, port: 5001, progress: 1, event: 'stopped' });
     expect((await announce({ url, port: 5002, progress: 0 })).peers).toEqual([]);
   });

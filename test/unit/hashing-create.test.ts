@@ -1,5 +1,6 @@
 // createKascade on generated files, checked against node:crypto, plus the read plan and block-size validation.
 
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -146,6 +147,18 @@ describe('createKascade', () => {
     expect(k.peers).toEqual(['127.0.0.1:8000', '[::1]:9000']);
   });
 
+  it('stops mid-file when the signal is aborted, and the pool keeps working', async () => {
+    const data = bytes(2_000_000, 11);
+    const path = file('abort-mid.bin', data);
+    const ac = new AbortController();
+    const run = createKascade({
+      path, tracker: TRACKER, blockSizes: [1024], pool, signal: ac.signal, limits: { hashChunkBytes: 16_384 },
+      onProgress: (done) => { if (done > 100_000) ac.abort(new Error('user stop')); },
+    });
+    await expect(run).rejects.toThrow('user stop');
+    await checkAgainstCrypto('after-abort.bin', data, [1024]);
+  });
+
   it('stops when the signal is aborted', async () => {
     const path = file('abort.bin', bytes(50_000));
     const ac = new AbortController();
@@ -188,6 +201,12 @@ describe('createKascade refuses bad input', () => {
     const path = join(dir, 'nope.bin');
     const err = await createKascade({ path, tracker: TRACKER, blockSizes: [1024], pool }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'KF_E_INPUT', file: path });
+  });
+
+  it('a FIFO -> KF_E_INPUT at once (no wait for a writer)', async () => {
+    const fifo = join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    expect(await code(createKascade({ path: fifo, tracker: TRACKER, blockSizes: [1024], pool }))).toEqual(['KF_E_INPUT', undefined]);
   });
 
   it('a directory -> KF_E_INPUT', async () => {

@@ -113,6 +113,13 @@ describe('parseTrackerReply: interval', () => {
     [1e308, LIMITS.announceIntervalMaxMs],
   ])('interval %j -> %d ms', (iv, want) => expect(withInterval(iv)).toBe(want));
 
+  it('takes the X-Kascade-Interval header for a bare array, the body interval first otherwise', () => {
+    expect(parseTrackerReply('[]', { ...strict, headerInterval: '120' }).intervalMs).toBe(120_000);
+    expect(parseTrackerReply('[]', { ...strict, headerInterval: 'junk' }).intervalMs).toBe(LIMITS.announceIntervalDefaultMs);
+    expect(parseTrackerReply('{"peers": [], "interval": 300}', { ...strict, headerInterval: '120' }).intervalMs).toBe(300_000);
+    expect(parseTrackerReply('{"peers": [], "interval": 0}', { ...strict, headerInterval: '120' }).intervalMs).toBe(120_000);
+  });
+
   it('passes a warning through', () => {
     expect(parseTrackerReply('{"peers": [], "warning": "be nice"}', strict).warning).toBe('be nice');
   });

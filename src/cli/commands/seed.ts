@@ -2,7 +2,7 @@
 // blocks with the block server, and announce every swarm to its tracker until SIGINT/SIGTERM.
 // Prints `listening on http://HOST:PORT` on stdout once serving (the first line without --json), for scripts and tests.
 
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Logger } from 'pino';
 import { KfetchError } from '../../errors.js';
@@ -100,6 +100,12 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
   try {
     const kascades = await loadAll(paths, signal);
     for (const kascade of kascades) {
+      // The parser already refuses names that are not bare; checked again here because this one becomes a path.
+      if (basename(kascade.filename) !== kascade.filename || kascade.filename === '..' || kascade.filename === '.') {
+        throw new KfetchError('KF_E_KASCADE_NAME', `filename ${JSON.stringify(kascade.filename)} is not a bare file name`, {
+          field: 'filename',
+        });
+      }
       const data = await openDataFile(join(flags.data, kascade.filename), { expectedSize: kascade.filesize });
       opened.push({ kascade, data });
     }

@@ -1,0 +1,104 @@
+// parseKascade details the corpus does not cover: options overriding LIMITS, string input, the swarm id rules,
+// nested duplicate-key paths, link-local trackers, and the filename rule on its own.
+
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { KfetchError } from '../../src/errors.js';
+import { findDuplicateKey } from '../../src/kascade/duplicate-keys.js';
+import { filenameProblem } from '../../src/kascade/filename.js';
+import { parseKascade, type ParseKascadeOptions } from '../../src/kascade/parse.js';
+
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+const base = (): Record<string, unknown> => ({
+  filename: 'f.bin',
+  filesize: 1000,
+  filehash: 'ab'.repeat(32),
+  tracker: 'http://127.0.0.1:8000/peers/x.json',
+  blockhashes: { '512': [md5('a'), md5('b')] },
+});
+
+function codeOf(o: unknown, opts?: ParseKascadeOptions): string {
+  try {
+    parseKascade(typeof o === 'string' ? o : JSON.stringify(o), 'x.json', opts);
+    return 'ok';
+  } catch (err) {
+    if (!(err instanceof KfetchError)) throw err;
+    return `${err.code} ${err.field ?? ''}`.trim();
+  }
+}
+
+describe('parseKascade', () => {
+  it('accepts string input and refuses a BOM or blank string', () => {
+    expect(codeOf(base())).toBe('ok');
+    expect(codeOf(`\ufeff${JSON.stringify(base())}`)).toBe('KF_E_KASCADE_JSON');
+    expect(codeOf('   ')).toBe('KF_E_KASCADE_JSON');
+  });
+
+  it('gives the byte (not character) offset of a syntax error after multi-byte text', () => {
+    const text = '{"filename": "日本", x}';
+    try {
+      parseKascade(new TextEncoder().encode(text));
+      expect.unreachable();
+    } catch (err) {
+      expect((err as KfetchError).detail?.offset).toBe(Buffer.byteLength('{"filename": "日本", '));
+    }
+  });
+
+  it('lets options override the block limits', () => {
+    expect(codeOf(base(), { minBlockSize: 1024 })).toBe('KF_E_KASCADE_BLOCKS blockhashes.512');
+    expect(codeOf(base(), { maxBlocksPerSize: 1 })).toBe('KF_E_KASCADE_BLOCKS blockhashes.512');
+    expect(codeOf({ ...base(), filename: 'abcdef' }, { maxFilenameBytes: 5 })).toBe('KF_E_KASCADE_NAME filename');
+    expect(codeOf({ ...base(), peers: ['a:1', 'b:2'] }, { maxPeers: 1 })).toBe('KF_E_KASCADE_SCHEMA peers');
+  });
+
+  it('normalises filesize -0 to 0', () => {
+    const k = parseKascade(JSON.stringify({ ...base(), filesize: 0, blockhashes: { '512': [] } }).replace('"filesize":0', '"filesize":-0'));
+    expect(Object.is(k.filesize, 0)).toBe(true);
+  });
+
+  it('takes trackhash or kascadehash as the swarm id, and refuses two that differ', () => {
+    expect(parseKascade(JSON.stringify(base())).swarmId).toBe('ab'.repeat(32));
+    expect(parseKascade(JSON.stringify({ ...base(), kascadehash: 'CD'.repeat(20) })).swarmId).toBe('cd'.repeat(20));
+    expect(parseKascade(JSON.stringify({ ...base(), trackhash: 'ef'.repeat(16), kascadehash: 'EF'.repeat(16) })).swarmId).toBe('ef'.repeat(16));
+    expect(codeOf({ ...base(), trackhash: 'ef'.repeat(16), kascadehash: 'cd'.repeat(16) })).toBe('KF_E_KASCADE_SCHEMA kascadehash');
+    expect(codeOf({ ...base(), trackhash: 'e'.repeat(33) })).toBe('KF_E_KASCADE_HASH trackhash');
+  });
+
+  it('refuses link-local trackers in every spelling unless allowed', () => {
+    for (const t of ['http://169.254.169.254/', 'http://2852039166/', 'http://[fe80::1]:80/', 'http://[::ffff:169.254.169.254]/']) {
+      expect(codeOf({ ...base(), tracker: t }), t).toBe('KF_E_KASCADE_TRACKER tracker');
+      expect(codeOf({ ...base(), tracker: t }, { allowLinkLocalTracker: true }), t).toBe('ok');
+    }
+    expect(codeOf({ ...base(), tracker: 'https://10.0.0.1:443/peers/x.json' })).toBe('ok');
+  });
+
+  it('never echoes a tracker password in the message', () => {
+    try {
+      parseKascade(JSON.stringify({ ...base(), tracker: 'http://u:hunter2@127.0.0.1/' }));
+      expect.unreachable();
+    } catch (err) {
+      expect((err as KfetchError).message).not.toContain('hunter2');
+    }
+  });
+});
+
+describe('findDuplicateKey', () => {
+  it('names nested paths and compares unescaped keys', () => {
+    expect(findDuplicateKey('{"a": [1, {"b": 1}, {"c": 1, "c": 2}]}')).toBe('a[2].c');
+    expect(findDuplicateKey('{"a": {"x": "}\\"{", "y": 1}, "b": {"y": 1}}')).toBeUndefined();
+    expect(findDuplicateKey('{"k\\n": 1, "k\\u000a": 2}')).toBe('k\n');
+    expect(findDuplicateKey('[{"a": 1}, {"a": 1}]')).toBeUndefined();
+  });
+});
+
+describe('filenameProblem', () => {
+  it('accepts ordinary names and refuses with the character and position', () => {
+    for (const ok of ['a', 'movie.mkv', '.hidden', '..x', 'Überraschung.txt', 'console.log', 'com10', '-rf']) {
+      expect(filenameProblem(ok, 255), ok).toBeUndefined();
+    }
+    expect(filenameProblem('ab/c', 255)).toMatchObject({ char: '/', position: 2 });
+    expect(filenameProblem('日本\u0000', 255)).toMatchObject({ char: '\u0000', position: 2 });
+    expect(filenameProblem('LPT9.txt', 255)?.reason).toMatch(/reserved/);
+    expect(filenameProblem('Ω\ud800', 255)?.reason).toMatch(/surrogate/);
+  });
+});
