@@ -1,7 +1,7 @@
 // The data file a download writes into: created exclusively (never clobbering, never following a symlink),
 // sized to its final length up front, opened once per session; workers write into its fd by position.
 
-import { constants, closeSync, fdatasync, fstatSync, ftruncateSync, lstatSync, openSync, statfsSync } from 'node:fs';
+import { constants, closeSync, fdatasync, fstatSync, ftruncateSync, lstatSync, openSync, rmSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { KfetchError, fromFsError } from '../errors.js';
@@ -34,7 +34,12 @@ export function createDataFile(path: string, size: number, opts: { overwrite?: b
     if (code === 'ELOOP') throw new KfetchError('KF_E_OUTPUT_EXISTS', `${path} is a symlink; refusing to follow it`, { file: path });
     throw fromFsError(err, path, 'cannot create the output file');
   }
-  return finishOpen(fd, path, size);
+  try {
+    return finishOpen(fd, path, size);
+  } catch (err) {
+    rmSync(path, { force: true }); // we created it: a failed create leaves nothing behind
+    throw err;
+  }
 }
 
 /** Open an existing data file of a download being resumed; a missing file, a symlink or a non-file is refused. */

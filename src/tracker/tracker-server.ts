@@ -116,8 +116,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       const body: Record<string, string> = { error: err.message };
       if (err.field !== undefined) body.field = err.field;
       if (status === 413) {
-        // Stop reading the rest; close the connection once the answer is out.
-        res.on('finish', () => setTimeout(() => req.socket.destroy(), 50).unref());
+        lingerThenClose(req, res);
         return sendJson(res, 413, body, { Connection: 'close' });
       }
       return sendJson(res, status, body);
@@ -161,6 +160,34 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       return closing;
     },
   };
+}
+
+/** Longest time and most bytes of an oversized body drained (not stored) after a 413, before the socket is cut. */
+const LINGER_MS = 2000;
+const LINGER_MAX_BYTES = 16 * 1024 * 1024;
+
+/**
+ * After a 413 the client may still be sending. Cutting the socket at once makes the kernel answer with a RST,
+ * and many clients then lose the 413 itself; so drain (and discard) the rest for a bounded time and byte
+ * count, like a server's lingering close, then destroy the socket.
+ */
+function lingerThenClose(req: IncomingMessage, res: ServerResponse): void {
+  res.on('finish', () => {
+    let drained = 0;
+    const cut = (): void => {
+      clearTimeout(timer);
+      req.socket.destroy();
+    };
+    const timer = setTimeout(cut, LINGER_MS);
+    timer.unref();
+    req.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > LINGER_MAX_BYTES) cut();
+    });
+    req.on('end', cut);
+    req.on('error', cut);
+    req.resume();
+  });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -24,11 +24,13 @@ function streamBody(url: string, total: number): Promise<number> {
     const req = httpRequest(
       { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
       (res) => {
+        status = res.statusCode ?? 0;
         res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('end', () => resolve(status));
       },
     );
-    req.on('error', () => resolve(0));
+    let status = 0;
+    req.on('error', () => resolve(status));
     req.setTimeout(10_000, () => req.destroy());
     const pump = (): void => {
       while (sent < total && !req.destroyed) {
