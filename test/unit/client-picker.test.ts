@@ -1,0 +1,131 @@
+// The picker (rarest-first with random tie-break, endgame) and the availability map it reads, and peer stats
+// (slots, deadlines, strikes, bans). Pure modules: tables, no I/O.
+import { describe, expect, it } from 'vitest';
+import { Availability } from '../../src/client/availability.js';
+import { PeerStats, DEFAULT_PEER_STATS } from '../../src/client/peer-stats.js';
+import { pickBlock, type PickerState } from '../../src/client/picker.js';
+import { Bitfield } from '../../src/util/bitfield.js';
+
+function bits(n: number, held: number[]): Bitfield {
+  const b = new Bitfield(n);
+  for (const i of held) b.set(i);
+  return b;
+}
+
+function state(av: Availability, opts: { written?: number[]; inFlight?: [number, string[]][] } = {}): PickerState {
+  const written = new Set(opts.written ?? []);
+  const inFlight = new Map((opts.inFlight ?? []).map(([b, ps]) => [b, new Set(ps)] as const));
+  let remaining = 0;
+  for (let i = 0; i < av.blockCount; i++) if (!written.has(i)) remaining++;
+  return { availability: av, isNeeded: (i) => !written.has(i), inFlight, remaining };
+}
+
+const opts = { endgameBlocks: 2, endgameCopies: 2, random: () => 0.5 };
+
+describe('picker', () => {
+  it('picks the rarest block the peer holds', () => {
+    const av = new Availability(4);
+    av.setPeer('a', bits(4, [0, 1, 2, 3]));
+    av.setPeer('b', bits(4, [0, 1, 3]));
+    av.setPeer('c', bits(4, [0, 3]));
+    // counts: 0→3, 1→2, 2→1, 3→3
+    expect(pickBlock('a', state(av), opts)).toBe(2);
+    expect(pickBlock('b', state(av), opts)).toBe(1);
+    expect(pickBlock('c', state(av), opts)).toBeOneOf([0, 3]);
+  });
+
+  it('skips blocks already written or in flight (outside the endgame), and blocks the peer lacks', () => {
+    const av = new Availability(6);
+    av.setPeer('a', bits(6, [0, 1, 2, 3, 4]));
+    expect(pickBlock('a', state(av, { written: [0, 1], inFlight: [[2, ['b']], [3, ['c']]] }), opts)).toBe(4);
+    // Blocks 2, 3, 5 remain (3 > endgameBlocks): nothing in flight is duplicated, and 'a' lacks block 5.
+    expect(pickBlock('a', state(av, { written: [0, 1, 4], inFlight: [[2, ['b']], [3, ['c']]] }), opts)).toBeUndefined();
+  });
+
+  it('breaks ties at random, giving every equally rare block a chance', () => {
+    const av = new Availability(8);
+    av.setPeer('a', Bitfield.full(8));
+    const seen = new Set<number>();
+    let x = 0;
+    const random = (): number => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let k = 0; k < 400; k++) seen.add(pickBlock('a', state(av), { ...opts, random })!);
+    expect([...seen].sort((p, q) => p - q)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it('in the endgame requests a block in flight elsewhere, never twice from one peer, at most endgameCopies', () => {
+    const av = new Availability(3);
+    av.setPeer('a', Bitfield.full(3));
+    const s = state(av, { written: [0], inFlight: [[1, ['b']], [2, ['b', 'c']]] });
+    // remaining 2 <= endgameBlocks: block 1 (one copy) is allowed, block 2 already has 2 copies.
+    expect(pickBlock('a', s, opts)).toBe(1);
+    expect(pickBlock('b', s, opts)).toBeUndefined();
+    // Not in the endgame: nothing in flight is duplicated.
+    expect(pickBlock('a', s, { ...opts, endgameBlocks: 0 })).toBeUndefined();
+  });
+
+  it('prefers untouched blocks over duplicates in the endgame', () => {
+    const av = new Availability(3);
+    av.setPeer('a', Bitfield.full(3));
+    expect(pickBlock('a', state(av, { inFlight: [[0, ['b']], [1, ['b']]] }), { ...opts, endgameBlocks: 3 })).toBe(2);
+  });
+
+  it('returns nothing for a peer it does not know', () => {
+    expect(pickBlock('zz', state(new Availability(2)), opts)).toBeUndefined();
+  });
+});
+
+describe('availability', () => {
+  it('counts per block, updates on drop and removal', () => {
+    const av = new Availability(3);
+    av.setPeer('a', bits(3, [0, 1]));
+    av.setPeer('b', bits(3, [1, 2]));
+    expect([av.count(0), av.count(1), av.count(2)]).toEqual([1, 2, 1]);
+    av.dropBlock('b', 1);
+    expect(av.count(1)).toBe(1);
+    av.addBlock('b', 0);
+    expect(av.count(0)).toBe(2);
+    av.removePeer('a');
+    expect([av.count(0), av.count(1), av.count(2)]).toEqual([1, 0, 1]);
+    av.setPeer('b', bits(3, []));
+    expect([av.count(0), av.count(1), av.count(2)]).toEqual([0, 0, 0]);
+  });
+});
+
+describe('peer stats', () => {
+  it('sizes slots from measured throughput within bounds', () => {
+    const p = new PeerStats('x');
+    expect(p.slots(65536)).toBe(DEFAULT_PEER_STATS.initialSlots);
+    p.success(65536, 1); // 64 MB/s
+    expect(p.slots(65536)).toBe(DEFAULT_PEER_STATS.maxSlots);
+    const slow = new PeerStats('y');
+    slow.success(65536, 10_000);
+    expect(slow.slots(65536)).toBe(DEFAULT_PEER_STATS.minSlots + 1);
+  });
+
+  it('clamps deadlines to [min, max]', () => {
+    const p = new PeerStats('x');
+    p.success(1000, 1);
+    expect(p.deadlineMs(1000)).toBe(DEFAULT_PEER_STATS.minDeadlineMs);
+    p.success(1000, 1_000_000);
+    expect(p.deadlineMs(1_000_000)).toBe(DEFAULT_PEER_STATS.maxDeadlineMs);
+  });
+
+  it('backs off after failures with growing delays and drops a peer after maxStrikes', () => {
+    const p = new PeerStats('x');
+    p.failure(0, () => 0.5);
+    expect(p.usable(0)).toBe(false);
+    expect(p.usable(DEFAULT_PEER_STATS.backoffBaseMs)).toBe(true);
+    p.failure(0, () => 0.5);
+    expect(p.usable(DEFAULT_PEER_STATS.backoffBaseMs)).toBe(false);
+    for (let i = 2; i < DEFAULT_PEER_STATS.maxStrikes; i++) p.failure(0, () => 0.5);
+    expect(p.banned).toBeDefined();
+  });
+
+  it('a ban keeps its first reason', () => {
+    const p = new PeerStats('x');
+    p.ban('block 3 failed its MD5 check');
+    p.ban('other');
+    expect(p.banned).toBe('block 3 failed its MD5 check');
+    expect(p.usable(Infinity)).toBe(false);
+  });
+});
