@@ -1,7 +1,7 @@
 // The Kascade tracker kfetch ships (SPEC §2): a node:http server that records announces per swarm and
 // answers each with a random subset of the other peers. Used by `kfetch tracker` and by test swarms.
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { KfetchError, isKfetchError } from '../errors.js';
@@ -70,6 +70,16 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
     });
+  });
+  // Requests node:http itself refuses (bad syntax, 16 KiB header limit, timeouts) also get a JSON error.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || (err.code === 'ECONNRESET')) return void socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const text = JSON.stringify({ error: status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'bad HTTP request' });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+        `Server: kfetch/${VERSION}\r\nConnection: close\r\n\r\n${text}`,
+    );
   });
   server.headersTimeout = LIMITS.serverHeadersTimeoutMs;
   server.requestTimeout = LIMITS.serverRequestTimeoutMs;

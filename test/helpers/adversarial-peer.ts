@@ -39,11 +39,14 @@ export interface AdversarialPeer {
   port: number;
   /** Block index (by the range's first byte) of each GET with a Range, in arrival order. */
   requests: number[];
+  /** Honest responses fully handed to the socket: block index and performance.now() time. */
+  served: { block: number; at: number }[];
   close(): Promise<void>;
 }
 
 export async function startAdversarialPeer(o: AdversarialPeerOptions): Promise<AdversarialPeer> {
   const requests: number[] = [];
+  const served: { block: number; at: number }[] = [];
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, fn: () => void): void => {
@@ -71,7 +74,10 @@ export async function startAdversarialPeer(o: AdversarialPeerOptions): Promise<A
     const block = Math.floor(first / o.blockSize);
     requests.push(block);
     const mode = o.mode?.(block) ?? 'honest';
-    const answer = (): void => serve(res, mode, o, first, last, later);
+    const answer = (): void => {
+      if (mode === 'honest') res.once('finish', () => served.push({ block, at: performance.now() }));
+      serve(res, mode, o, first, last, later);
+    };
     if (o.delayMs !== undefined && o.delayMs > 0) later(o.delayMs, answer);
     else answer();
   });
@@ -85,6 +91,7 @@ export async function startAdversarialPeer(o: AdversarialPeerOptions): Promise<A
     addr: `127.0.0.1:${port}`,
     port,
     requests,
+    served,
     async close() {
       for (const t of timers) clearTimeout(t);
       for (const s of sockets) s.destroy();

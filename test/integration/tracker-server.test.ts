@@ -1,6 +1,7 @@
 // The tracker we ship, over real HTTP on 127.0.0.1: both body encodings, PUT, caller exclusion, random
 // subsets, expiry, stopped, 403 + Retry-After, body cap with flat memory, 404/405, JSON errors.
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
 import { VERSION } from '../../src/version.js';
@@ -162,6 +163,24 @@ describe('tracker server: bad requests', () => {
     const r = await fetch(`${t.url}/peers/${H}.json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(r.status).toBe(415);
     expect(await r.json()).toHaveProperty('error');
+  });
+
+  it.each([
+    ['garbage request line', 'HELLO\r\n\r\n', 400],
+    ['64 KiB header', `POST /peers/${H}.json HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`, 431],
+  ])('answers a %s from a raw socket with JSON %d', async (_name, raw, want) => {
+    const t = await start();
+    const reply = await new Promise<string>((resolve, reject) => {
+      const s = connect(t.port, '127.0.0.1', () => s.end(raw));
+      let got = '';
+      s.setEncoding('utf8').on('data', (d: string) => (got += d));
+      s.on('close', () => resolve(got));
+      s.on('error', () => resolve(got));
+      s.setTimeout(5000, () => reject(new Error('no answer')));
+    });
+    expect(reply.startsWith(`HTTP/1.1 ${want} `)).toBe(true);
+    expect(reply).toMatch(/content-type: application\/json/i);
+    expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4))).toHaveProperty('error');
   });
 
   it('refuses a multipart file part and a broken multipart body with 400', async () => {
