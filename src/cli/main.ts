@@ -15,6 +15,7 @@ import { registerSeed } from './commands/seed.js';
 import { registerGet } from './commands/get.js';
 import { registerResume } from './commands/resume.js';
 import { registerStatus } from './commands/status.js';
+import { registerDemo } from './commands/demo.js';
 
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('kfetch')
@@ -33,6 +34,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerGet(program, ctx);
   registerResume(program, ctx);
   registerStatus(program, ctx);
+  registerDemo(program, ctx);
   return program;
 }
 

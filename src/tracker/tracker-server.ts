@@ -73,7 +73,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
   });
   // Requests node:http itself refuses (bad syntax, 16 KiB header limit, timeouts) also get a JSON error.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable || (err.code === 'ECONNRESET')) return void socket.destroy();
+    if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const text = JSON.stringify({ error: status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'bad HTTP request' });
     socket.end(
