@@ -7,8 +7,9 @@ import { fstatSync, futimesSync, readSync, writeSync } from 'node:fs';
 export interface VerifyWriteTask {
   kind: 'verify-write';
   fd: number;
-  /** The block's bytes, transferred from the main thread. */
-  block: ArrayBuffer;
+  /** The block's bytes: `length` bytes at `byteOffset` of this shared memory (a slot the caller holds). */
+  shared: SharedArrayBuffer;
+  byteOffset: number;
   length: number;
   offset: number;
   expectedMd5: string;
@@ -41,7 +42,7 @@ export interface Sha256FileResult {
 
 /** Hash, compare, and only on a match write every byte (looping over short writes). Never throws for I/O. */
 export function verifyWrite(t: VerifyWriteTask): VerifyWriteResult {
-  const buf = Buffer.from(t.block, 0, t.length);
+  const buf = Buffer.from(t.shared, t.byteOffset, t.length);
   const actual = createHash('md5').update(buf).digest('hex');
   if (actual !== t.expectedMd5) return { kind: 'verify-write', ok: false, reason: 'hash', actualMd5: actual };
   let done = 0;

@@ -4,7 +4,7 @@
 import type { Sha256FileResult, Sha256FileTask, VerifyWriteResult, VerifyWriteTask } from '../../workers/block-write.js';
 
 export interface BlockWorkers {
-  /** `task.block` is transferred to the worker: the caller must not touch the buffer afterwards. */
+  /** The caller keeps `task.shared`'s slot untouched until the promise settles. */
   verifyWrite(task: VerifyWriteTask, signal?: AbortSignal): Promise<VerifyWriteResult>;
   sha256File(task: Sha256FileTask, signal?: AbortSignal): Promise<Sha256FileResult>;
 }

@@ -15,6 +15,7 @@ import { Announcer } from '../tracker/announcer.js';
 import { Bitfield } from '../util/bitfield.js';
 import type { BlockWorkers } from './block-workers.js';
 import { Availability } from './availability.js';
+import type { BlockSlab, Slot } from './block-slab.js';
 import { Checkpointer } from './checkpointer.js';
 import { crashArmed, crashPoint } from './crash-point.js';
 import type { EventSink } from './events.js';
@@ -28,6 +29,8 @@ export interface SessionDeps {
   client: BlockClient;
   /** The process-wide request queue: its concurrency is the global in-flight limit. */
   queue: PQueue;
+  /** Block buffers, one per request in flight (slots at least this session's block size). */
+  slab: BlockSlab;
   log: Logger;
   emit: EventSink;
   limits: EngineLimits;
@@ -68,7 +71,6 @@ export class DownloadSession {
   private readonly checkpointer: Checkpointer;
   private announcer: Announcer | undefined;
   private received = 0;
-  private receivedVerified = 0;
   private lastProgressAt = performance.now();
   private fatal: KfetchError | undefined;
   private wake: (() => void) | undefined;
@@ -233,7 +235,7 @@ export class DownloadSession {
     if (this.stopping || signal.aborted) return;
     const now = performance.now();
     const q = this.d.queue;
-    const room = (): boolean => q.size === 0 && q.pending < q.concurrency;
+    const room = (): boolean => q.size === 0 && q.pending < q.concurrency && this.d.slab.available > 0;
     const order = [...this.peers.values()]
       .filter((p) => p.usable(now) && this.availability.held(p.addr) !== undefined)
       .sort((a, b) => b.bytesPerSecond - a.bytesPerSecond);
@@ -283,16 +285,17 @@ export class DownloadSession {
     if (ctrls === undefined) this.controllers.set(i, (ctrls = new Set()));
     ctrls.add(ctrl);
     peer.inFlight++;
+    const slot = this.d.slab.acquire()!;
     const deadline = Math.ceil(peer.deadlineMs(len));
     this.d.queue
       .add(async () => {
         const signal = AbortSignal.any([session, ctrl.signal, AbortSignal.timeout(deadline)]);
         const t = performance.now();
-        const buf = await this.d.client.fetchRange(peer.addr, this.k.swarmId, first, last, signal);
+        await this.d.client.fetchRange(peer.addr, this.k.swarmId, first, last, slot.view, signal);
         this.received += len;
         this.lastProgressAt = performance.now();
         peer.success(len, performance.now() - t);
-        await this.store(i, buf, peer, ctrl);
+        await this.store(i, slot, len, peer, ctrl);
       })
       .catch((err: unknown) => this.requestFailed(i, peer, err, ctrl))
       .finally(() => {
@@ -301,12 +304,13 @@ export class DownloadSession {
         ctrls.delete(ctrl);
         if (ctrls.size === 0) this.controllers.delete(i);
         peer.inFlight--;
+        this.d.slab.release(slot);
         this.wake?.();
       });
   }
 
   /** Verify and write a fetched block in a worker; the first verified copy wins, the other requests are aborted. */
-  private async store(i: number, buf: Buffer, peer: PeerStats, own: AbortController): Promise<void> {
+  private async store(i: number, slot: Slot, length: number, peer: PeerStats, own: AbortController): Promise<void> {
     if (this.written.has(i) || this.writing.has(i) || this.stopping) return;
     this.writing.add(i);
     for (const c of this.controllers.get(i) ?? []) if (c !== own) c.abort(new Error('another copy arrived'));
@@ -315,8 +319,9 @@ export class DownloadSession {
       const r = await this.d.workers.verifyWrite({
         kind: 'verify-write',
         fd: this.s.dataFile.fd,
-        block: buf.buffer as ArrayBuffer,
-        length: buf.length,
+        shared: slot.shared,
+        byteOffset: slot.byteOffset,
+        length,
         offset: i * this.blockSize,
         expectedMd5: this.k.blockHash(this.blockSize, i),
         mtimeSec: this.s.mtimeSec,
@@ -325,7 +330,6 @@ export class DownloadSession {
       if (r.ok) {
         crashPoint('mid-write'); // counts hits so the n-th write is the one armed above
         this.written.set(i);
-        this.receivedVerified += buf.length;
         this.checkpointer.written(i, peer.addr);
         return;
       }

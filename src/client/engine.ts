@@ -18,6 +18,7 @@ import { checkFreeSpace, createDataFile, openDataFile, type DataFile } from '../
 import { lockHome, type HomeLock } from '../store/home-lock.js';
 import { StateDb, type DownloadRow } from '../store/state-db.js';
 import { Bitfield } from '../util/bitfield.js';
+import { BlockSlab } from './block-slab.js';
 import { DownloadSession, type SessionInit, type SessionResult } from './download-session.js';
 import type { EngineLimits } from './engine-limits.js';
 import type { EventSink } from './events.js';
@@ -180,6 +181,8 @@ export class Engine {
   /** Run every prepared session at once under the one global request limit. */
   async run(prepared: Prepared[], signal: AbortSignal): Promise<{ row: DownloadRow; result: SessionResult | KfetchError }[]> {
     const port = this.server?.port;
+    const slotBytes = Math.max(1, ...prepared.map((p) => p.init.row.blockSize));
+    const slab = new BlockSlab(this.o.limits.maxInFlight, slotBytes);
     const runs = prepared.map(async (p) => {
       if (p.complete) {
         return { row: p.init.row, result: { outcome: 'complete', seconds: 0 } as SessionResult };
@@ -190,6 +193,7 @@ export class Engine {
           workers: this.pool,
           client: this.client,
           queue: this.queue,
+          slab,
           log: this.o.log,
           emit: this.o.emit,
           limits: this.o.limits,

@@ -86,7 +86,7 @@ export function createHashPool(opts: { threads?: number } = {}): HashPool {
     verifyRange: (task, o = {}) => run<VerifyRangeResult>(task, [], o.signal),
     verifyWrite: async (task, signal) => {
       signal?.throwIfAborted();
-      return run<VerifyWriteResult>(task, [task.block], undefined);
+      return run<VerifyWriteResult>(task, [], undefined);
     },
     sha256File: (task, signal) => run<Sha256FileResult>(task, [], signal),
     destroy: () => piscina.destroy(),

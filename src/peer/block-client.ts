@@ -30,11 +30,11 @@ export class BlockClient {
   }
 
   /**
-   * GET `/<swarmId>` with `Range: bytes=first-last` from `peer`; resolves with exactly last-first+1 bytes in a
-   * buffer of its own (never a slice of a shared pool, so it can be transferred to a worker), or throws a
-   * KfetchError with a KF_E_PEER_* code and `detail.status` when the peer answered.
+   * GET `/<swarmId>` with `Range: bytes=first-last` from `peer` into `into` (at least last-first+1 bytes); resolves
+   * when exactly that many bytes arrived, or throws a KfetchError with a KF_E_PEER_* code (and `detail.status`
+   * when the peer answered).
    */
-  async fetchRange(peer: string, swarmId: string, first: number, last: number, signal: AbortSignal): Promise<Buffer> {
+  async fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal): Promise<void> {
     const want = last - first + 1;
     let res: Awaited<ReturnType<typeof request>>;
     try {
@@ -65,17 +65,16 @@ export class BlockClient {
       if (typeof cr === 'string' && !cr.startsWith(`bytes ${first}-${last}/`)) {
         throw new KfetchError('KF_E_PEER_PROTOCOL', `peer sent Content-Range ${cr}, asked for ${first}-${last}`, { peer });
       }
-      const buf = Buffer.allocUnsafeSlow(want);
+      if (into.length < want) throw new RangeError(`buffer of ${into.length} bytes for a ${want}-byte range`);
       let got = 0;
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
         if (got + chunk.length > want) {
           throw new KfetchError('KF_E_PEER_LONG', `peer sent more than the ${want} bytes asked for`, { peer });
         }
-        chunk.copy(buf, got);
+        chunk.copy(into, got);
         got += chunk.length;
       }
       if (got !== want) throw new KfetchError('KF_E_PEER_SHORT', `peer sent ${got} of ${want} bytes`, { peer });
-      return buf;
     } catch (err) {
       res.body.destroy();
       throw mapError(err, peer, signal);
