@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { KfetchError, fromFsError, isKfetchError } from '../errors.js';
 import type { Kascade } from '../kascade/kascade.js';
 import type { BlockClient } from '../peer/block-client.js';
+import { isLoopbackHost } from '../peer/address-policy.js';
 import { peerKey, type PeerInfo } from '../peer/peer-info.js';
 import { VerifiedServedFile, type Library } from '../server/library.js';
 import type { DataFile } from '../store/data-file.js';
@@ -189,7 +190,7 @@ export class DownloadSession {
 
   private addTrackerPeer(p: PeerInfo): void {
     const addr = peerKey(p.ip, p.port);
-    if (this.d.ourPort !== undefined && p.port === this.d.ourPort && isLoopback(p.ip)) return; // ourselves
+    if (this.d.ourPort !== undefined && p.port === this.d.ourPort && isLoopbackHost(p.ip)) return; // ourselves
     let held: Bitfield | undefined;
     if (p.blocks !== undefined && p.blocksize === this.blockSize) held = Bitfield.fromHex(p.blocks, this.n);
     else if (p.progress >= 1) held = Bitfield.full(this.n);
@@ -453,8 +454,4 @@ export class DownloadSession {
       );
     }
   }
-}
-
-function isLoopback(ip: string): boolean {
-  return ip.startsWith('127.') || ip === '::1';
 }

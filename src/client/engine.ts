@@ -11,6 +11,7 @@ import { createHashPool, type HashPool } from '../hashing/pool.js';
 import { verifyFile } from '../hashing/verify-file.js';
 import type { Kascade } from '../kascade/kascade.js';
 import { parseKascade } from '../kascade/parse.js';
+import { serializeKascade } from '../kascade/serialize.js';
 import { BlockClient } from '../peer/block-client.js';
 import { startBlockServer, type BlockServer } from '../server/block-server.js';
 import { Library } from '../server/library.js';
@@ -85,7 +86,7 @@ export class Engine {
    * A new download of `kascade` into `outDir/<filename>` (or `outPath`). A download of the same swarm already in
    * the state is resumed instead (the `.kascade` must be the same).
    */
-  async prepareNew(kascade: Kascade, kascadeText: string, where: { outDir: string; outPath?: string; overwrite?: boolean }, peers: string[]): Promise<Prepared> {
+  async prepareNew(kascade: Kascade, where: { outDir: string; outPath?: string; overwrite?: boolean }, peers: string[]): Promise<Prepared> {
     const existing = this.db.getBySwarmId(kascade.swarmId);
     if (existing !== undefined) return this.prepareResume(existing, peers);
     const dataPath = outputPath(kascade, where.outDir, where.outPath);
@@ -107,7 +108,7 @@ export class Engine {
         filesize: kascade.filesize,
         blockSize,
         blockCount: kascade.geometry(blockSize).count,
-        kascade: kascadeText,
+        kascade: serializeKascade(kascade),
         dataPath,
       });
     } catch (err) {

@@ -15,7 +15,8 @@ import { LIMITS } from '../limits.js';
 import { VERSION } from '../version.js';
 import { ClientLimiter } from './client-limiter.js';
 import { readAt } from './data-file.js';
-import { isLoopbackAddress, isLoopbackHost } from './host-policy.js';
+import { isLoopbackHost as isLoopbackAddress } from '../peer/address-policy.js';
+import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
 import { parseRequest } from './parse-request.js';
 

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { Kascade } from '../../src/kascade/kascade.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 import { ClientLimiter } from '../../src/server/client-limiter.js';
-import { isLoopbackAddress, isLoopbackHost } from '../../src/server/host-policy.js';
+import { isLoopbackHost as isLoopbackAddress } from '../../src/peer/address-policy.js';
+import { isLoopbackHost } from '../../src/server/host-policy.js';
 import { Library, VerifiedServedFile, decideRange, isComplete } from '../../src/server/library.js';
 
 function kascade(filesize: number, sizes: number[], swarmId = 'ab'.repeat(32), filehash = swarmId): Kascade {

@@ -4,7 +4,6 @@
 
 import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -18,7 +17,7 @@ import { LIMITS } from '../../limits.js';
 import { intArg } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
 import { createDownloadView } from '../download-view.js';
-import { finishDownloads } from '../download-outcome.js';
+import { finishDownloads } from '../download-run.js';
 import { startKfetchChild, stopChildren, type Child } from '../local-swarm.js';
 import { createProgress } from '../progress.js';
 
@@ -88,7 +87,7 @@ async function runDemo(flags: DemoFlags, ctx: CommandContext): Promise<void> {
       serve: { host: '127.0.0.1', port: 0 },
     });
     try {
-      const prepared = await engine.prepareNew(await loadKascade(kascadePath), await readFile(kascadePath, 'utf8'), { outDir: join(dir, 'download') }, []);
+      const prepared = await engine.prepareNew(await loadKascade(kascadePath), { outDir: join(dir, 'download') }, []);
       const t0 = performance.now();
       const results = await engine.run([prepared], ctx.shutdown);
       const secs = (performance.now() - t0) / 1000;

@@ -3,7 +3,7 @@
 // Prints `listening on http://HOST:PORT` on stdout once serving (the first line without --json), for scripts and tests.
 
 import { basename, join } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { KfetchError } from '../../errors.js';
 import { createHashPool, type HashPool } from '../../hashing/pool.js';
@@ -16,6 +16,7 @@ import { openDataFile, type DataFile } from '../../server/data-file.js';
 import { Library, VerifiedServedFile } from '../../server/library.js';
 import { Announcer } from '../../tracker/announcer.js';
 import { Bitfield } from '../../util/bitfield.js';
+import { intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
 import { createProgress } from '../progress.js';
 
@@ -34,21 +35,7 @@ interface SeedFlags {
 /** Bad block indices listed in a warning; the count is always given in full. */
 const LIST_BAD_BLOCKS = 20;
 
-function intArg(min: number, max: number): (v: string) => number {
-  return (v: string) => {
-    if (!/^(0|[1-9][0-9]{0,9})$/.test(v) || Number(v) < min || Number(v) > max) {
-      throw new InvalidArgumentError(`must be an integer ${min}..${max}`);
-    }
-    return Number(v);
-  };
-}
-
-function secondsArg(v: string): number {
-  if (!/^[0-9]+(\.[0-9]+)?$/.test(v) || !(Number(v) > 0) || Number(v) > 86_400) {
-    throw new InvalidArgumentError('must be a number of seconds, > 0 and at most 86400');
-  }
-  return Number(v);
-}
+const secondsArg = secondsArgOf(86_400);
 
 export function registerSeed(program: Command, ctx: CommandContext): void {
   program

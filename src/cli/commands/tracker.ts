@@ -1,22 +1,14 @@
 // `kfetch tracker`: run the Kascade tracker kfetch ships (src/tracker/tracker-server.ts) until SIGINT/SIGTERM.
 // Prints `listening on http://HOST:PORT` (the real port) as its first stdout line, for scripts and tests.
 
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { LIMITS } from '../../limits.js';
 import { startTracker } from '../../tracker/tracker-server.js';
+import { intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
 
-function portArg(v: string): number {
-  if (!/^[0-9]{1,5}$/.test(v) || Number(v) > 65535) throw new InvalidArgumentError('must be an integer 0..65535');
-  return Number(v);
-}
-
-function secondsArg(v: string): number {
-  if (!/^[0-9]+(\.[0-9]+)?$/.test(v) || !(Number(v) > 0) || Number(v) > 86_400) {
-    throw new InvalidArgumentError('must be a number of seconds, > 0 and at most 86400');
-  }
-  return Number(v);
-}
+const portArg = intArg(0, 65535);
+const secondsArg = secondsArgOf(86_400);
 
 interface TrackerFlags {
   host: string;
