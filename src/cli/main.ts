@@ -73,8 +73,9 @@ async function main(argv: string[]): Promise<number> {
       // --help and --version exit through here with code 0; parse errors were already printed by commander.
       return err.exitCode === 0 ? 0 : 2;
     }
-    if (isKfetchError(err) && err.code === 'KF_E_INTERRUPTED') {
-      process.stderr.write(`kfetch: ${err.message}\n`);
+    // A command cut short by a signal (its abort reason surfaces as the error): say so, exit 128 + signal.
+    if (signalled !== undefined && (!isKfetchError(err) || err.code === 'KF_E_INTERRUPTED')) {
+      process.stderr.write(`kfetch: ${isKfetchError(err) ? err.message : `interrupted by ${signalled}`}\n`);
       return signalled === 'SIGTERM' ? 143 : 130;
     }
     if (isKfetchError(err)) {

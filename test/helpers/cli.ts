@@ -2,13 +2,14 @@
 // waits for lines with a time limit, and kills every child it started (call killAllChildren in afterEach).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const BIN = resolve(import.meta.dirname, '../../dist/src/cli/main.js');
 
 const children = new Set<ChildProcess>();
+const homes: string[] = [];
 
 export interface CliRun {
   child: ChildProcess;
@@ -20,8 +21,11 @@ export interface CliRun {
   exited: (timeoutMs?: number) => Promise<number>;
 }
 
+/** A fresh temporary --home, removed by killAllChildren(). */
 export function tempHome(): string {
-  return mkdtempSync(join(tmpdir(), 'kfetch-home-'));
+  const h = mkdtempSync(join(tmpdir(), 'kfetch-home-'));
+  homes.push(h);
+  return h;
 }
 
 /** Start `kfetch <args>`; `home` defaults to a fresh temp dir. */
@@ -83,7 +87,9 @@ export async function runCli(args: string[], opts: Parameters<typeof startCli>[1
   return { code, stdout: run.stdout(), stderr: run.stderr() };
 }
 
+/** Kill every child still running and remove the temporary homes (call in afterEach). */
 export function killAllChildren(): void {
   for (const c of children) c.kill('SIGKILL');
   children.clear();
+  for (const h of homes.splice(0)) rmSync(h, { recursive: true, force: true });
 }
