@@ -83,7 +83,7 @@ function barView(tty: NodeJS.WriteStream, out: NodeJS.WritableStream): DownloadV
 }
 
 function doneLine(e: Extract<DownloadEvent, { event: 'done' }>): string {
-  return `done ${e.path}: ${fmtMiB(e.size)} MiB in ${e.seconds.toFixed(1)} s (${fmtMiB(e.bytesPerSecond)} MiB/s), sha256 ${e.filehash} verified\n`;
+  return `done ${e.path}: ${fmtMiB(e.size)} MiB in ${e.seconds.toFixed(1)} s (${fmtMiB(e.bytesPerSecond)} MiB/s), sha256 ${e.filehash} verified in ${e.hashSeconds.toFixed(2)} s\n`;
 }
 
 function fmtMiB(bytes: number): string {

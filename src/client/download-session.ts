@@ -141,12 +141,14 @@ export class DownloadSession {
         this.d.db.setStatus(row.id, 'stopped');
         return { outcome: 'stopped' };
       }
+      const h0 = performance.now();
       await this.finalCheck(signal);
+      const hashSeconds = (performance.now() - h0) / 1000;
       const seconds = (performance.now() - t0) / 1000;
       this.d.db.setStatus(row.id, 'complete');
       this.d.emit({
         event: 'done', id: row.id, name: row.filename, path: dataFile.path, size: row.filesize, filehash: row.filehash,
-        seconds, bytesPerSecond: this.received / Math.max(seconds, 1e-3),
+        seconds, hashSeconds, bytesPerSecond: this.received / Math.max(seconds, 1e-3),
       });
       return { outcome: 'complete', seconds };
     } catch (err) {

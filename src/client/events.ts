@@ -21,7 +21,7 @@ export type DownloadEvent =
   | { event: 'peer'; id: number; peer: string; action: 'added' | 'banned' | 'dropped'; source?: string; reason?: string; code?: string }
   | { event: 'warning'; id: number; code: string; message: string; peer?: string; block?: number }
   | { event: 'verify'; id: number; phase: 'blocks' | 'file'; done: number; total: number }
-  | { event: 'done'; id: number; name: string; path: string; size: number; filehash: string; seconds: number; bytesPerSecond: number }
+  | { event: 'done'; id: number; name: string; path: string; size: number; filehash: string; seconds: number; hashSeconds: number; bytesPerSecond: number }
   | { event: 'error'; id: number; code: string; message: string; file?: string };
 
 export type EventSink = (e: DownloadEvent) => void;
