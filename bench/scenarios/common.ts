@@ -1,0 +1,162 @@
+// What every scenario gets: the run's options and temp dir, the measured ceilings, where the anchors are, and
+// helpers to make test files and kascades, start kfetch children, and summarise measured runs into a table row.
+
+import { spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startKfetchChild, type Child } from '../../src/cli/local-swarm.js';
+import { bindingCeiling, ceilingsFor, type Ceilings } from '../ceilings.js';
+import { median, runMeasured, trackChild, type Measured } from '../measure.js';
+import { round, type Row, type Target } from '../report.js';
+
+export const MiB = 1024 * 1024;
+/** The built CLI. */
+export const KFETCH = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** The static server as a process (used when nginx is missing). */
+export const STATIC_SERVER = fileURLToPath(new URL('../static-server.js', import.meta.url));
+
+export interface BenchOptions {
+  sizeMiB: number;
+  peers: number;
+  runs: number;
+  quick: boolean;
+}
+
+export interface ScenarioContext {
+  opts: BenchOptions;
+  /** Temp dir of this run (removed at the end). */
+  dir: string;
+  ceilings: Ceilings;
+  anchors: Anchors;
+  signal: AbortSignal;
+  log(msg: string): void;
+}
+
+export interface ScenarioResult {
+  rows: Row[];
+  targets: Target[];
+  notes?: string[];
+}
+
+export type Scenario = (ctx: ScenarioContext) => Promise<ScenarioResult>;
+
+/** Paths of the anchor programs, or undefined when not installed. */
+export interface Anchors {
+  aria2c?: string;
+  nginx?: string;
+  mktorrent?: string;
+  opentracker?: string;
+  webtorrent?: string;
+  bittorrentTracker?: string;
+}
+
+function which(cmd: string): string | undefined {
+  for (const d of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin'])) {
+    const p = join(d, cmd);
+    if (d !== '' && existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** Find the anchors on PATH and in the anchors folder of scripts/install-anchors.sh. */
+export function findAnchors(): Anchors {
+  const folder = process.env.KFETCH_ANCHORS ?? join(homedir(), '.cache', 'kfetch-anchors');
+  const npmBin = (name: string): string | undefined => {
+    const p = join(folder, 'node_modules', '.bin', name);
+    return existsSync(p) ? p : which(name);
+  };
+  const a: Anchors = {};
+  const set = (k: keyof Anchors, v: string | undefined): void => {
+    if (v !== undefined) a[k] = v;
+  };
+  set('aria2c', which('aria2c'));
+  set('nginx', which('nginx'));
+  set('mktorrent', which('mktorrent'));
+  set('opentracker', which('opentracker'));
+  set('webtorrent', npmBin('webtorrent'));
+  set('bittorrentTracker', npmBin('bittorrent-tracker'));
+  return a;
+}
+
+const files = new Map<number, string>();
+
+/** A random file of `sizeMiB` in the run's dir (made once per size), its page cache warm. */
+export function testFile(ctx: ScenarioContext, sizeMiB: number): string {
+  const have = files.get(sizeMiB);
+  if (have !== undefined) return have;
+  const path = join(ctx.dir, `data-${sizeMiB}.bin`);
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.allocUnsafe(8 * MiB);
+  for (let done = 0; done < sizeMiB * MiB; done += chunk.length) {
+    randomFillSync(chunk);
+    writeSync(fd, chunk, 0, Math.min(chunk.length, sizeMiB * MiB - done));
+  }
+  closeSync(fd);
+  files.set(sizeMiB, path);
+  return path;
+}
+
+/** Write a kascade for `file` with `kfetch create`; returns its path and the filehash. */
+export function makeKascade(file: string, out: string, tracker: string, blockSize?: number): { path: string; filehash: string } {
+  const args = [KFETCH, 'create', file, '--tracker', tracker, '-o', out, '--force'];
+  if (blockSize !== undefined) args.push('--block-size', String(blockSize));
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) throw new Error(`kfetch create failed (${r.status}): ${r.stderr}`);
+  const k = JSON.parse(readFileSync(out, 'utf8')) as { filehash: string };
+  return { path: out, filehash: k.filehash };
+}
+
+/** Start a kfetch tracker/seeder child and register it for the final kill. */
+export async function startKfetch(args: string[], home: string): Promise<Child> {
+  const c = await startKfetchChild([...args, '--home', home], { KFETCH_HOME: home }, 60_000);
+  trackChild(c.proc);
+  return c;
+}
+
+/** A free TCP port on 127.0.0.1 (for programs that need a port given up front). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Run `kfetch <args> --json --home <home>` measured; throws if it does not exit 0 (unless `allowFail`). */
+export async function kfetchMeasured(args: string[], home: string, timeoutMs: number, onLine?: (line: string, ms: number) => void): Promise<Measured> {
+  const o = { env: { KFETCH_HOME: home }, timeoutMs, ...(onLine === undefined ? {} : { onLine }) };
+  const m = await runMeasured(process.execPath, [KFETCH, ...args, '--home', home], o);
+  if (m.code !== 0) throw new Error(`kfetch ${args[0]} exited ${m.code ?? m.signal}: ${m.stderr.trim().slice(-600)}`);
+  return m;
+}
+
+/** A table row from several measured runs of one tool: medians (peak RSS: the largest). */
+export function rowFrom(scenario: string, tool: string, sizeMiB: number, runs: Measured[], ceilings?: Record<string, number>): Row {
+  const seconds = median(runs.map((r) => r.seconds));
+  const MiBps = sizeMiB / seconds;
+  const row: Row = {
+    scenario,
+    tool,
+    sizeMiB,
+    seconds: round(seconds, 3),
+    allSeconds: runs.map((r) => round(r.seconds, 3)),
+    MiBps: round(MiBps, 1),
+    peakRssMiB: round(Math.max(...runs.map((r) => r.peakRssMiB)), 1),
+    cpuSeconds: round(median(runs.map((r) => r.cpuSeconds))),
+  };
+  if (ceilings !== undefined) {
+    const b = bindingCeiling(ceilings);
+    row.ceiling = { name: b.name, MiBps: round(b.MiBps, 0), ratio: round(MiBps / b.MiBps, 3) };
+  }
+  return row;
+}
+
+export { ceilingsFor };

@@ -1,0 +1,82 @@
+// `resume`: how long `kfetch resume` takes to start fetching on a large download that is 99% complete. The
+// download is made 99% durable cheaply: `kfetch get` from a server that only has the first 99% of the file,
+// SIGINT once `durable` reaches that (it checkpoints and exits 130). Then `kfetch resume --json` with a full
+// server, timed from spawn to its first `progress` event with `received` > 0. Target: within 1 s (4 GiB).
+
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { runMeasured } from '../measure.js';
+import { round } from '../report.js';
+import { startStaticServer } from '../static-server.js';
+import { KFETCH, kfetchMeasured, makeKascade, rowFrom, testFile, type ScenarioContext, type ScenarioResult } from './common.js';
+
+const BLOCK = 262_144;
+
+interface Progress {
+  event: string;
+  received?: number;
+  durable?: number;
+  size?: number;
+}
+
+export async function resume(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const sizeMiB = ctx.opts.quick ? ctx.opts.sizeMiB : Math.max(ctx.opts.sizeMiB, 4096);
+  const dir = join(ctx.dir, 'resume');
+  mkdirSync(dir, { recursive: true });
+  const file = testFile(ctx, sizeMiB);
+  const k = makeKascade(file, join(dir, 'resume.json'), 'http://127.0.0.1:9/announce', BLOCK);
+  const blocks = Math.ceil(statSync(file).size / BLOCK);
+  const have = Math.floor(blocks * 0.99);
+  const partial = await startStaticServer({ file, id: k.filehash, limit: have * BLOCK });
+  const home = join(dir, 'home');
+  const out = join(dir, 'out');
+  ctx.log(`resume: making a ${sizeMiB} MiB download ${have}/${blocks} blocks complete`);
+  let interrupted = false;
+  try {
+    const first = await runMeasured(
+      process.execPath,
+      [KFETCH, 'get', k.path, '--out', out, '--json', '--timeout', '120', '--peer', partial.addr, '--home', home],
+      {
+        env: { KFETCH_HOME: home },
+        timeoutMs: 900_000,
+        onLine: (line, _ms, proc) => {
+          if (interrupted || !line.startsWith('{')) return;
+          const e = JSON.parse(line) as Progress;
+          if (e.event === 'progress' && (e.durable ?? 0) >= have * BLOCK) {
+            interrupted = true;
+            proc.kill('SIGINT');
+          }
+        },
+      },
+    );
+    if (first.code !== 130) throw new Error(`resume: the first get exited ${first.code ?? first.signal}, not 130: ${first.stderr.slice(-600)}`);
+  } finally {
+    await partial.close();
+  }
+  const full = await startStaticServer({ file, id: k.filehash });
+  let firstFetchMs = NaN;
+  let firstServerMs = NaN;
+  const t0 = performance.now();
+  const watch = setInterval(() => {
+    if (Number.isNaN(firstServerMs) && full.served.length > 0) firstServerMs = full.served[0]!.at - t0;
+  }, 5);
+  try {
+    ctx.log('resume: kfetch resume');
+    const m = await kfetchMeasured(['resume', '--json', '--peer', full.addr], home, 600_000, (line, ms) => {
+      if (!Number.isNaN(firstFetchMs) || !line.startsWith('{')) return;
+      const e = JSON.parse(line) as Progress;
+      if (e.event === 'progress' && (e.received ?? 0) > 0) firstFetchMs = ms;
+    });
+    const row = rowFrom('resume', 'kfetch resume (1% left)', sizeMiB, [m]);
+    row.extra = { 'first progress received>0 ms': round(firstFetchMs, 0), 'first block served ms': round(firstServerMs, 0) };
+    const s = firstFetchMs / 1000;
+    return {
+      rows: [row],
+      targets: [{ scenario: 'resume', text: `fetching again within 1 s of starting (${sizeMiB} MiB, 99% done)`, value: `${s.toFixed(2)} s`, met: s <= 1 }],
+    };
+  } finally {
+    clearInterval(watch);
+    await full.close();
+    rmSync(out, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,72 @@
+// `swarm`: the kfetch tracker + N `kfetch seed` processes + one `kfetch get`; and, when installed, a swarm of the
+// same size with aria2 (BitTorrent, a local tracker) and with WebTorrent as anchors, each with its own seeders.
+// Runs alternate kfetch / anchors. Targets: ≥ 3 × WebTorrent's and ≥ 2 × aria2 BitTorrent's throughput.
+
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Child } from '../../src/cli/local-swarm.js';
+import { stopChildren } from '../../src/cli/local-swarm.js';
+import type { Measured } from '../measure.js';
+import type { Row, Target } from '../report.js';
+import { round } from '../report.js';
+import { torrentAnchors, type TorrentAnchor } from './torrent-anchors.js';
+import { ceilingsFor, kfetchMeasured, makeKascade, rowFrom, startKfetch, testFile, type ScenarioContext, type ScenarioResult } from './common.js';
+
+export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const { sizeMiB, peers, runs } = ctx.opts;
+  const dir = join(ctx.dir, 'swarm');
+  mkdirSync(dir, { recursive: true });
+  const file = testFile(ctx, sizeMiB);
+  const children: Child[] = [];
+  const notes: string[] = [];
+  const kf: Measured[] = [];
+  const anchors: TorrentAnchor[] = [];
+  const anchorRuns = new Map<string, Measured[]>();
+  try {
+    const tracker = await startKfetch(['tracker', '--port', '0', '--host', '127.0.0.1'], join(dir, 'home-tracker'));
+    children.push(tracker);
+    const k = makeKascade(file, join(dir, 'swarm.json'), tracker.url);
+    for (let i = 0; i < peers; i++) {
+      children.push(await startKfetch(['seed', k.path, '--data', dirname(file), '--port', '0', '--trust'], join(dir, `home-seed-${i}`)));
+    }
+    anchors.push(...(await torrentAnchors(ctx, file, join(dir, 'bt'), peers, notes)));
+    for (let i = 0; i < runs; i++) {
+      const out = join(dir, 'out');
+      const home = join(dir, `home-get-${i}`);
+      ctx.log(`swarm: kfetch run ${i + 1}/${runs}`);
+      kf.push(await kfetchMeasured(['get', k.path, '--out', out, '--json', '--timeout', '60'], home, 600_000));
+      rmSync(out, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
+      for (const a of anchors) {
+        ctx.log(`swarm: ${a.name} run ${i + 1}/${runs}`);
+        const m = await a.download(join(dir, `out-${a.key}-${i}`));
+        anchorRuns.set(a.name, [...(anchorRuns.get(a.name) ?? []), m]);
+        rmSync(join(dir, `out-${a.key}-${i}`), { recursive: true, force: true });
+      }
+    }
+  } finally {
+    for (const a of anchors) await a.stop();
+    await stopChildren(children);
+  }
+  const ceil = ceilingsFor('download', ctx.ceilings);
+  const kRow = rowFrom('swarm', `kfetch get (${peers} kfetch seeders)`, sizeMiB, kf, ceil);
+  const rows: Row[] = [kRow];
+  const targets: Target[] = [];
+  kRow.ratios = {};
+  const want: Record<string, number> = { 'aria2 BitTorrent': 2, WebTorrent: 3 };
+  for (const [name, need] of Object.entries(want)) {
+    const ms = anchorRuns.get(name);
+    if (ms === undefined) {
+      targets.push({ scenario: 'swarm', text: `kfetch throughput ≥ ${need} × ${name}`, value: `${name} skipped`, met: null });
+      continue;
+    }
+    const r = rowFrom('swarm', `${name} (${peers} own seeders)`, sizeMiB, ms, ceil);
+    rows.push(r);
+    const speedup = r.seconds! / kRow.seconds!;
+    kRow.ratios[`${name} speed`] = round(speedup, 2);
+    targets.push({ scenario: 'swarm', text: `kfetch throughput ≥ ${need} × ${name} (${sizeMiB} MiB, ${peers} seeders)`, value: `${speedup.toFixed(2)}×`, met: speedup >= need });
+  }
+  for (const n of notes) if (n.startsWith('skip:')) rows.push({ scenario: 'swarm', tool: n.slice(5).split(':')[0]!.trim(), sizeMiB, skipped: n.split(':').slice(2).join(':').trim() });
+  targets.push({ scenario: 'swarm', text: `kfetch peak RSS ≤ 150 MiB (${sizeMiB} MiB file)`, value: `${kRow.peakRssMiB} MiB`, met: kRow.peakRssMiB! <= 150 });
+  return { rows, targets, notes: notes.filter((n) => !n.startsWith('skip:')) };
+}
