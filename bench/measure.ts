@@ -7,19 +7,22 @@ import { performance } from 'node:perf_hooks';
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
 const CLK_TCK = 100;
-const live = new Set<ChildProcess>();
+const live = new Map<ChildProcess, NodeJS.Signals>();
 
-/** Register a child started elsewhere (servers, seeders) so `killAllChildren` reaches it. */
-export function trackChild(proc: ChildProcess): ChildProcess {
-  live.add(proc);
+/**
+ * Register a child started elsewhere (servers, seeders) so `killAllChildren` reaches it. `signal` is how to end
+ * it: SIGKILL, except for a master that must take its workers down (nginx: SIGTERM).
+ */
+export function trackChild(proc: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): ChildProcess {
+  live.set(proc, signal);
   proc.once('exit', () => live.delete(proc));
   return proc;
 }
 
-/** SIGKILL every child still running (on error, SIGINT, and at the end of a run). */
+/** Kill every child still running (on error, SIGINT, and at the end of a run). */
 export function killAllChildren(): void {
-  for (const p of live) {
-    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  for (const [p, signal] of live) {
+    if (p.exitCode === null && p.signalCode === null) p.kill(signal);
   }
   live.clear();
 }

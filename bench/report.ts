@@ -86,7 +86,7 @@ export function formatTable(r: Report): string {
       .map(([k, v]) => `${k} ${v.toFixed(2)}×`)
       .join(', ');
     const extra = Object.entries(row.extra ?? {})
-      .map(([k, v]) => `${k} ${typeof v === 'number' ? v.toFixed(1) : v}`)
+      .map(([k, v]) => `${k} ${typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(1)) : v}`)
       .join(', ');
     const ceiling = row.ceiling === undefined ? '' : `${(row.ceiling.ratio * 100).toFixed(0)}% of ${row.ceiling.name} (${row.ceiling.MiBps.toFixed(0)})`;
     lines.push(

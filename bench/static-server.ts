@@ -23,6 +23,8 @@ export interface StaticServerOptions {
 export interface StaticServer {
   port: number;
   addr: string;
+  /** Requests for the file received (including those still waiting or cut off). */
+  requests(): number;
   /** Each response fully handed to the socket: first byte of its range, last byte, and performance.now(). */
   served: { first: number; last: number; at: number }[];
   close(): Promise<void>;
@@ -35,8 +37,10 @@ export async function startStaticServer(o: StaticServerOptions): Promise<StaticS
   const served: StaticServer['served'] = [];
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
+  let requests = 0;
   const server: Server = createServer((req, res) => {
     if (req.url !== `/${o.id}` || (req.method !== 'GET' && req.method !== 'HEAD')) return void res.writeHead(404).end();
+    requests++;
     let first = 0;
     let last = size - 1;
     let status = 200;
@@ -85,6 +89,7 @@ export async function startStaticServer(o: StaticServerOptions): Promise<StaticS
     port,
     addr: `127.0.0.1:${port}`,
     served,
+    requests: () => requests,
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);

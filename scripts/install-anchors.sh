@@ -32,6 +32,9 @@ if [ ! -f "$ANCHORS/package.json" ]; then
 fi
 # --ignore-scripts: a dependency (ip-set) runs `npx only-allow pnpm` on install; no native build is needed.
 npm install --prefix "$ANCHORS" --no-audit --no-fund --loglevel=error --ignore-scripts webtorrent-cli@6 bittorrent-tracker@11
+# WebTorrent needs node-datachannel's native module (a prebuilt binary downloaded from GitHub, else a cmake build).
+npm rebuild --prefix "$ANCHORS" --loglevel=error node-datachannel \
+  || echo "node-datachannel did not build: webtorrent-cli will not start and the bench will skip WebTorrent" >&2
 
 echo "== installed"
 for c in aria2c nginx mktorrent opentracker; do

@@ -62,8 +62,11 @@ function which(cmd: string): string | undefined {
   return undefined;
 }
 
-/** Find the anchors on PATH and in the anchors folder of scripts/install-anchors.sh. */
-export function findAnchors(): Anchors {
+/**
+ * Find the anchors on PATH and in the anchors folder of scripts/install-anchors.sh ($KFETCH_ANCHORS or
+ * ~/.cache/kfetch-anchors). `without` names anchors to treat as missing (`--without nginx,aria2c`).
+ */
+export function findAnchors(without: string[] = []): Anchors {
   const folder = process.env.KFETCH_ANCHORS ?? join(homedir(), '.cache', 'kfetch-anchors');
   const npmBin = (name: string): string | undefined => {
     const p = join(folder, 'node_modules', '.bin', name);
@@ -71,7 +74,7 @@ export function findAnchors(): Anchors {
   };
   const a: Anchors = {};
   const set = (k: keyof Anchors, v: string | undefined): void => {
-    if (v !== undefined) a[k] = v;
+    if (v !== undefined && !without.includes(k)) a[k] = v;
   };
   set('aria2c', which('aria2c'));
   set('nginx', which('nginx'));

@@ -1,7 +1,7 @@
 // N plain HTTP servers on 127.0.0.1 serving one file at /<filehash>: nginx (one master, N listening ports) when
 // installed, else N processes of bench/static-server.js. Used by the `mirrors` scenario.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -51,13 +51,13 @@ export async function startHttpServers(dir: string, file: string, filehash: stri
         ports.map((p) => `  server { listen 127.0.0.1:${p}; root ${www}; location / { } }\n`).join('') +
         `}\n`,
     );
-    const proc = trackChild(spawn(nginx, ['-p', dir, '-c', conf, '-e', join(dir, 'nginx-error.log')], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const proc = trackChild(spawn(nginx, ['-p', dir, '-c', conf, '-e', join(dir, 'nginx-error.log')], { stdio: ['ignore', 'ignore', 'pipe'] }), 'SIGTERM');
     let err = '';
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
     try {
       for (const p of ports) await waitForPort(p, 10_000);
     } catch (e) {
-      proc.kill('SIGKILL');
+      proc.kill('SIGTERM');
       let log = '';
       try {
         log = readFileSync(join(dir, 'nginx-error.log'), 'utf8');
@@ -66,9 +66,9 @@ export async function startHttpServers(dir: string, file: string, filehash: stri
       }
       throw new Error(`nginx did not start: ${String(e)} ${err} ${log}`);
     }
-    return { kind: 'nginx', ports, stop: () => proc.kill('SIGQUIT') };
+    return { kind: 'nginx', ports, stop: () => proc.kill('SIGTERM') };
   }
-  const procs = [];
+  const procs: ChildProcess[] = [];
   const ports: number[] = [];
   for (let i = 0; i < n; i++) {
     const c = await spawnListening(process.execPath, [STATIC_SERVER, '--file', file, '--id', filehash, '--port', '0']);

@@ -22,6 +22,7 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
   const kf: Measured[] = [];
   const anchors: TorrentAnchor[] = [];
   const anchorRuns = new Map<string, Measured[]>();
+  const failedAnchors = new Set<string>();
   try {
     const tracker = await startKfetch(['tracker', '--port', '0', '--host', '127.0.0.1'], join(dir, 'home-tracker'));
     children.push(tracker);
@@ -38,9 +39,17 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
       rmSync(out, { recursive: true, force: true });
       rmSync(home, { recursive: true, force: true });
       for (const a of anchors) {
+        if (failedAnchors.has(a.name)) continue;
         ctx.log(`swarm: ${a.name} run ${i + 1}/${runs}`);
-        const m = await a.download(join(dir, `out-${a.key}-${i}`));
-        anchorRuns.set(a.name, [...(anchorRuns.get(a.name) ?? []), m]);
+        try {
+          const m = await a.download(join(dir, `out-${a.key}-${i}`));
+          anchorRuns.set(a.name, [...(anchorRuns.get(a.name) ?? []), m]);
+        } catch (err) {
+          // An anchor that fails is reported and dropped; kfetch's figures still count.
+          failedAnchors.add(a.name);
+          anchorRuns.delete(a.name);
+          notes.push(`skip: ${a.name}: FAILED: ${(err instanceof Error ? err.message : String(err)).slice(0, 200)}`);
+        }
         rmSync(join(dir, `out-${a.key}-${i}`), { recursive: true, force: true });
       }
     }

@@ -19,16 +19,18 @@ export function createDownloadView(opts: { json: boolean; out: NodeJS.WritableSt
 }
 
 function jsonView(out: NodeJS.WritableStream): DownloadView {
-  const lastProgress = new Map<number, number>();
+  const lastProgress = new Map<string, number>();
   const write = (e: DownloadEvent): void => void out.write(`${JSON.stringify({ v: EVENT_SCHEMA_VERSION, ...e })}\n`);
   return {
     emit(e) {
       if (e.event === 'progress' || e.event === 'verify') {
+        // Throttled per download and kind; the first and the last of each always go out.
+        const key = e.event === 'verify' ? `${e.id}:verify:${e.phase}` : `${e.id}:progress`;
         const now = performance.now();
-        const last = lastProgress.get(e.id) ?? -Infinity;
+        const last = lastProgress.get(key);
         const final = e.event === 'progress' ? e.durable === e.size : e.done === e.total;
-        if (!final && now - last < JSON_PROGRESS_MS) return;
-        lastProgress.set(e.id, now);
+        if (!final && last !== undefined && now - last < JSON_PROGRESS_MS) return;
+        lastProgress.set(key, now);
       }
       write(e);
     },

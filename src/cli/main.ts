@@ -16,6 +16,7 @@ import { registerGet } from './commands/get.js';
 import { registerResume } from './commands/resume.js';
 import { registerStatus } from './commands/status.js';
 import { registerDemo } from './commands/demo.js';
+import { registerRemove } from './commands/remove.js';
 
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('kfetch')
@@ -34,6 +35,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerGet(program, ctx);
   registerResume(program, ctx);
   registerStatus(program, ctx);
+  registerRemove(program, ctx);
   registerDemo(program, ctx);
   return program;
 }

@@ -22,6 +22,12 @@ export interface CheckpointerOptions {
   onError?: (err: unknown) => void;
 }
 
+/** What a checkpoint records about the data file (the mtime is the fixed one kfetch keeps on it). */
+export function dataFileFacts(dataFile: DataFile, mtimeMs: number): { dataSize: number; dataMtimeMs: number; dataDev: number; dataIno: number } {
+  const st = dataFile.stat();
+  return { dataSize: st.size, dataMtimeMs: mtimeMs, dataDev: st.dev, dataIno: st.ino };
+}
+
 export class Checkpointer {
   private pending: CheckpointBlock[] = [];
   private running: Promise<void> | undefined;
@@ -29,6 +35,11 @@ export class Checkpointer {
   private readonly o: CheckpointerOptions;
   /** Milliseconds the last checkpoint took (sync + commit). */
   lastMs = 0;
+  /**
+   * Set when fdatasync failed. Linux may mark the failed pages clean, so a later fdatasync on the same fd can
+   * succeed without the data being on disk: nothing written before the failure may ever be recorded.
+   */
+  private broken: unknown;
 
   constructor(o: CheckpointerOptions) {
     this.o = o;
@@ -55,6 +66,7 @@ export class Checkpointer {
   /** Make everything written so far durable and recorded. Concurrent calls queue behind each other. */
   async flush(): Promise<void> {
     while (this.running !== undefined) await this.running.catch(() => undefined);
+    if (this.broken !== undefined) throw this.broken;
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
@@ -62,8 +74,9 @@ export class Checkpointer {
     try {
       await this.running;
     } catch (err) {
-      // Not recorded: put the blocks back so a later checkpoint (or the error path) still knows of them.
-      this.pending = batch.concat(this.pending);
+      // Not recorded. After a failed sync the batch is dropped for good (see `broken`); after a failed commit the
+      // data is on disk, so the blocks go back for a later checkpoint.
+      if (this.broken === undefined) this.pending = batch.concat(this.pending);
       throw err;
     } finally {
       this.running = undefined;
@@ -73,16 +86,20 @@ export class Checkpointer {
   private async commit(batch: CheckpointBlock[]): Promise<void> {
     const t0 = performance.now();
     crashPoint('after-write-before-fsync');
-    await this.o.dataFile.sync();
+    try {
+      await this.o.dataFile.sync();
+    } catch (err) {
+      this.broken = err;
+      this.pending = [];
+      throw err;
+    }
     crashPoint('after-fsync-before-commit');
-    const st = this.o.dataFile.stat();
     for (const b of batch) this.o.durable.set(b.idx);
     try {
       this.o.db.checkpoint(this.o.downloadId, {
         complete: this.o.durable,
         blocks: batch,
-        dataSize: st.size,
-        dataMtimeMs: this.o.mtimeMs,
+        ...dataFileFacts(this.o.dataFile, this.o.mtimeMs),
         bytesFetched: this.o.bytesFetched(),
       });
     } catch (err) {

@@ -5,6 +5,8 @@
 import type PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { KfetchError, fromFsError, isKfetchError } from '../errors.js';
+import type { HashPool } from '../hashing/pool.js';
+import { verifyFile } from '../hashing/verify-file.js';
 import type { Kascade } from '../kascade/kascade.js';
 import type { BlockClient } from '../peer/block-client.js';
 import { isLoopbackHost } from '../peer/address-policy.js';
@@ -14,19 +16,21 @@ import type { DataFile } from '../store/data-file.js';
 import type { DownloadRow, StateDb } from '../store/state-db.js';
 import { Announcer } from '../tracker/announcer.js';
 import { Bitfield } from '../util/bitfield.js';
-import type { BlockWorkers } from './block-workers.js';
 import { Availability } from './availability.js';
 import type { BlockSlab, Slot } from './block-slab.js';
-import { Checkpointer } from './checkpointer.js';
+import { Checkpointer, dataFileFacts } from './checkpointer.js';
 import { crashArmed, crashPoint } from './crash-point.js';
 import type { EventSink } from './events.js';
 import type { EngineLimits } from './engine-limits.js';
 import { PeerStats } from './peer-stats.js';
 import { pickBlock } from './picker.js';
 
+/** Consecutive worker failures that end a session (one is retried: piscina replaces a crashed thread). */
+const MAX_WORKER_FAILURES = 3;
+
 export interface SessionDeps {
   db: StateDb;
-  workers: BlockWorkers;
+  workers: HashPool;
   client: BlockClient;
   /** The process-wide request queue: its concurrency is the global in-flight limit. */
   queue: PQueue;
@@ -76,6 +80,7 @@ export class DownloadSession {
   private fatal: KfetchError | undefined;
   private wake: (() => void) | undefined;
   private stopping = false;
+  private workerFailures = 0;
   private readonly random: () => number;
 
   constructor(deps: SessionDeps, init: SessionInit) {
@@ -120,30 +125,39 @@ export class DownloadSession {
     this.d.library?.add(this.served);
     this.checkpointer.start();
     for (const p of this.s.peers) this.addPeer(p.addr, p.source, undefined, signal);
+    this.remember(this.s.peers);
     this.startAnnouncer();
     const onAbort = (): void => this.wake?.();
     signal.addEventListener('abort', onAbort);
+    // Ref'd on purpose: while the session runs, this timer keeps the process alive even when every peer is
+    // backing off and nothing else is pending (cleared in `finally`).
     const ticker = setInterval(() => this.tick(), 500);
-    ticker.unref();
     try {
-      while (!signal.aborted && this.fatal === undefined && this.written.count < this.n) {
-        this.schedule(signal);
-        await new Promise<void>((res) => (this.wake = res));
-        this.wake = undefined;
+      let hashSeconds = 0;
+      for (let round = 0; ; round++) {
+        while (!signal.aborted && this.fatal === undefined && this.written.count < this.n) {
+          this.schedule(signal);
+          await new Promise<void>((res) => (this.wake = res));
+          this.wake = undefined;
+        }
+        this.stopping = true;
+        this.abortAll();
+        if (this.fatal !== undefined) throw this.fatal;
+        // Let in-flight writes finish (their results are discarded if not checkpointed), then checkpoint.
+        await this.drain();
+        await this.checkpointer.flush();
+        if (signal.aborted || this.written.count < this.n) {
+          await this.checkpointer.stop();
+          this.d.db.setStatus(row.id, 'stopped');
+          return { outcome: 'stopped' };
+        }
+        const h0 = performance.now();
+        const ok = await this.finalCheck(signal, round);
+        hashSeconds += (performance.now() - h0) / 1000;
+        if (ok) break;
+        this.stopping = false; // blocks that failed re-verification are missing again: fetch them
       }
-      this.stopping = true;
-      this.abortAll();
-      if (this.fatal !== undefined) throw this.fatal;
-      // Let in-flight writes finish (their results are discarded if not checkpointed), then checkpoint.
-      await this.drain();
       await this.checkpointer.stop();
-      if (signal.aborted || this.written.count < this.n) {
-        this.d.db.setStatus(row.id, 'stopped');
-        return { outcome: 'stopped' };
-      }
-      const h0 = performance.now();
-      await this.finalCheck(signal);
-      const hashSeconds = (performance.now() - h0) / 1000;
       const seconds = (performance.now() - t0) / 1000;
       this.d.db.setStatus(row.id, 'complete');
       this.d.emit({
@@ -155,6 +169,12 @@ export class DownloadSession {
       this.stopping = true;
       this.abortAll();
       await this.drain();
+      if (signal.aborted && this.fatal === undefined) {
+        // Interrupted (for instance during the final hash): what was written is checkpointed, nothing failed.
+        await this.checkpointer.stop().catch(() => undefined);
+        this.d.db.setStatus(row.id, 'stopped');
+        return { outcome: 'stopped' };
+      }
       const e = isKfetchError(err) ? err : fromFsError(err, dataFile.path, 'download failed');
       // Keep what is safe: a final checkpoint of what was written, unless the store itself is what failed.
       if (e.code !== 'KF_E_STATE_CORRUPT') await this.checkpointer.stop().catch(() => undefined);
@@ -182,12 +202,23 @@ export class DownloadSession {
         blocks: { blockSize: this.blockSize, bitfield: this.s.durable },
       }),
       onPeers: (r) => {
+        const fresh = r.peers.map((p) => peerKey(p.ip, p.port)).filter((a) => !this.peers.has(a));
         for (const p of r.peers) this.addTrackerPeer(p);
+        // Tracker peers are remembered too: a resume after the tracker is gone still knows them.
+        this.remember(fresh.map((addr) => ({ addr, source: 'tracker' })));
         this.wake?.();
       },
       onError: (err) => this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message }),
     });
     this.announcer.start();
+  }
+
+  private remember(peers: readonly { addr: string; source: string }[]): void {
+    try {
+      this.d.db.rememberPeers(this.id, peers);
+    } catch (err) {
+      this.fail(err);
+    }
   }
 
   private addTrackerPeer(p: PeerInfo): void {
@@ -210,13 +241,6 @@ export class DownloadSession {
     const stats = new PeerStats(addr, this.d.limits.peer);
     this.peers.set(addr, stats);
     this.d.emit({ event: 'peer', id: this.id, peer: addr, action: 'added', source });
-    if (source !== 'tracker') {
-      try {
-        this.d.db.rememberPeer(this.id, addr, source);
-      } catch (err) {
-        this.fail(err);
-      }
-    }
     if (held !== undefined) {
       this.availability.setPeer(addr, held);
       return;
@@ -319,17 +343,29 @@ export class DownloadSession {
     for (const c of this.controllers.get(i) ?? []) if (c !== own) c.abort(new Error('another copy arrived'));
     try {
       crashPoint('before-write');
-      const r = await this.d.workers.verifyWrite({
-        kind: 'verify-write',
-        fd: this.s.dataFile.fd,
-        shared: slot.shared,
-        byteOffset: slot.byteOffset,
-        length,
-        offset: i * this.blockSize,
-        expectedMd5: this.k.blockHash(this.blockSize, i),
-        mtimeSec: this.s.mtimeSec,
-        ...(crashArmed('mid-write') ? { crashMidWrite: true } : {}),
-      });
+      let r: Awaited<ReturnType<HashPool['verifyWrite']>>;
+      try {
+        r = await this.d.workers.verifyWrite({
+          kind: 'verify-write',
+          fd: this.s.dataFile.fd,
+          shared: slot.shared,
+          byteOffset: slot.byteOffset,
+          length,
+          offset: i * this.blockSize,
+          expectedMd5: this.k.blockHash(this.blockSize, i),
+          mtimeSec: this.s.mtimeSec,
+          ...(crashArmed('mid-write') ? { crashMidWrite: true } : {}),
+        });
+        this.workerFailures = 0;
+      } catch (err) {
+        // A crashed worker (piscina replaces the thread): the block is simply not written and is fetched again.
+        // Only repeated failures end the session.
+        if (isKfetchError(err) && err.code === 'KF_E_WORKER' && ++this.workerFailures < MAX_WORKER_FAILURES) {
+          this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message, block: i });
+          return;
+        }
+        throw err;
+      }
       if (r.ok) {
         crashPoint('mid-write'); // counts hits so the n-th write is the one armed above
         this.written.set(i);
@@ -441,19 +477,53 @@ export class DownloadSession {
     return full - lastShort;
   }
 
-  /** The whole-file SHA-256 in a worker; a mismatch means the .kascade's block hashes and file hash disagree. */
-  private async finalCheck(signal: AbortSignal): Promise<void> {
+  /**
+   * The whole-file SHA-256 in a worker. On a mismatch (blocks trusted from a checkpoint can have been changed behind
+   * kfetch's back with their mtime restored) every block is re-hashed once: bad ones become missing again and the
+   * download goes on (returns false). Only when every block matches its MD5 and the file still does not is it
+   * KF_E_FILE_HASH_MISMATCH: the .kascade contradicts itself.
+   */
+  private async finalCheck(signal: AbortSignal, round: number): Promise<boolean> {
     this.d.db.setStatus(this.id, 'verifying');
     crashPoint('during-final-hash');
-    this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: 0, total: this.s.row.filesize });
-    const r = await this.d.workers.sha256File({ kind: 'sha256-file', fd: this.s.dataFile.fd, size: this.s.row.filesize }, signal);
-    this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: r.read, total: this.s.row.filesize });
-    if (r.hex !== this.s.row.filehash) {
-      throw new KfetchError(
-        'KF_E_FILE_HASH_MISMATCH',
-        `every block matched its MD5 but the file's SHA-256 is ${r.hex}, not ${this.s.row.filehash}`,
-        { file: this.s.dataFile.path },
-      );
+    const size = this.s.row.filesize;
+    this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: 0, total: size });
+    const r = await this.d.workers.sha256File({ kind: 'sha256-file', fd: this.s.dataFile.fd, size }, signal);
+    this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: r.read, total: size });
+    if (r.hex === this.s.row.filehash) return true;
+    const mismatch = new KfetchError(
+      'KF_E_FILE_HASH_MISMATCH',
+      `every block matches its MD5 but the file's SHA-256 is ${r.hex}, not ${this.s.row.filehash}: the .kascade contradicts itself`,
+      { file: this.s.dataFile.path },
+    );
+    if (round > 0) throw mismatch;
+    this.d.emit({ event: 'verify', id: this.id, phase: 'blocks', done: 0, total: size });
+    const good = await verifyFile({
+      kascade: this.k,
+      blockSize: this.blockSize,
+      fd: this.s.dataFile.fd,
+      pool: this.d.workers,
+      signal,
+      onProgress: (done, total) => this.d.emit({ event: 'verify', id: this.id, phase: 'blocks', done, total }),
+    });
+    const bad: number[] = [];
+    for (let i = 0; i < this.n; i++) {
+      if (good.has(i)) continue;
+      bad.push(i);
+      this.written.set(i, false);
+      this.s.durable.set(i, false);
+      this.served.markMissing(i);
     }
+    if (bad.length === 0) throw mismatch;
+    this.d.db.checkpoint(this.id, {
+      complete: this.s.durable, blocks: [], bytesFetched: this.s.row.bytesFetched + this.received,
+      ...dataFileFacts(this.s.dataFile, this.s.mtimeSec * 1000),
+    });
+    this.d.db.setStatus(this.id, 'downloading');
+    this.d.emit({
+      event: 'warning', id: this.id, code: 'KF_E_FILE_HASH_MISMATCH',
+      message: `the file hash did not match; ${bad.length} block(s) changed on disk (first: ${bad[0]}) and are fetched again`,
+    });
+    return false;
   }
 }

@@ -14,12 +14,13 @@ import { parseKascade } from '../kascade/parse.js';
 import { serializeKascade } from '../kascade/serialize.js';
 import { BlockClient } from '../peer/block-client.js';
 import { startBlockServer, type BlockServer } from '../server/block-server.js';
-import { Library } from '../server/library.js';
+import { Library, VerifiedServedFile } from '../server/library.js';
 import { checkFreeSpace, createDataFile, openDataFile, type DataFile } from '../store/data-file.js';
 import { lockHome, type HomeLock } from '../store/home-lock.js';
 import { StateDb, type DownloadRow } from '../store/state-db.js';
 import { Bitfield } from '../util/bitfield.js';
 import { BlockSlab } from './block-slab.js';
+import { dataFileFacts } from './checkpointer.js';
 import { DownloadSession, type SessionInit, type SessionResult } from './download-session.js';
 import type { EngineLimits } from './engine-limits.js';
 import type { EventSink } from './events.js';
@@ -84,12 +85,22 @@ export class Engine {
 
   /**
    * A new download of `kascade` into `outDir/<filename>` (or `outPath`). A download of the same swarm already in
-   * the state is resumed instead (the `.kascade` must be the same).
+   * the state, to the same path, is resumed instead; to another path it is refused (one swarm, one data file).
    */
   async prepareNew(kascade: Kascade, where: { outDir: string; outPath?: string; overwrite?: boolean }, peers: string[]): Promise<Prepared> {
-    const existing = this.db.getBySwarmId(kascade.swarmId);
-    if (existing !== undefined) return this.prepareResume(existing, peers);
     const dataPath = outputPath(kascade, where.outDir, where.outPath);
+    const existing = this.db.getBySwarmId(kascade.swarmId);
+    if (existing !== undefined) {
+      if (existing.dataPath !== dataPath) {
+        throw new KfetchError(
+          'KF_E_OUTPUT_EXISTS',
+          `this swarm is already downloading to ${existing.dataPath} (download ${existing.id}); ` +
+            `\`kfetch resume ${existing.id}\` continues it, \`kfetch remove ${existing.id}\` forgets it`,
+          { file: dataPath },
+        );
+      }
+      return this.prepareResume(existing, peers);
+    }
     try {
       mkdirSync(dirname(dataPath), { recursive: true });
     } catch (err) {
@@ -137,7 +148,10 @@ export class Engine {
     let changed = false;
     try {
       const st = lstatSync(row.dataPath);
-      changed = st.size !== row.filesize || st.mtimeMs !== mtimeSec * 1000;
+      changed =
+        st.size !== row.filesize ||
+        st.mtimeMs !== mtimeSec * 1000 ||
+        (row.dataIno !== undefined && (st.ino !== row.dataIno || st.dev !== row.dataDev));
     } catch {
       // openDataFile reports a missing file with its own error
     }
@@ -156,7 +170,7 @@ export class Engine {
         onProgress: (done, total) => this.o.emit({ event: 'verify', id: row.id, phase: 'blocks', done, total }),
       });
       await dataFile.sync();
-      this.db.checkpoint(row.id, { complete: durable, blocks: [], dataSize: row.filesize, dataMtimeMs: mtimeSec * 1000, bytesFetched: row.bytesFetched });
+      this.db.checkpoint(row.id, { complete: durable, blocks: [], bytesFetched: row.bytesFetched, ...dataFileFacts(dataFile, mtimeSec * 1000) });
       if (row.status === 'complete' && !durable.complete) this.db.setStatus(row.id, 'downloading');
     }
     futimesSync(dataFile.fd, Date.now() / 1000, mtimeSec);
@@ -186,7 +200,12 @@ export class Engine {
     const slab = new BlockSlab(this.o.limits.maxInFlight, slotBytes);
     const runs = prepared.map(async (p) => {
       if (p.complete) {
-        return { row: p.init.row, result: { outcome: 'complete', seconds: 0 } as SessionResult };
+        // Nothing to fetch: say so, and serve it like any finished download.
+        const { row, kascade, dataFile, durable } = p.init;
+        this.library.add(new VerifiedServedFile(kascade, dataFile.fd, durable, row.blockSize));
+        this.o.emit({ event: 'start', id: row.id, name: row.filename, filehash: row.filehash, size: row.filesize, blocks: row.blockCount, blockSize: row.blockSize, have: durable.count, path: row.dataPath });
+        this.o.emit({ event: 'done', id: row.id, name: row.filename, path: row.dataPath, size: row.filesize, filehash: row.filehash, seconds: 0, hashSeconds: 0, bytesPerSecond: 0 });
+        return { row, result: { outcome: 'complete', seconds: 0 } as SessionResult };
       }
       const session = new DownloadSession(
         {

@@ -24,7 +24,7 @@ export interface HashPool {
   /** Re-hash a range of blocks of an open fd and compare with the expected MD5s. */
   verifyRange(task: VerifyRangeTask, opts?: { signal?: AbortSignal }): Promise<VerifyRangeResult>;
   /**
-   * Download: verify a block's MD5 and write it (src/client/block-workers.ts). `task.block` is transferred.
+   * Download: verify a block's MD5 and write it from a shared-memory slot the caller holds until this settles.
    * A signal aborted before the call rejects at once; once submitted the write is never cut off by the signal
    * (piscina would kill the worker mid-write), the caller discards the result instead.
    */

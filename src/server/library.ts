@@ -126,6 +126,12 @@ export class VerifiedServedFile implements ServedFile {
     this.derived.clear();
   }
 
+  /** A block (index at the verified size) turned out bad on disk: stop serving it. */
+  markMissing(i: number): void {
+    this.verified.set(i, false);
+    this.derived.clear();
+  }
+
   /** Fraction of blocks held at the verified size, 0..1 (1 for an empty file). */
   get progress(): number {
     return this.verified.length === 0 ? 1 : this.verified.count / this.verified.length;

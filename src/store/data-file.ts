@@ -48,7 +48,7 @@ export function openDataFile(path: string, size: number): DataFile {
   try {
     st = lstatSync(path);
   } catch (err) {
-    throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} is gone (restore it, or start over with --restart)`, {
+    throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} is gone (restore it, or forget the download with \`kfetch remove\` and get it again)`, {
       file: path,
       cause: err,
     });

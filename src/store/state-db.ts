@@ -30,6 +30,9 @@ export interface DownloadRow {
   /** The data file's size and mtime recorded by the last checkpoint (undefined before the first). */
   dataSize: number | undefined;
   dataMtimeMs: number | undefined;
+  /** Device and inode of the data file at the last checkpoint: a copy or a replacement shows as a change. */
+  dataDev: number | undefined;
+  dataIno: number | undefined;
   bytesFetched: number;
   badBlocks: number;
   error: string | undefined;
@@ -60,6 +63,8 @@ export interface Checkpoint {
   blocks: readonly CheckpointBlock[];
   dataSize: number;
   dataMtimeMs: number;
+  dataDev: number;
+  dataIno: number;
   bytesFetched: number;
 }
 
@@ -84,6 +89,8 @@ interface RawDownload {
   complete_bits: Buffer;
   data_size: number | null;
   data_mtime_ms: number | null;
+  data_dev: number | null;
+  data_ino: number | null;
   bytes_fetched: number;
   bad_blocks: number;
   error: string | null;
@@ -106,6 +113,8 @@ CREATE TABLE IF NOT EXISTS downloads (
   complete_bits BLOB NOT NULL,
   data_size INTEGER,
   data_mtime_ms REAL,
+  data_dev INTEGER,
+  data_ino INTEGER,
   bytes_fetched INTEGER NOT NULL DEFAULT 0,
   bad_blocks INTEGER NOT NULL DEFAULT 0,
   error TEXT,
@@ -272,10 +281,11 @@ export class StateDb {
     this.tx('cannot record the checkpoint', () => {
       this.db
         .prepare(
-          `UPDATE downloads SET complete_bits = ?, data_size = ?, data_mtime_ms = ?, bytes_fetched = ?, updated_at = ?
+          `UPDATE downloads SET complete_bits = ?, data_size = ?, data_mtime_ms = ?, data_dev = ?, data_ino = ?,
+             bytes_fetched = ?, updated_at = ?
            WHERE id = ?`,
         )
-        .run(Buffer.from(c.complete.toBytes()), c.dataSize, c.dataMtimeMs, c.bytesFetched, now, id);
+        .run(Buffer.from(c.complete.toBytes()), c.dataSize, c.dataMtimeMs, c.dataDev, c.dataIno, c.bytesFetched, now, id);
       const ins = this.db.prepare(
         `INSERT INTO block_provenance (download_id, idx, peer, completed_at, checkpoint_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (download_id, idx) DO UPDATE SET peer = excluded.peer, completed_at = excluded.completed_at,
@@ -322,11 +332,12 @@ export class StateDb {
     );
   }
 
-  rememberPeer(id: number, addr: string, source: string): void {
-    this.tx('cannot remember a peer', () => {
-      this.db
-        .prepare('INSERT INTO peers (download_id, addr, source) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
-        .run(id, addr, source);
+  /** Remember peers for later resumes (one transaction for the lot). */
+  rememberPeers(id: number, peers: readonly { addr: string; source: string }[]): void {
+    if (peers.length === 0) return;
+    this.tx('cannot remember peers', () => {
+      const ins = this.db.prepare('INSERT INTO peers (download_id, addr, source) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
+      for (const p of peers) ins.run(id, p.addr, p.source);
     });
   }
 
@@ -395,6 +406,8 @@ function toRow(r: RawDownload): DownloadRow {
     complete: new Bitfield(r.block_count, new Uint8Array(r.complete_bits)),
     dataSize: r.data_size ?? undefined,
     dataMtimeMs: r.data_mtime_ms ?? undefined,
+    dataDev: r.data_dev ?? undefined,
+    dataIno: r.data_ino ?? undefined,
     bytesFetched: r.bytes_fetched,
     badBlocks: r.bad_blocks,
     error: r.error ?? undefined,

@@ -3,90 +3,15 @@
 // ends with the right file and fetches again only blocks that were not checkpointed (asserted from the peers'
 // request logs against the state database's checkpointed set).
 
-import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { StateDb } from '../../src/store/state-db.js';
-import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
-import { killAllChildren, runCli, startCli, tempHome } from '../helpers/cli.js';
-import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
+import { runCli, startCli } from '../helpers/cli.js';
+import { WORLD, checkpointed, closeWorlds, getArgs, requestsSince, resumeAndCheck, world } from '../helpers/download-world.js';
 
-const BLOCK = 16 * 1024;
-const BLOCKS = 96;
-const SIZE = BLOCKS * BLOCK - 500;
-const peers: AdversarialPeer[] = [];
-const dirs: string[] = [];
+const { BLOCK, BLOCKS, SIZE } = WORLD;
 
-afterEach(async () => {
-  killAllChildren();
-  for (const p of peers.splice(0)) await p.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-interface World {
-  dir: string;
-  home: string;
-  bytes: Buffer;
-  kascadePath: string;
-  out: string;
-  peers: AdversarialPeer[];
-}
-
-async function world(seed: string): Promise<World> {
-  const dir = mkdtempSync(join(tmpdir(), 'kfetch-resume-'));
-  const home = tempHome();
-  dirs.push(dir, home);
-  const bytes = payloadBytes(0, SIZE, seed);
-  const k = kascadeJsonFor(bytes, { filename: 'data.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK] });
-  const kascadePath = writeKascade(join(dir, 'data.json'), k);
-  const ps: AdversarialPeer[] = [];
-  // Slow enough that the download spans many checkpoints (--checkpoint-ms 20).
-  for (let i = 0; i < 2; i++) ps.push(await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: BLOCK, delayMs: 15, bitfield: true }));
-  peers.push(...ps);
-  return { dir, home, bytes, kascadePath, out: join(dir, 'out'), peers: ps };
-}
-
-function getArgs(w: World): string[] {
-  const a = ['get', w.kascadePath, '--out', w.out, '--checkpoint-ms', '20', '--max-in-flight', '4', '--timeout', '30', '--json'];
-  for (const p of w.peers) a.push('--peer', p.addr);
-  return a;
-}
-
-/** Blocks the state database says are checkpointed (complete). */
-function checkpointed(home: string): Set<number> {
-  const db = StateDb.open(home, { readonly: true });
-  try {
-    const row = db.listDownloads()[0]!;
-    const s = new Set<number>();
-    for (let i = 0; i < row.blockCount; i++) if (row.complete.has(i)) s.add(i);
-    return s;
-  } finally {
-    db.close();
-  }
-}
-
-function requestsSoFar(w: World): number[] {
-  return w.peers.map((p) => p.requests.length);
-}
-
-function requestsSince(w: World, marks: number[]): number[] {
-  return w.peers.flatMap((p, i) => p.requests.slice(marks[i]));
-}
-
-async function resumeAndCheck(w: World, extra: string[] = []): Promise<{ refetched: number[]; durable: Set<number> }> {
-  const durable = checkpointed(w.home);
-  const marks = requestsSoFar(w);
-  const r = await runCli(['resume', '--json', '--timeout', '30', ...extra], { home: w.home, timeoutMs: 60_000 });
-  expect(r.code, r.stderr).toBe(0);
-  expect(sha(readFileSync(join(w.out, 'data.bin')))).toBe(sha(w.bytes));
-  return { refetched: requestsSince(w, marks), durable };
-}
-
-function sha(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
-}
+afterEach(closeWorlds);
 
 describe('resume after kill -9 at named crash points', () => {
   for (const point of ['before-write:20', 'mid-write:20', 'after-write-before-fsync:3', 'after-fsync-before-commit:3', 'after-commit:3']) {

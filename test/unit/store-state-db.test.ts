@@ -56,7 +56,7 @@ describe('state database', () => {
     const bits = new Bitfield(3);
     bits.set(0);
     bits.set(2);
-    db.checkpoint(d.id, { complete: bits, blocks: [{ idx: 0, peer: '127.0.0.1:1', at: 1 }, { idx: 2, peer: '127.0.0.1:2', at: 2 }], dataSize: 10_000, dataMtimeMs: 123.5, bytesFetched: 5904 });
+    db.checkpoint(d.id, { complete: bits, blocks: [{ idx: 0, peer: '127.0.0.1:1', at: 1 }, { idx: 2, peer: '127.0.0.1:2', at: 2 }], dataSize: 10_000, dataMtimeMs: 123.5, dataDev: 1, dataIno: 2, bytesFetched: 5904 });
     db.close();
     const again = open(h);
     const r = again.getDownload(d.id)!;

@@ -25,6 +25,7 @@ export function registerResume(program: Command, ctx: CommandContext): void {
 }
 
 async function runResume(query: string | undefined, flags: DownloadFlags, ctx: CommandContext): Promise<void> {
+  const failed: KfetchError[] = [];
   await runDownloads(flags, ctx, async (engine) => {
     const rows = query === undefined ? engine.db.listDownloads().filter((r) => r.status !== 'complete') : engine.db.findDownloads(query);
     if (query !== undefined && rows.length === 0) {
@@ -35,7 +36,19 @@ async function runResume(query: string | undefined, flags: DownloadFlags, ctx: C
     }
     if (rows.length === 0) ctx.log().info('nothing to resume: every download is complete');
     const prepared: Prepared[] = [];
-    for (const row of rows) prepared.push(await engine.prepareResume(row, flags.peer ?? [], ctx.shutdown));
+    for (const row of rows) {
+      try {
+        prepared.push(await engine.prepareResume(row, flags.peer ?? [], ctx.shutdown));
+      } catch (err) {
+        // One unusable download (its data file gone, say) must not keep the others from resuming.
+        if (!(err instanceof KfetchError) || rows.length === 1) throw err;
+        failed.push(err);
+        ctx.log().error({ code: err.code, download: row.id, file: err.file }, `cannot resume download ${row.id}: ${err.message}`);
+      }
+    }
+    if (prepared.length === 0 && failed[0] !== undefined) throw failed[0];
     return prepared;
   });
+  // The others ran; the command still reports the download it could not resume.
+  if (failed[0] !== undefined) throw failed[0];
 }
