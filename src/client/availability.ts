@@ -8,9 +8,13 @@ export class Availability {
   private readonly counts: Uint32Array;
   private readonly byPeer = new Map<string, Bitfield>();
 
-  constructor(blockCount: number) {
+  /** Called with (block, new count) whenever a block's count changes (the picker's rarity buckets follow it). */
+  private readonly onChange: (i: number, count: number) => void;
+
+  constructor(blockCount: number, onChange: (i: number, count: number) => void = () => undefined) {
     this.blockCount = blockCount;
     this.counts = new Uint32Array(blockCount);
+    this.onChange = onChange;
   }
 
   /** Set (or replace) what `peer` holds. */
@@ -18,7 +22,7 @@ export class Availability {
     if (held.length !== this.blockCount) throw new RangeError(`bitfield of ${held.length} blocks, want ${this.blockCount}`);
     this.removePeer(peer);
     this.byPeer.set(peer, held);
-    for (let i = 0; i < this.blockCount; i++) if (held.has(i)) this.counts[i]!++;
+    for (let i = 0; i < this.blockCount; i++) if (held.has(i)) this.onChange(i, ++this.counts[i]!);
   }
 
   /** A peer told us (by serving it or by an update) that it holds block i. */
@@ -26,7 +30,7 @@ export class Availability {
     const held = this.byPeer.get(peer);
     if (held === undefined || held.has(i)) return;
     held.set(i);
-    this.counts[i]!++;
+    this.onChange(i, ++this.counts[i]!);
   }
 
   /** A peer turned out not to hold block i (it answered 400/404 for it). */
@@ -34,13 +38,13 @@ export class Availability {
     const held = this.byPeer.get(peer);
     if (held === undefined || !held.has(i)) return;
     held.set(i, false);
-    this.counts[i]!--;
+    this.onChange(i, --this.counts[i]!);
   }
 
   removePeer(peer: string): void {
     const old = this.byPeer.get(peer);
     if (old === undefined) return;
-    for (let i = 0; i < this.blockCount; i++) if (old.has(i)) this.counts[i]!--;
+    for (let i = 0; i < this.blockCount; i++) if (old.has(i)) this.onChange(i, --this.counts[i]!);
     this.byPeer.delete(peer);
   }
 

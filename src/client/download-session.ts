@@ -24,6 +24,7 @@ import type { EventSink } from './events.js';
 import type { EngineLimits } from './engine-limits.js';
 import { PeerStats } from './peer-stats.js';
 import { pickBlock } from './picker.js';
+import { RarityBuckets } from './rarity-buckets.js';
 
 /** Consecutive worker failures that end a session (one is retried: piscina replaces a crashed thread). */
 const MAX_WORKER_FAILURES = 3;
@@ -69,6 +70,8 @@ export class DownloadSession {
   private readonly availability: Availability;
   private readonly peers = new Map<string, PeerStats>();
   private readonly written: Bitfield;
+  /** Needed blocks not in flight, by rarity. */
+  private readonly waiting: RarityBuckets;
   private readonly writing = new Set<number>();
   private readonly inFlight = new Map<number, Set<string>>();
   private readonly controllers = new Map<number, Set<AbortController>>();
@@ -90,8 +93,10 @@ export class DownloadSession {
     this.blockSize = init.row.blockSize;
     this.n = init.row.blockCount;
     this.random = deps.random ?? Math.random;
-    this.availability = new Availability(this.n);
+    this.availability = new Availability(this.n, (i, count) => this.waiting.update(i, count));
     this.written = new Bitfield(this.n, init.durable.toBytes());
+    this.waiting = new RarityBuckets(this.n);
+    for (let i = 0; i < this.n; i++) if (!this.written.has(i)) this.waiting.add(i, 0);
     this.served = new VerifiedServedFile(this.k, init.dataFile.fd, init.durable, this.blockSize);
     this.checkpointer = new Checkpointer({
       db: deps.db,
@@ -281,22 +286,9 @@ export class DownloadSession {
   }
 
   private pick(peer: string): number | undefined {
-    let unrequested = 0;
-    let needed = 0;
-    for (let i = 0; i < this.n; i++) {
-      if (this.written.has(i) || this.writing.has(i)) continue;
-      needed++;
-      if ((this.inFlight.get(i)?.size ?? 0) === 0) unrequested++;
-    }
     return pickBlock(
       peer,
-      {
-        availability: this.availability,
-        isNeeded: (i) => !this.written.has(i) && !this.writing.has(i),
-        inFlight: this.inFlight,
-        // The endgame also starts when every needed block is already requested.
-        remaining: unrequested === 0 ? 0 : needed,
-      },
+      { availability: this.availability, waiting: this.waiting, inFlight: this.inFlight, remaining: this.n - this.written.count - this.writing.size },
       { endgameBlocks: this.d.limits.endgameBlocks, endgameCopies: this.d.limits.endgameCopies, random: this.random },
     );
   }
@@ -308,6 +300,7 @@ export class DownloadSession {
     let flying = this.inFlight.get(i);
     if (flying === undefined) this.inFlight.set(i, (flying = new Set()));
     flying.add(peer.addr);
+    this.waiting.remove(i);
     let ctrls = this.controllers.get(i);
     if (ctrls === undefined) this.controllers.set(i, (ctrls = new Set()));
     ctrls.add(ctrl);
@@ -327,7 +320,11 @@ export class DownloadSession {
       .catch((err: unknown) => this.requestFailed(i, peer, err, ctrl))
       .finally(() => {
         flying.delete(peer.addr);
-        if (flying.size === 0) this.inFlight.delete(i);
+        if (flying.size === 0) {
+          this.inFlight.delete(i);
+          // Not written after all (failed, bad, aborted): it waits for another peer.
+          if (!this.written.has(i) && !this.writing.has(i)) this.waiting.add(i, this.availability.count(i));
+        }
         ctrls.delete(ctrl);
         if (ctrls.size === 0) this.controllers.delete(i);
         peer.inFlight--;
@@ -511,6 +508,7 @@ export class DownloadSession {
       if (good.has(i)) continue;
       bad.push(i);
       this.written.set(i, false);
+      this.waiting.add(i, this.availability.count(i));
       this.s.durable.set(i, false);
       this.served.markMissing(i);
     }

@@ -1,20 +1,21 @@
-// Chooses the next block to request from a peer: the rarest missing block it holds (random tie-break), and in the
+// Chooses the next block to request from a peer: the rarest waiting block it holds (random tie-break), and in the
 // endgame a block already in flight elsewhere so a slow peer cannot hold up the tail. Pure: no I/O, no clock.
 
 import type { Availability } from './availability.js';
+import type { RarityBuckets } from './rarity-buckets.js';
 
 export interface PickerState {
   availability: Availability;
-  /** Blocks not yet written (missing or in flight). */
-  isNeeded: (i: number) => boolean;
-  /** Peers a block is currently requested from. */
+  /** Blocks needed and not in flight, by rarity. */
+  waiting: RarityBuckets;
+  /** Peers each block is currently requested from. */
   inFlight: ReadonlyMap<number, ReadonlySet<string>>;
-  /** Blocks still needed, for the endgame test. */
+  /** Blocks still needed (waiting or in flight), for the endgame test. */
   remaining: number;
 }
 
 export interface PickerOptions {
-  /** Endgame starts when this many blocks or fewer remain. */
+  /** Endgame starts when this many blocks or fewer remain (and always once nothing is waiting). */
   endgameBlocks: number;
   /** At most this many peers fetch the same block in the endgame. */
   endgameCopies: number;
@@ -22,36 +23,27 @@ export interface PickerOptions {
 }
 
 /**
- * The rarest needed block that `peer` holds and that is not in flight (outside the endgame), or undefined.
- * In the endgame, a block in flight at fewer than `endgameCopies` other peers may be picked too; blocks not in
- * flight at all come first.
+ * The rarest waiting block that `peer` holds; failing that, in the endgame, the block in flight at the fewest other
+ * peers (below `endgameCopies`, never one this peer already fetches), rarest first.
  */
 export function pickBlock(peer: string, s: PickerState, opts: PickerOptions): number | undefined {
   const held = s.availability.held(peer);
   if (held === undefined) return undefined;
-  const endgame = s.remaining <= opts.endgameBlocks;
+  const fresh = s.waiting.pick((i) => held.has(i), opts.random);
+  if (fresh !== undefined) return fresh;
+  if (s.remaining > opts.endgameBlocks && s.waiting.size > 0) return undefined;
   let best: number | undefined;
   let bestRank = Infinity;
   let ties = 0;
-  const n = s.availability.blockCount;
-  for (let i = 0; i < n; i++) {
-    if (!held.has(i) || !s.isNeeded(i)) continue;
-    const flying = s.inFlight.get(i);
-    let penalty = 0;
-    if (flying !== undefined && flying.size > 0) {
-      if (!endgame || flying.has(peer) || flying.size >= opts.endgameCopies) continue;
-      // Duplicates only after every untouched block: rank them behind any block not in flight.
-      penalty = 1_000_000 * flying.size;
-    }
-    const rank = s.availability.count(i) + penalty;
+  for (const [i, flying] of s.inFlight) {
+    if (flying.size === 0 || flying.size >= opts.endgameCopies || flying.has(peer) || !held.has(i)) continue;
+    const rank = flying.size * 1_000_000 + s.availability.count(i);
     if (rank < bestRank) {
       bestRank = rank;
       best = i;
       ties = 1;
-    } else if (rank === bestRank) {
-      // Reservoir sampling: each of the equally rare blocks is chosen with equal probability.
-      ties++;
-      if (opts.random() * ties < 1) best = i;
+    } else if (rank === bestRank && opts.random() * ++ties < 1) {
+      best = i; // reservoir sampling: equally ranked blocks are equally likely
     }
   }
   return best;

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Availability } from '../../src/client/availability.js';
 import { PeerStats, DEFAULT_PEER_STATS } from '../../src/client/peer-stats.js';
 import { pickBlock, type PickerState } from '../../src/client/picker.js';
+import { RarityBuckets } from '../../src/client/rarity-buckets.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 
 function bits(n: number, held: number[]): Bitfield {
@@ -15,9 +16,14 @@ function bits(n: number, held: number[]): Bitfield {
 function state(av: Availability, opts: { written?: number[]; inFlight?: [number, string[]][] } = {}): PickerState {
   const written = new Set(opts.written ?? []);
   const inFlight = new Map((opts.inFlight ?? []).map(([b, ps]) => [b, new Set(ps)] as const));
+  const waiting = new RarityBuckets(av.blockCount);
   let remaining = 0;
-  for (let i = 0; i < av.blockCount; i++) if (!written.has(i)) remaining++;
-  return { availability: av, isNeeded: (i) => !written.has(i), inFlight, remaining };
+  for (let i = 0; i < av.blockCount; i++) {
+    if (written.has(i)) continue;
+    remaining++;
+    if (!inFlight.has(i)) waiting.add(i, av.count(i));
+  }
+  return { availability: av, waiting, inFlight, remaining };
 }
 
 const opts = { endgameBlocks: 2, endgameCopies: 2, random: () => 0.5 };
@@ -56,11 +62,19 @@ describe('picker', () => {
     const av = new Availability(3);
     av.setPeer('a', Bitfield.full(3));
     const s = state(av, { written: [0], inFlight: [[1, ['b']], [2, ['b', 'c']]] });
-    // remaining 2 <= endgameBlocks: block 1 (one copy) is allowed, block 2 already has 2 copies.
+    // Nothing waits any more: block 1 (one copy) may be duplicated, block 2 already has 2 copies.
     expect(pickBlock('a', s, opts)).toBe(1);
     expect(pickBlock('b', s, opts)).toBeUndefined();
-    // Not in the endgame: nothing in flight is duplicated.
-    expect(pickBlock('a', s, { ...opts, endgameBlocks: 0 })).toBeUndefined();
+  });
+
+  it('outside the endgame never duplicates a block in flight', () => {
+    const av = new Availability(4);
+    av.setPeer('a', bits(4, [0, 1, 2]));
+    av.setPeer('z', bits(4, [3]));
+    // Blocks 1, 2 in flight and 3 waiting (held by z only): 3 remain.
+    const s = state(av, { written: [0], inFlight: [[1, ['b']], [2, ['b', 'c']]] });
+    expect(pickBlock('a', s, { ...opts, endgameBlocks: 2 })).toBeUndefined();
+    expect(pickBlock('a', s, { ...opts, endgameBlocks: 3 })).toBe(1);
   });
 
   it('prefers untouched blocks over duplicates in the endgame', () => {
@@ -71,6 +85,32 @@ describe('picker', () => {
 
   it('returns nothing for a peer it does not know', () => {
     expect(pickBlock('zz', state(new Availability(2)), opts)).toBeUndefined();
+  });
+});
+
+describe('rarity buckets', () => {
+  it('keeps blocks by holder count through add, update and remove, and picks the rarest accepted one', () => {
+    const b = new RarityBuckets(6);
+    for (let i = 0; i < 6; i++) b.add(i, 3);
+    b.update(4, 1);
+    b.update(2, 2);
+    expect(b.pick(() => true, () => 0)).toBe(4);
+    expect(b.pick((i) => i !== 4, () => 0)).toBe(2);
+    b.remove(2);
+    expect(b.has(2)).toBe(false);
+    expect(b.size).toBe(5);
+    expect(b.pick((i) => i !== 4, () => 0.99)).toBeOneOf([0, 1, 3, 5]);
+    b.update(4, 0); // nobody holds it any more: never picked
+    expect(b.pick((i) => i === 4, () => 0)).toBeUndefined();
+  });
+
+  it('finds the rarest block among a million in well under a millisecond', () => {
+    const n = 1 << 20;
+    const b = new RarityBuckets(n);
+    for (let i = 0; i < n; i++) b.add(i, 4);
+    const t = performance.now();
+    for (let k = 0; k < 1000; k++) b.remove(b.pick(() => true, Math.random)!);
+    expect((performance.now() - t) / 1000).toBeLessThan(1);
   });
 });
 
