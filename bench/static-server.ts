@@ -25,6 +25,8 @@ export interface StaticServer {
   addr: string;
   /** Requests for the file received (including those still waiting or cut off). */
   requests(): number;
+  /** performance.now() of the first request for the file, if any. */
+  firstRequestAt(): number | undefined;
   /** Each response fully handed to the socket: first byte of its range, last byte, and performance.now(). */
   served: { first: number; last: number; at: number }[];
   close(): Promise<void>;
@@ -38,9 +40,11 @@ export async function startStaticServer(o: StaticServerOptions): Promise<StaticS
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let requests = 0;
+  let firstAt: number | undefined;
   const server: Server = createServer((req, res) => {
     if (req.url !== `/${o.id}` || (req.method !== 'GET' && req.method !== 'HEAD')) return void res.writeHead(404).end();
     requests++;
+    firstAt ??= performance.now();
     let first = 0;
     let last = size - 1;
     let status = 200;
@@ -90,6 +94,7 @@ export async function startStaticServer(o: StaticServerOptions): Promise<StaticS
     addr: `127.0.0.1:${port}`,
     served,
     requests: () => requests,
+    firstRequestAt: () => firstAt,
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);

@@ -1,7 +1,8 @@
 // `resume`: how long `kfetch resume` takes to start fetching on a large download that is 99% complete. The
 // download is made 99% durable cheaply: `kfetch get` from a server that only has the first 99% of the file,
 // SIGINT once `durable` reaches that (it checkpoints and exits 130). Then `kfetch resume --json` with a full
-// server, timed from spawn to its first `progress` event with `received` > 0. Target: within 1 s (4 GiB).
+// server, timed from spawn to the server's first block request (the target: within 1 s, 4 GiB) and to the first
+// `progress` event with `received` > 0 (progress events come at most 4 a second, so that one is coarser).
 
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -55,11 +56,7 @@ export async function resume(ctx: ScenarioContext): Promise<ScenarioResult> {
   }
   const full = await startStaticServer({ file, id: k.filehash });
   let firstFetchMs = NaN;
-  let firstServerMs = NaN;
   const t0 = performance.now();
-  const watch = setInterval(() => {
-    if (Number.isNaN(firstServerMs) && full.served.length > 0) firstServerMs = full.served[0]!.at - t0;
-  }, 5);
   try {
     ctx.log('resume: kfetch resume');
     const m = await kfetchMeasured(['resume', '--json', '--peer', full.addr], home, 600_000, (line, ms) => {
@@ -69,14 +66,15 @@ export async function resume(ctx: ScenarioContext): Promise<ScenarioResult> {
     });
     const row = rowFrom('resume', 'kfetch resume (1% left)', sizeMiB, [m]);
     delete row.MiBps; // it fetches 1% of the file: a rate over the whole size would mean nothing
-    row.extra = { 'first progress received>0 ms': round(firstFetchMs, 0), 'first block served ms': round(firstServerMs, 0) };
-    const s = firstFetchMs / 1000;
+    const firstRequestMs = (full.firstRequestAt() ?? NaN) - t0;
+    const firstServedMs = (full.served[0]?.at ?? NaN) - t0;
+    row.extra = { 'first request ms': round(firstRequestMs, 0), 'first block served ms': round(firstServedMs, 0), 'first progress received>0 ms': round(firstFetchMs, 0) };
+    const s = firstRequestMs / 1000;
     return {
       rows: [row],
-      targets: [{ scenario: 'resume', text: `fetching again within 1 s of starting (${sizeMiB} MiB, 99% done)`, value: `${s.toFixed(2)} s`, met: s <= 1 }],
+      targets: [{ scenario: 'resume', text: `fetching again within 1 s of starting (first block request; ${sizeMiB} MiB, 99% done)`, value: `${s.toFixed(2)} s`, met: s <= 1 }],
     };
   } finally {
-    clearInterval(watch);
     await full.close();
     rmSync(out, { recursive: true, force: true });
   }

@@ -22,13 +22,13 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function setup(seed: string): { dir: string; bytes: Buffer; kascadePath: string; id: string } {
+function setup(seed: string, filename = 'payload.bin'): { dir: string; bytes: Buffer; kascadePath: string; id: string } {
   const dir = mkdtempSync(join(tmpdir(), 'kfetch-get-'));
   dirs.push(dir);
   const bytes = payloadBytes(0, SIZE, seed);
   // Tracker on a port nothing listens on: the tracker is down from the start.
-  const k = kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK] });
-  const kascadePath = writeKascade(join(dir, 'payload.json'), k);
+  const k = kascadeJsonFor(bytes, { filename, tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK] });
+  const kascadePath = writeKascade(join(dir, `${filename}.json`), k);
   return { dir, bytes, kascadePath, id: k.filehash as string };
 }
 
@@ -77,6 +77,19 @@ describe('kfetch get against misbehaving peers', () => {
     // None of these is proof of malice: nobody is banned for a hash mismatch.
     expect(r.stdout).not.toContain('KF_E_PEER_HASH_MISMATCH');
   }, 120_000);
+
+  it('downloads several kascades at once in one process, each verified', async () => {
+    const a = setup('multi-a', 'a.bin');
+    const b = setup('multi-b', 'b.bin');
+    const pa = await peer(a.bytes, a.id, () => 'honest', { delayMs: 2 });
+    const pb = await peer(b.bytes, b.id, () => 'honest', { delayMs: 2 });
+    const out = join(a.dir, 'both');
+    const r = await runCli(['get', a.kascadePath, b.kascadePath, '--out', out, '--peer', pa.addr, '--peer', pb.addr, '--json', '--max-in-flight', '4']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256(readFileSync(join(out, 'a.bin')))).toBe(a.id);
+    expect(sha256(readFileSync(join(out, 'b.bin')))).toBe(b.id);
+    expect(r.stdout.split('\n').filter((l) => l.includes('"event":"done"'))).toHaveLength(2);
+  });
 
   it('downloads from a plain HTTP server without the /blocks extension', async () => {
     const { dir, bytes, kascadePath, id } = setup('plain');
