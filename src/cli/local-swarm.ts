@@ -14,13 +14,29 @@ export interface Child {
 
 /** Spawn `kfetch <args>` and resolve with its URL once it prints `listening on http://...` (within `timeoutMs`). */
 export function startKfetchChild(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Child> {
-  const proc = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawnListening(process.execPath, [MAIN, ...args], env, timeoutMs);
+}
+
+/**
+ * Spawn any program that prints `listening on http://HOST:PORT` on stdout and resolve once it does (at most
+ * `timeoutMs`; the child is killed on timeout). `onSpawn` sees the child at once, e.g. to register it for cleanup.
+ */
+export function spawnListening(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 60_000,
+  onSpawn?: (proc: ChildProcess) => void,
+): Promise<Child> {
+  const proc = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  onSpawn?.(proc);
+  const name = `${command === process.execPath ? 'kfetch' : command} ${args[command === process.execPath ? 1 : 0] ?? ''}`.trim();
   let out = '';
   let err = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
-      reject(new KfetchError('KF_E_INTERNAL', `kfetch ${args[0]} did not start within ${timeoutMs} ms: ${err.trim()}`));
+      reject(new KfetchError('KF_E_INTERNAL', `${name} did not start within ${timeoutMs} ms: ${err.trim()}`));
     }, timeoutMs);
     timer.unref();
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
@@ -36,7 +52,7 @@ export function startKfetchChild(args: string[], env: NodeJS.ProcessEnv, timeout
     });
     proc.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new KfetchError('KF_E_INTERNAL', `kfetch ${args[0]} exited (${code}) before listening: ${err.trim()}`));
+      reject(new KfetchError('KF_E_INTERNAL', `${name} exited (${code}) before listening: ${err.trim()}`));
     });
   });
 }
