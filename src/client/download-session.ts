@@ -288,7 +288,14 @@ export class DownloadSession {
   private pick(peer: string): number | undefined {
     return pickBlock(
       peer,
-      { availability: this.availability, waiting: this.waiting, inFlight: this.inFlight, remaining: this.n - this.written.count - this.writing.size },
+      {
+        availability: this.availability,
+        waiting: this.waiting,
+        inFlight: this.inFlight,
+        remaining: this.n - this.written.count - this.writing.size,
+        isNeeded: (i) => !this.written.has(i) && !this.writing.has(i),
+        countsAsCopy: (p) => (this.peers.get(p)?.blocksOk ?? 0) > 0,
+      },
       { endgameBlocks: this.d.limits.endgameBlocks, endgameCopies: this.d.limits.endgameCopies, random: this.random },
     );
   }
@@ -306,7 +313,9 @@ export class DownloadSession {
     ctrls.add(ctrl);
     peer.inFlight++;
     const slot = this.d.slab.acquire()!;
-    const deadline = Math.ceil(peer.deadlineMs(len));
+    let best: number | undefined;
+    for (const p of this.peers.values()) if (p.bytesPerMs !== undefined && (best === undefined || p.bytesPerMs > best)) best = p.bytesPerMs;
+    const deadline = Math.ceil(peer.deadlineMs(len, best));
     this.d.queue
       .add(async () => {
         const signal = AbortSignal.any([session, ctrl.signal, AbortSignal.timeout(deadline)]);

@@ -52,6 +52,11 @@ export class PeerStats {
     this.opts = opts;
   }
 
+  /** Bytes per millisecond, undefined before any block arrived. */
+  get bytesPerMs(): number | undefined {
+    return this.rate;
+  }
+
   /** Bytes per second, 0 before any block arrived. */
   get bytesPerSecond(): number {
     return (this.rate ?? 0) * 1000;
@@ -68,9 +73,13 @@ export class PeerStats {
     return this.banned === undefined && now >= this.backoffUntil;
   }
 
-  /** The deadline for one request of `bytes`: the peer's recent time per request × factor, clamped. */
-  deadlineMs(bytes: number): number {
-    const expected = this.rate === undefined ? undefined : Math.max(this.latency ?? 0, bytes / this.rate);
+  /**
+   * The deadline for one request of `bytes`: the peer's recent time per request × factor, clamped. A peer not yet
+   * measured is judged by `swarmBytesPerMs` (the best rate seen from any peer) when there is one.
+   */
+  deadlineMs(bytes: number, swarmBytesPerMs?: number): number {
+    const rate = this.rate ?? swarmBytesPerMs;
+    const expected = rate === undefined || rate <= 0 ? undefined : Math.max(this.latency ?? 0, bytes / rate);
     const d = expected === undefined ? this.opts.maxDeadlineMs / 2 : expected * this.opts.deadlineFactor;
     return Math.min(this.opts.maxDeadlineMs, Math.max(this.opts.minDeadlineMs, d));
   }

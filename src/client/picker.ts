@@ -12,6 +12,13 @@ export interface PickerState {
   inFlight: ReadonlyMap<number, ReadonlySet<string>>;
   /** Blocks still needed (waiting or in flight), for the endgame test. */
   remaining: number;
+  /** False for blocks written or being written: never requested again, even in the endgame. */
+  isNeeded: (i: number) => boolean;
+  /**
+   * Whether a request at this peer counts as a copy in the endgame. Peers that never delivered a block do not:
+   * two copies stuck at peers that stall must not keep the block from a peer that works.
+   */
+  countsAsCopy: (peer: string) => boolean;
 }
 
 export interface PickerOptions {
@@ -24,7 +31,7 @@ export interface PickerOptions {
 
 /**
  * The rarest waiting block that `peer` holds; failing that, in the endgame, the block in flight at the fewest other
- * peers (below `endgameCopies`, never one this peer already fetches), rarest first.
+ * peers that count as copies (below `endgameCopies`, never one this peer already fetches), rarest first.
  */
 export function pickBlock(peer: string, s: PickerState, opts: PickerOptions): number | undefined {
   const held = s.availability.held(peer);
@@ -36,8 +43,11 @@ export function pickBlock(peer: string, s: PickerState, opts: PickerOptions): nu
   let bestRank = Infinity;
   let ties = 0;
   for (const [i, flying] of s.inFlight) {
-    if (flying.size === 0 || flying.size >= opts.endgameCopies || flying.has(peer) || !held.has(i)) continue;
-    const rank = flying.size * 1_000_000 + s.availability.count(i);
+    if (flying.size === 0 || flying.has(peer) || !held.has(i) || !s.isNeeded(i)) continue;
+    let copies = 0;
+    for (const p of flying) if (s.countsAsCopy(p)) copies++;
+    if (copies >= opts.endgameCopies) continue;
+    const rank = copies * 1_000_000 + s.availability.count(i);
     if (rank < bestRank) {
       bestRank = rank;
       best = i;

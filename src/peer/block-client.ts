@@ -1,7 +1,9 @@
-// Fetches byte ranges of a file from one peer over HTTP (SPEC §3) with undici keep-alive connections: exact body
-// length, no redirects, no compression, a deadline per request. Used by the download coordinator.
+// Talks to peers over HTTP (SPEC §3) for the download coordinator: block ranges through the lean keep-alive
+// RangeClient (exact body length, no redirects, no compression, a deadline per request), and the /blocks
+// bitfield extension through undici.
 
 import { Agent, errors as undiciErrors, request } from 'undici';
+import { RangeClient } from './range-client.js';
 import { KfetchError } from '../errors.js';
 import { Bitfield } from '../util/bitfield.js';
 
@@ -19,8 +21,10 @@ export function peerOrigin(peer: string): string {
 /** One client for all peers of a process: an undici Agent keeps a keep-alive pool per peer. */
 export class BlockClient {
   private readonly agent: Agent;
+  private readonly ranges: RangeClient;
 
   constructor(opts: BlockClientOptions) {
+    this.ranges = new RangeClient({ connectionsPerPeer: opts.connectionsPerPeer, connectTimeoutMs: opts.connectTimeoutMs });
     this.agent = new Agent({
       connections: opts.connectionsPerPeer,
       pipelining: 1,
@@ -32,53 +36,10 @@ export class BlockClient {
   /**
    * GET `/<swarmId>` with `Range: bytes=first-last` from `peer` into `into` (at least last-first+1 bytes); resolves
    * when exactly that many bytes arrived, or throws a KfetchError with a KF_E_PEER_* code (and `detail.status`
-   * when the peer answered).
+   * when the peer answered). The hot path: see range-client.ts.
    */
-  async fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal): Promise<void> {
-    const want = last - first + 1;
-    let res: Awaited<ReturnType<typeof request>>;
-    try {
-      res = await request(`${peerOrigin(peer)}/${swarmId}`, {
-        dispatcher: this.agent,
-        method: 'GET',
-        headers: { range: `bytes=${first}-${last}` },
-        signal,
-      });
-    } catch (err) {
-      throw mapError(err, peer, signal);
-    }
-    // A late abort (the endgame cancelling a copy that already arrived) must not surface as an unhandled error.
-    res.body.on('error', () => undefined);
-    try {
-      if (res.statusCode !== 206) {
-        const code = res.statusCode === 400 || res.statusCode === 404 || res.statusCode === 416 ? 'KF_E_PEER_LIED' : 'KF_E_PEER_PROTOCOL';
-        throw new KfetchError(code, `peer answered ${res.statusCode} for bytes ${first}-${last}`, {
-          peer,
-          detail: { status: res.statusCode },
-        });
-      }
-      const enc = res.headers['content-encoding'];
-      if (enc !== undefined && enc !== 'identity') {
-        throw new KfetchError('KF_E_PEER_PROTOCOL', `peer sent an encoded body (${String(enc)})`, { peer });
-      }
-      const cr = res.headers['content-range'];
-      if (typeof cr === 'string' && !cr.startsWith(`bytes ${first}-${last}/`)) {
-        throw new KfetchError('KF_E_PEER_PROTOCOL', `peer sent Content-Range ${cr}, asked for ${first}-${last}`, { peer });
-      }
-      if (into.length < want) throw new RangeError(`buffer of ${into.length} bytes for a ${want}-byte range`);
-      let got = 0;
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        if (got + chunk.length > want) {
-          throw new KfetchError('KF_E_PEER_LONG', `peer sent more than the ${want} bytes asked for`, { peer });
-        }
-        chunk.copy(into, got);
-        got += chunk.length;
-      }
-      if (got !== want) throw new KfetchError('KF_E_PEER_SHORT', `peer sent ${got} of ${want} bytes`, { peer });
-    } catch (err) {
-      res.body.destroy();
-      throw mapError(err, peer, signal);
-    }
+  fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal): Promise<void> {
+    return this.ranges.fetchRange(peer, swarmId, first, last, into, signal);
   }
 
   /** GET `/<swarmId>/blocks?blocksize=B` (kfetch extension); undefined when the peer does not offer it. */
@@ -106,6 +67,7 @@ export class BlockClient {
   }
 
   async close(): Promise<void> {
+    await this.ranges.close();
     await this.agent.destroy();
   }
 }

@@ -23,7 +23,7 @@ function state(av: Availability, opts: { written?: number[]; inFlight?: [number,
     remaining++;
     if (!inFlight.has(i)) waiting.add(i, av.count(i));
   }
-  return { availability: av, waiting, inFlight, remaining };
+  return { availability: av, waiting, inFlight, remaining, isNeeded: (i) => !written.has(i), countsAsCopy: (p) => p !== 'stalled' };
 }
 
 const opts = { endgameBlocks: 2, endgameCopies: 2, random: () => 0.5 };
@@ -65,6 +65,14 @@ describe('picker', () => {
     // Nothing waits any more: block 1 (one copy) may be duplicated, block 2 already has 2 copies.
     expect(pickBlock('a', s, opts)).toBe(1);
     expect(pickBlock('b', s, opts)).toBeUndefined();
+  });
+
+  it('does not count copies at peers that never delivered a block', () => {
+    const av = new Availability(2);
+    av.setPeer('a', Bitfield.full(2));
+    const s = state(av, { written: [0], inFlight: [[1, ['b', 'stalled']]] });
+    // One real copy (b) plus one at a peer that has not delivered anything: 'a' may still take it.
+    expect(pickBlock('a', s, opts)).toBe(1);
   });
 
   it('outside the endgame never duplicates a block in flight', () => {
