@@ -15,6 +15,7 @@ import { round, type Row, type Target } from '../report.js';
 
 export const MiB = 1024 * 1024;
 /** The built CLI. */
+// The bin itself (run as users run it: its shebang carries kfetch's V8 flags).
 export const KFETCH = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 /** The static server as a process (used when nginx is missing). */
 export const STATIC_SERVER = fileURLToPath(new URL('../static-server.js', import.meta.url));
@@ -105,9 +106,9 @@ export function testFile(ctx: ScenarioContext, sizeMiB: number): string {
 
 /** Write a kascade for `file` with `kfetch create`; returns its path and the filehash. */
 export function makeKascade(file: string, out: string, tracker: string, blockSize?: number): { path: string; filehash: string } {
-  const args = [KFETCH, 'create', file, '--tracker', tracker, '-o', out, '--force'];
+  const args = ['create', file, '--tracker', tracker, '-o', out, '--force'];
   if (blockSize !== undefined) args.push('--block-size', String(blockSize));
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(KFETCH, args, { encoding: 'utf8', timeout: 300_000 });
   if (r.status !== 0) throw new Error(`kfetch create failed (${r.status}): ${r.stderr}`);
   const k = JSON.parse(readFileSync(out, 'utf8')) as { filehash: string };
   return { path: out, filehash: k.filehash };
@@ -136,7 +137,7 @@ export function freePort(): Promise<number> {
 /** Run `kfetch <args> --json --home <home>` measured; throws if it does not exit 0 (unless `allowFail`). */
 export async function kfetchMeasured(args: string[], home: string, timeoutMs: number, onLine?: (line: string, ms: number) => void): Promise<Measured> {
   const o = { env: { KFETCH_HOME: home }, timeoutMs, ...(onLine === undefined ? {} : { onLine }) };
-  const m = await runMeasured(process.execPath, [KFETCH, ...args, '--home', home], o);
+  const m = await runMeasured(KFETCH, [...args, '--home', home], o);
   if (m.code !== 0) throw new Error(`kfetch ${args[0]} exited ${m.code ?? m.signal}: ${m.stderr.trim().slice(-600)}`);
   return m;
 }

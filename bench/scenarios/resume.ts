@@ -35,8 +35,8 @@ export async function resume(ctx: ScenarioContext): Promise<ScenarioResult> {
   let interrupted = false;
   try {
     const first = await runMeasured(
-      process.execPath,
-      [KFETCH, 'get', k.path, '--out', out, '--json', '--timeout', '120', '--peer', partial.addr, '--home', home],
+      KFETCH,
+      ['get', k.path, '--out', out, '--json', '--timeout', '120', '--peer', partial.addr, '--home', home],
       {
         env: { KFETCH_HOME: home },
         timeoutMs: 900_000,

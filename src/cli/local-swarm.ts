@@ -14,7 +14,8 @@ export interface Child {
 
 /** Spawn `kfetch <args>` and resolve with its URL once it prints `listening on http://...` (within `timeoutMs`). */
 export function startKfetchChild(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Child> {
-  return spawnListening(process.execPath, [MAIN, ...args], env, timeoutMs);
+  // The bin itself, not `node main.js`: its shebang carries kfetch's V8 flags.
+  return spawnListening(MAIN, args, env, timeoutMs);
 }
 
 /**
@@ -30,7 +31,7 @@ export function spawnListening(
 ): Promise<Child> {
   const proc = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   onSpawn?.(proc);
-  const name = `${command === process.execPath ? 'kfetch' : command} ${args[command === process.execPath ? 1 : 0] ?? ''}`.trim();
+  const name = `${command === MAIN ? 'kfetch' : command} ${args[0] ?? ''}`.trim();
   let out = '';
   let err = '';
   return new Promise((resolve, reject) => {

@@ -197,7 +197,8 @@ export class Engine {
   async run(prepared: Prepared[], signal: AbortSignal): Promise<{ row: DownloadRow; result: SessionResult | KfetchError }[]> {
     const port = this.server?.port;
     const slotBytes = Math.max(1, ...prepared.map((p) => p.init.row.blockSize));
-    const slab = new BlockSlab(this.o.limits.maxInFlight, slotBytes);
+    const slots = Math.max(4, Math.min(this.o.limits.maxInFlight, Math.floor(this.o.limits.maxInFlightBytes / slotBytes)));
+    const slab = new BlockSlab(slots, slotBytes);
     const runs = prepared.map(async (p) => {
       if (p.complete) {
         // Nothing to fetch: say so, and serve it like any finished download.

@@ -61,6 +61,9 @@ export function createHashPool(opts: { threads?: number } = {}): HashPool {
     minThreads: 0,
     maxThreads: threads,
     idleTimeout: 60_000,
+    // Workers allocate almost nothing per task (blocks arrive in shared slots, buffers are reused): a small young
+    // generation keeps each thread's RSS down.
+    resourceLimits: { maxYoungGenerationSizeMb: 8 },
     concurrentTasksPerWorker: 1,
   });
 

@@ -34,8 +34,8 @@ export function startCli(args: string[], opts: { home?: string; env?: NodeJS.Pro
   const env = { ...process.env, KFETCH_HOME: home, ...opts.env };
   const child =
     opts.ulimitF === undefined
-      ? spawn(process.execPath, [BIN, ...args], { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('sh', ['-c', `ulimit -f ${opts.ulimitF} && exec "$0" "$@"`, process.execPath, BIN, ...args], {
+      ? spawn(BIN, args, { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('sh', ['-c', `ulimit -f ${opts.ulimitF} && exec "$0" "$@"`, BIN, ...args], {
           env,
           cwd: opts.cwd,
           stdio: ['ignore', 'pipe', 'pipe'],
