@@ -115,9 +115,12 @@ class Connection {
       this.headBytes += n;
       const all = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
       const end = all.indexOf(CRLFCRLF);
+      if (end === -1 ? this.headBytes > this.maxHead : end > this.maxHead) {
+        this.fail('KF_E_PEER_PROTOCOL', `response head larger than ${this.maxHead} bytes`);
+        return false;
+      }
       if (end === -1) {
-        if (this.headBytes > this.maxHead) this.fail('KF_E_PEER_PROTOCOL', `response head larger than ${this.maxHead} bytes`);
-        else this.head = [all];
+        this.head = [all];
         return true;
       }
       const problem = this.parseHead(all.subarray(0, end).toString('latin1'), req);
