@@ -279,7 +279,7 @@ export class DownloadSession {
         if (p.inFlight >= p.slots(this.blockSize)) continue;
         const i = this.pick(p.addr);
         if (i === undefined) continue;
-        this.request(i, p, signal);
+        this.request(i, p);
         progress = true;
       }
     }
@@ -300,7 +300,7 @@ export class DownloadSession {
     );
   }
 
-  private request(i: number, peer: PeerStats, session: AbortSignal): void {
+  private request(i: number, peer: PeerStats): void {
     const { first, last } = this.k.geometry(this.blockSize).range(i);
     const len = last - first + 1;
     const ctrl = new AbortController();
@@ -318,9 +318,14 @@ export class DownloadSession {
     const deadline = Math.ceil(peer.deadlineMs(len, best));
     this.d.queue
       .add(async () => {
-        const signal = AbortSignal.any([session, ctrl.signal, AbortSignal.timeout(deadline)]);
+        // One controller per request: the deadline and a session stop abort it (abortAll), another copy too.
+        const timer = setTimeout(() => ctrl.abort(new DOMException('deadline', 'TimeoutError')), deadline);
         const t = performance.now();
-        await this.d.client.fetchRange(peer.addr, this.k.swarmId, first, last, slot.view, signal);
+        try {
+          await this.d.client.fetchRange(peer.addr, this.k.swarmId, first, last, slot.view, ctrl.signal);
+        } finally {
+          clearTimeout(timer);
+        }
         this.received += len;
         this.lastProgressAt = performance.now();
         peer.success(len, performance.now() - t);
@@ -405,7 +410,10 @@ export class DownloadSession {
   }
 
   private requestFailed(i: number, peer: PeerStats, err: unknown, ctrl: AbortController): void {
-    if (ctrl.signal.aborted || this.stopping) return; // we cancelled it: another copy won, or we are stopping
+    const reason: unknown = ctrl.signal.reason;
+    const deadline = reason instanceof DOMException && reason.name === 'TimeoutError';
+    // We cancelled it (another copy won, or we are stopping): not the peer's fault. A missed deadline is.
+    if (this.stopping || (ctrl.signal.aborted && !deadline)) return;
     if (!isKfetchError(err)) {
       this.fail(err);
       return;

@@ -109,35 +109,38 @@ class Connection {
       this.destroy();
       return false;
     }
-    let chunk: Buffer = this.readBuf.subarray(0, n);
-    if (!this.inBody) {
-      this.head.push(Buffer.from(chunk)); // copied: the read buffer is reused by the next read
-      this.headBytes += n;
-      const all = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
-      const end = all.indexOf(CRLFCRLF);
-      if (end === -1 ? this.headBytes > this.maxHead : end > this.maxHead) {
-        this.fail('KF_E_PEER_PROTOCOL', `response head larger than ${this.maxHead} bytes`);
-        return false;
-      }
-      if (end === -1) {
-        this.head = [all];
-        return true;
-      }
-      const problem = this.parseHead(all.subarray(0, end).toString('latin1'), req);
-      if (problem !== undefined) {
-        this.fail(problem.code, problem.message, undefined, problem.status);
-        return false;
-      }
-      this.inBody = true;
-      chunk = all.subarray(end + 4);
+    if (this.inBody) return this.body(req, this.readBuf, 0, n); // the hot path: no allocation
+    this.head.push(Buffer.from(this.readBuf.subarray(0, n))); // copied: the read buffer is reused by the next read
+    this.headBytes += n;
+    const all = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
+    const end = all.indexOf(CRLFCRLF);
+    if (end === -1 ? this.headBytes > this.maxHead : end > this.maxHead) {
+      this.fail('KF_E_PEER_PROTOCOL', `response head larger than ${this.maxHead} bytes`);
+      return false;
     }
-    if (chunk.length === 0) return true;
-    if (this.got + chunk.length > req.want) {
+    if (end === -1) {
+      this.head = [all];
+      return true;
+    }
+    const problem = this.parseHead(all.subarray(0, end).toString('latin1'), req);
+    if (problem !== undefined) {
+      this.fail(problem.code, problem.message, undefined, problem.status);
+      return false;
+    }
+    this.inBody = true;
+    return this.body(req, all, end + 4, all.length);
+  }
+
+  /** Body bytes `src[from, to)` of the response to `req`: into the caller's buffer, never past its length. */
+  private body(req: Pending, src: Buffer, from: number, to: number): boolean {
+    const len = to - from;
+    if (len === 0) return true;
+    if (this.got + len > req.want) {
       this.fail('KF_E_PEER_LONG', `peer sent more than the ${req.want} bytes asked for`);
       return false;
     }
-    chunk.copy(req.into, this.got);
-    this.got += chunk.length;
+    src.copy(req.into, this.got, from, to);
+    this.got += len;
     if (this.got === req.want) {
       this.req = undefined;
       if (!this.keepAlive) this.destroy();
