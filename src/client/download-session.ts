@@ -84,6 +84,7 @@ export class DownloadSession {
   private wake: (() => void) | undefined;
   private stopping = false;
   private workerFailures = 0;
+  private ticks = 0;
   private readonly random: () => number;
 
   constructor(deps: SessionDeps, init: SessionInit) {
@@ -456,6 +457,10 @@ export class DownloadSession {
 
   private tick(): void {
     this.emitProgress();
+    if (++this.ticks % 10 === 0 && this.d.log.isLevelEnabled('debug')) {
+      const m = process.memoryUsage();
+      this.d.log.debug({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }, 'memory');
+    }
     const usable = [...this.peers.values()].some((p) => p.banned === undefined);
     const stalledMs = performance.now() - this.lastProgressAt;
     if (this.d.limits.stallTimeoutMs > 0 && stalledMs > this.d.limits.stallTimeoutMs) {

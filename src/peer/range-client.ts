@@ -27,7 +27,11 @@ export const DEFAULT_RANGE_CLIENT: RangeClientOptions = {
   maxHeadBytes: 16 * 1024,
 };
 
-const READ_BUFFER_BYTES = 64 * 1024;
+/**
+ * One read buffer for every socket: a read lands in it and is consumed by our callback before the event loop
+ * reads from any other socket, so sockets can share it (64 KiB per socket × dozens of sockets was RSS).
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 interface Pending {
@@ -44,7 +48,7 @@ class Connection {
   readonly socket: Socket;
   private readonly peer: string;
   private readonly maxHead: number;
-  private readonly readBuf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  private readonly readBuf = READ_BUFFER;
   private head: Buffer[] = [];
   private headBytes = 0;
   private inBody = false;
