@@ -7,12 +7,11 @@ import { fstatSync, futimesSync, readSync, writeSync } from 'node:fs';
 export interface VerifyWriteTask {
   kind: 'verify-write';
   fd: number;
-  /** The block's bytes: `length` bytes at `byteOffset` of this shared memory (a slot the caller holds). */
+  /** The blocks' bytes, back to back from `byteOffset` of this shared memory (a slot the caller holds). */
   shared: SharedArrayBuffer;
   byteOffset: number;
-  length: number;
-  offset: number;
-  expectedMd5: string;
+  /** Consecutive blocks of the file, in order: where each goes and the MD5 it must have. */
+  blocks: readonly { offset: number; length: number; expectedMd5: string }[];
   /**
    * The mtime (whole seconds) to put back after writing: the data file keeps one known mtime while kfetch owns it,
    * so any outside change (a new mtime) is seen at resume and triggers re-verification.
@@ -22,10 +21,15 @@ export interface VerifyWriteTask {
   crashMidWrite?: boolean;
 }
 
-export type VerifyWriteResult =
-  | { kind: 'verify-write'; ok: true }
-  | { kind: 'verify-write'; ok: false; reason: 'hash'; actualMd5: string }
-  | { kind: 'verify-write'; ok: false; reason: 'io'; code: string; message: string; written: number };
+export type BlockOutcome = { status: 'written' } | { status: 'bad'; actualMd5: string } | { status: 'unwritten' };
+
+export interface VerifyWriteResult {
+  kind: 'verify-write';
+  /** Per block: written; bad (its MD5 differed, never written); or unwritten because a write failed (see `io`). */
+  blocks: BlockOutcome[];
+  /** A write failed: blocks `written` before it are on disk, the good ones after it are `unwritten`. */
+  io?: { code: string; message: string };
+}
 
 export interface Sha256FileTask {
   kind: 'sha256-file';
@@ -40,26 +44,63 @@ export interface Sha256FileResult {
   read: number;
 }
 
-/** Hash, compare, and only on a match write every byte (looping over short writes). Never throws for I/O. */
+/**
+ * Hash every block, compare, and write only blocks that match (a whole matching run in one positional write,
+ * short writes looped). Never throws for I/O: a failed write is reported in `io`.
+ */
 export function verifyWrite(t: VerifyWriteTask): VerifyWriteResult {
-  const buf = Buffer.from(t.shared, t.byteOffset, t.length);
-  const actual = createHash('md5').update(buf).digest('hex');
-  if (actual !== t.expectedMd5) return { kind: 'verify-write', ok: false, reason: 'hash', actualMd5: actual };
-  let done = 0;
-  try {
-    while (done < t.length) {
-      const len = t.crashMidWrite === true && done === 0 ? Math.max(1, t.length >> 1) : t.length - done;
-      const n = writeSync(t.fd, buf, done, len, t.offset + done);
-      if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
-      done += n;
-      if (t.crashMidWrite === true && done < t.length) process.kill(process.pid, 'SIGKILL');
+  const out: VerifyWriteResult['blocks'] = [];
+  let at = t.byteOffset;
+  let allOk = true;
+  for (const b of t.blocks) {
+    const actual = createHash('md5').update(Buffer.from(t.shared, at, b.length)).digest('hex');
+    if (actual === b.expectedMd5) out.push({ status: 'written' });
+    else {
+      out.push({ status: 'bad', actualMd5: actual });
+      allOk = false;
     }
-    futimesSync(t.fd, Date.now() / 1000, t.mtimeSec);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    return { kind: 'verify-write', ok: false, reason: 'io', code: e.code ?? 'EIO', message: e.message, written: done };
+    at += b.length;
   }
-  return { kind: 'verify-write', ok: true };
+  // Runs of consecutive good blocks, each written with one positional write.
+  const runs: { first: number; last: number }[] = [];
+  if (allOk) runs.push({ first: 0, last: t.blocks.length - 1 });
+  else {
+    for (let k = 0; k < out.length; k++) {
+      if (out[k]!.status !== 'written') continue;
+      const prev = runs[runs.length - 1];
+      if (prev !== undefined && prev.last === k - 1) prev.last = k;
+      else runs.push({ first: k, last: k });
+    }
+  }
+  let slotAt = t.byteOffset;
+  const slotStart: number[] = [];
+  for (const b of t.blocks) {
+    slotStart.push(slotAt);
+    slotAt += b.length;
+  }
+  for (const r of runs) {
+    const first = t.blocks[r.first]!;
+    const last = t.blocks[r.last]!;
+    const length = last.offset + last.length - first.offset;
+    const buf = Buffer.from(t.shared, slotStart[r.first]!, length);
+    let done = 0;
+    try {
+      while (done < length) {
+        const len = t.crashMidWrite === true && done === 0 ? Math.max(1, length >> 1) : length - done;
+        const n = writeSync(t.fd, buf, done, len, first.offset + done);
+        if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
+        done += n;
+        if (t.crashMidWrite === true && done < length) process.kill(process.pid, 'SIGKILL');
+      }
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      // This run and every later one are not (wholly) on disk: report them as not written.
+      for (let k = r.first; k < out.length; k++) if (out[k]!.status === 'written') out[k] = { status: 'unwritten' };
+      return { kind: 'verify-write', blocks: out, io: { code: e.code ?? 'EIO', message: e.message } };
+    }
+  }
+  if (runs.length > 0) futimesSync(t.fd, Date.now() / 1000, t.mtimeSec);
+  return { kind: 'verify-write', blocks: out };
 }
 
 /** SHA-256 of the first `size` bytes of an open file, read with positional reads in 4 MiB steps. */

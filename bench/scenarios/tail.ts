@@ -26,7 +26,8 @@ export async function tail(ctx: ScenarioContext): Promise<ScenarioResult> {
     for (let i = 0; i < 3; i++) servers.push(await startStaticServer({ file, id: k.filehash, delayMs: FAST_MS }));
     const slow = await startStaticServer({ file, id: k.filehash, delayMs: SLOW_MS });
     servers.push(slow);
-    const args = ['get', k.path, '--out', join(dir, 'out'), '--json', '--timeout', '60', '--max-in-flight', '12'];
+    // One block per request: the scenario times block arrivals, which multi-block ranges would bunch up.
+    const args = ['get', k.path, '--out', join(dir, 'out'), '--json', '--timeout', '60', '--max-in-flight', '12', '--max-range-bytes', String(BLOCK)];
     for (const s of servers) args.push('--peer', s.addr);
     ctx.log('tail: kfetch get with one slow peer');
     const m = await kfetchMeasured(args, home, 300_000);

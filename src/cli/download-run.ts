@@ -23,6 +23,7 @@ export interface DownloadFlags {
   maxInFlight: number;
   timeout: number;
   checkpointMs: number;
+  maxRangeBytes: number;
 }
 
 /** The options `get` and `resume` share. */
@@ -37,6 +38,7 @@ export function addDownloadOptions(cmd: Command): Command {
     .option('--threads <n>', 'worker threads that verify and write blocks (default: the number of cores)', intArg(1, 1024))
     .option('--max-in-flight <n>', 'block requests in flight over all peers and files (each holds one block in memory; at most 8 MiB of blocks, or n × 256 KiB if more)', intArg(1, 4096), DEFAULT_ENGINE_LIMITS.maxInFlight)
     .option('--timeout <s>', 'give up (exit 4, resumable) when no block arrived for this many seconds; 0 waits forever', secondsOrZeroArg(86_400 * 30), DEFAULT_ENGINE_LIMITS.stallTimeoutMs / 1000)
+    .option('--max-range-bytes <bytes>', 'largest multi-block range asked of one peer at once (kfetch seeders, HTTP servers)', intArg(512, 64 * 1024 * 1024), DEFAULT_ENGINE_LIMITS.maxRangeBytes)
     .option('--checkpoint-ms <ms>', 'longest time between checkpoints (fdatasync + state commit)', intArg(10, 60_000), DEFAULT_ENGINE_LIMITS.checkpointMs);
 }
 
@@ -48,6 +50,7 @@ export function engineLimits(f: DownloadFlags): EngineLimits {
     maxInFlightBytes: Math.max(DEFAULT_ENGINE_LIMITS.maxInFlightBytes, f.maxInFlight * 256 * 1024),
     stallTimeoutMs: f.timeout * 1000,
     checkpointMs: f.checkpointMs,
+    maxRangeBytes: f.maxRangeBytes,
   };
 }
 

@@ -75,6 +75,8 @@ export class DownloadSession {
   private readonly writing = new Set<number>();
   private readonly inFlight = new Map<number, Set<string>>();
   private readonly controllers = new Map<number, Set<AbortController>>();
+  /** Whether a request's controller belongs to a single-block request (the endgame aborts only those). */
+  private readonly single = new Map<AbortController, boolean>();
   private readonly served: VerifiedServedFile;
   private readonly checkpointer: Checkpointer;
   private announcer: Announcer | undefined;
@@ -277,10 +279,10 @@ export class DownloadSession {
       progress = false;
       for (const p of order) {
         if (!room()) break;
-        if (p.inFlight >= p.slots(this.blockSize)) continue;
+        if (p.inFlight >= p.slots(this.d.slab.slotBytes)) continue;
         const i = this.pick(p.addr);
         if (i === undefined) continue;
-        this.request(i, p);
+        this.request(this.runFrom(i, p), p);
         progress = true;
       }
     }
@@ -301,17 +303,36 @@ export class DownloadSession {
     );
   }
 
-  private request(i: number, peer: PeerStats): void {
-    const { first, last } = this.k.geometry(this.blockSize).range(i);
+  /**
+   * The blocks to ask `peer` for, starting at the picked block `i`: with a peer that takes multi-block ranges
+   * (kfetch seeders, plain HTTP servers), the waiting blocks after `i` that it holds, up to one slot's worth —
+   * one request and one worker task instead of several. Duplicates in the endgame stay single blocks.
+   */
+  private runFrom(i: number, peer: PeerStats): number[] {
+    const run = [i];
+    if (peer.multiBlock === false || !this.waiting.has(i)) return run;
+    const held = this.availability.held(peer.addr)!;
+    const max = Math.max(1, Math.floor(this.d.slab.slotBytes / this.blockSize));
+    for (let j = i + 1; j < this.n && run.length < max && this.waiting.has(j) && held.has(j); j++) run.push(j);
+    return run;
+  }
+
+  private request(run: number[], peer: PeerStats): void {
+    const g = this.k.geometry(this.blockSize);
+    const first = g.range(run[0]!).first;
+    const last = g.range(run[run.length - 1]!).last;
     const len = last - first + 1;
     const ctrl = new AbortController();
-    let flying = this.inFlight.get(i);
-    if (flying === undefined) this.inFlight.set(i, (flying = new Set()));
-    flying.add(peer.addr);
-    this.waiting.remove(i);
-    let ctrls = this.controllers.get(i);
-    if (ctrls === undefined) this.controllers.set(i, (ctrls = new Set()));
-    ctrls.add(ctrl);
+    this.single.set(ctrl, run.length === 1);
+    for (const i of run) {
+      let flying = this.inFlight.get(i);
+      if (flying === undefined) this.inFlight.set(i, (flying = new Set()));
+      flying.add(peer.addr);
+      this.waiting.remove(i);
+      let ctrls = this.controllers.get(i);
+      if (ctrls === undefined) this.controllers.set(i, (ctrls = new Set()));
+      ctrls.add(ctrl);
+    }
     peer.inFlight++;
     const slot = this.d.slab.acquire()!;
     let best: number | undefined;
@@ -330,67 +351,99 @@ export class DownloadSession {
         this.received += len;
         this.lastProgressAt = performance.now();
         peer.success(len, performance.now() - t);
-        await this.store(i, slot, len, peer, ctrl);
+        await this.store(run, slot, peer, ctrl);
       })
-      .catch((err: unknown) => this.requestFailed(i, peer, err, ctrl))
+      .catch((err: unknown) => this.requestFailed(run, peer, err, ctrl))
       .finally(() => {
-        flying.delete(peer.addr);
-        if (flying.size === 0) {
-          this.inFlight.delete(i);
-          // Not written after all (failed, bad, aborted): it waits for another peer.
-          if (!this.written.has(i) && !this.writing.has(i)) this.waiting.add(i, this.availability.count(i));
+        for (const i of run) {
+          const flying = this.inFlight.get(i);
+          flying?.delete(peer.addr);
+          if (flying === undefined || flying.size === 0) {
+            this.inFlight.delete(i);
+            // Not written after all (failed, bad, aborted): it waits for another peer.
+            if (!this.written.has(i) && !this.writing.has(i)) this.waiting.add(i, this.availability.count(i));
+          }
+          const ctrls = this.controllers.get(i);
+          ctrls?.delete(ctrl);
+          if (ctrls !== undefined && ctrls.size === 0) this.controllers.delete(i);
         }
-        ctrls.delete(ctrl);
-        if (ctrls.size === 0) this.controllers.delete(i);
+        this.single.delete(ctrl);
         peer.inFlight--;
         this.d.slab.release(slot);
         this.wake?.();
       });
   }
 
-  /** Verify and write a fetched block in a worker; the first verified copy wins, the other requests are aborted. */
-  private async store(i: number, slot: Slot, length: number, peer: PeerStats, own: AbortController): Promise<void> {
-    if (this.written.has(i) || this.writing.has(i) || this.stopping) return;
-    this.writing.add(i);
-    for (const c of this.controllers.get(i) ?? []) if (c !== own) c.abort(new Error('another copy arrived'));
+  /**
+   * Verify and write fetched blocks in a worker. The first verified copy of a block wins: other single-block
+   * requests for it are aborted (a multi-block request elsewhere is left to finish; its copy is skipped).
+   */
+  private async store(run: number[], slot: Slot, peer: PeerStats, own: AbortController): Promise<void> {
+    if (this.stopping) return;
+    const g = this.k.geometry(this.blockSize);
+    // Only blocks nobody has written or is writing; the rest of the slot is skipped.
+    const mine: { i: number; at: number }[] = [];
+    let at = slot.byteOffset;
+    for (const i of run) {
+      if (!this.written.has(i) && !this.writing.has(i)) mine.push({ i, at });
+      at += g.size(i);
+    }
+    if (mine.length === 0) return;
+    for (const { i } of mine) {
+      this.writing.add(i);
+      for (const c of this.controllers.get(i) ?? []) if (c !== own && this.single.get(c) === true) c.abort(new Error('another copy arrived'));
+    }
     try {
       crashPoint('before-write');
-      let r: Awaited<ReturnType<HashPool['verifyWrite']>>;
-      try {
-        r = await this.d.workers.verifyWrite({
-          kind: 'verify-write',
-          fd: this.s.dataFile.fd,
-          shared: slot.shared,
-          byteOffset: slot.byteOffset,
-          length,
-          offset: i * this.blockSize,
-          expectedMd5: this.k.blockHash(this.blockSize, i),
-          mtimeSec: this.s.mtimeSec,
-          ...(crashArmed('mid-write') ? { crashMidWrite: true } : {}),
-        });
-        this.workerFailures = 0;
-      } catch (err) {
-        // A crashed worker (piscina replaces the thread): the block is simply not written and is fetched again.
-        // Only repeated failures end the session.
-        if (isKfetchError(err) && err.code === 'KF_E_WORKER' && ++this.workerFailures < MAX_WORKER_FAILURES) {
-          this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message, block: i });
-          return;
-        }
-        throw err;
+      // Consecutive pieces of the slot go to the worker as separate tasks when a skipped block splits them.
+      const groups: { i: number; at: number }[][] = [];
+      for (const m of mine) {
+        const prev = groups[groups.length - 1];
+        const tail = prev?.[prev.length - 1];
+        if (prev !== undefined && tail !== undefined && tail.i === m.i - 1) prev.push(m);
+        else groups.push([m]);
       }
-      if (r.ok) {
-        crashPoint('mid-write'); // counts hits so the n-th write is the one armed above
+      for (const grp of groups) await this.verifyAndWrite(grp, slot, peer);
+    } finally {
+      for (const { i } of mine) this.writing.delete(i);
+    }
+  }
+
+  private async verifyAndWrite(grp: { i: number; at: number }[], slot: Slot, peer: PeerStats): Promise<void> {
+    const g = this.k.geometry(this.blockSize);
+    let r: Awaited<ReturnType<HashPool['verifyWrite']>>;
+    try {
+      r = await this.d.workers.verifyWrite({
+        kind: 'verify-write',
+        fd: this.s.dataFile.fd,
+        shared: slot.shared,
+        byteOffset: grp[0]!.at,
+        blocks: grp.map(({ i }) => ({ offset: g.start(i), length: g.size(i), expectedMd5: this.k.blockHash(this.blockSize, i) })),
+        mtimeSec: this.s.mtimeSec,
+        ...(crashArmed('mid-write') ? { crashMidWrite: true } : {}),
+      });
+      this.workerFailures = 0;
+    } catch (err) {
+      // A crashed worker (piscina replaces the thread): the blocks are simply not written and are fetched again.
+      // Only repeated failures end the session.
+      if (isKfetchError(err) && err.code === 'KF_E_WORKER' && ++this.workerFailures < MAX_WORKER_FAILURES) {
+        this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message, block: grp[0]!.i });
+        return;
+      }
+      throw err;
+    }
+    crashPoint('mid-write'); // counts hits so the n-th write is the one armed above
+    r.blocks.forEach((o, k) => {
+      const i = grp[k]!.i;
+      if (o.status === 'written') {
         this.written.set(i);
         this.checkpointer.written(i, peer.addr);
-        return;
+      } else if (o.status === 'bad') {
+        this.banForHash(peer, i, o.actualMd5);
       }
-      if (r.reason === 'hash') {
-        this.banForHash(peer, i, r.actualMd5);
-        return;
-      }
-      throw fromFsError(Object.assign(new Error(r.message), { code: r.code }), this.s.dataFile.path, `writing block ${i}`);
-    } finally {
-      this.writing.delete(i);
+    });
+    if (r.io !== undefined) {
+      throw fromFsError(Object.assign(new Error(r.io.message), { code: r.io.code }), this.s.dataFile.path, `writing block ${grp[0]!.i}`);
     }
   }
 
@@ -410,7 +463,8 @@ export class DownloadSession {
     this.d.emit({ event: 'peer', id: this.id, peer: peer.addr, action: 'banned', reason, code: 'KF_E_PEER_HASH_MISMATCH' });
   }
 
-  private requestFailed(i: number, peer: PeerStats, err: unknown, ctrl: AbortController): void {
+  private requestFailed(run: number[], peer: PeerStats, err: unknown, ctrl: AbortController): void {
+    const i = run[0]!;
     const reason: unknown = ctrl.signal.reason;
     const deadline = reason instanceof DOMException && reason.name === 'TimeoutError';
     // We cancelled it (another copy won, or we are stopping): not the peer's fault. A missed deadline is.
@@ -423,7 +477,10 @@ export class DownloadSession {
       this.fail(err);
       return;
     }
-    if (err.code === 'KF_E_PEER_LIED') {
+    if (err.code === 'KF_E_PEER_LIED' && run.length > 1) {
+      // An original peer (416 for anything but one aligned block) or a partial one: single blocks from now on.
+      peer.multiBlock = false;
+    } else if (err.code === 'KF_E_PEER_LIED') {
       this.availability.dropBlock(peer.addr, i);
       peer.strikes++;
     } else {

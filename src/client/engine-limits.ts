@@ -8,6 +8,8 @@ export interface EngineLimits {
   maxInFlight: number;
   /** Memory for block buffers in flight; with big blocks it lowers the in-flight count (never below 4). */
   maxInFlightBytes: number;
+  /** Largest multi-block range asked of one peer in one request (kfetch seeders and plain HTTP servers). */
+  maxRangeBytes: number;
   /** Checkpoint after this many written blocks, or this many ms, whichever first (DESIGN.md checkpoint rule). */
   checkpointBlocks: number;
   checkpointMs: number;
@@ -25,6 +27,7 @@ export const DEFAULT_ENGINE_LIMITS: EngineLimits = {
   // 8 MiB more RSS.
   maxInFlight: 32,
   maxInFlightBytes: 8 * 1024 * 1024,
+  maxRangeBytes: 1024 * 1024,
   checkpointBlocks: 256,
   checkpointMs: 500,
   endgameBlocks: 16,

@@ -196,7 +196,8 @@ export class Engine {
   /** Run every prepared session at once under the one global request limit. */
   async run(prepared: Prepared[], signal: AbortSignal): Promise<{ row: DownloadRow; result: SessionResult | KfetchError }[]> {
     const port = this.server?.port;
-    const slotBytes = Math.max(1, ...prepared.map((p) => p.init.row.blockSize));
+    // A slot holds one request: one block, or a multi-block range of up to maxRangeBytes.
+    const slotBytes = Math.max(this.o.limits.maxRangeBytes, ...prepared.map((p) => p.init.row.blockSize));
     const slots = Math.max(4, Math.min(this.o.limits.maxInFlight, Math.floor(this.o.limits.maxInFlightBytes / slotBytes)));
     const slab = new BlockSlab(slots, slotBytes);
     const runs = prepared.map(async (p) => {

@@ -40,6 +40,8 @@ export class PeerStats {
   banned: string | undefined;
   backoffUntil = 0;
   bytesReceived = 0;
+  /** False once the peer refused a multi-block range (an original Kascade peer); undefined until then. */
+  multiBlock: boolean | undefined;
   blocksOk = 0;
   /** Bytes per millisecond, exponentially weighted; undefined until the first block. */
   private rate: number | undefined;

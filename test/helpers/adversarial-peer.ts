@@ -37,7 +37,7 @@ export interface AdversarialPeerOptions {
 export interface AdversarialPeer {
   addr: string;
   port: number;
-  /** Block index (by the range's first byte) of each GET with a Range, in arrival order. */
+  /** Block indices covered by each GET with a Range, in arrival order. */
   requests: number[];
   /** Honest responses fully handed to the socket: block index and performance.now() time. */
   served: { block: number; at: number }[];
@@ -72,10 +72,13 @@ export async function startAdversarialPeer(o: AdversarialPeerOptions): Promise<A
     const first = Number(m[1]);
     const last = Math.min(Number(m[2]), o.bytes.length - 1);
     const block = Math.floor(first / o.blockSize);
-    requests.push(block);
+    // Every block the range covers (a multi-block range counts for each of its blocks).
+    const covered: number[] = [];
+    for (let b = block; b <= Math.floor(last / o.blockSize); b++) covered.push(b);
+    requests.push(...covered);
     const mode = o.mode?.(block) ?? 'honest';
     const answer = (): void => {
-      if (mode === 'honest') res.once('finish', () => served.push({ block, at: performance.now() }));
+      if (mode === 'honest') res.once('finish', () => served.push(...covered.map((b) => ({ block: b, at: performance.now() }))));
       serve(res, mode, o, first, last, later);
     };
     if (o.delayMs !== undefined && o.delayMs > 0) later(o.delayMs, answer);

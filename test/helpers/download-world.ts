@@ -48,7 +48,8 @@ export async function world(seed: string): Promise<World> {
 }
 
 export function getArgs(w: World): string[] {
-  const a = ['get', w.kascadePath, '--out', w.out, '--checkpoint-ms', '20', '--max-in-flight', '4', '--timeout', '30', '--json'];
+  // Two-block ranges: enough separate writes for the crash points, and multi-block writes under crash too.
+  const a = ['get', w.kascadePath, '--out', w.out, '--checkpoint-ms', '20', '--max-in-flight', '4', '--max-range-bytes', String(2 * BLOCK), '--timeout', '30', '--json'];
   for (const p of w.peers) a.push('--peer', p.addr);
   return a;
 }
