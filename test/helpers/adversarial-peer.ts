@@ -32,6 +32,8 @@ export interface AdversarialPeerOptions {
   delayMs?: number;
   /** Serve `/<id>/blocks` (a kfetch extension); a plain HTTP server answers 404. */
   bitfield?: boolean;
+  /** Answer 416 to a range that is not exactly one block, as original Kascade peers do. */
+  singleBlockOnly?: boolean;
 }
 
 export interface AdversarialPeer {
@@ -72,6 +74,9 @@ export async function startAdversarialPeer(o: AdversarialPeerOptions): Promise<A
     const first = Number(m[1]);
     const last = Math.min(Number(m[2]), o.bytes.length - 1);
     const block = Math.floor(first / o.blockSize);
+    if (o.singleBlockOnly === true && (first % o.blockSize !== 0 || last !== Math.min(first + o.blockSize, o.bytes.length) - 1)) {
+      return void res.writeHead(416).end();
+    }
     // Every block the range covers (a multi-block range counts for each of its blocks).
     const covered: number[] = [];
     for (let b = block; b <= Math.floor(last / o.blockSize); b++) covered.push(b);

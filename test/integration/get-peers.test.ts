@@ -32,7 +32,7 @@ function setup(seed: string, filename = 'payload.bin'): { dir: string; bytes: Bu
   return { dir, bytes, kascadePath, id: k.filehash as string };
 }
 
-async function peer(bytes: Buffer, id: string, mode: (b: number) => PeerMode, extra: { delayMs?: number; bitfield?: boolean } = {}): Promise<AdversarialPeer> {
+async function peer(bytes: Buffer, id: string, mode: (b: number) => PeerMode, extra: { delayMs?: number; bitfield?: boolean; singleBlockOnly?: boolean } = {}): Promise<AdversarialPeer> {
   const p = await startAdversarialPeer({ bytes, id, blockSize: BLOCK, mode, ...extra });
   peers.push(p);
   return p;
@@ -89,6 +89,14 @@ describe('kfetch get against misbehaving peers', () => {
     expect(sha256(readFileSync(join(out, 'a.bin')))).toBe(a.id);
     expect(sha256(readFileSync(join(out, 'b.bin')))).toBe(b.id);
     expect(r.stdout.split('\n').filter((l) => l.includes('"event":"done"'))).toHaveLength(2);
+  });
+
+  it('falls back to single blocks with an original peer that refuses multi-block ranges (416)', async () => {
+    const { dir, bytes, kascadePath, id } = setup('single');
+    const orig = await peer(bytes, id, () => 'honest', { singleBlockOnly: true });
+    const r = await runCli(['get', kascadePath, '--out', join(dir, 'out'), '--peer', orig.addr, '--timeout', '30']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256(readFileSync(join(dir, 'out', 'payload.bin')))).toBe(sha256(bytes));
   });
 
   it('downloads from a plain HTTP server without the /blocks extension', async () => {
