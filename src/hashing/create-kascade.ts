@@ -179,9 +179,8 @@ async function hashPass(
   let allocated = 0;
   const inFlight = new Set<Promise<void>>();
   let failure: { err: unknown } | undefined;
-  // Our own abort stops the other queued tasks as soon as one fails.
-  const stop = new AbortController();
-  const taskSignal = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+  // No signal goes to piscina: it terminates a worker whose running task is aborted, and a result already on its
+  // way then surfaces as an uncaught 'Unexpected message from Worker'. Aborts stop new tasks; running ones finish.
 
   const settleOne = async (): Promise<void> => {
     await Promise.race(inFlight);
@@ -233,7 +232,7 @@ async function hashPass(
       // and before the buffer is transferred away.
       sha?.update(new Uint8Array(cur.buf, 0, cur.len));
       const task = pool
-        .md5Blocks({ kind: 'md5-blocks', chunk: cur.buf, length: cur.len, offset: cur.pos, blockSizes, final: end === filesize }, { signal: taskSignal })
+        .md5Blocks({ kind: 'md5-blocks', chunk: cur.buf, length: cur.len, offset: cur.pos, blockSizes, final: end === filesize })
         .then((r) => {
           blockSizes.forEach((size, k) => {
             const first = r.offset / size;
@@ -244,7 +243,6 @@ async function hashPass(
         })
         .catch((err: unknown) => {
           failure ??= { err };
-          stop.abort();
         });
       const tracked = task.finally(() => inFlight.delete(tracked));
       inFlight.add(tracked);
@@ -254,7 +252,6 @@ async function hashPass(
     if (failure !== undefined) throw failure.err;
     return out;
   } catch (err) {
-    stop.abort();
     // Let the read-ahead and queued tasks settle before the caller closes the file.
     await next?.catch(() => undefined);
     await Promise.allSettled(inFlight);

@@ -67,9 +67,15 @@ export function createHashPool(opts: { threads?: number } = {}): HashPool {
     concurrentTasksPerWorker: 1,
   });
 
+  /**
+   * `signal` only keeps a task from starting. It is never handed to piscina, which terminates the worker of an
+   * aborted running task; a result already posted then surfaces as an uncaught 'Unexpected message from Worker'
+   * (seen in CI). Tasks are short, so a stop waits for the ones running.
+   */
   async function run<R extends WorkerResult>(task: WorkerTask, transferList: ArrayBuffer[], signal: AbortSignal | undefined): Promise<R> {
+    signal?.throwIfAborted();
     try {
-      return (await piscina.run(task, signal === undefined ? { transferList } : { transferList, signal })) as R;
+      return (await piscina.run(task, { transferList })) as R;
     } catch (err) {
       // An abort is the caller's own doing: pass it through unchanged so it can tell it from a failure.
       if (signal?.aborted === true) throw signal.reason ?? err;

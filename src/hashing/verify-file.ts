@@ -40,8 +40,8 @@ export async function verifyFile(opts: VerifyFileOptions): Promise<Bitfield> {
   const taskBytes = perTask * blockSize;
   const inFlightMax = Math.max(1, Math.min(2 * pool.threads, Math.floor(inFlightBytes / taskBytes)));
 
-  const stop = new AbortController();
-  const taskSignal = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+  // No signal goes to piscina: it terminates a worker whose running task is aborted, and a result already on its
+  // way then surfaces as an uncaught 'Unexpected message from Worker'. Aborts stop new tasks; running ones finish.
   const inFlight = new Set<Promise<void>>();
   let failure: { err: unknown } | undefined;
   let done = 0;
@@ -54,7 +54,6 @@ export async function verifyFile(opts: VerifyFileOptions): Promise<Bitfield> {
       const task = pool
         .verifyRange(
           { kind: 'verify-range', fd, blockSize, filesize: kascade.filesize, first, last, expected: hashes.slice(first, last + 1) },
-          { signal: taskSignal },
         )
         .then((r) => {
           r.matched.forEach((ok, k) => {
@@ -65,7 +64,6 @@ export async function verifyFile(opts: VerifyFileOptions): Promise<Bitfield> {
         })
         .catch((err: unknown) => {
           failure ??= { err };
-          stop.abort();
         });
       const tracked = task.finally(() => inFlight.delete(tracked));
       inFlight.add(tracked);
@@ -76,7 +74,6 @@ export async function verifyFile(opts: VerifyFileOptions): Promise<Bitfield> {
     signal?.throwIfAborted();
     return bits;
   } catch (err) {
-    stop.abort();
     await Promise.allSettled(inFlight);
     throw signal?.aborted === true ? (signal.reason ?? err) : err;
   }

@@ -45,11 +45,15 @@ function sha256(b: Buffer): string {
 describe('kfetch get against misbehaving peers', () => {
   it('bans a peer that sends wrong bytes, fetches those blocks elsewhere, and does not punish honest peers', async () => {
     const { dir, bytes, kascadePath, id } = setup('ban');
-    const honest = await peer(bytes, id, () => 'honest', { delayMs: 5 });
+    // The honest peer is slower, so the liar is sure to be asked (two-block ranges keep requests many).
+    const honest = await peer(bytes, id, () => 'honest', { delayMs: 40 });
     const liar = await peer(bytes, id, (b) => (b % 3 === 0 ? 'corrupt' : 'honest'));
     const home = tempHome();
     dirs.push(home);
-    const r = await runCli(['get', kascadePath, '--out', join(dir, 'out'), '--peer', honest.addr, '--peer', liar.addr, '--json', '--timeout', '30'], { home });
+    const r = await runCli(
+      ['get', kascadePath, '--out', join(dir, 'out'), '--peer', honest.addr, '--peer', liar.addr, '--json', '--timeout', '30', '--max-range-bytes', String(2 * BLOCK)],
+      { home },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(sha256(readFileSync(join(dir, 'out', 'payload.bin')))).toBe(sha256(bytes));
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
