@@ -3,7 +3,7 @@
 // bitfield extension through undici.
 
 import { Agent, errors as undiciErrors, request } from 'undici';
-import { RangeClient } from './range-client.js';
+import { RangeClient, abortError } from './range-client.js';
 import { KfetchError } from '../errors.js';
 import { Bitfield } from '../util/bitfield.js';
 
@@ -74,15 +74,7 @@ export class BlockClient {
 
 function mapError(err: unknown, peer: string, signal: AbortSignal): KfetchError {
   if (err instanceof KfetchError) return err;
-  if (signal.aborted) {
-    const reason: unknown = signal.reason;
-    const timedOut = reason instanceof DOMException && reason.name === 'TimeoutError';
-    return new KfetchError(timedOut ? 'KF_E_PEER_TIMEOUT' : 'KF_E_PEER_CONNECT', timedOut ? 'peer did not answer in time' : 'request aborted', {
-      peer,
-      cause: err,
-      detail: { aborted: !timedOut },
-    });
-  }
+  if (signal.aborted) return abortError(peer, signal);
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
     return new KfetchError('KF_E_PEER_TIMEOUT', `peer timed out (${err.message})`, { peer, cause: err });
   }

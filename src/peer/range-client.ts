@@ -298,7 +298,8 @@ function splitPeer(peer: string): { host: string; port: number } {
   return { host: m[1] ?? m[2]!, port: Number(m[3]) };
 }
 
-function abortError(peer: string, signal: AbortSignal): KfetchError {
+/** The error for a request cut short by `signal`: a deadline (TimeoutError) or a cancel. */
+export function abortError(peer: string, signal: AbortSignal): KfetchError {
   const reason: unknown = signal.reason;
   const timedOut = reason instanceof DOMException && reason.name === 'TimeoutError';
   return new KfetchError(timedOut ? 'KF_E_PEER_TIMEOUT' : 'KF_E_PEER_CONNECT', timedOut ? 'peer did not answer in time' : 'request aborted', {

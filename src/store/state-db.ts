@@ -40,16 +40,8 @@ export interface DownloadRow {
   updatedAt: number;
 }
 
-export interface NewDownload {
-  swarmId: string;
-  filehash: string;
-  filename: string;
-  filesize: number;
-  blockSize: number;
-  blockCount: number;
-  kascade: string;
-  dataPath: string;
-}
+/** What a new download is created with; the rest of its row starts empty. */
+export type NewDownload = Pick<DownloadRow, 'swarmId' | 'filehash' | 'filename' | 'filesize' | 'blockSize' | 'blockCount' | 'kascade' | 'dataPath'>;
 
 export interface CheckpointBlock {
   idx: number;
