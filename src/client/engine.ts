@@ -75,6 +75,7 @@ export class Engine {
     try {
       if (o.serve !== undefined) {
         engine.server = await startBlockServer({ library: engine.library, host: o.serve.host, port: o.serve.port, log: o.log });
+        o.emit({ event: 'serving', url: engine.server.url });
       }
     } catch (err) {
       await engine.close();

@@ -4,6 +4,7 @@
 export const EVENT_SCHEMA_VERSION = 1;
 
 export type DownloadEvent =
+  | { event: 'serving'; url: string }
   | { event: 'start'; id: number; name: string; filehash: string; size: number; blocks: number; blockSize: number; have: number; path: string }
   | {
       event: 'progress';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAdversarialPeer, type AdversarialPeer, type PeerMode } from '../helpers/adversarial-peer.js';
-import { killAllChildren, runCli, tempHome } from '../helpers/cli.js';
+import { killAllChildren, runCli, startCli, tempHome } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
 
 const BLOCK = 16 * 1024;
@@ -101,6 +101,19 @@ describe('kfetch get against misbehaving peers', () => {
     const r = await runCli(['get', kascadePath, '--out', join(dir, 'out'), '--peer', orig.addr, '--timeout', '30']);
     expect(r.code, r.stderr).toBe(0);
     expect(sha256(readFileSync(join(dir, 'out', 'payload.bin')))).toBe(sha256(bytes));
+  });
+
+  it('--seed keeps serving the finished file (and serves while downloading) until SIGTERM, then exits 0', async () => {
+    const { dir, bytes, kascadePath, id } = setup('seed');
+    const p = await peer(bytes, id, () => 'honest');
+    const run = startCli(['get', kascadePath, '--out', join(dir, 'out'), '--peer', p.addr, '--json', '--seed']);
+    const url = (await run.waitForLine(/"event":"serving","url":"([^"]+)"/))[1]!;
+    await run.waitForLine(/"event":"done"/, 30_000);
+    const res = await fetch(`${url}/${id}`, { headers: { range: `bytes=0-${BLOCK - 1}` } });
+    expect(res.status).toBe(206);
+    expect(Buffer.from(await res.arrayBuffer()).equals(bytes.subarray(0, BLOCK))).toBe(true);
+    run.child.kill('SIGTERM');
+    expect(await run.exited()).toBe(0);
   });
 
   it('downloads from a plain HTTP server without the /blocks extension', async () => {
