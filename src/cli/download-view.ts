@@ -15,7 +15,7 @@ export interface DownloadView {
 export function createDownloadView(opts: { json: boolean; out: NodeJS.WritableStream; tty?: NodeJS.WriteStream }): DownloadView {
   if (opts.json) return jsonView(opts.out);
   const tty = opts.tty ?? process.stderr;
-  return tty.isTTY === true ? barView(tty, opts.out) : lineView(opts.out);
+  return tty.isTTY === true ? barView(tty) : lineView(opts.out);
 }
 
 function jsonView(out: NodeJS.WritableStream): DownloadView {
@@ -49,7 +49,7 @@ function lineView(out: NodeJS.WritableStream): DownloadView {
   };
 }
 
-function barView(tty: NodeJS.WriteStream, out: NodeJS.WritableStream): DownloadView {
+function barView(tty: NodeJS.WriteStream): DownloadView {
   const multi = new MultiBar(
     {
       stream: tty,
@@ -79,7 +79,6 @@ function barView(tty: NodeJS.WriteStream, out: NodeJS.WritableStream): DownloadV
     },
     stop() {
       multi.stop();
-      void out;
     },
   };
 }

@@ -4,7 +4,6 @@
 // transferring a fresh 256 KiB ArrayBuffer to a piscina worker cost ~0.37 ms per task, passing a shared slot ~0.15 ms).
 
 export interface Slot {
-  readonly index: number;
   readonly shared: SharedArrayBuffer;
   readonly byteOffset: number;
   /** A view of the slot's memory (slotBytes long). */
@@ -22,7 +21,7 @@ export class BlockSlab {
     this.slotBytes = slotBytes;
     this.shared = new SharedArrayBuffer(slots * slotBytes);
     for (let i = slots - 1; i >= 0; i--) {
-      this.free.push({ index: i, shared: this.shared, byteOffset: i * slotBytes, view: Buffer.from(this.shared, i * slotBytes, slotBytes) });
+      this.free.push({ shared: this.shared, byteOffset: i * slotBytes, view: Buffer.from(this.shared, i * slotBytes, slotBytes) });
     }
   }
 

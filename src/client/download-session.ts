@@ -274,6 +274,8 @@ export class DownloadSession {
     const order = [...this.peers.values()]
       .filter((p) => p.usable(now) && this.availability.held(p.addr) !== undefined)
       .sort((a, b) => b.bytesPerSecond - a.bytesPerSecond);
+    let best: number | undefined;
+    for (const p of this.peers.values()) if (p.bytesPerMs !== undefined && (best === undefined || p.bytesPerMs > best)) best = p.bytesPerMs;
     let progress = true;
     while (progress && room()) {
       progress = false;
@@ -282,7 +284,7 @@ export class DownloadSession {
         if (p.inFlight >= p.slots(this.d.slab.slotBytes)) continue;
         const i = this.pick(p.addr);
         if (i === undefined) continue;
-        this.request(this.runFrom(i, p), p);
+        this.request(this.runFrom(i, p), p, best);
         progress = true;
       }
     }
@@ -317,7 +319,8 @@ export class DownloadSession {
     return run;
   }
 
-  private request(run: number[], peer: PeerStats): void {
+  /** Ask `peer` for `run`; `swarmBytesPerMs` (the best rate seen) sets the deadline of an unmeasured peer. */
+  private request(run: number[], peer: PeerStats, swarmBytesPerMs: number | undefined): void {
     const g = this.k.geometry(this.blockSize);
     const first = g.range(run[0]!).first;
     const last = g.range(run[run.length - 1]!).last;
@@ -335,9 +338,7 @@ export class DownloadSession {
     }
     peer.inFlight++;
     const slot = this.d.slab.acquire()!;
-    let best: number | undefined;
-    for (const p of this.peers.values()) if (p.bytesPerMs !== undefined && (best === undefined || p.bytesPerMs > best)) best = p.bytesPerMs;
-    const deadline = Math.ceil(peer.deadlineMs(len, best));
+    const deadline = Math.ceil(peer.deadlineMs(len, swarmBytesPerMs));
     this.d.queue
       .add(async () => {
         // One controller per request: the deadline and a session stop abort it (abortAll), another copy too.
