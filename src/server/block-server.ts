@@ -14,7 +14,6 @@ import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { VERSION } from '../version.js';
 import { ClientLimiter } from './client-limiter.js';
-import { readAt } from './data-file.js';
 import { isLoopbackHost as isLoopbackAddress } from '../peer/address-policy.js';
 import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
@@ -122,7 +121,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     const readChunk = async (pos: number): Promise<Buffer> => {
       const n = Math.min(limits.readChunkBytes, last - pos + 1);
       const buf = Buffer.allocUnsafe(n);
-      const got = await readAt(file.fd, buf, n, pos);
+      const got = await file.read(buf, n, pos);
       stats.bytesRead += got;
       if (got !== n) throw new ShortReadError(`short read at ${pos + got}: the data file is shorter than the kascade`);
       return buf;

@@ -4,12 +4,20 @@
 
 import { Bitfield } from '../util/bitfield.js';
 import type { Kascade } from '../kascade/kascade.js';
+import { readAt } from './data-file.js';
+
+/** Where a served file's bytes come from: an fd kept open by its owner, or an object that opens on demand. */
+export type ByteSource = number | Pick<ServedFile, 'read'>;
 
 /** One file the server can serve. Only bytes inside held (hash-verified) blocks are ever read. */
 export interface ServedFile {
   readonly kascade: Kascade;
-  /** Open fd for positional reads; owned by whoever added the file (the server never opens or closes it). */
-  readonly fd: number;
+  /**
+   * Positional read of `length` bytes at `position` into `buf` (from offset 0); resolves with the bytes read — fewer
+   * only when the file is shorter than its kascade says, which the caller treats as an error. The server calls it
+   * only for bytes inside held blocks, and never opens or closes anything itself.
+   */
+  read(buf: Buffer, length: number, position: number): Promise<number>;
   /** Blocks held at an offered block size (the server calls it only for offered sizes). */
   held(blockSize: number): Bitfield;
 }
@@ -100,14 +108,22 @@ function isOneAlignedBlock(k: Kascade, first: number, last: number): boolean {
 export class VerifiedServedFile implements ServedFile {
   private readonly derived = new Map<number, Bitfield>();
 
+  private readonly source: ByteSource;
+
   constructor(
     readonly kascade: Kascade,
-    readonly fd: number,
+    source: ByteSource,
     private readonly verified: Bitfield,
     readonly verifiedBlockSize: number,
   ) {
     if (!kascade.offers(verifiedBlockSize)) throw new RangeError(`block size ${verifiedBlockSize} is not offered`);
     if (verified.length !== kascade.geometry(verifiedBlockSize).count) throw new RangeError('bitfield length mismatch');
+    this.source = source;
+  }
+
+  read(buf: Buffer, length: number, position: number): Promise<number> {
+    const s = this.source;
+    return typeof s === 'number' ? readAt(s, buf, length, position) : s.read(buf, length, position);
   }
 
   held(blockSize: number): Bitfield {
