@@ -100,7 +100,7 @@ export class DownloadSession {
     this.written = new Bitfield(this.n, init.durable.toBytes());
     this.waiting = new RarityBuckets(this.n);
     for (let i = 0; i < this.n; i++) if (!this.written.has(i)) this.waiting.add(i, 0);
-    this.served = new VerifiedServedFile(this.k, init.dataFile.fd, init.durable, this.blockSize);
+    this.served = new VerifiedServedFile(this.k, init.dataFile, init.durable, this.blockSize);
     this.checkpointer = new Checkpointer({
       db: deps.db,
       downloadId: init.row.id,

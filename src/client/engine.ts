@@ -205,7 +205,7 @@ export class Engine {
       if (p.complete) {
         // Nothing to fetch: say so, and serve it like any finished download.
         const { row, kascade, dataFile, durable } = p.init;
-        this.library.add(new VerifiedServedFile(kascade, dataFile.fd, durable, row.blockSize));
+        this.library.add(new VerifiedServedFile(kascade, dataFile, durable, row.blockSize));
         this.o.emit({ event: 'start', id: row.id, name: row.filename, filehash: row.filehash, size: row.filesize, blocks: row.blockCount, blockSize: row.blockSize, have: durable.count, path: row.dataPath });
         this.o.emit({ event: 'done', id: row.id, name: row.filename, path: row.dataPath, size: row.filesize, filehash: row.filehash, seconds: 0, hashSeconds: 0, bytesPerSecond: 0 });
         return { row, result: { outcome: 'complete', seconds: 0 } as SessionResult };

@@ -5,6 +5,7 @@ import { constants, closeSync, fdatasync, fstatSync, ftruncateSync, lstatSync, o
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { KfetchError, fromFsError } from '../errors.js';
+import { readAt } from '../server/data-file.js';
 
 export interface DataFile {
   readonly path: string;
@@ -14,6 +15,12 @@ export interface DataFile {
   sync(): Promise<void>;
   /** Size and mtime now, as a checkpoint records them. */
   stat(): { size: number; mtimeMs: number; dev: number; ino: number };
+  /**
+   * Positional read for serving (bytes read; fewer only at end of file). Rejects once the file is closed, so a
+   * response still streaming can never read through an fd number the process has reused since.
+   */
+  read(buf: Buffer, length: number, position: number): Promise<number>;
+  /** Close the fd; if reads are in flight, once the last of them has finished. */
   close(): void;
 }
 
@@ -73,6 +80,13 @@ function finishOpen(fd: number, path: string, size: number): DataFile {
     throw fromFsError(err, path, `cannot size the data file to ${size} bytes`);
   }
   let closed = false;
+  let reading = 0;
+  let fdOpen = true;
+  const closeFd = (): void => {
+    if (!fdOpen) return;
+    fdOpen = false;
+    closeSync(fd);
+  };
   return {
     path,
     fd,
@@ -88,10 +102,20 @@ function finishOpen(fd: number, path: string, size: number): DataFile {
       const st = fstatSync(fd);
       return { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino };
     },
+    async read(buf: Buffer, length: number, position: number): Promise<number> {
+      if (closed) throw new KfetchError('KF_E_IO', `the data file ${path} was closed`, { file: path });
+      reading++;
+      try {
+        return await readAt(fd, buf, length, position);
+      } finally {
+        reading--;
+        if (closed && reading === 0) closeFd();
+      }
+    },
     close(): void {
       if (closed) return;
       closed = true;
-      closeSync(fd);
+      if (reading === 0) closeFd();
     },
   };
 }
