@@ -30,6 +30,7 @@ export const ERROR_CATALOGUE = {
   KF_E_DISK_FULL: { exit: 5, advice: 'Free disk space (the message says how much is needed) and run `kfetch resume`.' },
   KF_E_DATA_MISSING: { exit: 5, advice: 'The data file is missing or is not a regular file; restore it or start over.' },
   KF_E_STATE_CORRUPT: { exit: 5, advice: 'The state database was damaged and moved aside; re-add the .kascade to recover.' },
+  KF_E_STATE_READONLY: { exit: 5, advice: 'The state database (or its folder) cannot be written: fix its permissions or the file system, then run again. Nothing was changed.' },
   KF_E_HOME_LOCKED: { exit: 5, advice: 'Another kfetch process uses this --home; stop it or use another home.' },
   KF_E_IO: { exit: 5, advice: 'A file could not be read or written; the message names it and the system error.' },
   KF_E_WORKER: { exit: 5, advice: 'A hashing/writing worker failed repeatedly; see the cause.' },

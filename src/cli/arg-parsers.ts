@@ -3,6 +3,7 @@
 
 import { InvalidArgumentError } from 'commander';
 import { parsePeerAddress } from '../peer/peer-address.js';
+import { checkCidr } from '../server/access-list.js';
 
 /** A canonical decimal integer in [min, max]. */
 export function intArg(min: number, max: number): (v: string) => number {
@@ -34,4 +35,23 @@ export function peerArg(v: string, previous: string[] | undefined): string[] {
   const p = parsePeerAddress(v);
   if (typeof p === 'string') throw new InvalidArgumentError(p);
   return [...(previous ?? []), p.key];
+}
+
+const RATE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+/** A rate in bytes per second: `0` (no limit), `500000`, `512K`, `10M`, `1.5GiB`, optionally ending in `/s` (K = 1024). */
+export function rateArg(v: string): number {
+  const m = /^([0-9]{1,12}(?:\.[0-9]{1,6})?)\s*([a-zA-Z]{0,3})(?:\/s)?$/.exec(v.trim());
+  const unit = m === null ? undefined : RATE_UNITS[m[2]!.toLowerCase()];
+  if (m === null || unit === undefined) throw new InvalidArgumentError('must be bytes per second, e.g. 0 (no limit), 512K, 10M or 1G');
+  const bytes = Math.round(Number(m[1]) * unit);
+  if (bytes > 0 && bytes < 1024) throw new InvalidArgumentError('must be 0 (no limit) or at least 1K per second');
+  return bytes;
+}
+
+/** A repeatable address or CIDR block (`127.0.0.1`, `10.0.0.0/8`, `::1`); collects the canonical strings. */
+export function cidrArg(v: string, previous: string[] | undefined): string[] {
+  const err = checkCidr(v);
+  if (err !== undefined) throw new InvalidArgumentError(err);
+  return [...(previous ?? []), v];
 }

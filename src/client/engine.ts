@@ -13,7 +13,7 @@ import type { Kascade } from '../kascade/kascade.js';
 import { parseKascade } from '../kascade/parse.js';
 import { serializeKascade } from '../kascade/serialize.js';
 import { BlockClient } from '../peer/block-client.js';
-import { startBlockServer, type BlockServer } from '../server/block-server.js';
+import { startBlockServer, type BlockServer, type BlockServerOptions } from '../server/block-server.js';
 import { Library, VerifiedServedFile } from '../server/library.js';
 import { checkFreeSpace, createDataFile, openDataFile, type DataFile } from '../store/data-file.js';
 import { lockHome, type HomeLock } from '../store/home-lock.js';
@@ -32,7 +32,7 @@ export interface EngineOptions {
   limits: EngineLimits;
   threads?: number;
   /** Serve verified blocks while downloading on this host/port (port 0: any free port). */
-  serve?: { host: string; port: number };
+  serve?: { host: string; port: number } & Partial<Pick<BlockServerOptions, 'limits' | 'observability'>>;
 }
 
 export interface Prepared {
@@ -51,6 +51,7 @@ export class Engine {
   private readonly queue: PQueue;
   private readonly o: EngineOptions;
   private readonly openFiles: DataFile[] = [];
+  private sharedSlab: BlockSlab | undefined;
 
   private constructor(o: EngineOptions, lock: HomeLock, db: StateDb) {
     this.o = o;
@@ -74,7 +75,14 @@ export class Engine {
     const engine = new Engine(o, lock, db);
     try {
       if (o.serve !== undefined) {
-        engine.server = await startBlockServer({ library: engine.library, host: o.serve.host, port: o.serve.port, log: o.log });
+        engine.server = await startBlockServer({
+          library: engine.library,
+          host: o.serve.host,
+          port: o.serve.port,
+          log: o.log,
+          ...(o.serve.limits === undefined ? {} : { limits: o.serve.limits }),
+          ...(o.serve.observability === undefined ? {} : { observability: o.serve.observability }),
+        });
         o.emit({ event: 'serving', url: engine.server.url });
       }
     } catch (err) {
@@ -143,13 +151,13 @@ export class Engine {
    * size or mtime differ from what the last checkpoint recorded; then every block is re-verified in the workers
    * and only the ones that match are kept.
    */
-  async prepareResume(row: DownloadRow, peers: string[], signal?: AbortSignal): Promise<Prepared> {
+  async prepareResume(row: DownloadRow, peers: string[], signal?: AbortSignal, opts: { verify?: boolean } = {}): Promise<Prepared> {
     const kascade = parseKascade(row.kascade, `state of download ${row.id}`);
     const mtimeSec = Math.floor(row.createdAt / 1000);
-    let changed = false;
+    let changed = opts.verify === true;
     try {
       const st = lstatSync(row.dataPath);
-      changed =
+      changed ||=
         st.size !== row.filesize ||
         st.mtimeMs !== mtimeSec * 1000 ||
         (row.dataIno !== undefined && (st.ino !== row.dataIno || st.dev !== row.dataDev));
@@ -159,8 +167,8 @@ export class Engine {
     const dataFile = openDataFile(row.dataPath, row.filesize);
     this.openFiles.push(dataFile);
     let durable = row.complete;
-    if (changed && (durable.count > 0 || row.status === 'complete')) {
-      this.o.log.warn({ file: row.dataPath }, 'the data file changed since the last checkpoint: re-verifying it');
+    if (changed && (durable.count > 0 || row.status === 'complete' || opts.verify === true)) {
+      if (opts.verify !== true) this.o.log.warn({ file: row.dataPath }, 'the data file changed since the last checkpoint: re-verifying it');
       this.o.emit({ event: 'verify', id: row.id, phase: 'blocks', done: 0, total: row.filesize });
       durable = await verifyFile({
         kascade,
@@ -182,6 +190,55 @@ export class Engine {
     };
   }
 
+  /**
+   * Take over a data file that exists but is not in the state (a seeding box finds files it did not download):
+   * record it, verify every block in the workers, and when every block matches check the whole-file SHA-256 too,
+   * so a complete file is marked complete without a download session. The file must already have the kascade's
+   * size (nothing of a file kfetch did not create is truncated or extended). Its mtime becomes the fixed one kfetch
+   * keeps on its data files.
+   */
+  async prepareAdopt(kascade: Kascade, dataPath: string, signal?: AbortSignal): Promise<Prepared> {
+    const st = lstatSync(dataPath);
+    if (!st.isFile()) throw new KfetchError('KF_E_DATA_MISSING', `the data file ${dataPath} is not a regular file`, { file: dataPath });
+    if (st.size !== kascade.filesize) {
+      throw new KfetchError(
+        'KF_E_INPUT',
+        `the data file ${dataPath} has ${st.size} bytes but the kascade says filesize ${kascade.filesize}; move it away to fetch it afresh`,
+        { file: dataPath, field: 'filesize' },
+      );
+    }
+    const blockSize = kascade.preferredBlockSize;
+    const row = this.db.addDownload({
+      swarmId: kascade.swarmId,
+      filehash: kascade.filehash,
+      filename: kascade.filename,
+      filesize: kascade.filesize,
+      blockSize,
+      blockCount: kascade.geometry(blockSize).count,
+      kascade: serializeKascade(kascade),
+      dataPath,
+    });
+    const p = await this.prepareResume(row, [], signal, { verify: true });
+    const { dataFile, durable } = p.init;
+    if (!durable.complete) return p;
+    const r = await this.pool.sha256File({ kind: 'sha256-file', fd: dataFile.fd, size: kascade.filesize }, signal);
+    if (r.read !== kascade.filesize || r.hex !== kascade.filehash) {
+      throw new KfetchError('KF_E_FILE_HASH_MISMATCH', `every block of ${dataPath} matches but the whole-file SHA-256 does not`, {
+        file: dataPath,
+        field: 'filehash',
+      });
+    }
+    this.db.setStatus(row.id, 'complete');
+    return { complete: true, init: { ...p.init, row: this.db.getDownload(row.id)! } };
+  }
+
+  /** Close a prepared session's data file (a seeding box serves finished files through its own fd cache). */
+  releaseFile(dataFile: DataFile): void {
+    const i = this.openFiles.indexOf(dataFile);
+    if (i >= 0) this.openFiles.splice(i, 1);
+    dataFile.close();
+  }
+
   /** Peers from the command line, the kascade's `peers`, and those remembered from earlier runs (not banned). */
   private peerList(row: DownloadRow, k: Kascade, cli: string[]): { addr: string; source: string }[] {
     const out = new Map<string, string>();
@@ -196,44 +253,59 @@ export class Engine {
 
   /** Run every prepared session at once under the one global request limit. */
   async run(prepared: Prepared[], signal: AbortSignal): Promise<{ row: DownloadRow; result: SessionResult | KfetchError }[]> {
-    const port = this.server?.port;
     // A slot holds one request: one block, or a multi-block range of up to maxRangeBytes.
-    const slotBytes = Math.max(this.o.limits.maxRangeBytes, ...prepared.map((p) => p.init.row.blockSize));
+    const slab = this.newSlab(Math.max(0, ...prepared.map((p) => p.init.row.blockSize)));
+    return Promise.all(prepared.map((p) => this.runWith(p, slab, signal)));
+  }
+
+  /**
+   * Run one prepared session (a seeding box starts and ends sessions as files come and go). Sessions share one set
+   * of block buffers; a session whose blocks are larger than those gets its own.
+   */
+  runOne(p: Prepared, signal: AbortSignal): Promise<{ row: DownloadRow; result: SessionResult | KfetchError }> {
+    this.sharedSlab ??= this.newSlab(0);
+    const slab = p.init.row.blockSize <= this.sharedSlab.slotBytes ? this.sharedSlab : this.newSlab(p.init.row.blockSize);
+    return this.runWith(p, slab, signal);
+  }
+
+  private newSlab(blockSize: number): BlockSlab {
+    const slotBytes = Math.max(this.o.limits.maxRangeBytes, blockSize);
     const slots = Math.max(4, Math.min(this.o.limits.maxInFlight, Math.floor(this.o.limits.maxInFlightBytes / slotBytes)));
-    const slab = new BlockSlab(slots, slotBytes);
-    const runs = prepared.map(async (p) => {
-      if (p.complete) {
-        // Nothing to fetch: say so, and serve it like any finished download.
-        const { row, kascade, dataFile, durable } = p.init;
-        this.library.add(new VerifiedServedFile(kascade, dataFile, durable, row.blockSize));
-        this.o.emit({ event: 'start', id: row.id, name: row.filename, filehash: row.filehash, size: row.filesize, blocks: row.blockCount, blockSize: row.blockSize, have: durable.count, path: row.dataPath });
-        this.o.emit({ event: 'done', id: row.id, name: row.filename, path: row.dataPath, size: row.filesize, filehash: row.filehash, seconds: 0, hashSeconds: 0, bytesPerSecond: 0 });
-        return { row, result: { outcome: 'complete', seconds: 0 } as SessionResult };
-      }
-      const session = new DownloadSession(
-        {
-          db: this.db,
-          workers: this.pool,
-          client: this.client,
-          queue: this.queue,
-          slab,
-          log: this.o.log,
-          emit: this.o.emit,
-          limits: this.o.limits,
-          library: this.library,
-          ...(port === undefined ? {} : { ourPort: port }),
-        },
-        p.init,
-      );
-      try {
-        return { row: p.init.row, result: await session.run(signal) };
-      } catch (err) {
-        const e = isKfetchError(err) ? err : new KfetchError('KF_E_INTERNAL', String(err), { cause: err });
-        this.o.emit({ event: 'error', id: p.init.row.id, code: e.code, message: e.message, ...(e.file ? { file: e.file } : {}) });
-        return { row: p.init.row, result: e };
-      }
-    });
-    return Promise.all(runs);
+    return new BlockSlab(slots, slotBytes);
+  }
+
+  private async runWith(p: Prepared, slab: BlockSlab, signal: AbortSignal): Promise<{ row: DownloadRow; result: SessionResult | KfetchError }> {
+    const port = this.server?.port;
+    if (p.complete) {
+      // Nothing to fetch: say so, and serve it like any finished download.
+      const { row, kascade, dataFile, durable } = p.init;
+      this.library.add(new VerifiedServedFile(kascade, dataFile, durable, row.blockSize));
+      this.o.emit({ event: 'start', id: row.id, name: row.filename, filehash: row.filehash, size: row.filesize, blocks: row.blockCount, blockSize: row.blockSize, have: durable.count, path: row.dataPath });
+      this.o.emit({ event: 'done', id: row.id, name: row.filename, path: row.dataPath, size: row.filesize, filehash: row.filehash, seconds: 0, hashSeconds: 0, bytesPerSecond: 0 });
+      return { row, result: { outcome: 'complete', seconds: 0 } };
+    }
+    const session = new DownloadSession(
+      {
+        db: this.db,
+        workers: this.pool,
+        client: this.client,
+        queue: this.queue,
+        slab,
+        log: this.o.log,
+        emit: this.o.emit,
+        limits: this.o.limits,
+        library: this.library,
+        ...(port === undefined ? {} : { ourPort: port }),
+      },
+      p.init,
+    );
+    try {
+      return { row: p.init.row, result: await session.run(signal) };
+    } catch (err) {
+      const e = isKfetchError(err) ? err : new KfetchError('KF_E_INTERNAL', String(err), { cause: err });
+      this.o.emit({ event: 'error', id: p.init.row.id, code: e.code, message: e.message, ...(e.file ? { file: e.file } : {}) });
+      return { row: p.init.row, result: e };
+    }
   }
 
   async close(): Promise<void> {

@@ -148,6 +148,9 @@ export function fromSqliteError(err: unknown, file: string, what: string): Kfetc
   const code = (err as { code?: string } | undefined)?.code ?? '';
   const msg = err instanceof Error ? err.message : String(err);
   if (CORRUPT_CODES.has(code)) return new KfetchError('KF_E_STATE_CORRUPT', `${what}: ${msg}`, { file, cause: err });
+  if (code.startsWith('SQLITE_READONLY')) {
+    return new KfetchError('KF_E_STATE_READONLY', `${what}: ${msg} (${file}); fix its permissions or the file system`, { file, cause: err });
+  }
   if (code === 'SQLITE_FULL') return new KfetchError('KF_E_DISK_FULL', `${what}: ${msg}`, { file, cause: err });
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
     return new KfetchError('KF_E_HOME_LOCKED', `${what}: the database is locked by another process`, { file, cause: err });
@@ -158,6 +161,8 @@ export function fromSqliteError(err: unknown, file: string, what: string): Kfetc
 export class StateDb {
   readonly path: string;
   private readonly db: Database.Database;
+  /** Called with the seconds each checkpoint transaction took (the seeding box's latency metric). */
+  onCheckpointCommitted: ((seconds: number) => void) | undefined;
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
@@ -270,6 +275,7 @@ export class StateDb {
    */
   checkpoint(id: number, c: Checkpoint): void {
     const now = Date.now();
+    const t0 = performance.now();
     this.tx('cannot record the checkpoint', () => {
       this.db
         .prepare(
@@ -285,6 +291,7 @@ export class StateDb {
       );
       for (const b of c.blocks) ins.run(id, b.idx, b.peer, b.at, now);
     });
+    this.onCheckpointCommitted?.((performance.now() - t0) / 1000);
   }
 
   setStatus(id: number, status: DownloadStatus, error?: string): void {
@@ -377,10 +384,10 @@ function migrate(db: Database.Database): void {
   if (version > SCHEMA_VERSION) {
     throw new KfetchError('KF_E_IO', `the state database has schema ${version}, newer than this kfetch (${SCHEMA_VERSION})`);
   }
-  if (version < SCHEMA_VERSION) {
-    db.exec(SCHEMA);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  }
+  if (version < SCHEMA_VERSION) db.exec(SCHEMA);
+  // Always written (the same value when current): a database that cannot be written fails here, at open, with
+  // KF_E_STATE_READONLY, not at the first checkpoint of a download.
+  db.pragma(`user_version = ${SCHEMA_VERSION}`);
 }
 
 function toRow(r: RawDownload): DownloadRow {

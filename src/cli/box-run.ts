@@ -1,0 +1,140 @@
+// `kfetch seed --watch <dir> --data <dir>`: the seeding box. Opens the engine (home lock, state, hash workers, one
+// block server with fair serving and /metrics + /status), starts the SeedBox on the watch folder, re-reads it on
+// SIGHUP, and on SIGINT/SIGTERM stops accepting, ends downloads at a checkpoint, tells the trackers, closes the
+// database and returns (exit 0). Writes <home>/box.json while running so `kfetch status` can find it.
+
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Engine } from '../client/engine.js';
+import { DEFAULT_ENGINE_LIMITS } from '../client/engine-limits.js';
+import { KfetchError, fromFsError } from '../errors.js';
+import { BoxMetrics } from '../box/box-metrics.js';
+import { boxStatus } from '../box/box-status.js';
+import { SeedBox } from '../box/seed-box.js';
+import { LIMITS } from '../limits.js';
+import { accessList } from '../server/access-list.js';
+import type { CommandContext } from './context.js';
+
+export interface BoxFlags {
+  watch: string;
+  data: string;
+  port: number;
+  host: string;
+  maxUpload: number;
+  maxPeers: number;
+  maxConcurrent: number;
+  maxPerClient: number;
+  maxDownloads: number;
+  maxOpenFiles: number;
+  rescanInterval: number;
+  metricsAllow?: string[];
+  threads?: number;
+  announceInterval?: number;
+}
+
+/** The box's description in <home>/box.json (read by `kfetch status`). */
+export interface BoxInfo {
+  pid: number;
+  url: string;
+  watch: string;
+  data: string;
+  startedAt: string;
+}
+
+export const BOX_INFO_FILE = 'box.json';
+
+/** How long shutdown waits for downloads to checkpoint and trackers to hear `stopped`. */
+const STOP_DEADLINE_MS = 4_000;
+
+export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void> {
+  const log = ctx.log();
+  const home = ctx.globals().home;
+  const watchDir = resolve(flags.watch);
+  const dataDir = resolve(flags.data);
+  try {
+    if (!statSync(watchDir).isDirectory()) throw new KfetchError('KF_E_INPUT', `--watch ${watchDir} is not a directory`, { file: watchDir, field: 'watch' });
+  } catch (err) {
+    throw err instanceof KfetchError ? err : fromFsError(err, watchDir, '--watch folder');
+  }
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw fromFsError(err, dataDir, 'cannot create the --data folder');
+  }
+
+  let box: SeedBox | undefined;
+  const announces: Record<string, number> = {};
+  let engine: Engine | undefined;
+  const metrics = new BoxMetrics({ box: () => box, server: () => engine?.server?.stats(), announces: () => announces });
+  const allowed = accessList(flags.metricsAllow ?? []);
+  engine = await Engine.open({
+    home,
+    log,
+    emit: (e) => box?.onEvent(e),
+    // A box waits for peers as long as it takes: a download with no peer yet is not an error.
+    limits: { ...DEFAULT_ENGINE_LIMITS, stallTimeoutMs: 0 },
+    ...(flags.threads === undefined ? {} : { threads: flags.threads }),
+    serve: {
+      host: flags.host,
+      port: flags.port,
+      limits: {
+        maxConcurrent: flags.maxConcurrent,
+        maxPerClient: flags.maxPerClient,
+        maxClients: flags.maxPeers,
+        maxUploadBytesPerSec: flags.maxUpload,
+      },
+      observability: {
+        metrics: () => metrics.text(),
+        status: () => (box === undefined || engine === undefined ? {} : boxStatus(box, engine, info)),
+        allowed,
+      },
+    },
+  });
+  const server = engine.server!;
+  const info: BoxInfo = { pid: process.pid, url: server.url, watch: watchDir, data: dataDir, startedAt: new Date().toISOString() };
+  const infoPath = join(home, BOX_INFO_FILE);
+  const onHup = (): void => {
+    log.info({ dir: watchDir }, 'SIGHUP: re-reading the watch folder');
+    box?.rescan().catch((err: unknown) => log.warn({ err: String(err) }, 'rescan failed'));
+  };
+  try {
+    engine.db.onCheckpointCommitted = (s) => metrics.observeCheckpoint(s);
+    const intervalMs = flags.announceInterval === undefined ? undefined : Math.round(flags.announceInterval * 1000);
+    box = new SeedBox({
+      watchDir,
+      dataDir,
+      engine,
+      log,
+      port: () => server.port,
+      maxDownloads: flags.maxDownloads,
+      maxOpenFiles: flags.maxOpenFiles,
+      fdIdleMs: LIMITS.boxFdIdleMs,
+      rescanMs: flags.rescanInterval * 1000,
+      settleMs: LIMITS.boxSettleMs,
+      signal: ctx.shutdown,
+      announceStats: announces,
+      ...(intervalMs === undefined
+        ? {}
+        : { announceLimits: { announceIntervalDefaultMs: intervalMs, announceIntervalMinMs: Math.min(intervalMs, LIMITS.announceIntervalMinMs) } }),
+    });
+    writeFileSync(infoPath, `${JSON.stringify(info)}\n`);
+    process.on('SIGHUP', onHup);
+    ctx.out.write(`listening on ${server.url}\n`);
+    await box.start();
+    const counts = new Map<string, number>();
+    for (const e of box.entries.values()) counts.set(e.state, (counts.get(e.state) ?? 0) + 1);
+    log.info({ dir: watchDir, kascades: box.entries.size, ...Object.fromEntries(counts) }, 'box: watching');
+    await new Promise<void>((res) => {
+      if (ctx.shutdown.aborted) return res();
+      ctx.shutdown.addEventListener('abort', () => res(), { once: true });
+    });
+    log.info({ signal: String(ctx.shutdown.reason) }, 'box: shutting down');
+  } finally {
+    process.off('SIGHUP', onHup);
+    const closing = server.close();
+    await box?.stop(STOP_DEADLINE_MS);
+    await closing;
+    await engine.close();
+    rmSync(infoPath, { force: true });
+  }
+}
