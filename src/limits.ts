@@ -36,6 +36,26 @@ export const LIMITS = {
   peersKnownMax: 3000,
   /** 403 without Retry-After means wait this long (SPEC §2). */
   trackerDefaultBackoffMs: 60_000,
+  /** Retry: for this long after the first announce failures retry fast (a tracker starting alongside us is found soon). */
+  announceFastWindowMs: 180_000,
+  /** Retry delays inside that window, seconds, the last repeating, with jitter (a few tries a minute, no storm). */
+  announceFastRetrySchedule: [5, 10, 20, 30] as readonly number[],
+  /** Retry after the window: this, doubling per consecutive failure (a dead tracker gets ever fewer tries)… */
+  announceBackoffBaseMs: 60_000,
+  /** …up to this (a recovered tracker hears from every swarm within the hour; Transmission waits up to 2 h). */
+  announceBackoffMaxMs: 3_600_000,
+  /** Retry delays are scaled by a random factor in [1 - this, 1 + this) so swarms that failed together part. */
+  announceRetryJitter: 0.25,
+  /** Swarms added at once start over min(n × this, max): 2,000 swarms take 40 s, not one instant. */
+  announceSpreadPerKascadeMs: 20,
+  announceSpreadMaxMs: 60_000,
+  /** Shared announce queue: announces in flight to any one tracker (no burst of thousands of sockets to it)… */
+  announceQueuePerTracker: 8,
+  /** …and across every tracker (a hanging tracker holds at most its own share; the fd count stays small). */
+  announceQueueConcurrency: 16,
+  /** stopAll: event=stopped announces in flight at once, and one deadline for all (a shutdown must end). */
+  announceStopAllConcurrency: 16,
+  announceStopAllDeadlineMs: 4_000,
 
   /** Tracker server: request body cap; a form with a bitfield for 2^22 blocks is ~1 MiB of hex. */
   trackerRequestMaxBytes: 2 * MiB,
@@ -62,6 +82,32 @@ export const LIMITS = {
   serverMaxRangeBytes: 64 * MiB,
   /** Peer server: read chunk size for streaming a range from disk. */
   serverReadChunkBytes: 256 * KiB,
+
+  /** Seeding box: a data file's fd unused this long is closed (a library of 2,000 files holds few fds). */
+  boxFdIdleMs: 60_000,
+  /** Seeding box: data files held open at most (below a default `ulimit -n` of 1024, leaving room for sockets). */
+  boxMaxOpenFiles: 256,
+  /** Seeding box: downloads running at once (each holds a data file, an announcer and peer connections). */
+  boxMaxDownloads: 4,
+  /** Seeding box: a kascade file modified this recently may still be being written; read it once it settles. */
+  boxSettleMs: 1_000,
+  /** Seeding box: the watch folder is rescanned this often even without fs.watch events (which can be missed). */
+  boxRescanMs: 30_000,
+  /** Peer server: requests waiting for a slot overall / per client address; beyond them 503 (a queue is memory too). */
+  serverMaxQueued: 1024,
+  serverMaxQueuedPerClient: 64,
+  /** Peer server: a request queued this long gets 503 (a downloader's block deadline is 5-60 s; let it go elsewhere). */
+  serverQueueTimeoutMs: 10_000,
+  /** Peer server: distinct client addresses in flight or queued; bounds per-client bookkeeping against address floods. */
+  serverMaxClients: 1024,
+  /** Peer server: upload rate limit in bytes/s shared by all clients; 0 is unlimited (the user's link is the limit). */
+  serverMaxUploadBytesPerSec: 0,
+  /** Peer server: the rate limiter's bucket holds this much time of the rate (a modest burst after an idle spell). */
+  serverUploadBurstMs: 250,
+  /** Peer server: under a rate limit a chunk is about this much time of the rate, so no chunk waits seconds for tokens. */
+  serverUploadChunkMs: 50,
+  /** Peer server: smallest streaming chunk under a very low rate limit (syscall and header overhead per chunk). */
+  serverUploadMinChunkBytes: 1 * KiB,
 
   /** create/verify: bytes read per task handed to the worker pool. */
   hashChunkBytes: 8 * MiB,

@@ -4,6 +4,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BlockServerStats } from '../server/block-server.js';
+import type { AnnounceStats } from '../tracker/announce-stats.js';
 import { VERSION } from '../version.js';
 import type { SeedBox, EntryState } from './seed-box.js';
 
@@ -12,7 +13,7 @@ export interface MetricsSources {
   box: () => SeedBox | undefined;
   /** Block server stats (undefined before it listens). */
   server: () => BlockServerStats | undefined;
-  announces: () => Record<string, number>;
+  announces: () => AnnounceStats;
 }
 
 const STATES: readonly EntryState[] = ['loading', 'rejected', 'verifying', 'queued', 'downloading', 'seeding', 'failed'];
@@ -133,7 +134,12 @@ export class BoxMetrics {
       registers: [r],
       collect() {
         this.reset();
-        for (const [outcome, n] of Object.entries(src.announces())) setCounter(this, { outcome }, n);
+        const a = src.announces();
+        setCounter(this, { outcome: 'ok' }, a.ok);
+        setCounter(this, { outcome: 'backoff_403' }, a.backoff403);
+        for (const [code, n] of Object.entries(a.failed)) setCounter(this, { outcome: code }, n ?? 0);
+        setCounter(this, { outcome: 'stopped_sent' }, a.stoppedSent);
+        setCounter(this, { outcome: 'stopped_failed' }, a.stoppedFailed);
       },
     });
     this.checkpointSeconds = new Histogram({

@@ -14,7 +14,11 @@ import { Kascade } from '../kascade/kascade.js';
 import { loadKascade } from '../kascade/load.js';
 import { outputPath } from '../client/engine.js';
 import type { DownloadRow } from '../store/state-db.js';
-import { Announcer } from '../tracker/announcer.js';
+import { AnnounceQueue } from '../tracker/announce-queue.js';
+import type { AnnounceStats } from '../tracker/announce-stats.js';
+import { Announcer, stopAll } from '../tracker/announcer.js';
+import { spreadStartDelayMs } from '../tracker/backoff.js';
+import { LIMITS } from '../limits.js';
 import { Bitfield } from '../util/bitfield.js';
 import { boxServedFile, fileDifference, type DataChangedError } from './box-file.js';
 import { FdCache } from './fd-cache.js';
@@ -57,8 +61,8 @@ export interface SeedBoxOptions {
   settleMs: number;
   /** Shutdown: aborts downloads; the caller then calls stop(). */
   signal: AbortSignal;
-  /** Announce outcomes counted here (`ok`, or the error code) for /metrics. */
-  announceStats?: Record<string, number>;
+  /** Announce outcomes counted here for /metrics. */
+  announceStats?: AnnounceStats;
   /** Announce interval override (seconds), as `kfetch seed --announce-interval`. */
   announceLimits?: ConstructorParameters<typeof Announcer>[0]['limits'];
 }
@@ -103,6 +107,10 @@ export class SeedBox {
   private readonly running = new Set<Promise<unknown>>();
   private readonly watcher: FolderWatcher;
   private readonly o: SeedBoxOptions;
+  /** Bounds announces in flight over all kascades (per tracker and overall). */
+  private readonly announceQueue = new AnnounceQueue({ concurrency: LIMITS.announceQueueConcurrency, perTracker: LIMITS.announceQueuePerTracker });
+  /** Kascades added by the current folder change: their first announces are spread over a window. */
+  private batch = { i: 0, n: 0 };
   private stopped = false;
 
   constructor(o: SeedBoxOptions) {
@@ -170,11 +178,15 @@ export class SeedBox {
     }
     const announcers = [...this.entries.values()].flatMap((e) => (e.announcer === undefined ? [] : [e.announcer]));
     const bound = new Promise((res) => setTimeout(res, deadlineMs).unref());
-    await Promise.race([Promise.all([...this.running, ...announcers.map((a) => a.stop())]), bound]);
+    const told = stopAll(announcers, { deadlineMs, concurrency: LIMITS.announceStopAllConcurrency });
+    await Promise.race([Promise.all([...this.running, told]), bound]);
+    const result = await Promise.race([told, Promise.resolve(undefined)]);
+    if (result !== undefined) this.o.log.info(result, 'trackers told event=stopped');
     this.fds.closeAll();
   }
 
   private async apply(diff: FolderDiff): Promise<void> {
+    this.batch = { i: 0, n: diff.added.length + diff.changed.length };
     for (const path of diff.removed) this.remove(path);
     for (const path of diff.changed) {
       this.remove(path);
@@ -353,8 +365,9 @@ export class SeedBox {
         url: k.tracker,
         log: this.o.log.child({ file: entry.path }),
         state: () => ({ port: this.o.port(), progress: 1, blocks: { blockSize: row.blockSize, bitfield } }),
-        onPeers: () => this.countAnnounce('ok'),
-        onError: (err) => this.countAnnounce(err.code),
+        queue: this.announceQueue,
+        startDelayMs: this.batch.i < this.batch.n ? spreadStartDelayMs(this.batch.i++, this.batch.n) : 0,
+        ...(this.o.announceStats === undefined ? {} : { stats: this.o.announceStats }),
         ...(this.o.announceLimits === undefined ? {} : { limits: this.o.announceLimits }),
       });
       entry.announcer.start();
@@ -406,11 +419,6 @@ export class SeedBox {
     } catch {
       return false;
     }
-  }
-
-  private countAnnounce(outcome: string): void {
-    const s = this.o.announceStats;
-    if (s !== undefined) s[outcome] = (s[outcome] ?? 0) + 1;
   }
 
   /** Keep a handle on background work so stop() can wait for it; its errors are already handled inside. */

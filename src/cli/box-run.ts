@@ -13,6 +13,7 @@ import { boxStatus } from '../box/box-status.js';
 import { SeedBox } from '../box/seed-box.js';
 import { LIMITS } from '../limits.js';
 import { accessList } from '../server/access-list.js';
+import { createAnnounceStats } from '../tracker/announce-stats.js';
 import type { CommandContext } from './context.js';
 
 export interface BoxFlags {
@@ -63,7 +64,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
   }
 
   let box: SeedBox | undefined;
-  const announces: Record<string, number> = {};
+  const announces = createAnnounceStats();
   let engine: Engine | undefined;
   const metrics = new BoxMetrics({ box: () => box, server: () => engine?.server?.stats(), announces: () => announces });
   const allowed = accessList(flags.metricsAllow ?? []);

@@ -1,5 +1,7 @@
-// Keeps one swarm's tracker informed: announces at start, then on the tracker's interval, retries on the
-// backoff schedule after failures, honours 403 Retry-After, and says `event=stopped` on the way out.
+// Keeps one swarm's tracker informed: announces at start (optionally after a spread delay), then on the tracker's
+// interval; after failures retries fast for a short window, then with exponential back-off; honours 403 Retry-After,
+// and says `event=stopped` on the way out. Many announcers can share an AnnounceQueue (bounded announces in flight)
+// and an AnnounceStats (outcome counters); stopAll() tells a tracker about many of them under one deadline.
 // Used by the seed and get commands; all timers are unref'd so it never holds a process open.
 
 import { performance } from 'node:perf_hooks';
@@ -8,7 +10,9 @@ import { KfetchError, isKfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import type { Bitfield } from '../util/bitfield.js';
 import { announce, type AnnounceLimits, type AnnounceResult } from './announce-client.js';
-import { retryDelayMs } from './backoff.js';
+import type { AnnounceQueue } from './announce-queue.js';
+import type { AnnounceStats } from './announce-stats.js';
+import { RETRY_RESET, nextRetry, type RetryPolicy, type RetryState } from './backoff.js';
 
 /** What we tell the tracker, read afresh before every announce. */
 export interface AnnounceState {
@@ -17,10 +21,18 @@ export interface AnnounceState {
   blocks?: { blockSize: number; bitfield: Bitfield };
 }
 
+/** Bounds of one announcer; each defaults to the LIMITS constant of the same name (stopTimeoutMs: 3 s). */
 export interface AnnouncerLimits extends AnnounceLimits {
-  /** Retry delays in seconds after 1, 2, … consecutive failures (the last repeats). */
-  announceRetrySchedule: readonly number[];
-  /** Total deadline of the final `event=stopped` announce. */
+  /** For this long after the first announce, failures retry on announceFastRetrySchedule. */
+  announceFastWindowMs: number;
+  /** Retry delays in seconds inside the fast window after 1, 2, … consecutive failures (the last repeats). */
+  announceFastRetrySchedule: readonly number[];
+  /** After the fast window: first retry delay, doubling per consecutive failure, up to announceBackoffMaxMs. */
+  announceBackoffBaseMs: number;
+  announceBackoffMaxMs: number;
+  /** Retry delays are scaled by a random factor in [1 - jitter, 1 + jitter). */
+  announceRetryJitter: number;
+  /** Deadline of the final `event=stopped` announce from stop(), including any wait in the queue. */
   stopTimeoutMs: number;
 }
 
@@ -37,33 +49,111 @@ export interface AnnouncerOptions {
   random?: () => number;
   ip?: string;
   peerId?: string;
+  /** The first announce happens this long after start() (default 0); see spreadStartDelayMs in backoff.ts. */
+  startDelayMs?: number;
+  /** Shared bound on announces in flight across many announcers (default: none; each announces at once). */
+  queue?: AnnounceQueue;
+  /** Shared outcome counters this announcer adds to. */
+  stats?: AnnounceStats;
 }
 
-/** Retry jitter: each delay is scaled by a factor in [0.75, 1.25). */
-const JITTER = 0.25;
+export interface StopAllOptions {
+  /** Everything is over by then, delivered or not (default LIMITS.announceStopAllDeadlineMs). */
+  deadlineMs?: number;
+  /** `event=stopped` announces in flight at once (default LIMITS.announceStopAllConcurrency). */
+  concurrency?: number;
+}
+
+export interface StopAllResult {
+  /** Trackers that accepted our `event=stopped`. */
+  sent: number;
+  /** Announcers that had announced but whose `event=stopped` failed, timed out or was cut by the deadline. */
+  failed: number;
+  /** Announcers with nothing to say: never announced successfully, or already stopped. */
+  skipped: number;
+}
+
+/** `event=stopped` goes ahead of periodic announces waiting in a shared queue. */
+const STOP_PRIORITY = 1;
 
 export class Announcer {
   private readonly opts: AnnouncerOptions;
   private readonly limits: AnnouncerLimits;
+  private readonly policy: RetryPolicy;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private controller = new AbortController();
   private started = false;
   private stopped = false;
   private announcedOk = false;
-  private failures = 0;
+  private retry: RetryState = RETRY_RESET;
+  /** Monotonic time of the first announce: the fast retry window counts from it. */
+  private firstAt: number | undefined;
   private nextAt: number | undefined;
 
   constructor(opts: AnnouncerOptions) {
     this.opts = opts;
     this.limits = { ...LIMITS, stopTimeoutMs: 3000, ...opts.limits };
+    this.policy = {
+      fastWindowMs: this.limits.announceFastWindowMs,
+      fastScheduleSeconds: this.limits.announceFastRetrySchedule,
+      backoffBaseMs: this.limits.announceBackoffBaseMs,
+      backoffMaxMs: this.limits.announceBackoffMaxMs,
+      jitter: this.limits.announceRetryJitter,
+    };
   }
 
-  /** Announce now, then keep announcing on the reply's interval. Calling it twice does nothing. */
+  /**
+   * Tell many announcers' trackers we are gone: each stops announcing at once, then those that ever announced
+   * successfully send `event=stopped`, at most `concurrency` at a time (not through any shared queue), all under one
+   * deadline. Resolves by the deadline even if a tracker hangs; never rejects.
+   */
+  static async stopAll(announcers: Iterable<Announcer>, opts: StopAllOptions = {}): Promise<StopAllResult> {
+    const deadlineMs = Math.max(0, opts.deadlineMs ?? LIMITS.announceStopAllDeadlineMs);
+    const concurrency = Math.max(1, Math.floor(opts.concurrency ?? LIMITS.announceStopAllConcurrency));
+    const deadline = AbortSignal.timeout(deadlineMs);
+    const all = [...new Set(announcers)];
+    // Owed a stopped: announced successfully and not stopped yet. Known now: halt() marks each one stopped
+    // synchronously, so an announce still in flight can no longer count as a success.
+    const toTell = all.filter((a) => !a.stopped && a.announcedOk);
+    const skipped = all.length - toTell.length;
+    // Halt every one before telling any, so none starts a periodic announce while the others are told.
+    const halting = all.filter((a) => !a.stopped).map((a) => a.halt());
+    let sent = 0;
+    let started = 0;
+    const work = async (): Promise<void> => {
+      await Promise.all(halting);
+      const worker = async (): Promise<void> => {
+        while (started < toTell.length && !deadline.aborted) {
+          const a = toTell[started++]!;
+          if (await a.sendStopped(deadline, false)) sent++;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, toTell.length) }, worker));
+    };
+    let onDeadline: (() => void) | undefined;
+    try {
+      await Promise.race([
+        work(),
+        new Promise<void>((resolve) => {
+          onDeadline = resolve;
+          if (deadline.aborted) resolve();
+          else deadline.addEventListener('abort', onDeadline, { once: true });
+        }),
+      ]);
+    } finally {
+      if (onDeadline !== undefined) deadline.removeEventListener('abort', onDeadline);
+    }
+    // Those whose turn never came were not delivered either (the ones in flight count themselves as they abort).
+    for (const a of toTell.slice(started)) a.countStopped(false);
+    return { sent, failed: toTell.length - sent, skipped };
+  }
+
+  /** Announce (after `startDelayMs`), then keep announcing on the reply's interval. Calling it twice does nothing. */
   start(): void {
     if (this.started || this.stopped) return;
     this.started = true;
-    this.schedule(0);
+    this.schedule(Math.max(0, this.opts.startDelayMs ?? 0));
   }
 
   /** Announce at once (e.g. when our progress changed a lot); resolves when that announce is done. Never rejects. */
@@ -82,33 +172,57 @@ export class Announcer {
     return this.nextAt === undefined ? undefined : Math.max(0, this.nextAt - performance.now());
   }
 
-  /** Consecutive failed announces so far. */
+  /** Consecutive failed announces so far (a 403 counts). */
   get failureCount(): number {
-    return this.failures;
+    return this.retry.failures;
   }
 
   /**
-   * Cancel timers and any announce in flight, then (if an announce ever succeeded) send `event=stopped` with a
-   * short deadline. Never throws.
+   * Cancel timers and any announce in flight or queued, then (if an announce ever succeeded) send `event=stopped`
+   * within `stopTimeoutMs`, through the shared queue if there is one. Never throws.
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
+    if (!(await this.halt())) return;
+    await this.sendStopped(AbortSignal.timeout(this.limits.stopTimeoutMs), true);
+  }
+
+  /** Stop announcing; resolves once any announce in flight has ended, with whether `event=stopped` is owed. */
+  private async halt(): Promise<boolean> {
     this.stopped = true;
     this.clearTimer();
     this.controller.abort(new Error('announcer stopped'));
     await this.inFlight?.catch(() => {});
-    if (!this.announcedOk) return;
-    try {
-      const s = this.opts.state();
-      await announce({
-        ...this.request(s),
+    return this.announcedOk;
+  }
+
+  /** Send `event=stopped` until `signal` aborts (or stopTimeoutMs); true if the tracker accepted it. */
+  private async sendStopped(signal: AbortSignal, viaQueue: boolean): Promise<boolean> {
+    const send = (): Promise<AnnounceResult> =>
+      announce({
+        ...this.request(this.opts.state()),
         event: 'stopped',
+        signal,
         timeouts: { idleMs: this.limits.stopTimeoutMs, totalMs: this.limits.stopTimeoutMs },
       });
+    try {
+      const q = viaQueue ? this.opts.queue : undefined;
+      await (q === undefined ? send() : q.run(this.opts.url, send, { signal, priority: STOP_PRIORITY }));
       this.opts.log?.debug({ tracker: this.opts.url }, 'announce: stopped sent');
+      this.countStopped(true);
+      return true;
     } catch (err) {
       this.opts.log?.debug({ tracker: this.opts.url, err: errText(err) }, 'announce: stopped not delivered');
+      this.countStopped(false);
+      return false;
     }
+  }
+
+  private countStopped(sent: boolean): void {
+    const s = this.opts.stats;
+    if (s === undefined) return;
+    if (sent) s.stoppedSent++;
+    else s.stoppedFailed++;
   }
 
   private schedule(delayMs: number): void {
@@ -141,13 +255,19 @@ export class Announcer {
   }
 
   private async run(): Promise<void> {
+    this.firstAt ??= performance.now();
+    const signal = this.controller.signal;
+    // The state is read when the announce really goes out, not when it joins the queue.
+    const send = (): Promise<AnnounceResult> => announce({ ...this.request(this.opts.state()), signal });
+    const q = this.opts.queue;
     let next: number;
     try {
-      const result = await announce({ ...this.request(this.opts.state()), signal: this.controller.signal });
+      const result = await (q === undefined ? send() : q.run(this.opts.url, send, { signal }));
       if (this.stopped) return;
-      this.failures = 0;
+      this.retry = RETRY_RESET;
       this.announcedOk = true;
       next = result.intervalMs;
+      this.count(undefined);
       if (result.warning !== undefined) this.opts.log?.warn({ tracker: this.opts.url, warning: result.warning }, 'tracker warning');
       if (result.dropped > 0) this.opts.log?.debug({ tracker: this.opts.url, dropped: result.dropped }, 'tracker: bad peer entries dropped');
       this.opts.log?.debug({ tracker: this.opts.url, peers: result.peers.length, nextMs: next }, 'announce: ok');
@@ -157,14 +277,30 @@ export class Announcer {
       const kerr = isKfetchError(err)
         ? err
         : new KfetchError('KF_E_TRACKER_UNREACHABLE', `announce failed: ${errText(err)}`, { cause: err });
-      this.failures++;
-      next = retryDelayMs(this.failures, this.limits.announceRetrySchedule, this.opts.random, JITTER);
+      const step = nextRetry(this.retry, performance.now() - this.firstAt, this.policy, this.opts.random);
+      this.retry = step.state;
+      next = step.delayMs;
       const asked = kerr.detail?.retryAfterMs;
       if (kerr.code === 'KF_E_TRACKER_BACKOFF' && typeof asked === 'number') next = Math.max(next, asked);
-      this.opts.log?.warn({ tracker: this.opts.url, code: kerr.code, failures: this.failures, retryInMs: next }, kerr.message);
+      this.count(kerr);
+      this.opts.log?.warn({ tracker: this.opts.url, code: kerr.code, failures: this.retry.failures, retryInMs: next }, kerr.message);
       this.safeCall(() => this.opts.onError?.(kerr));
     }
     this.schedule(next);
+  }
+
+  /** Add one announce outcome (undefined: success) to the shared stats. */
+  private count(err: KfetchError | undefined): void {
+    const s = this.opts.stats;
+    if (s === undefined) return;
+    if (err === undefined) {
+      s.ok++;
+      s.lastOkAtMs = Date.now();
+      return;
+    }
+    if (err.code === 'KF_E_TRACKER_BACKOFF') s.backoff403++;
+    else s.failed[err.code] = (s.failed[err.code] ?? 0) + 1;
+    s.lastFailureAtMs = Date.now();
   }
 
   /** A throwing callback must not break the schedule. */
@@ -175,6 +311,11 @@ export class Announcer {
       this.opts.log?.error({ err: errText(err) }, 'announce: callback threw');
     }
   }
+}
+
+/** See Announcer.stopAll: `event=stopped` for many announcers, bounded in concurrency and time. Never rejects. */
+export function stopAll(announcers: Iterable<Announcer>, opts: StopAllOptions = {}): Promise<StopAllResult> {
+  return Announcer.stopAll(announcers, opts);
 }
 
 function errText(err: unknown): string {

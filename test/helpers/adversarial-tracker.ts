@@ -1,6 +1,6 @@
 // A misbehaving tracker for tests: a real node:http server on 127.0.0.1 that answers announces according to
 // a mode (fixed body, HTML, empty, redirect, endless body, no answer, a status with Retry-After, many or bad
-// peers, odd intervals) and records every request it got.
+// peers, odd intervals, a delay before any of those) and records every request it got and how many were open at once.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,7 +20,9 @@ export type TrackerMode =
   /** A valid array (or `{peers, interval}` if `interval` is given) of `count` distinct peers. */
   | { kind: 'peers'; count: number; interval?: unknown; ip?: (i: number) => string }
   /** A list of raw entries, served as the array (or `{peers, interval}`). */
-  | { kind: 'entries'; entries: unknown[]; interval?: unknown };
+  | { kind: 'entries'; entries: unknown[]; interval?: unknown }
+  /** Answers as `then` after `ms` (requests overlap, so concurrency can be counted). */
+  | { kind: 'delay'; ms: number; then: TrackerMode };
 
 export interface RecordedRequest {
   method: string;
@@ -28,6 +30,8 @@ export interface RecordedRequest {
   headers: IncomingMessage['headers'];
   body: string;
   fields: Record<string, string>;
+  /** performance.now() when the request had been read. */
+  at: number;
 }
 
 export interface AdversarialTracker {
@@ -35,6 +39,9 @@ export interface AdversarialTracker {
   url: string;
   port: number;
   requests: RecordedRequest[];
+  /** Requests received and not yet answered or closed, now and at most so far. */
+  readonly inFlight: number;
+  readonly maxInFlight: number;
   setMode(mode: TrackerMode | ((n: number) => TrackerMode)): void;
   close(): Promise<void>;
 }
@@ -49,7 +56,12 @@ export async function startAdversarialTracker(
   let current = mode;
   const requests: RecordedRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
+  let inFlight = 0;
+  let maxInFlight = 0;
   const server = createServer((req, res) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    res.once('close', () => inFlight--);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -60,6 +72,7 @@ export async function startAdversarialTracker(
         headers: req.headers,
         body,
         fields: Object.fromEntries(new URLSearchParams(body)),
+        at: performance.now(),
       });
       const m = typeof current === 'function' ? current(requests.length) : current;
       answer(m, res);
@@ -74,6 +87,14 @@ export async function startAdversarialTracker(
 
   function answer(m: TrackerMode, res: ServerResponse): void {
     switch (m.kind) {
+      case 'delay': {
+        const t = setTimeout(() => {
+          timers.delete(t);
+          if (!res.destroyed) answer(m.then, res);
+        }, m.ms);
+        timers.add(t);
+        return;
+      }
       case 'body':
         res.writeHead(m.status ?? 200, { 'content-type': 'application/json', ...m.headers });
         res.end(m.body);
@@ -144,11 +165,17 @@ export async function startAdversarialTracker(
     url: `http://127.0.0.1:${port}/peers/${SWARM}.json`,
     port,
     requests,
+    get inFlight() {
+      return inFlight;
+    },
+    get maxInFlight() {
+      return maxInFlight;
+    },
     setMode(m) {
       current = m;
     },
     close() {
-      for (const t of timers) clearInterval(t);
+      for (const t of timers) clearInterval(t); // clears timeouts too
       return new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

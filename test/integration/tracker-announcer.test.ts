@@ -1,8 +1,10 @@
-// The Announcer's schedule against real trackers: first announce, peers delivered, retries on the (shortened)
-// schedule, 403 Retry-After honoured, recovery, and a bounded event=stopped on stop().
+// The Announcer's schedule against real trackers: first announce (after an optional delay), peers delivered, fast
+// retries inside the window and exponential back-off after it (shortened limits), 403 Retry-After honoured, recovery,
+// outcome counters, and a bounded event=stopped on stop(). Many announcers together: tracker-announce-many.test.ts.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KfetchError } from '../../src/errors.js';
 import type { AnnounceResult } from '../../src/tracker/announce-client.js';
+import { createAnnounceStats } from '../../src/tracker/announce-stats.js';
 import { Announcer } from '../../src/tracker/announcer.js';
 import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
 import { startAdversarialTracker, type AdversarialTracker } from '../helpers/adversarial-tracker.js';
@@ -34,7 +36,12 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
-const fast = { announceIntervalMinMs: 10, announceRetrySchedule: [0.05, 0.1, 0.2] };
+const fast = { announceIntervalMinMs: 10, announceFastRetrySchedule: [0.05, 0.1, 0.2] };
+
+/** Gaps in ms between the tracker's successive requests. */
+function gaps(t: AdversarialTracker): number[] {
+  return t.requests.slice(1).map((r, i) => r.at - t.requests[i]!.at);
+}
 
 describe('Announcer', () => {
   it('announces at start, delivers peers, and removes itself on stop', async () => {
@@ -76,6 +83,72 @@ describe('Announcer', () => {
     expect(a.failureCount).toBe(0);
     expect(oks[0]!.intervalMs).toBe(200);
     await until(() => adv!.requests.length >= 5);
+  });
+
+  it('a 403 + Retry-After delays the next announce by at least what it asks, not the fast schedule', async () => {
+    adv = await startAdversarialTracker((n) => (n === 1 ? { kind: 'status', status: 403, retryAfter: '1' } : { kind: 'peers', count: 1 }));
+    const stats = createAnnounceStats();
+    const a = make({ url: adv.url, state: () => ({ port: 4001, progress: 0 }), limits: fast, random: () => 0, stats });
+    a.start();
+    await until(() => stats.ok === 1, 5000);
+    expect(adv.requests).toHaveLength(2);
+    // The fast schedule alone would have retried after 37.5 ms.
+    expect(gaps(adv)[0]).toBeGreaterThanOrEqual(990);
+    expect(stats).toMatchObject({ ok: 1, backoff403: 1, failed: {} });
+    expect(stats.lastFailureAtMs).toBeLessThanOrEqual(stats.lastOkAtMs!);
+    expect(a.failureCount).toBe(0);
+  });
+
+  it('retries fast inside the window when the tracker fails then recovers', async () => {
+    adv = await startAdversarialTracker((n) => (n <= 4 ? { kind: 'status', status: 503 } : { kind: 'peers', count: 1 }));
+    const stats = createAnnounceStats();
+    const a = make({
+      url: adv.url,
+      state: () => ({ port: 4001, progress: 0 }),
+      // Outside the window the first retry would wait 20 s: only the fast schedule can recover in time here.
+      limits: { announceFastWindowMs: 10_000, announceFastRetrySchedule: [0.05, 0.1], announceBackoffBaseMs: 20_000 },
+      stats,
+    });
+    const t0 = performance.now();
+    a.start();
+    await until(() => stats.ok === 1, 5000);
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(stats.failed).toEqual({ KF_E_TRACKER_REFUSED: 4 });
+    // Jitter ±25% around 50, 100, 100, 100 ms.
+    const g = gaps(adv);
+    expect(g).toHaveLength(4);
+    expect(g[0]).toBeGreaterThanOrEqual(35);
+    for (const x of g.slice(1)) expect(x).toBeGreaterThanOrEqual(70);
+  });
+
+  it('after the window, backs off exponentially up to the cap', async () => {
+    adv = await startAdversarialTracker({ kind: 'status', status: 503 });
+    const a = make({
+      url: adv.url,
+      state: () => ({ port: 4001, progress: 0 }),
+      limits: { announceFastWindowMs: 0, announceBackoffBaseMs: 100, announceBackoffMaxMs: 400, announceRetryJitter: 0 },
+    });
+    a.start();
+    await until(() => adv!.requests.length >= 5, 5000);
+    expect(a.failureCount).toBeGreaterThanOrEqual(4);
+    const g = gaps(adv).slice(0, 4);
+    const want = [100, 200, 400, 400];
+    g.forEach((x, i) => {
+      expect(x).toBeGreaterThanOrEqual(want[i]! - 5);
+      expect(x).toBeLessThan(want[i]! + 250);
+    });
+  });
+
+  it('startDelayMs holds back the first announce', async () => {
+    adv = await startAdversarialTracker({ kind: 'peers', count: 0 });
+    const a = make({ url: adv.url, state: () => ({ port: 4001, progress: 0 }), startDelayMs: 400 });
+    const t0 = performance.now();
+    a.start();
+    expect(a.nextAnnounceInMs).toBeGreaterThan(350);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(adv.requests).toHaveLength(0);
+    await until(() => adv!.requests.length === 1, 3000);
+    expect(adv.requests[0]!.at - t0).toBeGreaterThanOrEqual(390);
   });
 
   it('waits at least Retry-After after a 403', async () => {

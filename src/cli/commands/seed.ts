@@ -16,11 +16,13 @@ import { openDataFile, type DataFile } from '../../server/data-file.js';
 import { Library, VerifiedServedFile } from '../../server/library.js';
 import { Announcer } from '../../tracker/announcer.js';
 import { Bitfield } from '../../util/bitfield.js';
-import { intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
+import { cidrArg, intArg, rateArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
+import { runBox, type BoxFlags } from '../box-run.js';
 import type { CommandContext } from '../context.js';
 import { createProgress } from '../progress.js';
 
-interface SeedFlags {
+interface SeedFlags extends Omit<BoxFlags, 'watch'> {
+  watch?: string;
   data: string;
   port: number;
   host: string;
@@ -40,9 +42,13 @@ const secondsArg = secondsArgOf(86_400);
 export function registerSeed(program: Command, ctx: CommandContext): void {
   program
     .command('seed')
-    .description('serve complete (or partly good) data files to other peers and announce them to their trackers')
-    .argument('<kascade...>', 'one or more .kascade/.json files; each is served from <data>/<its filename>')
+    .description(
+      'serve complete (or partly good) data files to other peers and announce them to their trackers; with --watch, ' +
+        'run a seeding box that serves (and fetches) every kascade in a folder',
+    )
+    .argument('[kascade...]', 'one or more .kascade/.json files; each is served from <data>/<its filename> (not with --watch)')
     .requiredOption('--data <dir>', 'directory holding the data files, each under the filename its kascade names')
+    .option('--watch <dir>', 'box mode: serve every *.kascade / *.json in this folder, picking up files added or removed while running; missing data is downloaded into --data')
     .option('--port <n>', 'port to serve blocks on; 0 picks a free one (printed in the `listening on` line)', intArg(0, 65535), 7001)
     .option('--host <addr>', 'address to listen on (0.0.0.0 or :: for every interface; loopback refuses foreign Host headers)', '127.0.0.1')
     .option('--trust', 'skip verifying the data files against the block hashes (only for files you know are good)', false)
@@ -56,13 +62,30 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
     )
     .option('--max-concurrent <n>', 'block requests served at once, overall; more get 503 + Retry-After', intArg(1, 100_000), LIMITS.serverMaxConcurrent)
     .option('--max-per-client <n>', 'block requests served at once per client address', intArg(1, 100_000), LIMITS.serverMaxPerClient)
+    .option('--max-upload <rate>', 'box: total upload rate, bytes/s with K/M/G suffixes (1024-based), shared fairly between clients; 0 = no limit', rateArg, 0)
+    .option('--max-peers <n>', 'box: client addresses served at once; more get 503 + Retry-After', intArg(1, 100_000), LIMITS.serverMaxClients)
+    .option('--max-downloads <n>', 'box: downloads running at once (the rest wait their turn)', intArg(1, 1000), LIMITS.boxMaxDownloads)
+    .option('--max-open-files <n>', 'box: data files kept open at once (idle ones close after a minute)', intArg(1, 100_000), LIMITS.boxMaxOpenFiles)
+    .option('--rescan-interval <s>', 'box: rescan the watch folder this often besides file-system events (SIGHUP rescans at once)', secondsArgOf(86_400), LIMITS.boxRescanMs / 1000)
+    .option('--metrics-allow <addr/cidr>', 'box: also let these addresses read /metrics and /status (repeatable; loopback always may)', cidrArg)
     .addHelpText(
       'after',
       '\nEach data file is opened once, read-only, never through a symlink, and must have the kascade\'s filesize.\n' +
         'Without --trust every block is re-hashed first; bad blocks are reported and not served.\n' +
-        'Runs until SIGINT or SIGTERM, then tells the trackers (event=stopped), closes and exits 0.',
+        'Runs until SIGINT or SIGTERM, then tells the trackers (event=stopped), closes and exits 0.\n\n' +
+        'Box mode (--watch): one process for a whole library, for months. Kascades that fail to parse, or repeat\n' +
+        'another\'s filehash, are reported and skipped. Files complete in the state are served without re-hashing,\n' +
+        'opened only when a request needs them. A data file found in --data is verified once; a missing one is\n' +
+        'downloaded. GET /metrics (Prometheus) and GET /status (JSON) on the same port, from loopback or\n' +
+        '--metrics-allow. SIGHUP re-reads the folder; SIGINT/SIGTERM stops within a few seconds and exits 0.',
     )
     .action(async (paths: string[], flags: SeedFlags) => {
+      if (flags.watch !== undefined) {
+        if (paths.length > 0) throw new KfetchError('KF_E_USAGE', 'give either kascade files or --watch <dir>, not both');
+        await runBox({ ...flags, watch: flags.watch }, ctx);
+        return;
+      }
+      if (paths.length === 0) throw new KfetchError('KF_E_USAGE', 'name at least one kascade file, or --watch <dir>');
       await runSeed(paths, flags, ctx);
     });
 }
