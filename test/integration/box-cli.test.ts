@@ -9,7 +9,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, renameSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BIN, killAllChildren, startCli, tempHome, type CliRun } from '../helpers/cli.js';
+import { BIN, killAllChildren, runCli, startCli, tempHome, type CliRun } from '../helpers/cli.js';
 import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
 import { startAdversarialTracker } from '../helpers/adversarial-tracker.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
@@ -158,6 +158,15 @@ describe('kfetch seed --watch (the seeding box)', () => {
     const r = await block(again.url, b.filehash, 2);
     expect(r.body.equals(b.bytes.subarray(2 * BLOCK, 3 * BLOCK))).toBe(true);
     expect((await status(again.url)).openDataFiles).toBe(1);
+    const st = await runCli(['status'], { home: w.home });
+    expect(st.code).toBe(0);
+    expect(st.stdout).toMatch(/^box: running \(pid \d+\) on http:\/\/127\.0\.0\.1:\d+, watching /m);
+    expect(st.stdout).toMatch(/4 kascades: .*2 seeding/);
+    expect(st.stdout).toMatch(/rejected: .*notjson\.json: KF_E_KASCADE_JSON/);
+    expect(st.stdout).toMatch(/a\.bin .* 100\.0% +seeding/);
+    const sj = await runCli(['status', '--json'], { home: w.home });
+    const rows = JSON.parse(sj.stdout) as { name: string; boxState?: string }[];
+    expect(rows.map((r) => [r.name, r.boxState]).sort()).toEqual([['a.bin', 'seeding'], ['b.bin', 'seeding']]);
     again.run.child.kill('SIGTERM');
     expect(await again.run.exited(10_000)).toBe(0);
   });

@@ -1,24 +1,67 @@
 // `kfetch status [--json]`: the downloads in --home with name, size, percent, state, peers, bytes fetched,
 // bad blocks and banned peers. Reads the state database without taking the home lock (WAL readers are safe).
+// While a seeding box runs on this home (<home>/box.json), its live state per kascade comes from its /status.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { StateDb, STATE_FILE } from '../../store/state-db.js';
+import type { BoxStatus } from '../../box/box-status.js';
+import { BOX_INFO_FILE, type BoxInfo } from '../box-run.js';
 import type { CommandContext } from '../context.js';
 
 export function registerStatus(program: Command, ctx: CommandContext): void {
   program
     .command('status')
     .description('list the downloads kept in --home and how far each has got')
-    .option('--json', 'print one JSON array of downloads on stdout', false)
-    .action((flags: { json: boolean }) => {
-      runStatus(flags, ctx);
+    .option('--json', 'print one JSON array of downloads on stdout (with a running box: each with its boxState and kascade path)', false)
+    .action(async (flags: { json: boolean }) => {
+      await runStatus(flags, ctx);
     });
 }
 
-function runStatus(flags: { json: boolean }, ctx: CommandContext): void {
+/** The running box on this home and its live /status, if there is one (a stale box.json is reported as such). */
+async function readBox(home: string): Promise<{ info: BoxInfo; live: BoxStatus | undefined; running: boolean } | undefined> {
+  let info: BoxInfo;
+  try {
+    info = JSON.parse(readFileSync(join(home, BOX_INFO_FILE), 'utf8')) as BoxInfo;
+  } catch {
+    return undefined;
+  }
+  let running = false;
+  try {
+    process.kill(info.pid, 0);
+    running = true;
+  } catch {
+    // no such process: the box died without cleaning up
+  }
+  if (!running) return { info, live: undefined, running };
+  try {
+    const res = await fetch(`${info.url}/status`, { signal: AbortSignal.timeout(2_000) });
+    return { info, live: res.ok ? ((await res.json()) as BoxStatus) : undefined, running };
+  } catch {
+    return { info, live: undefined, running };
+  }
+}
+
+async function runStatus(flags: { json: boolean }, ctx: CommandContext): Promise<void> {
   const home = ctx.globals().home;
+  const box = await readBox(home);
+  if (box !== undefined && !flags.json) {
+    const { info, live, running } = box;
+    if (!running) ctx.out.write(`box: not running (pid ${info.pid} ended without cleaning up ${BOX_INFO_FILE})\n`);
+    else {
+      ctx.out.write(`box: running (pid ${info.pid}) on ${info.url}, watching ${info.watch}, data in ${info.data}\n`);
+      if (live !== undefined) {
+        const { total, ...states } = live.kascades;
+        const parts = Object.entries(states).map(([state, n]) => `${n} ${state}`);
+        ctx.out.write(`  ${total ?? 0} kascades${parts.length > 0 ? `: ${parts.join(', ')}` : ''}; ${live.openDataFiles} data files open\n`);
+        for (const f of live.files) if (f.state === 'rejected' || f.state === 'failed') ctx.out.write(`  ${f.state}: ${f.path}: ${f.error ?? ''}\n`);
+      } else ctx.out.write('  (its /status did not answer)\n');
+    }
+  }
+  const liveById = new Map<number, { state: string; path: string }>();
+  for (const f of box?.live?.files ?? []) if (f.download !== undefined) liveById.set(f.download, { state: f.state, path: f.path });
   if (!existsSync(join(home, STATE_FILE))) {
     ctx.out.write(flags.json ? '[]\n' : `no downloads in ${home}\n`);
     return;
@@ -35,6 +78,7 @@ function runStatus(flags: { json: boolean }, ctx: CommandContext): void {
         size: r.filesize,
         percent: Math.floor((r.status === 'complete' ? 1 : have) * 1000) / 10,
         state: r.status,
+        ...(liveById.has(r.id) ? { boxState: liveById.get(r.id)!.state, kascadePath: liveById.get(r.id)!.path } : {}),
         path: r.dataPath,
         peers: peers.filter((p) => p.bannedAt === undefined).length,
         bytesFetched: r.bytesFetched,
@@ -54,7 +98,7 @@ function runStatus(flags: { json: boolean }, ctx: CommandContext): void {
     const lines = [['ID', 'NAME', 'SIZE', 'DONE', 'STATE', 'PEERS', 'FETCHED', 'BAD', 'BANNED']];
     for (const r of rows) {
       lines.push([
-        String(r.id), r.name, mib(r.size), `${r.percent.toFixed(1)}%`, r.state, String(r.peers), mib(r.bytesFetched),
+        String(r.id), r.name, mib(r.size), `${r.percent.toFixed(1)}%`, r.boxState ?? r.state, String(r.peers), mib(r.bytesFetched),
         String(r.badBlocks), String(r.bannedPeers.length),
       ]);
     }
