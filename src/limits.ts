@@ -93,6 +93,8 @@ export const LIMITS = {
   boxSettleMs: 1_000,
   /** Seeding box: the watch folder is rescanned this often even without fs.watch events (which can be missed). */
   boxRescanMs: 30_000,
+  /** Seeding box: one complete file is re-verified this often (2,000 files: a full pass in about two weeks). */
+  boxScrubMs: 600_000,
   /** Peer server: requests waiting for a slot overall / per client address; beyond them 503 (a queue is memory too). */
   serverMaxQueued: 1024,
   serverMaxQueuedPerClient: 64,

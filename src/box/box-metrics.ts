@@ -126,6 +126,8 @@ export class BoxMetrics {
     counter('kfetch_data_changed_total', 'Data files found changed, truncated or deleted while seeding', () => src.box()?.counters.dataChanged);
     counter('kfetch_kascades_rejected_total', 'Kascade files skipped (unreadable, invalid, duplicate)', () => src.box()?.counters.rejected);
     counter('kfetch_downloads_completed_total', 'Downloads finished and verified', () => src.box()?.counters.downloadsCompleted);
+    counter('kfetch_scrubs_total', 'Seeding files re-verified by the slow scrub', () => src.box()?.counters.scrubs);
+    counter('kfetch_scrub_failures_total', 'Scrubs that found blocks no longer matching (re-fetched)', () => src.box()?.counters.scrubFailures);
     counter('kfetch_downloads_failed_total', 'Downloads that failed (retried with backoff)', () => src.box()?.counters.downloadsFailed);
     new Counter({
       name: 'kfetch_announces_total',

@@ -41,6 +41,8 @@ export interface BoxEntry {
   /** bytesFetched recorded in the state when the current download started. */
   fetchedBase: number;
   failures: number;
+  /** When a scrub last re-verified this file (ms since epoch; undefined: not since the box started). */
+  scrubbedAt?: number;
   controller?: AbortController | undefined;
   announcer?: Announcer | undefined;
   retry?: NodeJS.Timeout | undefined;
@@ -57,6 +59,8 @@ export interface SeedBoxOptions {
   maxDownloads: number;
   maxOpenFiles: number;
   fdIdleMs: number;
+  /** Re-verify one seeding file (the least recently checked) this often; 0 turns the scrub off. */
+  scrubEveryMs: number;
   rescanMs: number;
   settleMs: number;
   /** Shutdown: aborts downloads; the caller then calls stop(). */
@@ -75,6 +79,8 @@ export interface BoxCounters {
   rejected: number;
   downloadsCompleted: number;
   downloadsFailed: number;
+  scrubs: number;
+  scrubFailures: number;
 }
 
 /** Retry of a failed entry: 30 s doubling to 1 h, ±25% jitter. */
@@ -94,7 +100,7 @@ function thin(k: Kascade): Kascade {
 
 export class SeedBox {
   readonly entries = new Map<string, BoxEntry>();
-  readonly counters: BoxCounters = { hashFailures: 0, bannedPeers: 0, dataChanged: 0, rejected: 0, downloadsCompleted: 0, downloadsFailed: 0 };
+  readonly counters: BoxCounters = { hashFailures: 0, bannedPeers: 0, dataChanged: 0, rejected: 0, downloadsCompleted: 0, downloadsFailed: 0, scrubs: 0, scrubFailures: 0 };
   readonly fds: FdCache;
   readonly startedAt = Date.now();
   private readonly bySwarm = new Map<string, BoxEntry>();
@@ -111,6 +117,7 @@ export class SeedBox {
   private readonly announceQueue = new AnnounceQueue({ concurrency: LIMITS.announceQueueConcurrency, perTracker: LIMITS.announceQueuePerTracker });
   /** Kascades added by the current folder change: their first announces are spread over a window. */
   private batch = { i: 0, n: 0 };
+  private scrubTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(o: SeedBoxOptions) {
@@ -129,6 +136,10 @@ export class SeedBox {
   /** First scan (every kascade found is added), then watch the folder. */
   async start(): Promise<void> {
     await this.watcher.start();
+    if (this.o.scrubEveryMs > 0 && !this.stopped) {
+      this.scrubTimer = setInterval(() => this.scrubNext(), this.o.scrubEveryMs);
+      this.scrubTimer.unref();
+    }
   }
 
   /** Re-read the watch folder now (SIGHUP). */
@@ -170,6 +181,7 @@ export class SeedBox {
   async stop(deadlineMs: number): Promise<void> {
     this.stopped = true;
     this.watcher.stop();
+    if (this.scrubTimer !== undefined) clearInterval(this.scrubTimer);
     this.verifyQueue.clear();
     this.downloadQueue.clear();
     for (const e of this.entries.values()) {
@@ -294,6 +306,54 @@ export class SeedBox {
     this.queueDownload(entry);
   }
 
+  /** The slow scrub: re-hash the seeding file checked least recently, so bit rot is found before peers ban us. */
+  private scrubNext(): void {
+    let next: BoxEntry | undefined;
+    for (const e of this.entries.values()) {
+      if (e.state !== 'seeding') continue;
+      if (next === undefined || (e.scrubbedAt ?? 0) < (next.scrubbedAt ?? 0)) next = e;
+    }
+    if (next === undefined || this.verifyQueue.size > 0) return;
+    const entry = next;
+    entry.scrubbedAt = Date.now();
+    this.track(this.verifyQueue.add(() => this.scrub(entry)));
+  }
+
+  private async scrub(entry: BoxEntry): Promise<void> {
+    if (entry.removed || this.stopped || entry.state !== 'seeding') return;
+    const engine = this.o.engine;
+    let p: Prepared;
+    try {
+      const row = engine.db.getBySwarmId(entry.kascade!.swarmId);
+      if (row === undefined) return;
+      p = await engine.prepareResume(row, [], this.o.signal, { verify: true });
+    } catch (err) {
+      if (this.o.signal.aborted) return;
+      this.stopSeeding(entry);
+      return this.fail(entry, err);
+    }
+    engine.releaseFile(p.init.dataFile);
+    this.counters.scrubs++;
+    if (p.complete) {
+      this.o.log.debug({ file: entry.path }, 'scrub: every block matches');
+      return;
+    }
+    if (entry.removed || this.stopped) return;
+    const bad = p.init.row.blockCount - p.init.durable.count;
+    this.counters.scrubFailures++;
+    this.o.log.warn({ file: entry.path, data: entry.dataPath, badBlocks: bad }, 'scrub: blocks no longer match; no longer served, fetching them again');
+    this.stopSeeding(entry);
+    entry.state = 'verifying';
+    this.reload(entry);
+  }
+
+  /** Take a seeding entry out of the library and tell its tracker (it no longer holds the whole file). */
+  private stopSeeding(entry: BoxEntry): void {
+    this.o.engine.library.remove(entry.kascade!.swarmId);
+    this.track(entry.announcer?.stop());
+    entry.announcer = undefined;
+  }
+
   private queueDownload(entry: BoxEntry): void {
     entry.state = 'queued';
     this.track(this.downloadQueue.add(() => this.download(entry)));
@@ -379,9 +439,7 @@ export class SeedBox {
     if (entry.removed || entry.state !== 'seeding') return;
     this.counters.dataChanged++;
     this.o.log.warn({ file: entry.path, data: err.path, reason: err.reason }, 'data file changed while seeding: no longer served; re-checking it');
-    this.o.engine.library.remove(entry.kascade!.swarmId);
-    this.track(entry.announcer?.stop());
-    entry.announcer = undefined;
+    this.stopSeeding(entry);
     entry.state = 'verifying';
     this.reload(entry);
   }

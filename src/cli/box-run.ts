@@ -28,6 +28,7 @@ export interface BoxFlags {
   maxDownloads: number;
   maxOpenFiles: number;
   rescanInterval: number;
+  scrubInterval: number;
   metricsAllow?: string[];
   threads?: number;
   announceInterval?: number;
@@ -110,6 +111,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
       maxDownloads: flags.maxDownloads,
       maxOpenFiles: flags.maxOpenFiles,
       fdIdleMs: LIMITS.boxFdIdleMs,
+      scrubEveryMs: flags.scrubInterval * 1000,
       rescanMs: flags.rescanInterval * 1000,
       settleMs: LIMITS.boxSettleMs,
       signal: ctx.shutdown,

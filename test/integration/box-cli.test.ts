@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, utimesSync, writeSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -225,6 +225,30 @@ describe('kfetch seed --watch (the seeding box)', () => {
     expect(sha(readFileSync(join(w.data, 't.bin')))).toBe(p0.filehash);
     const metrics = await (await fetch(`${box.url}/metrics`)).text();
     expect(metrics).toMatch(/^kfetch_data_changed_total 2$/m);
+    box.run.child.kill('SIGTERM');
+    expect(await box.run.exited(10_000)).toBe(0);
+  });
+
+  it('the slow scrub finds a byte flipped with the mtime restored, stops serving the file and re-fetches the block', async () => {
+    const w = world();
+    const p0 = payload('r.bin', 'rot');
+    const peer = await honestPeer(p0);
+    writeFileSync(join(w.data, 'r.bin'), p0.bytes);
+    writeKascade(join(w.watch, 'r.kascade'), { ...p0.k, peers: [peer.addr] });
+    const box = await startBox(w, ['--scrub-interval', '1']);
+    await waitStatus(box.url, (x) => stateOf(x, 'r.kascade') === 'seeding', 'seeding');
+    const path = join(w.data, 'r.bin');
+    const before = statSync(path);
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.from([p0.bytes[3 * BLOCK + 7]! ^ 0xff]), 0, 1, 3 * BLOCK + 7);
+    closeSync(fd);
+    utimesSync(path, before.atime, before.mtime); // bit rot does not announce itself
+    await waitStatus(box.url, () => peer.requests.includes(3), 'block 3 re-fetched', 30_000);
+    await waitStatus(box.url, (x) => stateOf(x, 'r.kascade') === 'seeding', 'seeding again');
+    expect(sha(readFileSync(path))).toBe(p0.filehash);
+    expect(new Set(peer.requests)).toEqual(new Set([3]));
+    const metrics = await (await fetch(`${box.url}/metrics`)).text();
+    expect(metrics).toMatch(/^kfetch_scrub_failures_total 1$/m);
     box.run.child.kill('SIGTERM');
     expect(await box.run.exited(10_000)).toBe(0);
   });

@@ -16,7 +16,7 @@ import { openDataFile, type DataFile } from '../../server/data-file.js';
 import { Library, VerifiedServedFile } from '../../server/library.js';
 import { Announcer } from '../../tracker/announcer.js';
 import { Bitfield } from '../../util/bitfield.js';
-import { cidrArg, intArg, rateArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
+import { cidrArg, intArg, rateArg, secondsArg as secondsArgOf, secondsOrZeroArg } from '../arg-parsers.js';
 import { runBox, type BoxFlags } from '../box-run.js';
 import type { CommandContext } from '../context.js';
 import { createProgress } from '../progress.js';
@@ -67,6 +67,7 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
     .option('--max-downloads <n>', 'box: downloads running at once (the rest wait their turn)', intArg(1, 1000), LIMITS.boxMaxDownloads)
     .option('--max-open-files <n>', 'box: data files kept open at once (idle ones close after a minute)', intArg(1, 100_000), LIMITS.boxMaxOpenFiles)
     .option('--rescan-interval <s>', 'box: rescan the watch folder this often besides file-system events (SIGHUP rescans at once)', secondsArgOf(86_400), LIMITS.boxRescanMs / 1000)
+    .option('--scrub-interval <s>', 'box: re-verify one complete file this often, least recently checked first, so bit rot is caught before peers ban us; 0 = never', secondsOrZeroArg(86_400 * 365), LIMITS.boxScrubMs / 1000)
     .option('--metrics-allow <addr/cidr>', 'box: also let these addresses read /metrics and /status (repeatable; loopback always may)', cidrArg)
     .addHelpText(
       'after',
