@@ -32,6 +32,7 @@ export interface BoxFlags {
   metricsAllow?: string[];
   threads?: number;
   announceInterval?: number;
+  json: boolean;
 }
 
 /** The box's description in <home>/box.json (read by `kfetch status`). */
@@ -127,6 +128,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
     const counts = new Map<string, number>();
     for (const e of box.entries.values()) counts.set(e.state, (counts.get(e.state) ?? 0) + 1);
     log.info({ dir: watchDir, kascades: box.entries.size, ...Object.fromEntries(counts) }, 'box: watching');
+    if (flags.json) ctx.out.write(`${JSON.stringify({ v: 1, event: 'box', url: server.url, watch: watchDir, data: dataDir, kascades: Object.fromEntries(counts) })}\n`);
     await new Promise<void>((res) => {
       if (ctx.shutdown.aborted) return res();
       ctx.shutdown.addEventListener('abort', () => res(), { once: true });

@@ -52,7 +52,7 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
     .option('--port <n>', 'port to serve blocks on; 0 picks a free one (printed in the `listening on` line)', intArg(0, 65535), 7001)
     .option('--host <addr>', 'address to listen on (0.0.0.0 or :: for every interface; loopback refuses foreign Host headers)', '127.0.0.1')
     .option('--trust', 'skip verifying the data files against the block hashes (only for files you know are good)', false)
-    .option('--json', 'print verification progress and a `seeding` summary as JSON lines on stdout', false)
+    .option('--json', 'print verification progress and a `seeding` summary as JSON lines on stdout (box: one `box` line once the folder is read)', false)
     .option('--threads <n>', 'hashing worker threads for verification (default: the number of cores)', intArg(1, 1024))
     .option(
       '--announce-interval <s>',
