@@ -51,7 +51,7 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
     .option('--watch <dir>', 'box mode: serve every *.kascade / *.json in this folder, picking up files added or removed while running; missing data is downloaded into --data')
     .option('--port <n>', 'port to serve blocks on; 0 picks a free one (printed in the `listening on` line)', intArg(0, 65535), 7001)
     .option('--host <addr>', 'address to listen on (0.0.0.0 or :: for every interface; loopback refuses foreign Host headers)', '127.0.0.1')
-    .option('--trust', 'skip verifying the data files against the block hashes (only for files you know are good)', false)
+    .option('--trust', 'skip verifying the data files against the block hashes (only for files you know are good; not in box mode, which verifies a data file once and remembers)', false)
     .option('--json', 'print verification progress and a `seeding` summary as JSON lines on stdout (box: one `box` line once the folder is read)', false)
     .option('--threads <n>', 'hashing worker threads for verification (default: the number of cores)', intArg(1, 1024))
     .option(
@@ -62,8 +62,8 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
     )
     .option('--max-concurrent <n>', 'block requests served at once, overall; more get 503 + Retry-After', intArg(1, 100_000), LIMITS.serverMaxConcurrent)
     .option('--max-per-client <n>', 'block requests served at once per client address', intArg(1, 100_000), LIMITS.serverMaxPerClient)
-    .option('--max-upload <rate>', 'box: total upload rate, bytes/s with K/M/G suffixes (1024-based), shared fairly between clients; 0 = no limit', rateArg, 0)
-    .option('--max-peers <n>', 'box: client addresses served at once; more get 503 + Retry-After', intArg(1, 100_000), LIMITS.serverMaxClients)
+    .option('--max-upload <rate>', 'total upload rate, bytes/s with K/M/G suffixes (1024-based), shared fairly between clients; 0 = no limit', rateArg, 0)
+    .option('--max-peers <n>', 'client addresses served at once; more get 503 + Retry-After', intArg(1, 100_000), LIMITS.serverMaxClients)
     .option('--max-downloads <n>', 'box: downloads running at once (the rest wait their turn)', intArg(1, 1000), LIMITS.boxMaxDownloads)
     .option('--max-open-files <n>', 'box: data files kept open at once (idle ones close after a minute)', intArg(1, 100_000), LIMITS.boxMaxOpenFiles)
     .option('--rescan-interval <s>', 'box: rescan the watch folder this often besides file-system events (SIGHUP rescans at once)', secondsArgOf(86_400), LIMITS.boxRescanMs / 1000)
@@ -130,7 +130,12 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
       host: flags.host,
       port: flags.port,
       log,
-      limits: { maxConcurrent: flags.maxConcurrent, maxPerClient: flags.maxPerClient },
+      limits: {
+        maxConcurrent: flags.maxConcurrent,
+        maxPerClient: flags.maxPerClient,
+        maxClients: flags.maxPeers,
+        maxUploadBytesPerSec: flags.maxUpload,
+      },
     });
     ctx.out.write(`listening on ${server.url}\n`);
     if (flags.json) {
