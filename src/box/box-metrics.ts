@@ -112,7 +112,7 @@ export class BoxMetrics {
         },
       });
     };
-    gauge('kfetch_http_active_clients', 'Client addresses with block requests in flight or queued', () => src.server()?.activeClients);
+    gauge('kfetch_http_active_clients', 'Client addresses with block requests being answered', () => src.server()?.activeClients);
     gauge('kfetch_http_requests_in_flight', 'Block requests being answered', () => src.server()?.inFlight);
     gauge('kfetch_http_queue_depth', 'Block requests waiting for a slot', () => src.server()?.queueDepth);
     gauge('kfetch_http_rate_waiting', 'Responses waiting for upload-rate tokens', () => src.server()?.rateWaiting);

@@ -1,6 +1,8 @@
 // The block server (SPEC §3): answers block and byte-range requests, whole-file GETs of complete files and the
 // /blocks bitfield extension from the files in a Library, streaming bytes from their fds with positional reads.
-// Used by `kfetch seed` (and later by download sessions, which serve what they already hold).
+// Used by `kfetch seed` and by download sessions (which serve what they already hold). Requests that find no free
+// slot wait in a fair queue (admission.ts); an optional upload rate limit paces every chunk (upload-rate.ts); the
+// same port answers /metrics and /status when the owner supplies them (observability-route.ts).
 //
 // Plain node:http rather than a framework: the hot path is "validate, then positional reads into the response with
 // backpressure", which needs the raw `res.write`/'drain' contract and the exact raw request target (frameworks
@@ -13,16 +15,32 @@ import type { Logger } from 'pino';
 import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { VERSION } from '../version.js';
-import { ClientLimiter } from './client-limiter.js';
 import { isLoopbackHost as isLoopbackAddress } from '../peer/address-policy.js';
+import { Admission, type BusyReason, type Release } from './admission.js';
 import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
-import { parseRequest } from './parse-request.js';
+import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from './observability-route.js';
+import { parseRequest, type ServerRequest } from './parse-request.js';
+import { drained, goneSignal } from './response-waits.js';
+import { UploadRate, chunkBytesFor } from './upload-rate.js';
+
+export type { BusyReason } from './admission.js';
+export type { Observability } from './observability-route.js';
 
 /** Bounds of one block server; defaults from LIMITS. */
 export interface BlockServerLimits {
+  /** Requests in flight overall and per client address; more wait in the queue. */
   maxConcurrent: number;
   maxPerClient: number;
+  /** Requests waiting for a slot overall and per client address (0: no queue, 503 at once); beyond them 503. */
+  maxQueued: number;
+  maxQueuedPerClient: number;
+  /** A request queued this long gets 503. */
+  queueTimeoutMs: number;
+  /** Distinct client addresses with requests in flight or queued; a new address beyond it gets 503. */
+  maxClients: number;
+  /** Upload rate limit over all responses, bytes/s, shared round-robin by client address; 0 is unlimited. */
+  maxUploadBytesPerSec: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   /** A response waiting this long for the client to drain is destroyed. */
@@ -38,17 +56,35 @@ export interface BlockServerOptions {
   host: string;
   port: number;
   log: Logger;
-  limits?: Partial<BlockServerLimits>;
+  /** Overrides of the defaults; an undefined value keeps the default (so CLI flags can be passed through as is). */
+  limits?: { [K in keyof BlockServerLimits]?: BlockServerLimits[K] | undefined };
+  /** Answer GET/HEAD /metrics and /status on this port; absent, those paths get the block parser's 404. */
+  observability?: Observability;
 }
 
 export interface BlockServerStats {
+  /** Requests seen, except those to the observability routes. */
   requests: number;
-  /** Responses by status code. */
+  /** Responses by status code (observability routes excluded). */
   statuses: Record<number, number>;
-  /** Body bytes handed to sockets, and bytes read from data files. */
+  /** File bytes handed to sockets (overall and per swarm id), and bytes read from data files. */
   bytesSent: number;
+  bytesSentBySwarm: Record<string, number>;
   bytesRead: number;
+  /** Requests holding a slot, and distinct client addresses with a request holding one. */
   inFlight: number;
+  activeClients: number;
+  /** Requests waiting for a slot now; requests that ever waited; time they spent waiting (ms, summed) and its count. */
+  queueDepth: number;
+  queuedTotal: number;
+  queueWaitMsSum: number;
+  queueWaitCount: number;
+  /** 503s by reason. */
+  rejectedBusy: Record<BusyReason, number>;
+  /** Responses waiting for upload-rate tokens now. */
+  rateWaiting: number;
+  /** Requests to /metrics and /status (any status). */
+  observabilityRequests: number;
 }
 
 export interface BlockServer {
@@ -64,6 +100,11 @@ export interface BlockServer {
 const DEFAULTS: BlockServerLimits = {
   maxConcurrent: LIMITS.serverMaxConcurrent,
   maxPerClient: LIMITS.serverMaxPerClient,
+  maxQueued: LIMITS.serverMaxQueued,
+  maxQueuedPerClient: LIMITS.serverMaxQueuedPerClient,
+  queueTimeoutMs: LIMITS.serverQueueTimeoutMs,
+  maxClients: LIMITS.serverMaxClients,
+  maxUploadBytesPerSec: LIMITS.serverMaxUploadBytesPerSec,
   headersTimeoutMs: LIMITS.serverHeadersTimeoutMs,
   requestTimeoutMs: LIMITS.serverRequestTimeoutMs,
   idleTimeoutMs: LIMITS.serverIdleTimeoutMs,
@@ -78,12 +119,40 @@ const MAX_HEADER_BYTES = 16 * 1024;
 /** A read returned fewer bytes than asked: the file was truncated under us. */
 class ShortReadError extends Error {}
 
+/** What a valid block request asks for once checked against its file; only these need a slot. */
+type Plan =
+  | { kind: 'bitfield'; file: ServedFile; blockSize: number }
+  | { kind: 'stream'; file: ServedFile; first: number; last: number; status: 200 | 206; headers: Record<string, string>; head: boolean };
+
+const BUSY_MESSAGES: Record<BusyReason, string> = {
+  maxClients: 'busy: too many clients',
+  queueFull: 'busy: too many requests in flight',
+  clientQueueFull: 'busy: too many requests from this address',
+  queueTimeout: 'busy: waited too long for a slot',
+};
+
 /** Start a block server on host:port (port 0: any free port). Rejects with KF_E_LISTEN if it cannot bind. */
 export async function startBlockServer(opts: BlockServerOptions): Promise<BlockServer> {
-  const limits: BlockServerLimits = { ...DEFAULTS, ...opts.limits };
-  const { library, log } = opts;
-  const limiter = new ClientLimiter(limits.maxConcurrent, limits.maxPerClient);
-  const stats = { requests: 0, statuses: {} as Record<number, number>, bytesSent: 0, bytesRead: 0 };
+  const limits: BlockServerLimits = { ...DEFAULTS };
+  for (const [k, v] of Object.entries(opts.limits ?? {})) {
+    if (v !== undefined) (limits as unknown as Record<string, number>)[k] = v;
+  }
+  const { library, log, observability } = opts;
+  const admission = new Admission(limits);
+  const rateLimited = limits.maxUploadBytesPerSec > 0;
+  const rate = rateLimited
+    ? new UploadRate({
+        bytesPerSec: limits.maxUploadBytesPerSec,
+        burstBytes: Math.max(LIMITS.serverUploadMinChunkBytes, (limits.maxUploadBytesPerSec * LIMITS.serverUploadBurstMs) / 1000),
+      })
+    : undefined;
+  // Under a low rate a full read chunk would wait seconds for its tokens (and hold its buffer meanwhile).
+  const chunkBytes = rateLimited
+    ? chunkBytesFor(limits.maxUploadBytesPerSec, LIMITS.serverUploadChunkMs, LIMITS.serverUploadMinChunkBytes, limits.readChunkBytes)
+    : limits.readChunkBytes;
+  const stats = { requests: 0, statuses: {} as Record<number, number>, bytesSent: 0, bytesRead: 0, observabilityRequests: 0 };
+  const bytesBySwarm = new Map<string, number>();
+  const rejectedBusy: Record<BusyReason, number> = { maxClients: 0, queueFull: 0, clientQueueFull: 0, queueTimeout: 0 };
   let loopbackOnly = false;
 
   const server = createServer({
@@ -96,57 +165,113 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     keepAlive: true,
   });
 
-  const send = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string> = {}): void => {
-    stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
+  const reply = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string>): void => {
     const bytes = Buffer.from(body, 'utf8');
     res.writeHead(status, { ...headers, 'Content-Type': type, 'Content-Length': String(bytes.length) });
     res.end(bytes); // Node drops the body itself for HEAD.
+  };
+  const send = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string> = {}): void => {
+    stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
+    reply(res, status, body, type, headers);
   };
   const sendError = (res: ServerResponse, status: number, error: string, headers: Record<string, string> = {}): void => {
     send(res, status, `${JSON.stringify({ error })}\n`, 'application/json; charset=utf-8', headers);
   };
 
-  /** Stream [first, last] of the file's fd as the body of a `status` response (empty when last < first). */
-  const stream = async (
-    res: ServerResponse,
-    file: ServedFile,
-    first: number,
-    last: number,
-    status: 200 | 206,
-    headers: Record<string, string>,
-    head: boolean,
-  ): Promise<void> => {
+  /**
+   * Wait for a slot: a Release, a BusyReason (answer 503), or 'gone' when the client left while queued. A queued
+   * request leaves the queue on timeout or when `gone` aborts, so it never gets a slot it cannot use.
+   */
+  const admit = (client: string, gone: AbortSignal): Promise<Release | BusyReason | 'gone'> =>
+    new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      let onGone: (() => void) | undefined;
+      const settle = (v: Release | BusyReason | 'gone'): void => {
+        clearTimeout(timer);
+        if (onGone !== undefined) gone.removeEventListener('abort', onGone);
+        resolve(v);
+      };
+      const entry = admission.enter(client, settle);
+      if (entry.kind === 'granted') return resolve(entry.release);
+      if (entry.kind === 'refused') return resolve(entry.reason);
+      timer = setTimeout(() => {
+        entry.leave();
+        settle('queueTimeout');
+      }, limits.queueTimeoutMs);
+      timer.unref();
+      onGone = () => {
+        entry.leave();
+        settle('gone');
+      };
+      gone.addEventListener('abort', onGone, { once: true });
+    });
+
+  /** Wait for upload tokens for `bytes`: true at once without a limit or with tokens to spare, false if gone meanwhile. */
+  const paced = (client: string, bytes: number, gone: AbortSignal): true | Promise<boolean> => {
+    if (rate === undefined) return true;
+    let settle: ((ok: boolean) => void) | undefined;
+    const withdraw = rate.take(client, bytes, () => settle?.(true));
+    if (withdraw === undefined) return true;
+    if (gone.aborted) {
+      withdraw();
+      return Promise.resolve(false);
+    }
+    return new Promise<boolean>((resolve) => {
+      const onGone = (): void => {
+        withdraw();
+        settle?.(false);
+      };
+      settle = (ok) => {
+        gone.removeEventListener('abort', onGone);
+        resolve(ok);
+      };
+      gone.addEventListener('abort', onGone, { once: true });
+    });
+  };
+
+  /** Stream [first, last] of the file as the body of a `status` response (empty when last < first). */
+  const stream = async (client: string, res: ServerResponse, gone: AbortSignal, p: Plan & { kind: 'stream' }): Promise<void> => {
+    const { file, first, last, status, head } = p;
     const length = last - first + 1;
-    const all = { ...headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(Math.max(0, length)) };
+    const all = { ...p.headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(Math.max(0, length)) };
+    const swarmId = file.kascade.swarmId;
     const readChunk = async (pos: number): Promise<Buffer> => {
-      const n = Math.min(limits.readChunkBytes, last - pos + 1);
+      const n = Math.min(chunkBytes, last - pos + 1);
       const buf = Buffer.allocUnsafe(n);
       const got = await file.read(buf, n, pos);
       stats.bytesRead += got;
       if (got !== n) throw new ShortReadError(`short read at ${pos + got}: the data file is shorter than the kascade`);
       return buf;
     };
+    /** Tokens for the chunk at pos, taken before it is read so a waiting response holds no buffer. */
+    const pace = (pos: number): true | Promise<boolean> => paced(client, Math.min(chunkBytes, last - pos + 1), gone);
     if (head || length <= 0) {
       stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
       res.writeHead(status, all).end();
       return;
     }
+    let ok = pace(first);
+    if (ok !== true && !(await ok)) return; // the client left while waiting for tokens
     // The first chunk is read before the headers go out, so a failing disk still gets a clean 500 and not a 206.
     let buf = await readChunk(first);
     stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
     res.writeHead(status, all);
     let pos = first;
     for (;;) {
-      if (res.destroyed) return;
+      if (res.destroyed || gone.aborted) return;
       const flowing = res.write(buf);
       stats.bytesSent += buf.length;
+      bytesBySwarm.set(swarmId, (bytesBySwarm.get(swarmId) ?? 0) + buf.length);
       pos += buf.length;
       if (pos > last) break;
-      // Backpressure: a slow or paused reader holds at most one chunk plus the socket buffers in memory.
-      if (!flowing && !(await drained(res, limits.idleTimeoutMs))) {
+      // Backpressure: a slow or paused reader holds at most one chunk plus the socket buffers in memory, and one
+      // that drains nothing for idleTimeoutMs is cut (its slot is freed on close).
+      if (!flowing && !(await drained(res, gone, limits.idleTimeoutMs))) {
         res.destroy();
         return;
       }
+      ok = pace(pos);
+      if (ok !== true && !(await ok)) return;
       try {
         buf = await readChunk(pos);
       } catch (err) {
@@ -159,52 +284,84 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     res.end();
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const parsed = parseRequest(req.method ?? '', req.url ?? '', req.headers.range);
-    if (!parsed.ok) {
-      return sendError(res, parsed.status, parsed.error, parsed.status === 405 ? { Allow: 'GET, HEAD' } : {});
-    }
-    const r = parsed.request;
+  /** Check a parsed request against the library: an error to send at once (no slot needed), or what to serve. */
+  const plan = (res: ServerResponse, r: ServerRequest): Plan | undefined => {
     const file = library.get(r.swarmId);
     // The same answer for every unknown id: the server does not say which ids exist in any other way.
-    if (file === undefined) return sendError(res, 404, 'unknown file');
+    if (file === undefined) return void sendError(res, 404, 'unknown file');
     const k = file.kascade;
     switch (r.kind) {
       case 'bitfield': {
-        if (!k.offers(r.blockSize)) return sendError(res, 400, `block size ${r.blockSize} is not offered`);
-        return send(res, 200, file.held(r.blockSize).toHex(), 'text/plain; charset=utf-8');
+        if (!k.offers(r.blockSize)) return void sendError(res, 400, `block size ${r.blockSize} is not offered`);
+        return { kind: 'bitfield', file, blockSize: r.blockSize };
       }
       case 'whole': {
-        if (!isComplete(file)) return sendError(res, 416, 'file not complete; ask for a Range of held blocks');
-        return stream(res, file, 0, k.filesize - 1, 200, { 'Accept-Ranges': 'bytes' }, r.head);
+        if (!isComplete(file)) return void sendError(res, 416, 'file not complete; ask for a Range of held blocks');
+        return { kind: 'stream', file, first: 0, last: k.filesize - 1, status: 200, headers: { 'Accept-Ranges': 'bytes' }, head: r.head };
       }
       case 'range': {
         const d = decideRange(file, r.first, r.last, limits.maxRangeBytes);
         if (!d.ok) {
-          return sendError(res, d.status, d.error, d.status === 416 ? { 'Content-Range': `bytes */${k.filesize}` } : {});
+          return void sendError(res, d.status, d.error, d.status === 416 ? { 'Content-Range': `bytes */${k.filesize}` } : {});
         }
         const headers = { 'Accept-Ranges': 'bytes', 'Content-Range': `bytes ${d.first}-${d.last}/${k.filesize}` };
-        return stream(res, file, d.first, d.last, 206, headers, r.head);
+        return { kind: 'stream', file, first: d.first, last: d.last, status: 206, headers, head: r.head };
       }
     }
   };
 
+  /** Wait for a slot, then serve; 503 + Retry-After when refused or queued too long. */
+  const serve = async (client: string, res: ServerResponse, gone: AbortSignal, p: Plan): Promise<void> => {
+    const slot = await admit(client, gone);
+    if (slot === 'gone') return;
+    if (typeof slot === 'string') {
+      rejectedBusy[slot]++;
+      return sendError(res, 503, BUSY_MESSAGES[slot], { 'Retry-After': '1' });
+    }
+    if (gone.aborted) return slot();
+    gone.addEventListener('abort', slot, { once: true });
+    // Waiting may have taken seconds: serve only if the file is still in the library.
+    if (library.get(p.file.kascade.swarmId) !== p.file) return sendError(res, 404, 'unknown file');
+    if (p.kind === 'bitfield') return send(res, 200, p.file.held(p.blockSize).toHex(), 'text/plain; charset=utf-8');
+    return stream(client, res, gone, p);
+  };
+
+  const serveObservability = (req: IncomingMessage, res: ServerResponse, obs: Observability, route: ObservabilityRoute): void => {
+    stats.observabilityRequests++;
+    if (hasBody(req)) res.setHeader('Connection', 'close'); // the body is not read; do not parse it as a next request
+    const remote = req.socket.remoteAddress ?? '';
+    observabilityReply(obs, route, req.method ?? '', remote).then(
+      (r) => reply(res, r.status, r.body, r.type, r.headers),
+      (err: unknown) => {
+        log.warn({ err: String(err), route }, 'observability route failed');
+        if (!res.headersSent) reply(res, 500, `${JSON.stringify({ error: `${route} unavailable` })}\n`, 'application/json; charset=utf-8', {});
+      },
+    );
+  };
+
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    stats.requests++;
     res.on('error', () => undefined); // a client gone mid-write is normal; 'close' handles it
     res.setHeader('Server', `kfetch/${VERSION}`);
     if (loopbackOnly && !isLoopbackHost(req.headers.host)) {
+      stats.requests++;
       return sendError(res, 403, 'Host header must name a loopback address on a loopback-bound server');
     }
+    // Routed before the block parser and outside admission and the rate limit: a busy seeder still answers scrapes.
+    const route = observability === undefined ? undefined : observabilityRoute(req.url ?? '');
+    if (route !== undefined) return serveObservability(req, res, observability!, route);
+    stats.requests++;
     if (hasBody(req)) {
       res.setHeader('Connection', 'close');
       return sendError(res, 400, 'requests to the block server carry no body');
     }
+    const parsed = parseRequest(req.method ?? '', req.url ?? '', req.headers.range);
+    if (!parsed.ok) {
+      return sendError(res, parsed.status, parsed.error, parsed.status === 405 ? { Allow: 'GET, HEAD' } : {});
+    }
+    const p = plan(res, parsed.request);
+    if (p === undefined) return;
     const client = req.socket.remoteAddress ?? 'unknown';
-    const release = limiter.tryAcquire(client);
-    if (release === undefined) return sendError(res, 503, 'busy: too many requests in flight', { 'Retry-After': '1' });
-    res.once('close', release);
-    handle(req, res).catch((err: unknown) => {
+    serve(client, res, goneSignal(req, res), p).catch((err: unknown) => {
       log.warn({ err: String(err), url: (req.url ?? '').slice(0, 200), client }, 'block request failed');
       if (!res.headersSent) sendError(res, 500, err instanceof ShortReadError ? 'data file shorter than expected' : 'read error');
       else res.destroy();
@@ -261,30 +418,25 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
+          rate?.stop();
           resolve();
         });
         server.closeIdleConnections();
       })),
-    stats: () => ({ ...stats, statuses: { ...stats.statuses }, inFlight: limiter.inFlight }),
+    stats: () => ({
+      ...stats,
+      statuses: { ...stats.statuses },
+      bytesSentBySwarm: Object.fromEntries(bytesBySwarm),
+      inFlight: admission.inFlight,
+      activeClients: admission.activeClients,
+      queueDepth: admission.queued,
+      queuedTotal: admission.queuedTotal,
+      queueWaitMsSum: admission.queueWaitMsSum,
+      queueWaitCount: admission.queueWaitCount,
+      rejectedBusy: { ...rejectedBusy },
+      rateWaiting: rate?.waiting ?? 0,
+    }),
   };
-}
-
-/** Wait for 'drain'; false if the response closed or stayed blocked for idleMs. Listeners are removed either way. */
-function drained(res: ServerResponse, idleMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = (): void => done(true);
-    const onClose = (): void => done(false);
-    const timer = setTimeout(() => done(false), idleMs);
-    timer.unref();
-    res.on('drain', onDrain);
-    res.on('close', onClose);
-  });
 }
 
 /** A request with a body (Content-Length > 0 or any Transfer-Encoding): block requests never have one. */

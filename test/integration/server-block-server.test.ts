@@ -364,7 +364,8 @@ describe('under load', () => {
     const lib = new Library();
     lib.add(new VerifiedServedFile(big.k, big.data.fd, Bitfield.full(128), 1024 * 1024));
     lib.add(new VerifiedServedFile(full.k, full.data.fd, Bitfield.full(25), 4096));
-    const s = await start(lib, { maxPerClient: 2, maxConcurrent: 3 });
+    // maxQueued 0: no waiting room, so a request finding no slot is refused at once (queueing has its own tests).
+    const s = await start(lib, { maxPerClient: 2, maxConcurrent: 3, maxQueued: 0 });
     const a1 = await paused(s.port, '127.0.0.1');
     const a2 = await paused(s.port, '127.0.0.1');
     const deadline = Date.now() + 5000;

@@ -1,11 +1,10 @@
 // The block server's serving rules without sockets: which ranges of which files may be served (SPEC §3 and the
-// held-data extension), lookups by swarm id and filehash, derived bitfields across block sizes, host and
-// concurrency policies.
+// held-data extension), lookups by swarm id and filehash, derived bitfields across block sizes, the host
+// policy (admission has its own test, server-admission.test.ts).
 
 import { describe, expect, it } from 'vitest';
 import { Kascade } from '../../src/kascade/kascade.js';
 import { Bitfield } from '../../src/util/bitfield.js';
-import { ClientLimiter } from '../../src/server/client-limiter.js';
 import { isLoopbackHost as isLoopbackAddress } from '../../src/peer/address-policy.js';
 import { isLoopbackHost } from '../../src/server/host-policy.js';
 import { Library, VerifiedServedFile, decideRange, isComplete } from '../../src/server/library.js';
@@ -149,25 +148,5 @@ describe('host policy', () => {
     expect(isLoopbackAddress('0.0.0.0')).toBe(false);
     expect(isLoopbackAddress('::')).toBe(false);
     expect(isLoopbackAddress('192.168.1.1')).toBe(false);
-  });
-});
-
-describe('ClientLimiter', () => {
-  it('caps per client and overall, and releases once', () => {
-    const l = new ClientLimiter(3, 2);
-    const a1 = l.tryAcquire('a');
-    const a2 = l.tryAcquire('a');
-    expect(a1).toBeDefined();
-    expect(a2).toBeDefined();
-    expect(l.tryAcquire('a')).toBeUndefined();
-    const b1 = l.tryAcquire('b');
-    expect(b1).toBeDefined();
-    expect(l.tryAcquire('c')).toBeUndefined();
-    a1!();
-    a1!();
-    expect(l.inFlight).toBe(2);
-    expect(l.inFlightFor('a')).toBe(1);
-    expect(l.tryAcquire('c')).toBeDefined();
-    expect(l.tryAcquire('b')).toBeUndefined();
   });
 });

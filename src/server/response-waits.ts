@@ -1,0 +1,62 @@
+// Waiting on one block-server response: `goneSignal` aborts when the client is gone (response closed, or its
+// connection closed under a pipelined response), `drained` is backpressure bounded by an idle timeout. Used by
+// block-server.ts for its slot, queue, rate-limit and drain waits.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/**
+ * Wait for 'drain'; false if the request is gone or the response stayed blocked for idleMs. Listeners are removed
+ * either way.
+ */
+export function drained(res: ServerResponse, gone: AbortSignal, idleMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      res.off('drain', onDrain);
+      gone.removeEventListener('abort', onGone);
+      resolve(ok);
+    };
+    const onDrain = (): void => done(true);
+    const onGone = (): void => done(false);
+    const timer = setTimeout(() => done(false), idleMs);
+    timer.unref();
+    res.on('drain', onDrain);
+    if (gone.aborted) return done(false);
+    gone.addEventListener('abort', onGone, { once: true });
+  });
+}
+
+/** Per connection, what to run when it closes: one 'close' listener however many requests it pipelines. */
+const onSocketClose = new WeakMap<Duplex, Set<() => void>>();
+
+/**
+ * Aborted when the response closes (finished or cut) or when its connection closes: a pipelined response still
+ * waiting behind another never gets a 'close' of its own, and must not keep a slot or a queue place.
+ */
+export function goneSignal(req: IncomingMessage, res: ServerResponse): AbortSignal {
+  const ac = new AbortController();
+  const socket = req.socket;
+  if (socket.destroyed) {
+    ac.abort();
+    return ac.signal;
+  }
+  let hooks = onSocketClose.get(socket);
+  if (hooks === undefined) {
+    const set = new Set<() => void>();
+    hooks = set;
+    onSocketClose.set(socket, set);
+    socket.once('close', () => {
+      for (const f of [...set]) f();
+      set.clear();
+    });
+  }
+  const done = (): void => {
+    res.off('close', done);
+    hooks.delete(done);
+    ac.abort();
+  };
+  res.once('close', done);
+  hooks.add(done);
+  return ac.signal;
+}
