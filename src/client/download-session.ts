@@ -24,6 +24,7 @@ import type { EventSink } from './events.js';
 import type { EngineLimits } from './engine-limits.js';
 import { PeerStats } from './peer-stats.js';
 import { pickBlock } from './picker.js';
+import { PrefixHasher } from './prefix-hasher.js';
 import { RarityBuckets } from './rarity-buckets.js';
 
 /** Consecutive worker failures that end a session (one is retried: piscina replaces a crashed thread). */
@@ -79,6 +80,8 @@ export class DownloadSession {
   private readonly single = new Map<AbortController, boolean>();
   private readonly served: VerifiedServedFile;
   private readonly checkpointer: Checkpointer;
+  /** The whole-file SHA-256 over the verified prefix, kept up to date while downloading (finalCheck uses it). */
+  private readonly prefix: PrefixHasher;
   private announcer: Announcer | undefined;
   private received = 0;
   private lastProgressAt = performance.now();
@@ -116,6 +119,12 @@ export class DownloadSession {
       },
       onError: (err) => this.fail(err),
     });
+    this.prefix = new PrefixHasher({
+      size: init.row.filesize,
+      blockSize: this.blockSize,
+      isVerified: (i) => this.written.has(i),
+      read: (buf, length, position) => init.dataFile.read(buf, length, position),
+    });
   }
 
   get id(): number {
@@ -132,6 +141,7 @@ export class DownloadSession {
     });
     this.d.library?.add(this.served);
     this.checkpointer.start();
+    this.prefix.advance(); // blocks trusted at start: their prefix is hashed in the background
     for (const p of this.s.peers) this.addPeer(p.addr, p.source, undefined, signal);
     this.remember(this.s.peers);
     this.startAnnouncer();
@@ -195,6 +205,7 @@ export class DownloadSession {
     } finally {
       clearInterval(ticker);
       signal.removeEventListener('abort', onAbort);
+      await this.prefix.stop(); // no read of the data file outlives the session
       await this.announcer?.stop();
     }
   }
@@ -301,7 +312,7 @@ export class DownloadSession {
         isNeeded: (i) => !this.written.has(i) && !this.writing.has(i),
         countsAsCopy: (p) => (this.peers.get(p)?.blocksOk ?? 0) > 0,
       },
-      { endgameBlocks: this.d.limits.endgameBlocks, endgameCopies: this.d.limits.endgameCopies, random: this.random },
+      { endgameBlocks: this.d.limits.endgameBlocks, endgameCopies: this.d.limits.endgameCopies, random: this.random, lowFirst: true },
     );
   }
 
@@ -443,6 +454,7 @@ export class DownloadSession {
         this.banForHash(peer, i, o.actualMd5);
       }
     });
+    this.prefix.advance();
     if (r.io !== undefined) {
       throw fromFsError(Object.assign(new Error(r.io.message), { code: r.io.code }), this.s.dataFile.path, `writing block ${grp[0]!.i}`);
     }
@@ -555,17 +567,26 @@ export class DownloadSession {
   }
 
   /**
-   * The whole-file SHA-256 in a worker. On a mismatch (blocks trusted from a checkpoint can have been changed behind
-   * kfetch's back with their mtime restored) every block is re-hashed once: bad ones become missing again and the
-   * download goes on (returns false). Only when every block matches its MD5 and the file still does not is it
-   * KF_E_FILE_HASH_MISMATCH: the .kascade contradicts itself.
+   * The whole-file SHA-256. In the first round the prefix hasher has hashed the blocks verified so far and only the
+   * rest is read now; when it cannot give a digest, in later rounds, and to confirm a mismatch, a full pass over the
+   * file runs in a worker, so the verdict is always that of the bytes on disk. On a mismatch (blocks trusted from a
+   * checkpoint can have been changed behind kfetch's back with their mtime restored) every block is re-hashed once:
+   * bad ones become missing again and the download goes on (returns false). Only when every block matches its MD5
+   * and the file still does not is it KF_E_FILE_HASH_MISMATCH: the .kascade contradicts itself.
    */
   private async finalCheck(signal: AbortSignal, round: number): Promise<boolean> {
     this.d.db.setStatus(this.id, 'verifying');
     crashPoint('during-final-hash');
     const size = this.s.row.filesize;
-    this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: 0, total: size });
-    const r = await this.d.workers.sha256File({ kind: 'sha256-file', fd: this.s.dataFile.fd, size }, signal);
+    // Later rounds follow a repair: blocks were re-written after the prefix hash read them. A prefix that lags far
+    // behind (a resumed, already complete file) is left to the worker's full pass, which is faster.
+    const usePrefix = round === 0 && this.prefix.worthFinishing;
+    if (!usePrefix) await this.prefix.stop();
+    this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: usePrefix ? this.prefix.hashed : 0, total: size });
+    let r = usePrefix ? await this.prefix.finish(signal) : undefined;
+    if (r === undefined || r.hex !== this.s.row.filehash) {
+      r = await this.d.workers.sha256File({ kind: 'sha256-file', fd: this.s.dataFile.fd, size }, signal);
+    }
     this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: r.read, total: size });
     if (r.hex === this.s.row.filehash) return true;
     const mismatch = new KfetchError(
@@ -574,6 +595,7 @@ export class DownloadSession {
       { file: this.s.dataFile.path },
     );
     if (round > 0) throw mismatch;
+    await this.prefix.invalidate(); // blocks found bad are written again below what it hashed
     this.d.emit({ event: 'verify', id: this.id, phase: 'blocks', done: 0, total: size });
     const good = await verifyFile({
       kascade: this.k,

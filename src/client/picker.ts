@@ -1,5 +1,6 @@
-// Chooses the next block to request from a peer: the rarest waiting block it holds (random tie-break), and in the
-// endgame a block already in flight elsewhere so a slow peer cannot hold up the tail. Pure: no I/O, no clock.
+// Chooses the next block to request from a peer: the rarest waiting block it holds (random tie-break, or a random one
+// of the lowest few so the whole-file hash can follow the download; see `lowFirst`), and in the endgame a block already in
+// flight elsewhere so a slow peer cannot hold up the tail. Pure: no I/O, no clock.
 
 import type { Availability } from './availability.js';
 import type { RarityBuckets } from './rarity-buckets.js';
@@ -27,6 +28,12 @@ export interface PickerOptions {
   /** At most this many peers fetch the same block in the endgame. */
   endgameCopies: number;
   random: () => number;
+  /**
+   * Among equally rare blocks take a random one of the lowest few (rarity-buckets.ts `lowWindow`) rather than any:
+   * the verified prefix, which the whole-file SHA-256 hashes while downloading, then grows steadily, and
+   * downloaders starting together still ask for different blocks. Rarer blocks still come first.
+   */
+  lowFirst?: boolean;
 }
 
 /**
@@ -36,7 +43,7 @@ export interface PickerOptions {
 export function pickBlock(peer: string, s: PickerState, opts: PickerOptions): number | undefined {
   const held = s.availability.held(peer);
   if (held === undefined) return undefined;
-  const fresh = s.waiting.pick((i) => held.has(i), opts.random);
+  const fresh = s.waiting.pick((i) => held.has(i), opts.random, opts.lowFirst === true);
   if (fresh !== undefined) return fresh;
   if (s.remaining > opts.endgameBlocks && s.waiting.size > 0) return undefined;
   let best: number | undefined;

@@ -1,10 +1,10 @@
-// The picker (rarest-first with random tie-break, endgame) and the availability map it reads, and peer stats
+// The picker (rarest-first with random or lowest-index tie-break, endgame) and the availability map it reads, and peer stats
 // (slots, deadlines, strikes, bans). Pure modules: tables, no I/O.
 import { describe, expect, it } from 'vitest';
 import { Availability } from '../../src/client/availability.js';
 import { PeerStats, DEFAULT_PEER_STATS } from '../../src/client/peer-stats.js';
 import { pickBlock, type PickerState } from '../../src/client/picker.js';
-import { RarityBuckets } from '../../src/client/rarity-buckets.js';
+import { RarityBuckets, lowWindow } from '../../src/client/rarity-buckets.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 
 function bits(n: number, held: number[]): Bitfield {
@@ -93,6 +93,78 @@ describe('picker', () => {
 
   it('returns nothing for a peer it does not know', () => {
     expect(pickBlock('zz', state(new Availability(2)), opts)).toBeUndefined();
+  });
+});
+
+// Issue 4: the whole-file SHA-256 follows the verified prefix, so among equally rare blocks one of the lowest few
+// goes first (a random one of them, so downloaders starting together still differ).
+describe('picker with lowFirst', () => {
+  const low = { ...opts, lowFirst: true, random: Math.random };
+
+  it('takes one of the lowest equally rare blocks the peer holds, not always the same one', () => {
+    const n = 1000; // window: 16 blocks
+    expect(lowWindow(n)).toBe(16);
+    const av = new Availability(n);
+    av.setPeer('a', bits(n, Array.from({ length: n - 2 }, (_, i) => i + 2)));
+    av.setPeer('b', Bitfield.full(n));
+    const seen = new Set<number>();
+    for (let k = 0; k < 200; k++) seen.add(pickBlock('a', state(av, { written: [3], inFlight: [[2, ['b']]] }), low)!);
+    // Candidates for a: 4, 5, … — the lowest 16 of them are 4..19.
+    expect(Math.min(...seen)).toBeGreaterThanOrEqual(4);
+    expect(Math.max(...seen)).toBeLessThanOrEqual(19);
+    expect(seen.size).toBeGreaterThan(8);
+    // 0 and 1 are held by b alone: rarer, so b takes one of them first.
+    for (let k = 0; k < 20; k++) expect([0, 1]).toContain(pickBlock('b', state(av, { written: [3], inFlight: [[2, ['b']]] }), low));
+    expect(lowWindow(10)).toBe(4);
+    expect(lowWindow(1 << 20)).toBe(64);
+  });
+
+  it('still takes rarer blocks first', () => {
+    const av = new Availability(6);
+    av.setPeer('a', Bitfield.full(6));
+    av.setPeer('b', bits(6, [0, 1, 2, 3]));
+    // 4 and 5 are held by a alone: the rarest, so they come before the lower 0..3.
+    for (let k = 0; k < 20; k++) expect([4, 5]).toContain(pickBlock('a', state(av), low));
+    expect(pickBlock('a', state(av, { written: [4] }), low)).toBe(5);
+    expect([0, 1, 2, 3]).toContain(pickBlock('a', state(av, { written: [4, 5] }), low));
+  });
+
+  it('goes back to a lower block that waits again (a failed request) and follows picks up the file', () => {
+    const b = new RarityBuckets(10); // window: 4 blocks
+    for (let i = 0; i < 10; i++) b.add(i, 2);
+    for (let k = 0; k < 4; k++) {
+      const i = b.pick(() => true, Math.random, true)!;
+      expect(i).toBeLessThan(k + 4); // always within the lowest 4 still waiting
+      b.remove(i);
+    }
+    const c = new RarityBuckets(10);
+    for (let i = 2; i < 10; i++) c.add(i, 2); // 0 and 1 were asked for
+    c.add(1, 2); // 1's request failed: it waits again, and is the lowest
+    expect(c.pick(() => true, () => 0, true)).toBe(1);
+    c.update(1, 1); // now rarer than the rest; a lower, commoner one does not beat it
+    c.add(0, 2);
+    expect(c.pick(() => true, Math.random, true)).toBe(1);
+  });
+
+  it('bounds the scan: a held block far above the lowest waiting one falls back to the random pick', () => {
+    const n = 1 << 16;
+    const b = new RarityBuckets(n);
+    for (let i = 0; i < n; i++) b.add(i, 1);
+    // The peer holds only blocks from 10_000 up: more than the scan bound above block 0.
+    const got = b.pick((i) => i >= 10_000, () => 0.5, true)!;
+    expect(got).toBeGreaterThanOrEqual(10_000);
+    // Within the bound, one of the lowest held ones (window 64 at this size) is found.
+    expect(b.pick((i) => i >= 100 && i % 7 === 0, () => 0, true)).toBe(105);
+    expect(b.pick((i) => i >= 100 && i % 7 === 0, () => 0.999, true)).toBe(105 + 7 * 63);
+  });
+
+  it('picks among a million blocks in well under a millisecond', () => {
+    const n = 1 << 20;
+    const b = new RarityBuckets(n);
+    for (let i = 0; i < n; i++) b.add(i, 4);
+    const t = performance.now();
+    for (let k = 0; k < 1000; k++) b.remove(b.pick((i) => i % 2 === 0, Math.random, true)!);
+    expect((performance.now() - t) / 1000).toBeLessThan(1);
   });
 });
 
