@@ -1,6 +1,6 @@
 // `npm run bench [-- [name...] [--size MiB] [--peers N] [--runs N] [--quick]]`: measures the machine's ceilings,
-// then runs the scenarios (create, mirrors, swarm, resume, tail) one after another, prints one table, and writes
-// every figure to bench/results/<name>-<ISO date>.json (--results DIR, --name NAME; default bench). Anchors missing on the machine are skipped and named.
+// then runs the scenarios (create, mirrors, swarm, rss, resume, tail, box-scale, box-soak) one after another,
+// prints one table, and writes every figure to bench/results/<name>-<ISO date>.json (--results DIR, --name NAME; default bench). Anchors missing on the machine are skipped and named.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { measureCeilings } from './ceilings.js';
 import { killAllChildren } from './measure.js';
 import { formatTable, machineInfo, writeReport, type Report, type Row, type Target } from './report.js';
 import { findAnchors, type BenchOptions, type Scenario } from './scenarios/common.js';
+import { boxScale, boxSoak } from './scenarios/box.js';
 import { create } from './scenarios/create.js';
 import { mirrors } from './scenarios/mirrors.js';
 import { resume } from './scenarios/resume.js';
@@ -19,7 +20,7 @@ import { swarm } from './scenarios/swarm.js';
 import { tail } from './scenarios/tail.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-const SCENARIOS: Record<string, Scenario> = { create, mirrors, swarm, rss, resume, tail };
+const SCENARIOS: Record<string, Scenario> = { create, mirrors, swarm, rss, resume, tail, 'box-scale': boxScale, 'box-soak': boxSoak };
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
