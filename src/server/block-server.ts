@@ -322,6 +322,10 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     gone.addEventListener('abort', slot, { once: true });
     // Waiting may have taken seconds: serve only if the file is still in the library.
     if (library.get(p.file.kascade.swarmId) !== p.file) return sendError(res, 404, 'unknown file');
+    // …and only blocks still held (a block found bad on disk meanwhile is no longer served).
+    if (p.kind === 'stream' && p.status === 206 && !decideRange(p.file, p.first, p.last, Number.MAX_SAFE_INTEGER).ok) {
+      return sendError(res, 400, 'block not held (yet)');
+    }
     if (p.kind === 'bitfield') return send(res, 200, p.file.held(p.blockSize).toHex(), 'text/plain; charset=utf-8');
     return stream(client, res, gone, p);
   };
