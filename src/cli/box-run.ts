@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { Engine } from '../client/engine.js';
 import { DEFAULT_ENGINE_LIMITS } from '../client/engine-limits.js';
 import { KfetchError, fromFsError } from '../errors.js';
+import { BOX_INFO_FILE, type BoxInfo } from '../box/box-info.js';
 import { BoxMetrics } from '../box/box-metrics.js';
 import { boxStatus } from '../box/box-status.js';
 import { SeedBox } from '../box/seed-box.js';
@@ -35,16 +36,6 @@ export interface BoxFlags {
   json: boolean;
 }
 
-/** The box's description in <home>/box.json (read by `kfetch status`). */
-export interface BoxInfo {
-  pid: number;
-  url: string;
-  watch: string;
-  data: string;
-  startedAt: string;
-}
-
-export const BOX_INFO_FILE = 'box.json';
 
 /** How long shutdown waits for downloads to checkpoint and trackers to hear `stopped`. */
 const STOP_DEADLINE_MS = 4_000;

@@ -17,7 +17,7 @@ import { Library, VerifiedServedFile } from '../../server/library.js';
 import { Announcer } from '../../tracker/announcer.js';
 import { Bitfield } from '../../util/bitfield.js';
 import { cidrArg, intArg, rateArg, secondsArg as secondsArgOf, secondsOrZeroArg } from '../arg-parsers.js';
-import { runBox, type BoxFlags } from '../box-run.js';
+import type { BoxFlags } from '../box-run.js';
 import type { CommandContext } from '../context.js';
 import { createProgress } from '../progress.js';
 
@@ -83,6 +83,8 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
     .action(async (paths: string[], flags: SeedFlags) => {
       if (flags.watch !== undefined) {
         if (paths.length > 0) throw new KfetchError('KF_E_USAGE', 'give either kascade files or --watch <dir>, not both');
+        // Loaded only for box mode: its metrics library is not needed by plain seeding, nor by get (RSS).
+        const { runBox } = await import('../box-run.js');
         await runBox({ ...flags, watch: flags.watch }, ctx);
         return;
       }

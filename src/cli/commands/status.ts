@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { StateDb, STATE_FILE } from '../../store/state-db.js';
 import type { BoxStatus } from '../../box/box-status.js';
-import { BOX_INFO_FILE, type BoxInfo } from '../box-run.js';
+import { BOX_INFO_FILE, type BoxInfo } from '../../box/box-info.js';
 import type { CommandContext } from '../context.js';
 
 export function registerStatus(program: Command, ctx: CommandContext): void {
