@@ -216,7 +216,9 @@ function runLoad(args: LoadArgs, timeoutMs: number): Promise<LoadResult> {
 
 export async function boxSoak(ctx: ScenarioContext): Promise<ScenarioResult> {
   const n = ctx.opts.quick ? 200 : 2_000;
-  const seconds = ctx.opts.quick ? 10 : 180;
+  // KFETCH_BENCH_SOAK_SECONDS lengthens (or shortens) the full soak, e.g. 1800 for a half-hour memory check.
+  const asked = Number(process.env.KFETCH_BENCH_SOAK_SECONDS ?? '');
+  const seconds = ctx.opts.quick ? 10 : Number.isInteger(asked) && asked > 0 ? asked : 180;
   const clients = 200;
   const everyMs = ctx.opts.quick ? 1_000 : 3_000;
   const settleMs = ctx.opts.quick ? 1_000 : 5_000;
