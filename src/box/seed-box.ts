@@ -33,6 +33,8 @@ export interface BoxEntry {
   state: EntryState;
   /** Why it is rejected or failed (code: message). */
   error?: string | undefined;
+  /** Rejected as a duplicate of this kascade file: looked at again when that one goes. */
+  dupOf?: string;
   kascade?: Kascade;
   dataPath?: string;
   rowId?: number;
@@ -217,6 +219,7 @@ export class SeedBox {
       k = await loadKascade(path, { signal: this.o.signal });
       const other = this.bySwarm.get(k.swarmId) ?? this.byFilehash.get(k.filehash);
       if (other !== undefined) {
+        entry.dupOf = other.path;
         throw new KfetchError('KF_E_INPUT', `same ${other.kascade?.filehash === k.filehash ? 'filehash' : 'swarm'} as ${other.path}; ignored`, {
           file: path,
           field: 'filehash',
@@ -226,6 +229,7 @@ export class SeedBox {
       const dataPath = row?.dataPath ?? outputPath(k, this.o.dataDir);
       const user = this.byDataPath.get(dataPath);
       if (user !== undefined) {
+        entry.dupOf = user.path;
         throw new KfetchError('KF_E_INPUT', `its data file ${dataPath} is already used by ${user.path}; ignored`, { file: path, field: 'filename' });
       }
       if (entry.removed) return;
@@ -263,6 +267,12 @@ export class SeedBox {
     this.track(e.announcer?.stop());
     e.announcer = undefined;
     this.o.log.info({ file: path }, 'kascade removed: no longer served');
+    // A kascade skipped as a duplicate of this one may now take its place.
+    for (const d of [...this.entries.values()]) {
+      if (d.dupOf !== path) continue;
+      this.remove(d.path);
+      this.track(this.add(d.path));
+    }
   }
 
   /** Decide what an accepted entry needs, from the state database and the data file. */

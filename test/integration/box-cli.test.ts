@@ -147,6 +147,13 @@ describe('kfetch seed --watch (the seeding box)', () => {
     expect(metrics).toMatch(/^kfetch_process_open_fds \d+/m);
     expect(box.run.stderr()).toMatch(/verifying the data file.*a\.kascade/);
 
+    // The original goes: the duplicate takes its place (same swarm, same data file, nothing re-hashed).
+    rmSync(join(w.watch, 'a.kascade'));
+    s = await waitStatus(box.url, (x) => stateOf(x, 'dup-of-a.kascade') === 'seeding' && stateOf(x, 'a.kascade') === undefined, 'duplicate promoted');
+    expect((await block(box.url, a.filehash, 1)).body.equals(a.bytes.subarray(BLOCK, 2 * BLOCK))).toBe(true);
+    writeKascade(join(w.watch, 'a.kascade'), a.k); // back (now the duplicate itself) for the restart below
+    await waitStatus(box.url, (x) => stateOf(x, 'a.kascade') === 'rejected', 'a.kascade now the duplicate');
+
     box.run.child.kill('SIGTERM');
     expect(await box.run.exited(10_000)).toBe(0);
 
