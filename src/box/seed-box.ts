@@ -394,10 +394,20 @@ export class SeedBox {
     this.byRow.set(rowId, entry);
     entry.rowId = rowId;
     entry.state = 'downloading';
+    // Linked by hand, not AbortSignal.any: Node 20 never prunes what AbortSignal.any leaves on the box's lifelong
+    // shutdown signal, one entry per download attempt for months (nodejs/node#55351).
     const controller = new AbortController();
+    const onShutdown = (): void => controller.abort(this.o.signal.reason);
+    if (this.o.signal.aborted) onShutdown();
+    else this.o.signal.addEventListener('abort', onShutdown, { once: true });
     entry.controller = controller;
-    const { result } = await engine.runOne(p, AbortSignal.any([controller.signal, this.o.signal]));
-    entry.controller = undefined;
+    let result;
+    try {
+      ({ result } = await engine.runOne(p, controller.signal));
+    } finally {
+      this.o.signal.removeEventListener('abort', onShutdown);
+      entry.controller = undefined;
+    }
     if (entry.removed || this.stopped || !(result instanceof KfetchError) && result.outcome === 'stopped') {
       engine.library.remove(k.swarmId);
       engine.releaseFile(p.init.dataFile);
