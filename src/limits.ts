@@ -29,8 +29,6 @@ export const LIMITS = {
   announceIntervalMaxMs: 3_600_000,
   /** Default announce interval when the tracker names none. */
   announceIntervalDefaultMs: 60_000,
-  /** Retry schedule after failures, seconds (Transmission getRetryInterval), with jitter. */
-  announceRetrySchedule: [20, 300, 900, 1800, 3600, 7200] as readonly number[],
   /** Peers taken from one reply / known per swarm (libtorrent max_peerlist_size). */
   peersPerReply: 200,
   peersKnownMax: 3000,
@@ -95,6 +93,10 @@ export const LIMITS = {
   boxRescanMs: 30_000,
   /** Seeding box: one complete file is re-verified this often (2,000 files: a full pass in about two weeks). */
   boxScrubMs: 600_000,
+  /** Seeding box: a failed entry (download, verification) is retried after this, doubling per failure… */
+  boxRetryBaseMs: 30_000,
+  /** …up to this (a disk that stays full, a data file that stays unreadable, is not hammered). */
+  boxRetryMaxMs: 3_600_000,
   /** Peer server: requests waiting for a slot overall / per client address; beyond them 503 (a queue is memory too). */
   serverMaxQueued: 1024,
   serverMaxQueuedPerClient: 64,

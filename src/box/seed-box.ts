@@ -17,7 +17,7 @@ import type { DownloadRow } from '../store/state-db.js';
 import { AnnounceQueue } from '../tracker/announce-queue.js';
 import type { AnnounceStats } from '../tracker/announce-stats.js';
 import { Announcer, stopAll } from '../tracker/announcer.js';
-import { spreadStartDelayMs } from '../tracker/backoff.js';
+import { nextRetry, spreadStartDelayMs, type RetryPolicy } from '../tracker/backoff.js';
 import { LIMITS } from '../limits.js';
 import { Bitfield } from '../util/bitfield.js';
 import { boxServedFile, fileDifference, type DataChangedError } from './box-file.js';
@@ -85,11 +85,14 @@ export interface BoxCounters {
   scrubFailures: number;
 }
 
-/** Retry of a failed entry: 30 s doubling to 1 h, ±25% jitter. */
-function retryDelayMs(failures: number): number {
-  const base = Math.min(3_600_000, 30_000 * 2 ** Math.min(failures - 1, 10));
-  return Math.round(base * (0.75 + Math.random() * 0.5));
-}
+/** Retry of a failed entry: the tracker back-off rules without their fast window (30 s doubling to 1 h, jitter). */
+const ENTRY_RETRY: RetryPolicy = {
+  fastWindowMs: 0,
+  fastScheduleSeconds: [LIMITS.boxRetryBaseMs / 1000],
+  backoffBaseMs: LIMITS.boxRetryBaseMs,
+  backoffMaxMs: LIMITS.boxRetryMaxMs,
+  jitter: LIMITS.announceRetryJitter,
+};
 
 function errorText(err: unknown): string {
   return isKfetchError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
@@ -480,7 +483,8 @@ export class SeedBox {
     entry.failures++;
     entry.state = 'failed';
     entry.error = errorText(err);
-    const delay = retryDelayMs(entry.failures);
+    const late = entry.failures - 1;
+    const delay = nextRetry({ failures: late, lateFailures: late }, Infinity, ENTRY_RETRY).delayMs;
     this.o.log.error({ file: entry.path, retryInS: Math.round(delay / 1000) }, entry.error);
     entry.retry = setTimeout(() => {
       entry.retry = undefined;

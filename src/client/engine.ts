@@ -17,7 +17,7 @@ import { startBlockServer, type BlockServer, type BlockServerOptions } from '../
 import { Library, VerifiedServedFile } from '../server/library.js';
 import { checkFreeSpace, createDataFile, openDataFile, type DataFile } from '../store/data-file.js';
 import { lockHome, type HomeLock } from '../store/home-lock.js';
-import { StateDb, type DownloadRow } from '../store/state-db.js';
+import { StateDb, type DownloadRow, type NewDownload } from '../store/state-db.js';
 import { Bitfield } from '../util/bitfield.js';
 import { BlockSlab } from './block-slab.js';
 import { dataFileFacts } from './checkpointer.js';
@@ -116,21 +116,11 @@ export class Engine {
       throw fromFsError(err, dirname(dataPath), 'cannot create the output directory');
     }
     checkFreeSpace(dataPath, kascade.filesize);
-    const blockSize = kascade.preferredBlockSize;
     const dataFile = createDataFile(dataPath, kascade.filesize, where.overwrite === true ? { overwrite: true } : {});
     this.openFiles.push(dataFile);
     let row: DownloadRow;
     try {
-      row = this.db.addDownload({
-        swarmId: kascade.swarmId,
-        filehash: kascade.filehash,
-        filename: kascade.filename,
-        filesize: kascade.filesize,
-        blockSize,
-        blockCount: kascade.geometry(blockSize).count,
-        kascade: serializeKascade(kascade),
-        dataPath,
-      });
+      row = this.db.addDownload(newDownload(kascade, dataPath));
     } catch (err) {
       // Nothing left behind: the file we just created goes again.
       dataFile.close();
@@ -207,17 +197,7 @@ export class Engine {
         { file: dataPath, field: 'filesize' },
       );
     }
-    const blockSize = kascade.preferredBlockSize;
-    const row = this.db.addDownload({
-      swarmId: kascade.swarmId,
-      filehash: kascade.filehash,
-      filename: kascade.filename,
-      filesize: kascade.filesize,
-      blockSize,
-      blockCount: kascade.geometry(blockSize).count,
-      kascade: serializeKascade(kascade),
-      dataPath,
-    });
+    const row = this.db.addDownload(newDownload(kascade, dataPath));
     const p = await this.prepareResume(row, [], signal, { verify: true });
     const { dataFile, durable } = p.init;
     if (!durable.complete) return p;
@@ -316,6 +296,21 @@ export class Engine {
     this.db.close();
     this.lock.release();
   }
+}
+
+/** The state row of a new download of `kascade` into `dataPath`, at its largest block size. */
+function newDownload(kascade: Kascade, dataPath: string): NewDownload {
+  const blockSize = kascade.preferredBlockSize;
+  return {
+    swarmId: kascade.swarmId,
+    filehash: kascade.filehash,
+    filename: kascade.filename,
+    filesize: kascade.filesize,
+    blockSize,
+    blockCount: kascade.geometry(blockSize).count,
+    kascade: serializeKascade(kascade),
+    dataPath,
+  };
 }
 
 /** `<outDir>/<filename>` (or the user's path), checked to stay inside the output directory. */

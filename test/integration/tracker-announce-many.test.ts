@@ -8,6 +8,7 @@ import { createAnnounceStats, type AnnounceStats } from '../../src/tracker/annou
 import { Announcer, stopAll, type AnnouncerOptions } from '../../src/tracker/announcer.js';
 import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
 import { startAdversarialTracker, type AdversarialTracker } from '../helpers/adversarial-tracker.js';
+import { until } from '../helpers/wait.js';
 
 const trackers: AdversarialTracker[] = [];
 let real: RunningTracker | undefined;
@@ -34,14 +35,6 @@ function many(n: number, url: string, extra: Partial<AnnouncerOptions> = {}, off
   });
 }
 
-/** Poll `cond` every 10 ms for at most `ms`. */
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const stoppedPorts = (t: AdversarialTracker): string[] =>
   t.requests.filter((r) => r.fields.event === 'stopped').map((r) => r.fields.port!);

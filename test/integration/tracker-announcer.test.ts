@@ -8,6 +8,7 @@ import { createAnnounceStats } from '../../src/tracker/announce-stats.js';
 import { Announcer } from '../../src/tracker/announcer.js';
 import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
 import { startAdversarialTracker, type AdversarialTracker } from '../helpers/adversarial-tracker.js';
+import { until } from '../helpers/wait.js';
 
 let adv: AdversarialTracker | undefined;
 let real: RunningTracker | undefined;
@@ -27,14 +28,6 @@ function make(opts: ConstructorParameters<typeof Announcer>[0]): Announcer {
   return a;
 }
 
-/** Poll `cond` every 10 ms for at most `ms`. */
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const fast = { announceIntervalMinMs: 10, announceFastRetrySchedule: [0.05, 0.1, 0.2] };
 
