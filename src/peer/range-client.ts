@@ -1,6 +1,11 @@
 // The hot path of a download: HTTP/1.1 Range GETs over keep-alive sockets that read into one reused buffer per
 // socket (net `onread`) and copy the body straight into the caller's block slot. Only what a block fetch needs:
-// a 206 with Content-Length; anything else is a per-peer error and the socket is dropped.
+// a 206 with Content-Length (or, on a connection the peer closes, a body delimited by the close); anything else
+// is a per-peer error and the socket is dropped.
+//
+// The original 2015 Python peer (SPEC §6) is read as well: its 206 is HTTP/1.0 with `Range: bytes=a-b/size` in
+// place of Content-Range and then a close, and its 404 has a head that never ends (no blank line) before the
+// close; a head cut off by the close is read as the status its status line names (see `cutOff`).
 //
 // Why not undici here (it remains the client for trackers and /blocks): measured on this 2-core VM, receiving
 // 256 KiB ranges cost the client ~3 CPU-s per GiB through undici's dispatch API and ~0.8 CPU-s through this reader
@@ -33,6 +38,12 @@ export const DEFAULT_RANGE_CLIENT: RangeClientOptions = {
  */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** The status line at the start of a head, when at least that much arrived (it may lack its CRLF at EOF). */
+const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?:[ \r]|$)/;
+/** The original peer's `Range: bytes=a-b/size` response header (unit and size optional). */
+const RANGE_ECHO = /^(?:bytes[= ])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/;
+
+type Problem = { code: ErrorCode; message: string; status?: number };
 
 interface Pending {
   into: Buffer;
@@ -54,6 +65,8 @@ class Connection {
   private inBody = false;
   private got = 0;
   private keepAlive = true;
+  /** The 206 has no Content-Length and the peer closes after it: the body ends at EOF and must be exactly `want`. */
+  private closeDelimited = false;
   private req: Pending | undefined;
   connected = false;
   dead = false;
@@ -75,10 +88,25 @@ class Connection {
       this.connected = true;
       this.socket.setTimeout(0);
     });
-    this.socket.on('error', (err) => this.fail('KF_E_PEER_CONNECT', `peer connection failed: ${err.message}`, err));
+    this.socket.on('error', (err) => {
+      const req = this.req;
+      const p = req === undefined || this.inBody ? undefined : this.cutOff(req); // a reset after a headerless answer
+      if (p !== undefined) this.fail(p.code, p.message, err, p.status);
+      else this.fail('KF_E_PEER_CONNECT', `peer connection failed: ${err.message}`, err);
+    });
     this.socket.on('close', () => {
-      if (this.req !== undefined) {
-        this.fail(this.inBody ? 'KF_E_PEER_SHORT' : 'KF_E_PEER_CONNECT', this.inBody ? `peer closed after ${this.got} of ${this.req.want} bytes` : 'peer closed the connection');
+      const req = this.req;
+      if (req !== undefined) {
+        if (this.inBody && this.closeDelimited && this.got === req.want) {
+          this.req = undefined;
+          req.resolve();
+        } else if (this.inBody) {
+          this.fail('KF_E_PEER_SHORT', `peer closed after ${this.got} of ${req.want} bytes`);
+        } else {
+          const p = this.cutOff(req);
+          if (p !== undefined) this.fail(p.code, p.message, undefined, p.status);
+          else this.fail('KF_E_PEER_CONNECT', 'peer closed the connection');
+        }
       }
       this.dead = true;
       onDead(this);
@@ -95,6 +123,7 @@ class Connection {
     this.headBytes = 0;
     this.inBody = false;
     this.got = 0;
+    this.closeDelimited = false;
     this.socket.write(
       `GET /${swarmId} HTTP/1.1\r\nHost: ${hostHeader}\r\nRange: bytes=${p.first}-${p.last}\r\nUser-Agent: kfetch/${VERSION}\r\n\r\n`,
       'latin1',
@@ -145,7 +174,7 @@ class Connection {
     }
     src.copy(req.into, this.got, from, to);
     this.got += len;
-    if (this.got === req.want) {
+    if (this.got === req.want && !this.closeDelimited) {
       this.req = undefined;
       if (!this.keepAlive) this.destroy();
       req.resolve();
@@ -153,8 +182,23 @@ class Connection {
     return true;
   }
 
+  /**
+   * The connection ended (close or reset) before the blank line that ends the head. If the status line arrived,
+   * the answer is that status — the original peer's 404 never ends its head — and a 400/404/416 is the same "not
+   * here, try elsewhere" as a complete one; a 206 is a success cut short. Undefined when no status line arrived.
+   */
+  private cutOff(req: Pending): Problem | undefined {
+    if (this.head.length === 0) return undefined;
+    const m = STATUS_LINE.exec(Buffer.concat(this.head).toString('latin1'));
+    if (m === null) return undefined;
+    const status = Number(m[1]);
+    if (status === 206) return { code: 'KF_E_PEER_SHORT', message: `peer closed before the end of its 206 head for bytes ${req.first}-${req.last}`, status };
+    const p = statusProblem(status, req);
+    return { ...p, message: `${p.message} (its head cut off by the close)` };
+  }
+
   /** Check the status line and headers; undefined when the body may be read into the slot. */
-  private parseHead(text: string, req: Pending): { code: ErrorCode; message: string; status?: number } | undefined {
+  private parseHead(text: string, req: Pending): Problem | undefined {
     const lines = text.split('\r\n');
     const m = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0] ?? '');
     if (m === null) return { code: 'KF_E_PEER_PROTOCOL', message: 'not an HTTP/1.x response' };
@@ -167,11 +211,7 @@ class Connection {
       h.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
     }
     this.keepAlive = m[1] === '1' ? h.get('connection')?.toLowerCase() !== 'close' : h.get('connection')?.toLowerCase() === 'keep-alive';
-    if (status !== 206) {
-      // 400/404/416: the peer does not have it (SPEC §3: try elsewhere); anything else is outside the protocol.
-      const lied = status === 400 || status === 404 || status === 416;
-      return { code: lied ? 'KF_E_PEER_LIED' : 'KF_E_PEER_PROTOCOL', message: `peer answered ${status} for bytes ${req.first}-${req.last}`, status };
-    }
+    if (status !== 206) return statusProblem(status, req);
     const enc = h.get('content-encoding');
     if (enc !== undefined && enc.toLowerCase() !== 'identity') return { code: 'KF_E_PEER_PROTOCOL', message: `peer sent an encoded body (${enc})` };
     if (h.has('transfer-encoding')) return { code: 'KF_E_PEER_PROTOCOL', message: 'peer sent a chunked body for a range' };
@@ -179,7 +219,20 @@ class Connection {
     if (cr !== undefined && !cr.startsWith(`bytes ${req.first}-${req.last}/`)) {
       return { code: 'KF_E_PEER_PROTOCOL', message: `peer sent Content-Range ${cr}, asked for ${req.first}-${req.last}` };
     }
+    // The original 2015 peer names the range it sends `Range: bytes=a-b/size`; held to the same match.
+    const echo = h.get('range');
+    if (echo !== undefined) {
+      const r = RANGE_ECHO.exec(echo);
+      if (r === null || Number(r[1]) !== req.first || Number(r[2]) !== req.last) {
+        return { code: 'KF_E_PEER_PROTOCOL', message: `peer sent Range ${echo}, asked for ${req.first}-${req.last}` };
+      }
+    }
     const cl = h.get('content-length');
+    if (cl === undefined && !this.keepAlive) {
+      // HTTP/1.0 (or Connection: close) without a length: the body ends at the close, and must be exactly the range.
+      this.closeDelimited = true;
+      return undefined;
+    }
     if (cl === undefined || !/^\d+$/.test(cl)) return { code: 'KF_E_PEER_PROTOCOL', message: 'peer sent no Content-Length' };
     if (Number(cl) > req.want) return { code: 'KF_E_PEER_LONG', message: `peer announced ${cl} bytes for a ${req.want}-byte range` };
     if (Number(cl) < req.want) return { code: 'KF_E_PEER_SHORT', message: `peer announced ${cl} of ${req.want} bytes` };
@@ -258,12 +311,18 @@ export class RangeClient {
         });
       }
       await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => reject(abortError(peer, signal));
-        signal.addEventListener('abort', onAbort, { once: true });
-        p.waiters.push(() => {
+        const wake = (): void => {
           signal.removeEventListener('abort', onAbort);
           resolve();
-        });
+        };
+        // An aborted waiter leaves the queue: left there, the next release would wake it instead of a live one.
+        const onAbort = (): void => {
+          const at = p.waiters.indexOf(wake);
+          if (at !== -1) p.waiters.splice(at, 1);
+          reject(abortError(peer, signal));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        p.waiters.push(wake);
       });
     }
   }
@@ -290,6 +349,12 @@ export class RangeClient {
       for (const w of p.waiters.splice(0)) w();
     }
   }
+}
+
+/** A complete non-206 answer: 400/404/416 say the peer does not have it (SPEC §3: try elsewhere); anything else is outside the protocol. */
+function statusProblem(status: number, req: Pending): Problem {
+  const lied = status === 400 || status === 404 || status === 416;
+  return { code: lied ? 'KF_E_PEER_LIED' : 'KF_E_PEER_PROTOCOL', message: `peer answered ${status} for bytes ${req.first}-${req.last}`, status };
 }
 
 function splitPeer(peer: string): { host: string; port: number } {

@@ -1,5 +1,6 @@
 // The range client against raw TCP servers on 127.0.0.1 that answer with exact bytes: keep-alive reuse, and each
-// way a response can be wrong (status, head too large, Content-Range, lengths, encodings, early close).
+// way a response can be wrong (status, head too large, Content-Range, lengths, encodings, early close); the
+// original 2015 peer's answers (issue 9 point 6) and the connection pool's waiters (issue 9 point 10).
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -41,6 +42,40 @@ async function rawServer(reply: (n: number, req: string) => Buffer | string | un
 
 const body = Buffer.from('0123456789abcdef');
 const ok = (extra = ''): string => `HTTP/1.1 206 Partial Content\r\nContent-Length: 16\r\nContent-Range: bytes 0-15/100\r\n${extra}\r\n${body.toString('latin1')}`;
+
+/** A server that answers one request per connection with `reply`, then closes its side (HTTP/1.0 style). */
+async function closingServer(reply: string | Buffer): Promise<{ addr: string; connections: () => number }> {
+  let conns = 0;
+  const srv = createServer((s) => {
+    conns++;
+    sockets.add(s);
+    let buf = '';
+    const onData = (d: Buffer): void => {
+      buf += d.toString('latin1');
+      if (!buf.includes('\r\n\r\n')) return;
+      s.off('data', onData);
+      s.end(reply);
+    };
+    s.on('data', onData);
+    s.on('error', () => undefined);
+  });
+  servers.push(srv);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return { addr: `127.0.0.1:${(srv.address() as AddressInfo).port}`, connections: () => conns };
+}
+
+/** The code of a fetch of bytes 0-15, and `detail.status` when the error has one. */
+async function fetchResult(addr: string, client = new RangeClient(), ms = 3000): Promise<{ code: string; status?: unknown }> {
+  try {
+    await client.fetchRange(addr, 'ab', 0, 15, Buffer.alloc(16), AbortSignal.timeout(ms));
+    return { code: 'ok' };
+  } catch (e) {
+    if (!(e instanceof KfetchError)) return { code: String(e) };
+    return e.detail?.status === undefined ? { code: e.code } : { code: e.code, status: e.detail.status };
+  } finally {
+    await client.close();
+  }
+}
 
 async function fetchCode(addr: string, client = new RangeClient()): Promise<string> {
   try {
@@ -125,6 +160,106 @@ describe('range client', () => {
     const c = new RangeClient();
     for (let i = 0; i < 2; i++) await c.fetchRange(s.addr, 'ab', 0, 15, Buffer.alloc(16), AbortSignal.timeout(3000));
     expect(s.connections()).toBe(2);
+    await c.close();
+  });
+});
+
+describe('range client against the original 2015 peer (issue 9, point 6)', () => {
+  const orig = (range: string, extra = ''): string =>
+    `HTTP/1.0 206 Partial Content\r\nServer: BaseHTTP/0.3 Python/2.7.6\r\nRange: ${range}\r\nContent-length: 16\r\n${extra}\r\n${body.toString('latin1')}`;
+
+  it.each([
+    ['a 404 with a header, no blank line', 'HTTP/1.0 404 Not Found\r\nServer: BaseHTTP/0.3 Python/2.7.6\r\n', { code: 'KF_E_PEER_LIED', status: 404 }],
+    ['a bare 404 status line', 'HTTP/1.0 404 Not Found\r\n', { code: 'KF_E_PEER_LIED', status: 404 }],
+    ['a 404 status line without its CRLF', 'HTTP/1.0 404 Not Found', { code: 'KF_E_PEER_LIED', status: 404 }],
+    ['a 400', 'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n', { code: 'KF_E_PEER_LIED', status: 400 }],
+    ['a 416', 'HTTP/1.0 416 Requested Range Not Satisfiable\r\n', { code: 'KF_E_PEER_LIED', status: 416 }],
+    ['a 500', 'HTTP/1.0 500 Internal Server Error\r\nServer: x\r\n', { code: 'KF_E_PEER_PROTOCOL', status: 500 }],
+    ['a 206 (a cut-off success)', 'HTTP/1.0 206 Partial Content\r\nContent-length: 16\r\n', { code: 'KF_E_PEER_SHORT', status: 206 }],
+    ['no status line (not HTTP)', 'SSH-2.0-OpenSSH\r\n', { code: 'KF_E_PEER_CONNECT' }],
+    ['nothing at all', '', { code: 'KF_E_PEER_CONNECT' }],
+  ])('a head that ends at the close without a blank line: %s', async (_name, reply, want) => {
+    const s = await closingServer(reply);
+    expect(await fetchResult(s.addr)).toEqual(want);
+  });
+
+  it('a headerless 404 frees its connection: the next request on a one-connection pool proceeds', async () => {
+    const bad = await closingServer('HTTP/1.0 404 Not Found\r\n');
+    const c = new RangeClient({ connectionsPerPeer: 1 });
+    const first = await c.fetchRange(bad.addr, 'ab', 0, 15, Buffer.alloc(16), AbortSignal.timeout(3000)).catch((e: unknown) => e);
+    expect((first as KfetchError).code).toBe('KF_E_PEER_LIED');
+    const second = await c.fetchRange(bad.addr, 'ab', 0, 15, Buffer.alloc(16), AbortSignal.timeout(3000)).catch((e: unknown) => e);
+    expect((second as KfetchError).code).toBe('KF_E_PEER_LIED'); // not a timeout waiting for a pool slot
+    expect(bad.connections()).toBe(2);
+    await c.close();
+  });
+
+  it('accepts the original 206 (HTTP/1.0, Range: bytes=a-b/size, Content-length, close) on a new connection each time', async () => {
+    const s = await closingServer(orig('bytes=0-15/100'));
+    const c = new RangeClient();
+    for (let i = 0; i < 3; i++) {
+      const into = Buffer.alloc(16);
+      await c.fetchRange(s.addr, 'ab', 0, 15, into, AbortSignal.timeout(3000));
+      expect(into.equals(body)).toBe(true);
+    }
+    expect(s.connections()).toBe(3);
+    await c.close();
+  });
+
+  it.each([
+    ['another range in its Range header', orig('bytes=16-31/100'), 'KF_E_PEER_PROTOCOL'],
+    ['a Range header without the unit', orig('0-15/100'), 'ok'],
+    ['a Range header without the size', orig('bytes=0-15'), 'ok'],
+    ['a Range header longer than asked', orig('bytes=0-150/200'), 'KF_E_PEER_PROTOCOL'],
+    ['a Content-Range that disagrees with its Range', orig('bytes=0-15/100', 'Content-Range: bytes 16-31/100\r\n'), 'KF_E_PEER_PROTOCOL'],
+  ])('the original 206 shape with %s', async (_name, reply, code) => {
+    const s = await closingServer(reply);
+    expect((await fetchResult(s.addr)).code).toBe(code);
+  });
+
+  it.each([
+    ['exactly the bytes asked for, then close', `HTTP/1.0 206 Partial Content\r\n\r\n${body.toString('latin1')}`, 'ok'],
+    ['Connection: close over HTTP/1.1', `HTTP/1.1 206 Partial Content\r\nConnection: close\r\n\r\n${body.toString('latin1')}`, 'ok'],
+    ['one byte short, then close', `HTTP/1.0 206 Partial Content\r\n\r\n${body.toString('latin1').slice(1)}`, 'KF_E_PEER_SHORT'],
+    ['one byte more, then close', `HTTP/1.0 206 Partial Content\r\n\r\n${body.toString('latin1')}X`, 'KF_E_PEER_LONG'],
+    ['nothing, then close', 'HTTP/1.0 206 Partial Content\r\n\r\n', 'KF_E_PEER_SHORT'],
+  ])('a close-delimited 206 without Content-Length: %s', async (_name, reply, code) => {
+    const s = await closingServer(reply);
+    expect((await fetchResult(s.addr)).code).toBe(code);
+  });
+
+  it('a close-delimited 206 is not taken before the close: exact length is only known at EOF', async () => {
+    // The bytes arrive but the peer keeps the connection open: a 17th byte could still come.
+    const s = await rawServer(() => `HTTP/1.0 206 Partial Content\r\n\r\n${body.toString('latin1')}`);
+    expect((await fetchResult(s.addr, new RangeClient(), 300)).code).toBe('KF_E_PEER_TIMEOUT');
+  });
+});
+
+describe('range client connection pool (issue 9, point 10)', () => {
+  it('an aborted waiter leaves the queue: the next release wakes a live waiter, not the dead one', async () => {
+    // The first response is held until we say; every later one is answered at once (keep-alive).
+    let releaseFirst: (() => void) | undefined;
+    const s = await rawServer((n) => {
+      if (n > 0) return ok();
+      releaseFirst = () => void [...sockets][0]!.write(ok());
+      return undefined;
+    });
+    const c = new RangeClient({ connectionsPerPeer: 1 });
+    const a = c.fetchRange(s.addr, 'ab', 0, 15, Buffer.alloc(16), AbortSignal.timeout(10_000));
+    while (releaseFirst === undefined) await new Promise((r) => setTimeout(r, 5));
+    const dead = new AbortController();
+    const b = c.fetchRange(s.addr, 'ab', 0, 15, Buffer.alloc(16), dead.signal).catch((e: unknown) => e);
+    const live = c.fetchRange(s.addr, 'ab', 0, 15, Buffer.alloc(16), AbortSignal.timeout(2_000)).then(
+      () => 'ok',
+      (e: unknown) => (e instanceof KfetchError ? e.code : String(e)),
+    );
+    dead.abort(new Error('cancelled'));
+    expect(((await b) as KfetchError).code).toBe('KF_E_PEER_CONNECT');
+    releaseFirst();
+    await a;
+    // Before the fix the release woke the aborted waiter and this one slept until its deadline (KF_E_PEER_TIMEOUT).
+    expect(await live).toBe('ok');
+    expect(s.connections()).toBe(1);
     await c.close();
   });
 });
