@@ -64,6 +64,12 @@ export const LIMITS = {
   trackerMinIntervalMs: 5_000,
   /** Tracker server: a peer not heard from for this many intervals is dropped. */
   trackerExpiryIntervals: 3,
+  /** Tracker server: a peer that announced complete stays listed this long (original peers never re-announce, SPEC §6). */
+  trackerCompleteExpiryMs: 6 * 3_600_000,
+  /** Tracker server: longest --complete-expiry (a week; past that a "seeder" is most likely gone). */
+  trackerCompleteExpiryMaxMs: 7 * 86_400_000,
+  /** Tracker server: a progress this far outside [0, 1] is rounding noise and clamped; further out is refused. */
+  trackerProgressSlack: 0.001,
   /** Tracker server: swarms and peers per swarm it keeps (memory bound against floods). */
   trackerMaxSwarms: 100_000,
   trackerMaxPeersPerSwarm: 10_000,

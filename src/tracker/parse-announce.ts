@@ -28,17 +28,26 @@ export interface ParseAnnounceLimits {
   maxBlockSize: number;
   /** Longest `blocks` hex accepted (the body cap bounds it anyway). */
   maxBlocksHexChars: number;
+  /** How far outside [0, 1] a progress may be and still be clamped into it (LIMITS.trackerProgressSlack). */
+  progressSlack: number;
 }
 
 const DEFAULT_LIMITS: ParseAnnounceLimits = {
   minBlockSize: LIMITS.minBlockSize,
   maxBlockSize: LIMITS.maxBlockSize,
   maxBlocksHexChars: LIMITS.trackerRequestMaxBytes,
+  progressSlack: LIMITS.trackerProgressSlack,
 };
 
-const PORT_RE = /^[1-9][0-9]{0,4}$/;
-// Canonical decimal: no sign, no exponent, no leading zeros, no bare dot.
-const PROGRESS_RE = /^(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$/;
+// Lenient on purpose (issue 9): original 2015 clients send `1`, `1.0`, `0.50`, numbers printed by JavaScript or
+// Python (`1e-7`, `5E-1`), sometimes with a leading `+` or zeros and surrounding white space. Only what cannot be
+// read as a number is refused. Values are read with Number() after this shape check (no hex, no `Infinity`).
+/** A port: decimal digits, leading zeros allowed (`08000` is 8000); the 64-character cap applies first. */
+const PORT_RE = /^[0-9]+$/;
+/** A decimal or exponent number with an optional sign: `1`, `1.`, `.5`, `0.50`, `1e0`, `+5E-1`, `-0`. */
+const PROGRESS_RE = /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+/** Longest port or progress text considered at all (before trimming). */
+const NUMBER_MAX_CHARS = 64;
 const SIZE_RE = /^[1-9][0-9]{0,15}$/;
 const EVENTS: ReadonlySet<string> = new Set(['started', 'stopped', 'completed']);
 
@@ -48,7 +57,8 @@ function bad(field: string, message: string): KfetchError {
 
 /**
  * Validate announce form fields. Unknown fields are ignored (original clients may send more); a known field
- * given twice is refused, as is any value that is not in canonical form.
+ * given twice is refused. `port` and `progress` are read leniently (see PROGRESS_RE); `progress` is clamped into
+ * [0, 1] when within `progressSlack` of it; other fields must be in canonical form.
  * @throws KfetchError KF_E_INPUT with `field` set and `detail.status` 400.
  */
 export function parseAnnounce(
@@ -64,16 +74,19 @@ export function parseAnnounce(
 
   const portText = known.get('port');
   if (portText === undefined) throw bad('port', 'port is required');
-  const port = PORT_RE.test(portText) ? Number(portText) : NaN;
+  const portTrimmed = portText.trim();
+  const port = portText.length <= NUMBER_MAX_CHARS && PORT_RE.test(portTrimmed) ? Number(portTrimmed) : NaN;
   if (!(port >= 1 && port <= 65535)) throw bad('port', 'port must be a decimal integer 1..65535');
 
   const progressText = known.get('progress');
   if (progressText === undefined) throw bad('progress', 'progress is required');
-  if (progressText.length > 64 || !PROGRESS_RE.test(progressText)) {
-    throw bad('progress', 'progress must be a decimal number 0..1');
-  }
-  const progress = Number(progressText);
-  if (!(progress >= 0 && progress <= 1)) throw bad('progress', 'progress must be between 0 and 1');
+  const progressTrimmed = progressText.trim();
+  const raw = progressText.length <= NUMBER_MAX_CHARS && PROGRESS_RE.test(progressTrimmed) ? Number(progressTrimmed) : NaN;
+  if (!Number.isFinite(raw)) throw bad('progress', 'progress must be a decimal number 0..1');
+  // Rounding noise just outside [0, 1] is clamped; anything further out is probably another scale (a percentage)
+  // and would make a half-done peer look complete (and a feeder), so it is refused.
+  if (raw < -limits.progressSlack || raw > 1 + limits.progressSlack) throw bad('progress', 'progress must be between 0 and 1');
+  const progress = Math.min(1, Math.max(0, raw));
 
   const out: Announce = { port, progress };
 

@@ -1,13 +1,21 @@
 // The tracker server's in-memory state: swarms of peers keyed by swarm id, with expiry, a per-address
 // minimum announce gap and hard bounds on swarms and peers. Pure bookkeeping; tracker-server.ts owns the clock.
+//
+// Each swarm keeps two maps, each in "least recently heard first" order (a refresh re-inserts at the end):
+// peers still downloading (expire after `expiryMs`) and peers whose last announce said progress 1 (expire after
+// the longer `completeExpiryMs`: original 2015 peers announce complete once and never again, SPEC §6). With one
+// expiry per map, sweeping a map stops at its first live peer, so a sweep costs O(1 + peers dropped).
 
 import type { PeerInfo } from '../peer/peer-info.js';
 import { peerKey } from '../peer/peer-info.js';
+import { DEFAULT_FEEDER_POLICY, isFeeder, type FeederPolicy } from './feeder-policy.js';
+import type { AnnounceEvent } from './parse-announce.js';
 
 interface PeerRecord {
   ip: string;
   port: number;
   progress: number;
+  event: AnnounceEvent | undefined;
   /** Wall-clock time of the last announce, for the `updated` field. */
   updatedIso: string;
   /** Monotonic ms of the last announce, for expiry and the minimum gap. */
@@ -15,13 +23,27 @@ interface PeerRecord {
   blocks?: { hex: string; blockSize: number };
 }
 
+interface Swarm {
+  /** progress < 1, least recently heard first. */
+  active: Map<string, PeerRecord>;
+  /** progress === 1, least recently heard first. */
+  complete: Map<string, PeerRecord>;
+}
+
 export interface SwarmRegistryOptions {
   maxSwarms: number;
   maxPeersPerSwarm: number;
   /** A peer not heard from for this long is dropped. */
   expiryMs: number;
-  /** A second announce from the same ip+port+swarm sooner than this is refused. */
+  /**
+   * A peer whose last announce said progress 1 is dropped after this long instead (never sooner than expiryMs).
+   * While its swarm is full it may be evicted once past expiryMs, to make room for a new peer.
+   */
+  completeExpiryMs?: number;
+  /** A second announce of the same state from the same ip+port+swarm sooner than this is refused. */
   minIntervalMs: number;
+  /** Who is reported `feeder: true` (default: peers that announced complete). */
+  feeders?: FeederPolicy;
 }
 
 /** Outcome of recording an announce. */
@@ -34,23 +56,34 @@ export interface PeerUpdate {
   ip: string;
   port: number;
   progress: number;
+  event?: AnnounceEvent;
   blocks?: { hex: string; blockSize: number };
 }
 
 export class SwarmRegistry {
-  private readonly swarms = new Map<string, Map<string, PeerRecord>>();
+  private readonly swarms = new Map<string, Swarm>();
   private readonly opts: SwarmRegistryOptions;
+  private readonly completeExpiryMs: number;
+  private readonly feeders: FeederPolicy;
 
   constructor(opts: SwarmRegistryOptions) {
     this.opts = opts;
+    this.completeExpiryMs = Math.max(opts.expiryMs, opts.completeExpiryMs ?? opts.expiryMs);
+    this.feeders = opts.feeders ?? DEFAULT_FEEDER_POLICY;
   }
 
-  /** Register or refresh a peer. `now` is monotonic ms, `wallIso` the wall-clock time for `updated`. */
+  /**
+   * Register or refresh a peer. `now` is monotonic ms, `wallIso` the wall-clock time for `updated`.
+   * The minimum gap refuses only a repeat of the recorded state (same progress, event and bitfield): a peer that
+   * reports a change is always heard. A change still refreshes the one record of that ip+port, so it costs no
+   * memory and cannot get round the peer cap.
+   */
   record(swarmId: string, peer: PeerUpdate, now: number, wallIso: string): RecordResult {
     let swarm = this.swarms.get(swarmId);
     const key = peerKey(peer.ip, peer.port);
-    const existing = swarm?.get(key);
-    if (existing !== undefined && now - existing.seenAt < this.opts.expiryMs) {
+    const existing = swarm === undefined ? undefined : (swarm.active.get(key) ?? swarm.complete.get(key));
+    const live = existing !== undefined && now - existing.seenAt < this.expiryOf(existing);
+    if (live && sameState(existing, peer)) {
       const gap = now - existing.seenAt;
       if (gap < this.opts.minIntervalMs) return { ok: false, reason: 'too-soon', retryAfterMs: this.opts.minIntervalMs - gap };
     }
@@ -59,17 +92,19 @@ export class SwarmRegistry {
         this.sweep(now);
         if (this.swarms.size >= this.opts.maxSwarms) return { ok: false, reason: 'full', what: 'swarms' };
       }
-      swarm = new Map();
+      swarm = { active: new Map(), complete: new Map() };
       this.swarms.set(swarmId, swarm);
-    } else if (existing === undefined && swarm.size >= this.opts.maxPeersPerSwarm) {
+    } else if (existing === undefined && size(swarm) >= this.opts.maxPeersPerSwarm) {
       this.sweepSwarm(swarmId, swarm, now);
-      if (swarm.size >= this.opts.maxPeersPerSwarm) return { ok: false, reason: 'full', what: 'peers' };
+      if (size(swarm) >= this.opts.maxPeersPerSwarm) this.evictStaleComplete(swarm, now);
+      if (size(swarm) >= this.opts.maxPeersPerSwarm) return { ok: false, reason: 'full', what: 'peers' };
     }
-    const rec: PeerRecord = { ip: peer.ip, port: peer.port, progress: peer.progress, updatedIso: wallIso, seenAt: now };
+    const rec: PeerRecord = { ip: peer.ip, port: peer.port, progress: peer.progress, event: peer.event, updatedIso: wallIso, seenAt: now };
     if (peer.blocks !== undefined) rec.blocks = peer.blocks;
-    // Re-insert so the map's order stays "least recently heard first".
-    swarm.delete(key);
-    swarm.set(key, rec);
+    // Delete then set, so each map's order stays "least recently heard first"; a peer lives in one map only.
+    swarm.active.delete(key);
+    swarm.complete.delete(key);
+    (rec.progress === 1 ? swarm.complete : swarm.active).set(key, rec);
     return { ok: true };
   }
 
@@ -77,9 +112,15 @@ export class SwarmRegistry {
   remove(swarmId: string, ip: string, port: number): boolean {
     const swarm = this.swarms.get(swarmId);
     if (swarm === undefined) return false;
-    const had = swarm.delete(peerKey(ip, port));
-    if (swarm.size === 0) this.swarms.delete(swarmId);
+    const key = peerKey(ip, port);
+    const had = swarm.active.delete(key) || swarm.complete.delete(key);
+    if (size(swarm) === 0) this.swarms.delete(swarmId);
     return had;
+  }
+
+  /** True if the registry holds this swarm (live or not yet swept). */
+  has(swarmId: string): boolean {
+    return this.swarms.has(swarmId);
   }
 
   /**
@@ -91,13 +132,18 @@ export class SwarmRegistry {
     if (swarm === undefined || n <= 0) return [];
     const chosen: PeerRecord[] = [];
     let seen = 0;
-    for (const [key, rec] of swarm) {
-      if (key === exclude || now - rec.seenAt >= this.opts.expiryMs) continue;
-      seen++;
-      if (chosen.length < n) chosen.push(rec);
-      else {
-        const j = Math.floor(random() * seen);
-        if (j < n) chosen[j] = rec;
+    for (const [map, expiry] of [
+      [swarm.active, this.opts.expiryMs],
+      [swarm.complete, this.completeExpiryMs],
+    ] as const) {
+      for (const [key, rec] of map) {
+        if (key === exclude || now - rec.seenAt >= expiry) continue;
+        seen++;
+        if (chosen.length < n) chosen.push(rec);
+        else {
+          const j = Math.floor(random() * seen);
+          if (j < n) chosen[j] = rec;
+        }
       }
     }
     // Shuffle so the order carries no information about who announced first.
@@ -105,7 +151,7 @@ export class SwarmRegistry {
       const j = Math.floor(random() * (i + 1));
       [chosen[i], chosen[j]] = [chosen[j]!, chosen[i]!];
     }
-    return chosen.map(toPeerInfo);
+    return chosen.map((rec) => this.toPeerInfo(rec));
   }
 
   /** Drop every expired peer and empty swarm. */
@@ -116,25 +162,61 @@ export class SwarmRegistry {
   /** Number of swarms and of peers, for logs and tests. */
   stats(): { swarms: number; peers: number } {
     let peers = 0;
-    for (const s of this.swarms.values()) peers += s.size;
+    for (const s of this.swarms.values()) peers += size(s);
     return { swarms: this.swarms.size, peers };
   }
 
-  private sweepSwarm(id: string, swarm: Map<string, PeerRecord>, now: number): void {
-    // Map order is least recently heard first, so stop at the first live peer.
-    for (const [key, rec] of swarm) {
-      if (now - rec.seenAt < this.opts.expiryMs) break;
-      swarm.delete(key);
+  private expiryOf(rec: PeerRecord): number {
+    return rec.progress === 1 ? this.completeExpiryMs : this.opts.expiryMs;
+  }
+
+  private sweepSwarm(id: string, swarm: Swarm, now: number): void {
+    dropExpired(swarm.active, now, this.opts.expiryMs);
+    dropExpired(swarm.complete, now, this.completeExpiryMs);
+    if (size(swarm) === 0) this.swarms.delete(id);
+  }
+
+  /** A full swarm makes room by dropping its stalest complete peer if that one is past the ordinary expiry. */
+  private evictStaleComplete(swarm: Swarm, now: number): void {
+    const first = swarm.complete.entries().next();
+    if (first.done === true) return;
+    const [key, rec] = first.value;
+    if (now - rec.seenAt >= this.opts.expiryMs) swarm.complete.delete(key);
+  }
+
+  private toPeerInfo(rec: PeerRecord): PeerInfo {
+    const p: PeerInfo = {
+      ip: rec.ip,
+      port: rec.port,
+      progress: rec.progress,
+      updated: rec.updatedIso,
+      feeder: isFeeder(this.feeders, rec.ip, rec.port, rec.progress),
+    };
+    if (rec.blocks !== undefined) {
+      p.blocks = rec.blocks.hex;
+      p.blocksize = rec.blocks.blockSize;
     }
-    if (swarm.size === 0) this.swarms.delete(id);
+    return p;
   }
 }
 
-function toPeerInfo(rec: PeerRecord): PeerInfo {
-  const p: PeerInfo = { ip: rec.ip, port: rec.port, progress: rec.progress, updated: rec.updatedIso, feeder: false };
-  if (rec.blocks !== undefined) {
-    p.blocks = rec.blocks.hex;
-    p.blocksize = rec.blocks.blockSize;
+function size(swarm: Swarm): number {
+  return swarm.active.size + swarm.complete.size;
+}
+
+/** Map order is least recently heard first, so stop at the first live peer. */
+function dropExpired(map: Map<string, PeerRecord>, now: number, expiryMs: number): void {
+  for (const [key, rec] of map) {
+    if (now - rec.seenAt < expiryMs) break;
+    map.delete(key);
   }
-  return p;
+}
+
+function sameState(rec: PeerRecord, peer: PeerUpdate): boolean {
+  return (
+    rec.progress === peer.progress &&
+    rec.event === peer.event &&
+    rec.blocks?.hex === peer.blocks?.hex &&
+    rec.blocks?.blockSize === peer.blocks?.blockSize
+  );
 }

@@ -1,5 +1,8 @@
 // The Kascade tracker kfetch ships (SPEC §2): a node:http server that records announces per swarm and
 // answers each with a random subset of the other peers. Used by `kfetch tracker` and by test swarms.
+// Announces come as POST, PUT or GET (the first 2015 JavaScript peer GETs with a multipart body), with fields in a
+// form body and/or the query string; a field given in both is refused as a duplicate. Refusals are shaped per
+// client by refusal-reply.ts: JSON errors for kfetch, always a JSON array for original peers (SPEC §6).
 
 import { STATUS_CODES, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -7,10 +10,12 @@ import type { Logger } from 'pino';
 import { KfetchError, isKfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { canonicalIp } from '../peer/address-policy.js';
-import { peerKey } from '../peer/peer-info.js';
+import { peerKey, type PeerInfo } from '../peer/peer-info.js';
 import { VERSION } from '../version.js';
 import { parseAnnounce, SWARM_PATH_RE } from './parse-announce.js';
 import { readForm } from './read-form.js';
+import { DEFAULT_FEEDER_POLICY, type FeederPolicy } from './feeder-policy.js';
+import { isKfetchClient, refusalReply, type Refusal } from './refusal-reply.js';
 import { SwarmRegistry } from './swarm-registry.js';
 
 /** Tracker bounds; each defaults to the LIMITS constant of the same idea. */
@@ -21,6 +26,8 @@ export interface TrackerLimits {
   minIntervalMs: number;
   /** Peers not heard from for this long are dropped (default intervalMs × LIMITS.trackerExpiryIntervals). */
   expiryMs: number;
+  /** Peers whose last announce said progress 1 are dropped after this long (LIMITS.trackerCompleteExpiryMs; never below expiryMs). */
+  completeExpiryMs: number;
   requestMaxBytes: number;
   replyPeers: number;
   maxSwarms: number;
@@ -35,6 +42,8 @@ export interface TrackerOptions extends Partial<TrackerLimits> {
   log?: Logger;
   /** Random source for peer sampling (default Math.random). */
   random?: () => number;
+  /** Who is reported as a feeder (default: peers that announced complete). */
+  feeders?: FeederPolicy;
 }
 
 export interface RunningTracker {
@@ -51,10 +60,12 @@ export interface RunningTracker {
 export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTracker> {
   const host = opts.host ?? '127.0.0.1';
   const intervalMs = opts.intervalMs ?? LIMITS.trackerIntervalMs;
+  const expiryMs = opts.expiryMs ?? intervalMs * LIMITS.trackerExpiryIntervals;
   const limits: TrackerLimits = {
     intervalMs,
     minIntervalMs: opts.minIntervalMs ?? Math.min(LIMITS.trackerMinIntervalMs, intervalMs),
-    expiryMs: opts.expiryMs ?? intervalMs * LIMITS.trackerExpiryIntervals,
+    expiryMs,
+    completeExpiryMs: Math.max(expiryMs, opts.completeExpiryMs ?? LIMITS.trackerCompleteExpiryMs),
     requestMaxBytes: opts.requestMaxBytes ?? LIMITS.trackerRequestMaxBytes,
     replyPeers: opts.replyPeers ?? LIMITS.trackerReplyPeers,
     maxSwarms: opts.maxSwarms ?? LIMITS.trackerMaxSwarms,
@@ -62,12 +73,14 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
   };
   const random = opts.random ?? Math.random;
   const log = opts.log;
-  const registry = new SwarmRegistry(limits);
+  const feeders = opts.feeders ?? DEFAULT_FEEDER_POLICY;
+  const registry = new SwarmRegistry({ ...limits, feeders });
+  const intervalSeconds = Math.ceil(limits.intervalMs / 1000);
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       log?.error({ err }, 'tracker: unexpected error');
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      if (!res.headersSent) refuse(req, res, { status: 500, message: 'internal error', announcePath: isAnnouncePath(req) });
       else res.destroy();
     });
   });
@@ -84,19 +97,32 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
   server.headersTimeout = LIMITS.serverHeadersTimeoutMs;
   server.requestTimeout = LIMITS.serverRequestTimeoutMs;
 
+  /** Answer a refusal in the shape the client can read (refusal-reply.ts); `peers` is what an original may get. */
+  function refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal, peers: readonly unknown[] = []): void {
+    const kfetch = isKfetchClient(req.headers['user-agent']);
+    const r = refusalReply(kfetch, refusal, peers, intervalSeconds);
+    if (!kfetch) log?.debug({ status: refusal.status, error: refusal.message, listed: peers.length }, 'tracker: refusal sent as an array');
+    sendJson(res, r.status, r.body, r.headers);
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = req.url ?? '';
     const path = target.startsWith('/') ? target.split('?')[0]! : '';
     const m = SWARM_PATH_RE.exec(path);
-    if (m === null) return sendJson(res, 404, { error: 'not found; announce to /peers/<filehash>.json' });
-    if (req.method !== 'POST' && req.method !== 'PUT') {
-      return sendJson(res, 405, { error: `method ${req.method ?? ''} not allowed; use POST or PUT` }, { Allow: 'POST, PUT' });
+    if (m === null) {
+      return refuse(req, res, { status: 404, message: 'not found; announce to /peers/<filehash>.json', announcePath: false });
+    }
+    if (req.method !== 'POST' && req.method !== 'PUT' && req.method !== 'GET') {
+      if (hasBody(req)) closeAfterReply(req, res); // the body is not read; do not parse it as a next request
+      const message = `method ${(req.method ?? '').slice(0, 16)} not allowed; use POST, PUT or GET`;
+      return refuse(req, res, { status: 405, message, headers: { Allow: 'GET, POST, PUT' }, announcePath: true });
     }
     const swarmId = m[1]!.toLowerCase();
     const source = canonicalIp(req.socket.remoteAddress ?? '');
-    let fields: Array<[string, string]>;
+    const q = target.indexOf('?');
+    const queryFields = q < 0 ? [] : [...new URLSearchParams(target.slice(q + 1))];
     try {
-      fields = await readForm(req, limits.requestMaxBytes);
+      const fields = [...queryFields, ...(await readForm(req, limits.requestMaxBytes))];
       const announce = parseAnnounce(fields);
       const ip = announce.ip ?? source;
       if (ip === undefined) throw new KfetchError('KF_E_INPUT', 'cannot tell the caller address', { field: 'ip', detail: { status: 400 } });
@@ -104,33 +130,47 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       if (announce.event === 'stopped') {
         const removed = registry.remove(swarmId, ip, announce.port);
         log?.debug({ swarm: swarmId, peer: peerKey(ip, announce.port), removed }, 'tracker: stopped');
-        return sendJson(res, 200, []);
+        return sendJson(res, 200, [], { 'X-Kascade-Interval': String(intervalSeconds) });
       }
-      const update = { ip, port: announce.port, progress: announce.progress, ...(announce.blocks ? { blocks: announce.blocks } : {}) };
+      const update = {
+        ip,
+        port: announce.port,
+        progress: announce.progress,
+        ...(announce.event ? { event: announce.event } : {}),
+        ...(announce.blocks ? { blocks: announce.blocks } : {}),
+      };
       const result = registry.record(swarmId, update, now, new Date().toISOString());
+      const caller = peerKey(ip, announce.port);
       if (!result.ok) {
+        // An original client gets the swarm's peers anyway (never itself): the refusal is about the caller only.
+        const others = (): PeerInfo[] => registry.sample(swarmId, limits.replyPeers, now, caller, random);
         if (result.reason === 'too-soon') {
           const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
-          return sendJson(res, 403, { error: `announced too soon; retry after ${seconds} s` }, { 'Retry-After': String(seconds) });
+          const message = `announced the same state too soon; retry after ${seconds} s`;
+          return refuse(req, res, { status: 403, message, headers: { 'Retry-After': String(seconds) }, announcePath: true }, others());
         }
         log?.warn({ swarm: swarmId, what: result.what }, 'tracker: full');
-        return sendJson(res, 503, { error: `tracker is full (${result.what})` }, { 'Retry-After': String(Math.ceil(limits.intervalMs / 1000)) });
+        const message = `tracker is full (${result.what})`;
+        return refuse(req, res, { status: 503, message, headers: { 'Retry-After': String(intervalSeconds) }, announcePath: true }, others());
       }
-      const peers = registry.sample(swarmId, limits.replyPeers, now, peerKey(ip, announce.port), random);
-      log?.debug({ swarm: swarmId, peer: peerKey(ip, announce.port), replied: peers.length }, 'tracker: announce');
+      const peers = registry.sample(swarmId, limits.replyPeers, now, caller, random);
+      log?.debug({ swarm: swarmId, peer: caller, replied: peers.length }, 'tracker: announce');
       // Extension: the bare-array reply (SPEC §2) has no room for the interval, so a header carries it.
-      return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(Math.ceil(limits.intervalMs / 1000)) });
+      return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(intervalSeconds) });
     } catch (err) {
       if (!isKfetchError(err)) throw err;
       const status = typeof err.detail?.status === 'number' ? err.detail.status : 400;
-      const body: Record<string, string> = { error: err.message };
-      if (err.field !== undefined) body.field = err.field;
-      if (status === 413) {
-        lingerThenClose(req, res);
-        return sendJson(res, 413, body, { Connection: 'close' });
-      }
-      return sendJson(res, status, body);
+      const refusal: Refusal = { status, message: err.message, announcePath: true };
+      if (err.field !== undefined) refusal.field = err.field;
+      // Refused before the whole body was read (413, 415, a bad multipart part): drain a bounded rest, then close.
+      if (status === 413 || !req.complete) closeAfterReply(req, res);
+      return refuse(req, res, refusal);
     }
+  }
+
+  function isAnnouncePath(req: IncomingMessage): boolean {
+    const target = req.url ?? '';
+    return target.startsWith('/') && SWARM_PATH_RE.test(target.split('?')[0]!);
   }
 
   const sweepEvery = Math.max(100, Math.min(limits.expiryMs / 2, 60_000));
@@ -177,18 +217,22 @@ const LINGER_MS = 2000;
 const LINGER_MAX_BYTES = 16 * 1024 * 1024;
 
 /**
- * After a 413 the client may still be sending. Cutting the socket at once makes the kernel answer with a RST,
- * and many clients then lose the 413 itself; so drain (and discard) the rest for a bounded time and byte
- * count, like a server's lingering close, then destroy the socket.
+ * After a refusal sent before the body was read (413, 415, 405 with a body, a bad multipart part) the client may
+ * still be sending. Cutting the socket at once makes the kernel answer with a RST, and many clients then lose the
+ * reply itself; so say `Connection: close`, drain (and discard) the rest for a bounded time and byte count, like
+ * a server's lingering close, then destroy the socket.
  */
-function lingerThenClose(req: IncomingMessage, res: ServerResponse): void {
+function closeAfterReply(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('Connection', 'close');
   res.on('finish', () => {
     let drained = 0;
+    let timer: NodeJS.Timeout | undefined;
     const cut = (): void => {
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
       req.socket.destroy();
     };
-    const timer = setTimeout(cut, LINGER_MS);
+    if (req.readableEnded) return cut();
+    timer = setTimeout(cut, LINGER_MS);
     timer.unref();
     req.on('data', (chunk: Buffer) => {
       drained += chunk.length;
@@ -198,6 +242,12 @@ function lingerThenClose(req: IncomingMessage, res: ServerResponse): void {
     req.on('error', cut);
     req.resume();
   });
+}
+
+/** A request with a body (Content-Length > 0 or any Transfer-Encoding). */
+function hasBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

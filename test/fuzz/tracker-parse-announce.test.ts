@@ -16,7 +16,14 @@ const value = fc.oneof(
   fc.ipV4(),
   fc.ipV6(),
   fc.stringMatching(/^[0-9a-fA-F]{0,70}$/),
-  fc.constantFrom('stopped', 'started', '0.5', '1.0', '4096', '', ' 1', '1e3', '0x10', '::ffff:0.0.0.0'),
+  fc.constantFrom('stopped', 'started', '0.5', '1.0', '4096', '', ' 1', '1e3', '0x10', '::ffff:0.0.0.0', '.5', '1.', '+1e0', '-0', '08000', ' 1e-400 ', '1.0009'),
+  // Numbers the way other languages print them, with stray white space.
+  fc
+    .tuple(fc.double({ noNaN: false }), fc.constantFrom('', ' ', '\t', '\n'), fc.constantFrom('plain', 'exp', 'fixed', 'upper'))
+    .map(([x, ws, how]) => {
+      const t = how === 'exp' ? x.toExponential() : how === 'fixed' && Math.abs(x) < 1e21 ? x.toFixed(6) : how === 'upper' ? x.toExponential().toUpperCase() : String(x);
+      return `${ws}${t}${ws}`;
+    }),
 );
 const form = fc.oneof(
   fc.array(fc.tuple(name, value), { maxLength: 10 }),
@@ -31,6 +38,23 @@ const form = fc.oneof(
 );
 
 describe('fuzz: parseAnnounce', () => {
+  it('reads any number in [0, 1] printed in any usual form, with white space, as that number (issue 9)', () => {
+    const form = fc.constantFrom('plain', 'exp', 'EXP', 'fixed', 'plus');
+    fc.assert(
+      fc.property(fc.double({ min: 0, max: 1, noNaN: true }), form, fc.constantFrom('', ' ', '\t', '\r\n'), fc.integer({ min: 0, max: 4 }), (x, how, ws, zeros) => {
+        const text =
+          how === 'exp' ? x.toExponential() : how === 'EXP' ? x.toExponential().toUpperCase() : how === 'fixed' ? x.toFixed(20) : how === 'plus' ? `+${x}` : String(x);
+        const a = parseAnnounce([
+          ['port', `${ws}${'0'.repeat(zeros)}8000${ws}`],
+          ['progress', `${ws}${text}${ws}`],
+        ]);
+        expect(a.port).toBe(8000);
+        expect(Math.abs(a.progress - x)).toBeLessThan(1e-15);
+      }),
+      { numRuns },
+    );
+  });
+
   it('returns a well-formed Announce or a catalogued KfetchError with a field', () => {
     fc.assert(
       fc.property(form, (fields) => {

@@ -1,5 +1,7 @@
 // The tracker we ship, over real HTTP on 127.0.0.1: both body encodings, PUT, caller exclusion, random
-// subsets, expiry, stopped, 403 + Retry-After, body cap with flat memory, 404/405, JSON errors.
+// subsets, expiry, stopped, 403 + Retry-After, body cap with flat memory, 404/405, JSON errors. These requests
+// say `User-Agent: kfetch/…` (the JSON error shape is for kfetch clients only; original clients are covered by
+// tracker-original-clients.test.ts).
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,6 +9,8 @@ import { startTracker, type RunningTracker } from '../../src/tracker/tracker-ser
 import { VERSION } from '../../src/version.js';
 
 const H = 'ab'.repeat(32);
+/** The header that makes the tracker treat a request as kfetch's (refusal-reply.ts). */
+const KF = { 'user-agent': `kfetch/${VERSION}` };
 let tracker: RunningTracker | undefined;
 
 afterEach(async () => {
@@ -20,7 +24,7 @@ async function start(opts: Parameters<typeof startTracker>[0] = {}): Promise<Run
 }
 
 function post(url: string, fields: Record<string, string>, method = 'POST'): Promise<Response> {
-  return fetch(url, { method, body: new URLSearchParams(fields), signal: AbortSignal.timeout(10_000) });
+  return fetch(url, { method, headers: KF, body: new URLSearchParams(fields), signal: AbortSignal.timeout(10_000) });
 }
 
 interface Peer {
@@ -61,7 +65,7 @@ describe('tracker server: announces', () => {
     form.set('port', '9001');
     form.set('progress', '0');
     form.set('ip', '10.1.2.3');
-    const r1 = await fetch(`${t.url}/peers/${H.toUpperCase()}.json`, { method: 'POST', body: form });
+    const r1 = await fetch(`${t.url}/peers/${H.toUpperCase()}.json`, { method: 'POST', headers: KF, body: form });
     expect(r1.status).toBe(200);
     const r2 = await post(`${t.url}/peers/${H}.json`, { port: '9002', progress: '0' }, 'PUT');
     expect(r2.status).toBe(200);
@@ -112,15 +116,19 @@ describe('tracker server: announces', () => {
     expect(await (await post(url, { port: '2', progress: '0' })).json()).toEqual([]);
   });
 
-  it('answers a too-soon re-announce with 403 + Retry-After, but always accepts stopped', async () => {
+  it('answers a too-soon repeat of the same state with 403 + Retry-After, but hears a change and always accepts stopped', async () => {
     const t = await start({ minIntervalMs: 5000 });
     const url = `${t.url}/peers/${H}.json`;
     expect((await post(url, { port: '1', progress: '0' })).status).toBe(200);
-    const again = await post(url, { port: '1', progress: '0.1' });
+    const again = await post(url, { port: '1', progress: '0' });
     expect(again.status).toBe(403);
     expect(Number(again.headers.get('retry-after'))).toBeGreaterThanOrEqual(4);
     expect(Number(again.headers.get('retry-after'))).toBeLessThanOrEqual(5);
     expect(((await again.json()) as { error: string }).error).toMatch(/too soon/);
+    // A change of progress (issue 9: the original Python peer says 1.0 a second after 0.0) is heard at once…
+    expect((await post(url, { port: '1', progress: '0.1' })).status).toBe(200);
+    // …and its repeat is refused again.
+    expect((await post(url, { port: '1', progress: '0.1' })).status).toBe(403);
     // Another port on the same address is another peer.
     expect((await post(url, { port: '2', progress: '0' })).status).toBe(200);
     expect((await post(url, { port: '1', progress: '0', event: 'stopped' })).status).toBe(200);
@@ -150,17 +158,21 @@ describe('tracker server: bad requests', () => {
   it('404 for other paths, 405 for other methods, 415 for other bodies, all JSON', async () => {
     const t = await start();
     for (const path of ['/', '/peers/', `/peers/${H}`, `/peers/${H}.json/x`, '/peers/xyz.json', `/peers/${'a'.repeat(130)}.json`, `/${H}`]) {
-      const r = await fetch(`${t.url}${path}`, { method: 'POST', body: 'port=1&progress=0' });
+      const r = await fetch(`${t.url}${path}`, { method: 'POST', headers: KF, body: 'port=1&progress=0' });
       expect(r.status, path).toBe(404);
       expect(await r.json()).toHaveProperty('error');
     }
-    for (const method of ['GET', 'DELETE', 'PATCH']) {
-      const r = await fetch(`${t.url}/peers/${H}.json`, { method });
+    // GET is an announce since issue 9 (without fields it is a 400 naming port).
+    const get = await fetch(`${t.url}/peers/${H}.json`, { headers: KF });
+    expect(get.status).toBe(400);
+    expect(await get.json()).toMatchObject({ field: 'port' });
+    for (const method of ['DELETE', 'PATCH']) {
+      const r = await fetch(`${t.url}/peers/${H}.json`, { method, headers: KF });
       expect(r.status).toBe(405);
-      expect(r.headers.get('allow')).toBe('POST, PUT');
+      expect(r.headers.get('allow')).toBe('GET, POST, PUT');
       expect(await r.json()).toHaveProperty('error');
     }
-    const r = await fetch(`${t.url}/peers/${H}.json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const r = await fetch(`${t.url}/peers/${H}.json`, { method: 'POST', headers: { ...KF, 'content-type': 'application/json' }, body: '{}' });
     expect(r.status).toBe(415);
     expect(await r.json()).toHaveProperty('error');
   });
@@ -189,11 +201,11 @@ describe('tracker server: bad requests', () => {
     form.set('port', '1');
     form.set('progress', '0');
     form.set('blocks', new Blob(['ff']), 'b.txt');
-    const r1 = await fetch(`${t.url}/peers/${H}.json`, { method: 'POST', body: form });
+    const r1 = await fetch(`${t.url}/peers/${H}.json`, { method: 'POST', headers: KF, body: form });
     expect(r1.status).toBe(400);
     const r2 = await fetch(`${t.url}/peers/${H}.json`, {
       method: 'POST',
-      headers: { 'content-type': 'multipart/form-data' },
+      headers: { ...KF, 'content-type': 'multipart/form-data' },
       body: 'x',
     });
     expect(r2.status).toBe(400);
@@ -203,7 +215,7 @@ describe('tracker server: bad requests', () => {
     const t = await start();
     const r = await fetch(`${t.url}/peers/${H}.json`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { ...KF, 'content-type': 'application/x-www-form-urlencoded' },
       body: Buffer.alloc(10 * 1024 * 1024, 0x61),
     }).catch((err: unknown) => err);
     // The server may close before the client finished sending; either way nothing was stored.
@@ -236,7 +248,7 @@ function streamBody(url: string, type: string, total: number): Promise<{ status:
     const u = new URL(url);
     let sent = 0;
     const chunk = Buffer.alloc(64 * 1024, 0x61);
-    const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': type } }, (res) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { ...KF, 'content-type': type } }, (res) => {
       status = res.statusCode ?? 0;
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => (body += d));

@@ -1,4 +1,5 @@
-// Table tests of the pure announce-request parser (SPEC §2): every bad row gives 400 and names its field.
+// Table tests of the pure announce-request parser (SPEC §2): every bad row gives 400 and names its field; port
+// and progress are read leniently (issue 9: the forms original 2015 peers send).
 import { describe, expect, it } from 'vitest';
 import { KfetchError } from '../../src/errors.js';
 import { parseAnnounce } from '../../src/tracker/parse-announce.js';
@@ -15,19 +16,36 @@ const BAD: Array<[string, Record<string, string> | Array<[string, string]>, stri
   ['port 0', { ...ok, port: '0' }, 'port'],
   ['port 65536', { ...ok, port: '65536' }, 'port'],
   ['port negative', { ...ok, port: '-1' }, 'port'],
-  ['port with leading zero', { ...ok, port: '080' }, 'port'],
+  ['port all zeros', { ...ok, port: '0000' }, 'port'],
+  ['port 65536 with leading zero', { ...ok, port: '065536' }, 'port'],
+  ['port with sign', { ...ok, port: '+80' }, 'port'],
+  ['port exponent', { ...ok, port: '8e3' }, 'port'],
+  ['port over 64 characters', { ...ok, port: `${'0'.repeat(63)}80` }, 'port'],
+  ['port only spaces', { ...ok, port: '   ' }, 'port'],
   ['port not decimal', { ...ok, port: '0x50' }, 'port'],
   ['port fractional', { ...ok, port: '80.5' }, 'port'],
   ['port empty', { ...ok, port: '' }, 'port'],
-  ['port with space', { ...ok, port: ' 80' }, 'port'],
+  ['port with inner space', { ...ok, port: '80 80' }, 'port'],
   ['missing progress', { port: '8000' }, 'progress'],
   ['progress non-numeric', { ...ok, progress: 'half' }, 'progress'],
   ['progress 1.5', { ...ok, progress: '1.5' }, 'progress'],
   ['progress negative', { ...ok, progress: '-0.1' }, 'progress'],
-  ['progress exponent', { ...ok, progress: '1e-1' }, 'progress'],
+  ['progress just past the slack', { ...ok, progress: '1.002' }, 'progress'],
+  ['progress a percentage', { ...ok, progress: '50' }, 'progress'],
+  ['progress overflowing exponent', { ...ok, progress: '1e400' }, 'progress'],
+  ['progress hex', { ...ok, progress: '0x1' }, 'progress'],
+  ['progress bare exponent', { ...ok, progress: '1e' }, 'progress'],
+  ['progress exponent only', { ...ok, progress: 'e1' }, 'progress'],
+  ['progress two dots', { ...ok, progress: '0.5.1' }, 'progress'],
+  ['progress comma decimal', { ...ok, progress: '0,5' }, 'progress'],
+  ['progress two signs', { ...ok, progress: '+-0.5' }, 'progress'],
+  ['progress lone dot', { ...ok, progress: '.' }, 'progress'],
+  ['progress lone sign', { ...ok, progress: '+' }, 'progress'],
+  ['progress with underscore', { ...ok, progress: '0_5' }, 'progress'],
+  ['progress over 64 characters', { ...ok, progress: `0.${'0'.repeat(63)}` }, 'progress'],
+  ['progress only spaces', { ...ok, progress: '  ' }, 'progress'],
   ['progress NaN', { ...ok, progress: 'NaN' }, 'progress'],
   ['progress Infinity', { ...ok, progress: 'Infinity' }, 'progress'],
-  ['progress bare dot', { ...ok, progress: '.5' }, 'progress'],
   ['progress empty', { ...ok, progress: '' }, 'progress'],
   ['ip host name', { ...ok, ip: 'example.com' }, 'ip'],
   ['ip short form', { ...ok, ip: '127.1' }, 'ip'],
@@ -75,6 +93,39 @@ describe('parseAnnounce: good requests', () => {
     }
     expect(parseAnnounce(fields({ ...ok, port: '1' })).port).toBe(1);
     expect(parseAnnounce(fields({ ...ok, port: '65535' })).port).toBe(65535);
+  });
+
+  it.each([
+    ['1', 1],
+    ['1.', 1],
+    ['.5', 0.5],
+    ['0.50', 0.5],
+    ['1e0', 1],
+    ['5E-1', 0.5],
+    ['+0.5', 0.5],
+    [' 0.5 ', 0.5],
+    ['\t1.0\r\n', 1],
+    ['00.25', 0.25],
+    ['1.0000001', 1],
+    ['1.001', 1],
+    ['-0', 0],
+    ['-0.0005', 0],
+    ['1e-400', 0],
+    ['0.9999999999999999', 0.9999999999999999],
+  ])('reads progress %j as %d (issue 9: lenient, clamped into [0, 1])', (text, want) => {
+    const p = parseAnnounce(fields({ ...ok, progress: text })).progress;
+    expect(p).toBe(want);
+    expect(Object.is(p, -0)).toBe(false);
+  });
+
+  it.each([
+    ['08000', 8000],
+    [' 8000 ', 8000],
+    ['00001', 1],
+    ['065535', 65535],
+    ['\t80\n', 80],
+  ])('reads port %j as %d (issue 9: leading zeros and white space)', (text, want) => {
+    expect(parseAnnounce(fields({ ...ok, port: text })).port).toBe(want);
   });
 
   it('normalises ip, blocks and id to canonical lowercase', () => {

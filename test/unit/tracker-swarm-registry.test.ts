@@ -1,5 +1,7 @@
-// Unit tests of the tracker's swarm bookkeeping with an explicit clock: exclusion, sampling, expiry, gaps, bounds.
+// Unit tests of the tracker's swarm bookkeeping with an explicit clock: exclusion, sampling, expiry, gaps, bounds,
+// the longer expiry of complete peers and the feeder flag (issue 9).
 import { describe, expect, it } from 'vitest';
+import { makeFeederPolicy } from '../../src/tracker/feeder-policy.js';
 import { SwarmRegistry } from '../../src/tracker/swarm-registry.js';
 
 const S = 'ab'.repeat(32);
@@ -77,7 +79,110 @@ describe('SwarmRegistry', () => {
     const r = new SwarmRegistry(opts);
     r.record(S, { ip: '::1', port: 9, progress: 1, blocks: { hex: 'ff80', blockSize: 4096 } }, 0, iso);
     expect(r.sample(S, 5, 1, undefined, Math.random)).toEqual([
-      { ip: '::1', port: 9, progress: 1, updated: iso, feeder: false, blocks: 'ff80', blocksize: 4096 },
+      { ip: '::1', port: 9, progress: 1, updated: iso, feeder: true, blocks: 'ff80', blocksize: 4096 },
     ]);
+  });
+});
+
+describe('SwarmRegistry: minimum gap applies to repeats of the same state only (issue 9)', () => {
+  const p = { ip: '10.0.0.1', port: 1, progress: 0 };
+
+  it('hears a change of progress, event or bitfield at once, refuses a repeat', () => {
+    const r = new SwarmRegistry(opts);
+    expect(r.record(S, p, 0, iso).ok).toBe(true);
+    expect(r.record(S, p, 1, iso)).toMatchObject({ ok: false, reason: 'too-soon' });
+    // The Python peer's life: progress 0.0, then 1.0 about a second later, never again.
+    expect(r.record(S, { ...p, progress: 1 }, 2, iso).ok).toBe(true);
+    expect(r.record(S, { ...p, progress: 1 }, 3, iso)).toEqual({ ok: false, reason: 'too-soon', retryAfterMs: 99 });
+    expect(r.record(S, { ...p, progress: 1, event: 'completed' }, 4, iso).ok).toBe(true);
+    expect(r.record(S, { ...p, progress: 1, event: 'completed' }, 5, iso).ok).toBe(false);
+    expect(r.record(S, { ...p, progress: 1, event: 'completed', blocks: { hex: 'ff', blockSize: 4096 } }, 6, iso).ok).toBe(true);
+    expect(r.record(S, { ...p, progress: 1, event: 'completed', blocks: { hex: 'ff', blockSize: 1024 } }, 7, iso).ok).toBe(true);
+    expect(r.record(S, { ...p, progress: 1, event: 'completed', blocks: { hex: 'ff', blockSize: 1024 } }, 8, iso).ok).toBe(false);
+    expect(r.sample(S, 5, 9, undefined, Math.random)).toMatchObject([{ progress: 1, blocks: 'ff', blocksize: 1024 }]);
+  });
+
+  it('a peer flipping its state on every announce stays one record and cannot pass the peer cap', () => {
+    const r = new SwarmRegistry({ ...opts, maxPeersPerSwarm: 3 });
+    for (let port = 1; port <= 3; port++) r.record(S, { ...p, port }, 0, iso);
+    for (let i = 1; i <= 1000; i++) expect(r.record(S, { ...p, progress: i % 2 }, i / 2, iso).ok).toBe(true);
+    expect(r.stats()).toEqual({ swarms: 1, peers: 3 });
+    expect(r.record(S, { ...p, port: 4, progress: 1 }, 600, iso)).toEqual({ ok: false, reason: 'full', what: 'peers' });
+  });
+});
+
+describe('SwarmRegistry: complete peers stay listed longer (issue 9)', () => {
+  const o = { ...opts, completeExpiryMs: 10_000 };
+
+  it('keeps a progress-1 peer for completeExpiryMs, a downloading one for expiryMs', () => {
+    const r = new SwarmRegistry(o);
+    r.record(S, { ip: '10.0.0.1', port: 1, progress: 1 }, 0, iso);
+    r.record(S, { ip: '10.0.0.1', port: 2, progress: 0.5 }, 0, iso);
+    expect(r.sample(S, 5, 5000, undefined, Math.random).map((x) => x.port)).toEqual([1]);
+    r.sweep(5000);
+    expect(r.stats()).toEqual({ swarms: 1, peers: 1 });
+    expect(r.sample(S, 5, 9999, undefined, Math.random)).toHaveLength(1);
+    expect(r.sample(S, 5, 10_000, undefined, Math.random)).toHaveLength(0);
+    r.sweep(10_000);
+    expect(r.stats()).toEqual({ swarms: 0, peers: 0 });
+  });
+
+  it('sweeps an expired downloading peer heard after a live complete one (two ordered maps)', () => {
+    const r = new SwarmRegistry(o);
+    r.record(S, { ip: '10.0.0.1', port: 1, progress: 1 }, 0, iso);
+    r.record(S, { ip: '10.0.0.1', port: 2, progress: 0 }, 1, iso);
+    r.record(S, { ip: '10.0.0.1', port: 3, progress: 1 }, 2, iso);
+    r.sweep(2000);
+    expect(r.stats().peers).toBe(2);
+  });
+
+  it('a complete peer that reports less again goes back to the short expiry', () => {
+    const r = new SwarmRegistry(o);
+    r.record(S, { ip: '10.0.0.1', port: 1, progress: 1 }, 0, iso);
+    r.record(S, { ip: '10.0.0.1', port: 1, progress: 0.9 }, 500, iso);
+    expect(r.stats().peers).toBe(1);
+    r.sweep(1500);
+    expect(r.stats().peers).toBe(0);
+  });
+
+  it('never keeps a complete peer shorter than expiryMs', () => {
+    const r = new SwarmRegistry({ ...opts, completeExpiryMs: 10 });
+    r.record(S, { ip: '10.0.0.1', port: 1, progress: 1 }, 0, iso);
+    expect(r.sample(S, 5, 999, undefined, Math.random)).toHaveLength(1);
+  });
+
+  it('a full swarm makes room by dropping its stalest complete peer past expiryMs, never a fresh one', () => {
+    const r = new SwarmRegistry({ ...o, maxPeersPerSwarm: 2 });
+    r.record(S, { ip: '10.0.0.1', port: 1, progress: 1 }, 0, iso);
+    r.record(S, { ip: '10.0.0.1', port: 2, progress: 1 }, 900, iso);
+    expect(r.record(S, { ip: '10.0.0.1', port: 3, progress: 0 }, 950, iso)).toEqual({ ok: false, reason: 'full', what: 'peers' });
+    // Port 1 is past the ordinary expiry (1000) at 1000: it makes room; port 2 (heard at 900) does not yet.
+    expect(r.record(S, { ip: '10.0.0.1', port: 3, progress: 0 }, 1000, iso).ok).toBe(true);
+    expect(r.sample(S, 5, 1000, undefined, Math.random).map((x) => x.port).sort()).toEqual([2, 3]);
+    expect(r.record(S, { ip: '10.0.0.1', port: 4, progress: 0 }, 1001, iso)).toEqual({ ok: false, reason: 'full', what: 'peers' });
+  });
+});
+
+describe('SwarmRegistry: feeder flag follows the policy (issue 9)', () => {
+  const announceBoth = (r: SwarmRegistry): void => {
+    r.record(S, { ip: '10.0.0.1', port: 1, progress: 1 }, 0, iso);
+    r.record(S, { ip: '10.0.0.1', port: 2, progress: 0.5 }, 0, iso);
+  };
+  const feeders = (r: SwarmRegistry): number[] =>
+    r
+      .sample(S, 5, 1, undefined, Math.random)
+      .filter((x) => x.feeder)
+      .map((x) => x.port)
+      .sort();
+
+  it.each([
+    ['complete', [], [1]],
+    ['complete', ['10.0.0.1:2'], [1, 2]],
+    ['listed', ['10.0.0.1:2'], [2]],
+    ['none', [], []],
+  ] as const)('mode %s with %j lists feeders %j', (mode, listed, want) => {
+    const r = new SwarmRegistry({ ...opts, feeders: makeFeederPolicy(mode, listed) });
+    announceBoth(r);
+    expect(feeders(r)).toEqual(want);
   });
 });

@@ -1,14 +1,28 @@
 // `kfetch tracker`: run the Kascade tracker kfetch ships (src/tracker/tracker-server.ts) until SIGINT/SIGTERM.
 // Prints `listening on http://HOST:PORT` (the real port) as its first stdout line, for scripts and tests.
 
-import type { Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { isKfetchError } from '../../errors.js';
 import { LIMITS } from '../../limits.js';
+import { FEEDER_MODES, makeFeederPolicy, parseFeederAddress } from '../../tracker/feeder-policy.js';
 import { startTracker } from '../../tracker/tracker-server.js';
 import { intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
 
 const portArg = intArg(0, 65535);
 const secondsArg = secondsArgOf(86_400);
+const completeExpiryArg = secondsArgOf(LIMITS.trackerCompleteExpiryMaxMs / 1000);
+
+/** A repeatable `--feeder ip:port`; collects the canonical keys. */
+function feederArg(v: string, previous: string[] | undefined): string[] {
+  try {
+    parseFeederAddress(v);
+  } catch (err) {
+    if (isKfetchError(err)) throw new InvalidArgumentError(err.message);
+    throw err;
+  }
+  return [...(previous ?? []), v];
+}
 
 interface TrackerFlags {
   host: string;
@@ -16,18 +30,22 @@ interface TrackerFlags {
   interval: number;
   minInterval?: number;
   expiry?: number;
+  completeExpiry?: number;
+  feeders: string;
+  feeder?: string[];
 }
 
 export function registerTracker(program: Command, ctx: CommandContext): void {
   program
     .command('tracker')
-    .description('run a Kascade tracker: peers announce to http://HOST:PORT/peers/<filehash>.json (POST or PUT)')
+    .description('run a Kascade tracker: peers announce to http://HOST:PORT/peers/<filehash>.json (POST, PUT or GET)')
     .option('--host <addr>', 'address to listen on (0.0.0.0 or :: for every interface)', '127.0.0.1')
     .option('--port <n>', 'port to listen on; 0 picks a free one (printed on the first line)', portArg, 7000)
     .option('--interval <s>', 'announce interval the tracker expects, in seconds', secondsArg, LIMITS.trackerIntervalMs / 1000)
     .option(
       '--min-interval <s>',
-      `shortest gap between two announces of one peer; sooner gets 403 + Retry-After (default ${LIMITS.trackerMinIntervalMs / 1000}, at most --interval)`,
+      `shortest gap between two announces of the same state (progress, event, blocks) by one peer; sooner gets ` +
+        `403 + Retry-After, or the peer list for non-kfetch clients (default ${LIMITS.trackerMinIntervalMs / 1000}, at most --interval)`,
       secondsArg,
     )
     .option(
@@ -35,13 +53,40 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
       `drop peers not heard from for this long (default ${LIMITS.trackerExpiryIntervals} × --interval)`,
       secondsArg,
     )
+    .option(
+      '--complete-expiry <s>',
+      `keep a peer whose last announce said progress 1 listed this long (original peers never announce again); ` +
+        `never shorter than --expiry; a full swarm may drop such a peer once past --expiry ` +
+        `(default ${LIMITS.trackerCompleteExpiryMs / 1000}, i.e. ${LIMITS.trackerCompleteExpiryMs / 3_600_000} h)`,
+      completeExpiryArg,
+    )
+    .addOption(
+      new Option(
+        '--feeders <mode>',
+        'who replies mark "feeder": true (original Python peers download only from feeders): complete = peers that ' +
+          'announced progress 1, plus any --feeder; listed = only --feeder addresses; none = nobody',
+      )
+        .choices(FEEDER_MODES)
+        .default('complete'),
+    )
+    .option(
+      '--feeder <ip:port>',
+      'a peer the operator vouches for, reported as a feeder (repeatable; IPv6 as [addr]:port; not with --feeders none)',
+      feederArg,
+    )
     .addHelpText(
       'after',
       '\nReplies list at most ' +
         `${LIMITS.trackerReplyPeers} random other peers of the swarm as JSON. event=stopped removes the caller.\n` +
+        'Fields (port, progress, ...) come in a urlencoded or multipart body and/or the query string.\n' +
+        'A repeat of the same state sooner than --min-interval is refused; a change of progress or event is always heard.\n' +
+        'Clients whose User-Agent starts with "kfetch/" get errors as JSON objects with their HTTP status; any other\n' +
+        'client (the original 2015 peers) always gets 200 and a JSON array (the peers, or []), the reason in\n' +
+        'X-Kascade-Error.\n' +
         'Runs until SIGINT or SIGTERM, then closes and exits 0.',
     )
     .action(async (flags: TrackerFlags) => {
+      const feeders = makeFeederPolicy(flags.feeders, flags.feeder ?? []);
       const log = ctx.log();
       const intervalMs = Math.round(flags.interval * 1000);
       const tracker = await startTracker({
@@ -49,8 +94,10 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         port: flags.port,
         log,
         intervalMs,
+        feeders,
         ...(flags.minInterval === undefined ? {} : { minIntervalMs: Math.round(flags.minInterval * 1000) }),
         ...(flags.expiry === undefined ? {} : { expiryMs: Math.round(flags.expiry * 1000) }),
+        ...(flags.completeExpiry === undefined ? {} : { completeExpiryMs: Math.round(flags.completeExpiry * 1000) }),
       });
       try {
         ctx.out.write(`listening on ${tracker.url}\n`);
