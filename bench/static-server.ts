@@ -18,6 +18,8 @@ export interface StaticServerOptions {
   delayMs?: number;
   /** Serve only the first `limit` bytes, as if the file ended there (a peer that lacks the end of the file). */
   limit?: number;
+  /** Answer 416 to any range that is not exactly one aligned block of this size, as original Kascade peers do. */
+  singleBlock?: number;
 }
 
 export interface StaticServer {
@@ -29,6 +31,8 @@ export interface StaticServer {
   firstRequestAt(): number | undefined;
   /** Each response fully handed to the socket: first byte of its range, last byte, and performance.now(). */
   served: { first: number; last: number; at: number }[];
+  /** Requests open now (arrived, response not finished), and their integral over time in request·ms. */
+  inFlight(): { now: number; integralMs: number };
   close(): Promise<void>;
 }
 
@@ -41,10 +45,22 @@ export async function startStaticServer(o: StaticServerOptions): Promise<StaticS
   const timers = new Set<NodeJS.Timeout>();
   let requests = 0;
   let firstAt: number | undefined;
+  // Time-weighted count of open requests: what a client kept in flight at this server.
+  let open = 0;
+  let integral = 0;
+  let markAt = performance.now();
+  const mark = (delta: number): void => {
+    const now = performance.now();
+    integral += open * (now - markAt);
+    markAt = now;
+    open += delta;
+  };
   const server: Server = createServer((req, res) => {
     if (req.url !== `/${o.id}` || (req.method !== 'GET' && req.method !== 'HEAD')) return void res.writeHead(404).end();
     requests++;
     firstAt ??= performance.now();
+    mark(1);
+    res.once('close', () => mark(-1));
     let first = 0;
     let last = size - 1;
     let status = 200;
@@ -57,6 +73,10 @@ export async function startStaticServer(o: StaticServerOptions): Promise<StaticS
       first = Number(m[1]);
       last = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
       if (last < first) return void res.writeHead(416, { 'Content-Range': `bytes */${size}` }).end();
+      const b = o.singleBlock;
+      if (b !== undefined && (first % b !== 0 || last !== Math.min(first + b, size) - 1)) {
+        return void res.writeHead(416, { 'Content-Range': `bytes */${size}` }).end();
+      }
       status = 206;
     }
     const answer = (): void => {
@@ -95,6 +115,10 @@ export async function startStaticServer(o: StaticServerOptions): Promise<StaticS
     served,
     requests: () => requests,
     firstRequestAt: () => firstAt,
+    inFlight: () => {
+      mark(0);
+      return { now: open, integralMs: integral };
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);

@@ -21,6 +21,7 @@ export interface DownloadFlags {
   serve: boolean;
   threads?: number;
   maxInFlight: number;
+  maxInFlightBytes: number;
   timeout: number;
   checkpointMs: number;
   maxRangeBytes: number;
@@ -36,7 +37,8 @@ export function addDownloadOptions(cmd: Command): Command {
     .option('--json', 'print newline-delimited JSON events (schema v1, see README) on stdout instead of a progress bar', false)
     .option('--seed', 'keep serving (and announcing) the files after they are complete, until SIGINT/SIGTERM', false)
     .option('--threads <n>', 'worker threads that verify and write blocks (default: the number of cores)', intArg(1, 1024))
-    .option('--max-in-flight <n>', 'block requests in flight over all peers and files (each holds one block in memory; at most 8 MiB of blocks, or n × 256 KiB if more)', intArg(1, 4096), DEFAULT_ENGINE_LIMITS.maxInFlight)
+    .option('--max-in-flight <n>', 'requests in flight over all peers and files (also bounded by --max-in-flight-bytes; per peer by its measured rate × latency)', intArg(1, 4096), DEFAULT_ENGINE_LIMITS.maxInFlight)
+    .option('--max-in-flight-bytes <bytes>', 'memory for the bodies of requests in flight (a request of one block takes its size, a multi-block range up to --max-range-bytes)', intArg(1024 * 1024, 4 * 1024 * 1024 * 1024), DEFAULT_ENGINE_LIMITS.maxInFlightBytes)
     .option('--timeout <s>', 'give up (exit 4, resumable) when no block arrived for this many seconds; 0 waits forever', secondsOrZeroArg(86_400 * 30), DEFAULT_ENGINE_LIMITS.stallTimeoutMs / 1000)
     .option('--max-range-bytes <bytes>', 'largest multi-block range asked of one peer at once (kfetch seeders, HTTP servers)', intArg(512, 64 * 1024 * 1024), DEFAULT_ENGINE_LIMITS.maxRangeBytes)
     .option('--checkpoint-ms <ms>', 'longest time between checkpoints (fdatasync + state commit)', intArg(10, 60_000), DEFAULT_ENGINE_LIMITS.checkpointMs);
@@ -46,8 +48,7 @@ export function engineLimits(f: DownloadFlags): EngineLimits {
   return {
     ...DEFAULT_ENGINE_LIMITS,
     maxInFlight: f.maxInFlight,
-    // More requests asked for: room for them at 256 KiB blocks (bigger blocks get fewer).
-    maxInFlightBytes: Math.max(DEFAULT_ENGINE_LIMITS.maxInFlightBytes, f.maxInFlight * 256 * 1024),
+    maxInFlightBytes: f.maxInFlightBytes,
     stallTimeoutMs: f.timeout * 1000,
     checkpointMs: f.checkpointMs,
     maxRangeBytes: f.maxRangeBytes,

@@ -2,38 +2,130 @@
 // A body is read straight into its slot and the worker hashes and writes it from the same memory, so blocks are
 // neither copied nor transferred between threads and no block buffer is allocated per request (measured here:
 // transferring a fresh 256 KiB ArrayBuffer to a piscina worker cost ~0.37 ms per task, passing a shared slot ~0.15 ms).
+//
+// A request smaller than half a slot (one small block from a peer that takes one block per request) gets a piece
+// of a slot instead of a whole one: a free slot is carved into equal pieces of that size, handed out one by one,
+// and returns to the whole-slot list when all its pieces are back. So the memory held is the bytes asked for (to
+// within one partly used slot per piece size), not a 1 MiB slot per 4 KiB block (issue 9).
 
 export interface Slot {
   readonly shared: SharedArrayBuffer;
   readonly byteOffset: number;
-  /** A view of the slot's memory (slotBytes long). */
+  /** A view of the slot's memory: the bytes asked for (a whole slot: slotBytes). */
   readonly view: Buffer;
 }
 
+/** A whole slot carved into pieces of one size; `free` holds the pieces not handed out. */
+interface Carved {
+  readonly base: number;
+  readonly pieces: number;
+  readonly free: Slot[];
+}
+
+/** The slots carved into pieces of one size, those with a free piece first found through `open`. */
+interface PieceClass {
+  /** Carved slots that still have a free piece. */
+  readonly open: Set<Carved>;
+  handedOut: number;
+}
+
 export class BlockSlab {
+  /** Bytes of one whole slot: the largest request. */
   readonly slotBytes: number;
   readonly slots: number;
   private readonly shared: SharedArrayBuffer;
-  private readonly free: Slot[] = [];
+  private readonly whole: number[] = [];
+  private readonly classes = new Map<number, PieceClass>();
+  /** The carved slot each handed-out piece belongs to. */
+  private readonly owner = new Map<Slot, Carved>();
+  private readonly wholeSlots = new Map<Slot, number>();
 
   constructor(slots: number, slotBytes: number) {
     this.slots = slots;
     this.slotBytes = slotBytes;
     this.shared = new SharedArrayBuffer(slots * slotBytes);
-    for (let i = slots - 1; i >= 0; i--) {
-      this.free.push({ shared: this.shared, byteOffset: i * slotBytes, view: Buffer.from(this.shared, i * slotBytes, slotBytes) });
-    }
+    for (let i = slots - 1; i >= 0; i--) this.whole.push(i * slotBytes);
   }
 
+  /** Whole slots free (a carved slot counts as used until all its pieces are back). */
   get available(): number {
-    return this.free.length;
+    return this.whole.length;
   }
 
-  acquire(): Slot | undefined {
-    return this.free.pop();
+  /** Whether `acquire(bytes)` would succeed now. */
+  canAcquire(bytes: number = this.slotBytes): boolean {
+    const size = this.pieceSize(bytes);
+    if (size === undefined) return bytes <= this.slotBytes && this.whole.length > 0;
+    return this.whole.length > 0 || (this.classes.get(size)?.open.size ?? 0) > 0;
+  }
+
+  /** Buffer space for a request of `bytes` (default: a whole slot); undefined when none is free. */
+  acquire(bytes: number = this.slotBytes): Slot | undefined {
+    if (bytes > this.slotBytes) throw new RangeError(`a ${bytes}-byte request does not fit a ${this.slotBytes}-byte slot`);
+    const size = this.pieceSize(bytes);
+    if (size === undefined) {
+      const base = this.whole.pop();
+      if (base === undefined) return undefined;
+      const slot: Slot = { shared: this.shared, byteOffset: base, view: Buffer.from(this.shared, base, this.slotBytes) };
+      this.wholeSlots.set(slot, base);
+      return slot;
+    }
+    let cls = this.classes.get(size);
+    if (cls === undefined) this.classes.set(size, (cls = { open: new Set(), handedOut: 0 }));
+    let carved: Carved | undefined = cls.open.values().next().value;
+    if (carved === undefined) {
+      const base = this.whole.pop();
+      if (base === undefined) return undefined;
+      const pieces = Math.floor(this.slotBytes / size);
+      const free: Slot[] = [];
+      for (let j = pieces - 1; j >= 0; j--) {
+        free.push({ shared: this.shared, byteOffset: base + j * size, view: Buffer.from(this.shared, base + j * size, size) });
+      }
+      carved = { base, pieces, free };
+      cls.open.add(carved);
+    }
+    const piece = carved.free.pop()!;
+    if (carved.free.length === 0) cls.open.delete(carved);
+    cls.handedOut++;
+    this.owner.set(piece, carved);
+    return piece;
   }
 
   release(slot: Slot): void {
-    this.free.push(slot);
+    const base = this.wholeSlots.get(slot);
+    if (base !== undefined) {
+      this.wholeSlots.delete(slot);
+      this.whole.push(base);
+      return;
+    }
+    const carved = this.owner.get(slot);
+    if (carved === undefined) throw new Error('release of a slot this slab did not hand out');
+    this.owner.delete(slot);
+    const cls = this.classes.get(slot.view.length)!;
+    cls.handedOut--;
+    carved.free.push(slot);
+    if (carved.free.length === carved.pieces) {
+      // Every piece is back: the slot is whole again, for any size.
+      cls.open.delete(carved);
+      this.whole.push(carved.base);
+    } else {
+      cls.open.add(carved);
+    }
+  }
+
+  /** Bytes handed out now (whole slots and pieces), for tests and memory accounting. */
+  get bytesInUse(): number {
+    let bytes = this.wholeSlots.size * this.slotBytes;
+    for (const [size, cls] of this.classes) bytes += size * cls.handedOut;
+    return bytes;
+  }
+
+  /**
+   * The piece size a request of `bytes` is served from, or undefined for a whole slot. Pieces are the request
+   * rounded up to a multiple of 512 B (the smallest block size), so the blocks of one size share one class.
+   */
+  private pieceSize(bytes: number): number | undefined {
+    const size = Math.max(512, Math.ceil(bytes / 512) * 512);
+    return size * 2 <= this.slotBytes ? size : undefined;
   }
 }

@@ -281,7 +281,8 @@ export class DownloadSession {
     if (this.stopping || signal.aborted) return;
     const now = performance.now();
     const q = this.d.queue;
-    const room = (): boolean => q.size === 0 && q.pending < q.concurrency && this.d.slab.available > 0;
+    const slab = this.d.slab;
+    const room = (): boolean => q.size === 0 && q.pending < q.concurrency && slab.canAcquire(this.blockSize);
     const order = [...this.peers.values()]
       .filter((p) => p.usable(now) && this.availability.held(p.addr) !== undefined)
       .sort((a, b) => b.bytesPerSecond - a.bytesPerSecond);
@@ -292,13 +293,23 @@ export class DownloadSession {
       progress = false;
       for (const p of order) {
         if (!room()) break;
-        if (p.inFlight >= p.slots(this.d.slab.slotBytes)) continue;
+        // Slots from the bytes this peer's requests carry: one block from a single-block peer, else what its
+        // requests have been (a run of up to a slot).
+        const bytes = p.multiBlock === false ? this.blockSize : (p.requestBytes ?? slab.slotBytes);
+        if (p.inFlight >= p.slots(bytes, now)) continue;
         const i = this.pick(p.addr);
         if (i === undefined) continue;
-        this.request(this.runFrom(i, p), p, best);
+        const run = this.runFrom(i, p);
+        if (!slab.canAcquire(this.bufferBytes(run))) continue;
+        this.request(run, p, best);
         progress = true;
       }
     }
+  }
+
+  /** Buffer space a request for `run` takes: one block its own size (a piece of a slot), a run a whole slot. */
+  private bufferBytes(run: number[]): number {
+    return run.length === 1 ? this.blockSize : this.d.slab.slotBytes;
   }
 
   private pick(peer: string): number | undefined {
@@ -348,7 +359,7 @@ export class DownloadSession {
       ctrls.add(ctrl);
     }
     peer.inFlight++;
-    const slot = this.d.slab.acquire()!;
+    const slot = this.d.slab.acquire(this.bufferBytes(run))!;
     const deadline = Math.ceil(peer.deadlineMs(len, swarmBytesPerMs));
     this.d.queue
       .add(async () => {
@@ -362,7 +373,8 @@ export class DownloadSession {
         }
         this.received += len;
         this.lastProgressAt = performance.now();
-        peer.success(len, performance.now() - t);
+        const done = performance.now();
+        peer.success(len, done - t, done);
         await this.store(run, slot, peer, ctrl);
       })
       .catch((err: unknown) => this.requestFailed(run, peer, err, ctrl))

@@ -6,8 +6,16 @@ export interface PeerStatsOptions {
   initialSlots: number;
   minSlots: number;
   maxSlots: number;
-  /** Aim to keep this much transfer time queued at each peer. */
-  targetQueueMs: number;
+  /**
+   * Requests in flight per peer are this many times the bytes its measured throughput delivers in its shortest
+   * recent request time (its bandwidth-delay product): over 1, the count grows while added requests still add
+   * throughput (a peer whose time is latency) and settles once they only queue (a peer whose limit is bandwidth).
+   */
+  bdpGain: number;
+  /** Throughput is measured over windows of at least this long (and at least two request times). */
+  rateWindowMs: number;
+  /** The shortest request time is forgotten at this pace: it may rise by 100% per this many ms. */
+  minLatencyAgingMs: number;
   /** Request deadline bounds, and the factor over the peer's recent block time. */
   minDeadlineMs: number;
   maxDeadlineMs: number;
@@ -23,7 +31,9 @@ export const DEFAULT_PEER_STATS: PeerStatsOptions = {
   initialSlots: 4,
   minSlots: 1,
   maxSlots: 32,
-  targetQueueMs: 400,
+  bdpGain: 2,
+  rateWindowMs: 50,
+  minLatencyAgingMs: 10_000,
   minDeadlineMs: 5_000,
   maxDeadlineMs: 60_000,
   deadlineFactor: 8,
@@ -47,6 +57,15 @@ export class PeerStats {
   private rate: number | undefined;
   /** Milliseconds per request, exponentially weighted. */
   private latency: number | undefined;
+  /** Bytes per request, exponentially weighted. */
+  private reqBytes: number | undefined;
+  /** The shortest recent request time and when it was measured (it ages, see minLatencyAgingMs). */
+  private minLatency: number | undefined;
+  private minLatencyAt = 0;
+  /** Bytes per ms delivered by all of the peer's requests together: the best recent window, decaying. */
+  private throughput: number | undefined;
+  private windowStart: number | undefined;
+  private windowBytes = 0;
   private readonly opts: PeerStatsOptions;
 
   constructor(addr: string, opts: PeerStatsOptions = DEFAULT_PEER_STATS) {
@@ -64,11 +83,26 @@ export class PeerStats {
     return (this.rate ?? 0) * 1000;
   }
 
-  /** How many requests this peer may have in flight: enough to cover targetQueueMs at its measured rate. */
-  slots(blockSize: number): number {
-    if (this.rate === undefined) return this.opts.initialSlots;
-    const want = Math.ceil((this.rate * this.opts.targetQueueMs) / blockSize) + 1;
+  /** Bytes per request, exponentially weighted; undefined before any block arrived. */
+  get requestBytes(): number | undefined {
+    return this.reqBytes;
+  }
+
+  /**
+   * How many requests of `bytes` this peer may have in flight: bdpGain × its bandwidth-delay product (throughput of
+   * all its requests together × its shortest recent request time), + 1. A peer answering single 4 KiB blocks after
+   * 20 ms gets enough requests to cover those 20 ms; a peer limited by bandwidth gets a couple of requests queued.
+   */
+  slots(bytes: number, now: number = performance.now()): number {
+    const minLatency = this.agedMinLatency(now);
+    if (this.throughput === undefined || minLatency === undefined) return this.opts.initialSlots;
+    const want = Math.ceil((this.opts.bdpGain * this.throughput * minLatency) / Math.max(1, bytes)) + 1;
     return Math.min(this.opts.maxSlots, Math.max(this.opts.minSlots, want));
+  }
+
+  private agedMinLatency(now: number): number | undefined {
+    if (this.minLatency === undefined) return undefined;
+    return this.minLatency * (1 + Math.max(0, now - this.minLatencyAt) / this.opts.minLatencyAgingMs);
   }
 
   usable(now: number): boolean {
@@ -86,10 +120,30 @@ export class PeerStats {
     return Math.min(this.opts.maxDeadlineMs, Math.max(this.opts.minDeadlineMs, d));
   }
 
-  success(bytes: number, ms: number): void {
+  /** A request of `bytes` that took `ms` finished at `now` (monotonic ms). */
+  success(bytes: number, ms: number, now: number = performance.now()): void {
     const r = bytes / Math.max(ms, 1);
     this.rate = this.rate === undefined ? r : this.rate * 0.7 + r * 0.3;
     this.latency = this.latency === undefined ? ms : this.latency * 0.7 + ms * 0.3;
+    this.reqBytes = this.reqBytes === undefined ? bytes : this.reqBytes * 0.7 + bytes * 0.3;
+    const aged = this.agedMinLatency(now);
+    if (aged === undefined || ms <= aged) {
+      this.minLatency = Math.max(ms, 0.1);
+      this.minLatencyAt = now;
+    }
+    // Throughput of the peer as a whole: bytes finished per window (a window opens when its first request began).
+    if (this.windowStart === undefined) {
+      this.windowStart = now - ms;
+      this.windowBytes = 0;
+    }
+    this.windowBytes += bytes;
+    const span = now - this.windowStart;
+    if (span >= Math.max(this.opts.rateWindowMs, 2 * this.latency)) {
+      const sample = this.windowBytes / span;
+      this.throughput = this.throughput === undefined ? sample : Math.max(sample, this.throughput * 0.8);
+      this.windowStart = now;
+      this.windowBytes = 0;
+    }
     this.bytesReceived += bytes;
     this.blocksOk++;
     this.consecutiveFailures = 0;
@@ -102,6 +156,8 @@ export class PeerStats {
     const base = Math.min(this.opts.backoffMaxMs, this.opts.backoffBaseMs * 2 ** (this.consecutiveFailures - 1));
     this.backoffUntil = now + base * (0.75 + random() * 0.5);
     if (this.rate !== undefined) this.rate /= 2;
+    if (this.throughput !== undefined) this.throughput /= 2;
+    this.windowStart = undefined;
     if (this.strikes >= this.opts.maxStrikes && this.banned === undefined) this.banned = `${this.strikes} failures`;
   }
 

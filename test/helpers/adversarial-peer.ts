@@ -43,6 +43,10 @@ export interface AdversarialPeer {
   requests: number[];
   /** Honest responses fully handed to the socket: block index and performance.now() time. */
   served: { block: number; at: number }[];
+  /** Most block requests open at once (arrived, response not yet closed). */
+  readonly maxConcurrent: number;
+  /** Each block request's opening (+1) and closing (-1), with performance.now() times, to merge across peers. */
+  openLog: { at: number; delta: number }[];
   close(): Promise<void>;
 }
 
@@ -59,6 +63,9 @@ export async function startAdversarialPeer(o: AdversarialPeerOptions): Promise<A
     timers.add(t);
   };
   const blocks = Math.ceil(o.bytes.length / o.blockSize);
+  let open = 0;
+  let maxConcurrent = 0;
+  const openLog: { at: number; delta: number }[] = [];
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '';
     if (url.startsWith(`/${o.id}/blocks`)) {
@@ -77,6 +84,13 @@ export async function startAdversarialPeer(o: AdversarialPeerOptions): Promise<A
     if (o.singleBlockOnly === true && (first % o.blockSize !== 0 || last !== Math.min(first + o.blockSize, o.bytes.length) - 1)) {
       return void res.writeHead(416).end();
     }
+    open++;
+    maxConcurrent = Math.max(maxConcurrent, open);
+    openLog.push({ at: performance.now(), delta: 1 });
+    res.once('close', () => {
+      open--;
+      openLog.push({ at: performance.now(), delta: -1 });
+    });
     // Every block the range covers (a multi-block range counts for each of its blocks).
     const covered: number[] = [];
     for (let b = block; b <= Math.floor(last / o.blockSize); b++) covered.push(b);
@@ -100,6 +114,10 @@ export async function startAdversarialPeer(o: AdversarialPeerOptions): Promise<A
     port,
     requests,
     served,
+    get maxConcurrent() {
+      return maxConcurrent;
+    },
+    openLog,
     async close() {
       for (const t of timers) clearTimeout(t);
       for (const s of sockets) s.destroy();

@@ -212,14 +212,61 @@ describe('availability', () => {
 });
 
 describe('peer stats', () => {
-  it('sizes slots from measured throughput within bounds', () => {
+  it('starts at initialSlots and stays within [minSlots, maxSlots]', () => {
     const p = new PeerStats('x');
-    expect(p.slots(65536)).toBe(DEFAULT_PEER_STATS.initialSlots);
-    p.success(65536, 1); // 64 MB/s
-    expect(p.slots(65536)).toBe(DEFAULT_PEER_STATS.maxSlots);
+    expect(p.slots(65536, 0)).toBe(DEFAULT_PEER_STATS.initialSlots);
+    // 64 KiB in 1 ms, many times over: a huge bandwidth-delay product is capped.
+    for (let t = 1; t <= 200; t++) p.success(65536, 1, t);
+    expect(p.slots(4096, 200)).toBe(DEFAULT_PEER_STATS.maxSlots);
+    // One 64 KiB request at a time, 10 s each: its bandwidth-delay product is one request, so 2 × 1 + 1.
     const slow = new PeerStats('y');
-    slow.success(65536, 10_000);
-    expect(slow.slots(65536)).toBe(DEFAULT_PEER_STATS.minSlots + 1);
+    slow.success(65536, 10_000, 10_000);
+    slow.success(65536, 10_000, 20_000);
+    expect(slow.slots(65536, 20_000)).toBe(3);
+    // Failures halve the measured throughput: down to one request beyond a vanishing product.
+    for (let i = 0; i < 4; i++) slow.failure(20_000, () => 0.5);
+    expect(slow.slots(65536, 20_000)).toBe(DEFAULT_PEER_STATS.minSlots + 1);
+  });
+
+  /**
+   * Drive a PeerStats in virtual time against a model peer: each request of `bytes` takes max(latency, the
+   * bytes queued ahead of it at `capacity` bytes/ms). Requests are issued up to slots() whenever one ends.
+   * Returns the slots the peer settles at after `ms` of virtual time.
+   */
+  function settle(o: { latencyMs: number; bytes: number; capacity: number; ms: number }): number {
+    const p = new PeerStats('model');
+    let now = 0;
+    const ends: number[] = [];
+    while (now < o.ms) {
+      while (ends.length < p.slots(o.bytes, now)) {
+        // Served one after another at `capacity`, each no sooner than latencyMs after it was asked for.
+        const queuedUntil = ends.length === 0 ? now : Math.max(now, ends[ends.length - 1]!);
+        ends.push(Math.max(now + o.latencyMs, queuedUntil + o.bytes / o.capacity));
+        ends.sort((a, b) => a - b);
+      }
+      const end = ends.shift()!;
+      const began = end - Math.max(o.latencyMs, o.bytes / o.capacity);
+      now = end;
+      p.success(o.bytes, end - Math.min(began, end), now);
+    }
+    return p.slots(o.bytes, now);
+  }
+
+  it('issue 9: a single-block peer with 20 ms latency gets enough requests in flight to cover it', () => {
+    // 4 KiB per request, 20 ms each, a peer that could serve 10 MB/s: covering 20 ms takes ~49 requests, so the
+    // count grows to the ceiling; sized by a 1 MiB slot (the old bug) it would stay at 1–2.
+    expect(settle({ latencyMs: 20, bytes: 4096, capacity: 10_000, ms: 5_000 })).toBe(DEFAULT_PEER_STATS.maxSlots);
+    // A peer whose limit is 1 MB/s (250 blocks/s, 5 in 20 ms): a few requests beyond its bandwidth-delay product.
+    const limited = settle({ latencyMs: 20, bytes: 4096, capacity: 1_000, ms: 10_000 });
+    expect(limited).toBeGreaterThanOrEqual(5);
+    expect(limited).toBeLessThan(DEFAULT_PEER_STATS.maxSlots);
+  });
+
+  it('a fast peer limited by bandwidth gets a few large requests, not the ceiling', () => {
+    // 1 MiB requests, 1 ms latency, 100 MB/s: a request takes ~10 ms of transfer; 2× the product is ~2 requests.
+    const n = settle({ latencyMs: 1, bytes: 1024 * 1024, capacity: 100_000, ms: 10_000 });
+    expect(n).toBeGreaterThanOrEqual(2);
+    expect(n).toBeLessThanOrEqual(6);
   });
 
   it('clamps deadlines to [min, max]', () => {

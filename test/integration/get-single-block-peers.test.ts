@@ -1,0 +1,53 @@
+// Issue 9 point 9: against peers that take one block per request (every original Kascade peer), a peer's requests in
+// flight are sized from the bytes of each request and its latency, and memory from the bytes asked for — not one
+// 1 MiB slot per 4 KiB block. Before the fix the whole download had at most 8 requests in flight (8 MiB of 1 MiB
+// slots) and a peer 1–2; here the peers must see many more at once, and the file must be right.
+
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
+import { killAllChildren, runCli } from '../helpers/cli.js';
+import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
+
+const BLOCK = 4096;
+const BLOCKS = 1024;
+const DELAY_MS = 20;
+const peers: AdversarialPeer[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  killAllChildren();
+  for (const p of peers.splice(0)) await p.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+it('issue 9: single-block peers with 20 ms latency get many requests in flight with default flags', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kfetch-single-'));
+  dirs.push(dir);
+  const bytes = payloadBytes(0, BLOCKS * BLOCK, 'single-block');
+  const k = kascadeJsonFor(bytes, { filename: 'single.bin', tracker: 'http://127.0.0.1:1/x', blockSizes: [BLOCK] });
+  const path = writeKascade(join(dir, 'single.json'), k);
+  const args = ['get', path, '--out', join(dir, 'out'), '--timeout', '60', '--json'];
+  for (let i = 0; i < 4; i++) {
+    const p = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: BLOCK, delayMs: DELAY_MS, singleBlockOnly: true });
+    peers.push(p);
+    args.push('--peer', p.addr);
+  }
+  const r = await runCli(args, { timeoutMs: 90_000 });
+  expect(r.code, r.stderr).toBe(0);
+  expect(createHash('sha256').update(readFileSync(join(dir, 'out', 'single.bin'))).digest('hex')).toBe(k.filehash);
+  const perPeer = peers.map((p) => p.maxConcurrent);
+  // Most requests open at once over all four peers (their open/close logs merged in time order).
+  const events = peers.flatMap((p) => p.openLog).sort((a, b) => a.at - b.at || a.delta - b.delta);
+  let open = 0;
+  let total = 0;
+  for (const e of events) total = Math.max(total, (open += e.delta));
+  console.log(`single-block: most requests open at once ${total}; per peer ${perPeer.join(', ')}`);
+  // The old sizing capped the whole download at 8 (8 MiB of 1 MiB slots) and each peer at its 4 initial slots.
+  expect(total).toBeGreaterThan(16);
+  expect(Math.max(...perPeer)).toBeGreaterThan(8);
+  // Nothing beyond the per-peer ceiling (32 connections).
+  expect(Math.max(...perPeer)).toBeLessThanOrEqual(32);
+}, 120_000);
