@@ -1,0 +1,117 @@
+// Issue 9 (points 6 and 10), end to end: `kfetch get` as a real child process downloads from seeders that answer
+// exactly like the original 2015 Python peer (test/helpers/original-server.ts): HTTP/1.0 206 with a `Range:` header
+// and `Content-length`, one request per connection, and a 404 whose head never ends for /blocks, multi-block
+// ranges and blocks it will not serve. The headerless 404 must read as "not here" (KF_E_PEER_LIED), never as a
+// broken connection (KF_E_PEER_CONNECT, which costs the peer a backoff and a strike).
+
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { killAllChildren, runCli } from '../helpers/cli.js';
+import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
+import { startOriginalServer, type OriginalServer, type OriginalServerOptions } from '../helpers/original-server.js';
+
+const LATENCY_MS = 20;
+const servers: OriginalServer[] = [];
+const dirs: string[] = [];
+
+afterEach(async () => {
+  killAllChildren();
+  for (const s of servers.splice(0)) await s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A payload of `blocks` blocks (the last one short) and a kascade offering only `blockSize`, as the course's were. */
+function setup(seed: string, blockSize: number, blocks: number): { dir: string; bytes: Buffer; kascadePath: string; id: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'kfetch-orig-'));
+  dirs.push(dir);
+  const bytes = payloadBytes(0, blocks * blockSize - 100, seed);
+  // Tracker on a port nothing listens on: peers come from --peer only.
+  const k = kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [blockSize] });
+  return { dir, bytes, kascadePath: writeKascade(join(dir, 'payload.json'), k), id: k.filehash as string };
+}
+
+async function seeder(o: OriginalServerOptions): Promise<OriginalServer> {
+  const s = await startOriginalServer({ latencyMs: LATENCY_MS, ...o });
+  servers.push(s);
+  return s;
+}
+
+type Event = Record<string, unknown>;
+
+async function get(kascadePath: string, dir: string, peers: OriginalServer[]): Promise<{ code: number; stderr: string; events: Event[] }> {
+  const args = ['get', kascadePath, '--out', join(dir, 'out'), '--json', '--timeout', '20'];
+  for (const p of peers) args.push('--peer', p.addr);
+  const r = await runCli(args, { timeoutMs: 45_000 });
+  const events = r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Event);
+  return { code: r.code, stderr: r.stderr, events };
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const peerWarnings = (events: Event[], code: string): Event[] => events.filter((e) => e.event === 'warning' && e.code === code);
+
+describe('kfetch get from original 2015 seeders (issue 9)', () => {
+  it.each([1024, 4096])('fetches a file from one original seeder with %d-byte blocks', async (blockSize) => {
+    const { dir, bytes, kascadePath, id } = setup(`one-${blockSize}`, blockSize, 120);
+    const s = await seeder({ bytes, id, blockSize });
+    const r = await get(kascadePath, dir, [s]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256(readFileSync(join(dir, 'out', 'payload.bin')))).toBe(id);
+    expect(r.events.at(-1)).toMatchObject({ event: 'done', filehash: id });
+    // The headerless 404 was met (for /blocks, and for the first multi-block ranges) and read as "not here".
+    expect(s.log.filter((q) => q.status === 404).length).toBeGreaterThanOrEqual(2);
+    expect(s.log.some((q) => q.path.endsWith('/blocks?blocksize=' + blockSize))).toBe(true);
+    expect(peerWarnings(r.events, 'KF_E_PEER_CONNECT')).toEqual([]);
+    expect(r.events.some((e) => e.event === 'peer' && (e.action === 'banned' || e.action === 'dropped'))).toBe(false);
+    // Every block was served by the seeder exactly as the original does: one request per connection.
+    expect(s.log.filter((q) => q.status === 206).length).toBeGreaterThanOrEqual(120);
+    expect(s.connections()).toBe(s.log.length);
+  }, 60_000);
+
+  it.each([1024, 4096])('fetches a file from three original seeders with %d-byte blocks, using each', async (blockSize) => {
+    const { dir, bytes, kascadePath, id } = setup(`three-${blockSize}`, blockSize, 240);
+    const seeds = [await seeder({ bytes, id, blockSize }), await seeder({ bytes, id, blockSize }), await seeder({ bytes, id, blockSize })];
+    const r = await get(kascadePath, dir, seeds);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256(readFileSync(join(dir, 'out', 'payload.bin')))).toBe(sha256(bytes));
+    expect(peerWarnings(r.events, 'KF_E_PEER_CONNECT')).toEqual([]);
+    for (const s of seeds) {
+      expect(s.log.some((q) => q.status === 404)).toBe(true);
+      expect(s.log.filter((q) => q.status === 206).length).toBeGreaterThan(10);
+    }
+  }, 60_000);
+
+  it('a headerless 404 for a block the seeder will not serve puts it in no backoff: it serves the rest without pauses', async () => {
+    const blockSize = 1024;
+    const { dir, bytes, kascadePath, id } = setup('holes', blockSize, 200);
+    const full = await seeder({ bytes, id, blockSize });
+    const holey = await seeder({ bytes, id, blockSize, refuse: (b) => b % 5 === 2 });
+    const r = await get(kascadePath, dir, [full, holey]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256(readFileSync(join(dir, 'out', 'payload.bin')))).toBe(id);
+    expect(peerWarnings(r.events, 'KF_E_PEER_CONNECT')).toEqual([]);
+    // Single-block requests it refused: each is a "not here" warning for that peer, not a connection failure.
+    const refused = holey.log.filter((q) => q.status === 404 && q.block !== undefined && q.block % 5 === 2 && q.range === singleRange(q.block, blockSize, bytes.length));
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    const lied = peerWarnings(r.events, 'KF_E_PEER_LIED').filter((e) => e.peer === holey.addr);
+    expect(lied.length).toBeGreaterThanOrEqual(refused.length);
+    // No backoff: after each refusal the peer is asked again at once (a backoff is at least 750 ms), and it goes on
+    // serving blocks.
+    for (const q of refused) {
+      const next = holey.log.find((n) => n.at > q.answeredAt!);
+      if (next !== undefined) expect(next.at - q.answeredAt!, `gap after the 404 for block ${q.block}`).toBeLessThan(500);
+    }
+    const firstRefusal = Math.min(...refused.map((q) => q.answeredAt!));
+    expect(holey.log.filter((q) => q.status === 206 && q.at > firstRefusal).length).toBeGreaterThan(20);
+  }, 60_000);
+});
+
+function singleRange(block: number, blockSize: number, size: number): string {
+  return `bytes=${block * blockSize}-${Math.min((block + 1) * blockSize, size) - 1}`;
+}
