@@ -52,6 +52,5 @@ export function refusalReply(kfetch: boolean, refusal: Refusal, peers: readonly 
 
 /** Printable ASCII only (a field name from a multipart body could hold anything), bounded. */
 function headerSafe(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_ERROR_HEADER);
 }
