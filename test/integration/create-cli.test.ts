@@ -2,7 +2,7 @@
 // nothing.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +133,53 @@ describe('kfetch create', () => {
   it('explains every flag in --help', async () => {
     const r = await runCli(['create', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--tracker', '--block-size', '--output', '--peer', '--json', '--threads', '--force']) expect(r.stdout).toContain(flag);
+    for (const flag of ['--tracker', '--block-size', '--output', '--peer', '--json', '--threads', '--force', '--compat-2015']) expect(r.stdout).toContain(flag);
+    expect(r.stdout.replace(/\s+/g, ' ')).toMatch(/--compat-2015 +also offer the block sizes the original 2015 Kascade peers hard-code \(1024 and 4096 bytes\)/);
+  });
+});
+
+describe('kfetch create --compat-2015 (issue 9, point 8)', () => {
+  /** The raw `blockhashes` object as written: what an original peer reads. */
+  const rawBlockhashes = (path: string): Record<string, string[]> =>
+    (JSON.parse(readFileSync(path, 'utf8')) as { blockhashes: Record<string, string[]> }).blockhashes;
+
+  it('offers 1024 and 4096 besides the default size, each with its MD5s', async () => {
+    const out = join(outDir(), 'compat.json');
+    const r = await runCli(['create', input, '--tracker', TRACKER, '--compat-2015', '-o', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toMatchObject({ event: 'created', blockSizes: [1024, 4096, 262144] });
+    const bh = rawBlockhashes(out);
+    expect(Object.keys(bh).sort()).toEqual(['1024', '262144', '4096']);
+    expect(bh['1024']).toEqual(md5s(1024));
+    expect(bh['4096']).toEqual(md5s(4096));
+    expect(bh['262144']).toEqual(md5s(262144));
+    const k = await loadKascade(out);
+    expect(k.filehash).toBe(sha());
+  });
+
+  it.each([
+    [['--block-size', '65536'], ['1024', '4096', '65536']],
+    [['--block-size', '4096'], ['1024', '4096']],
+    [['--block-size', '1000', '--block-size', '1048576'], ['1000', '1024', '1048576', '4096']],
+  ])('adds them to the --block-size sizes %j', async (sizes, keys) => {
+    const out = join(outDir(), 'compat-sizes.json');
+    const r = await runCli(['create', input, '--tracker', TRACKER, ...sizes, '--compat-2015', '-o', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const bh = rawBlockhashes(out);
+    expect(Object.keys(bh).sort()).toEqual(keys);
+    for (const key of keys) expect(bh[key]).toEqual(md5s(Number(key)));
+  });
+
+  it('refuses a file too large for 1024-byte blocks, naming --compat-2015 (checked before any hashing)', async () => {
+    const d = outDir();
+    const big = join(d, 'big.bin');
+    writeFileSync(big, '');
+    truncateSync(big, 4 * 1024 ** 3 + 1); // sparse: 4 GiB + 1 byte is 4 Mi + 1 blocks of 1024, over the 4 Mi limit
+    const out = join(d, 'big.json');
+    const r = await runCli(['create', big, '--tracker', TRACKER, '--compat-2015', '-o', out], { timeoutMs: 20_000 });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/KF_E_INPUT/);
+    expect(r.stderr).toMatch(/--compat-2015/);
+    expect(existsSync(out)).toBe(false);
   });
 });

@@ -118,6 +118,12 @@ describe('createKascade', () => {
     await checkAgainstCrypto('odd.bin', data, [1000, 1536], { hashChunkBytes: 50_000 });
   });
 
+  it('hashes 1024, 4096 and 262144 (create --compat-2015) in one read pass, across many chunks', async () => {
+    expect(planReadPasses([1024, 4096, 262144], 8 << 20)).toEqual([{ blockSizes: [1024, 4096, 262144], chunkBytes: 8 << 20, sha256: true }]);
+    // Chunks of one 262144-byte block: every chunk holds whole blocks of all three sizes; the file ends mid-block.
+    await checkAgainstCrypto('compat.bin', bytes(3 * 262144 + 5000, 9), [262144, 1024, 4096], { hashChunkBytes: 262144 });
+  });
+
   it('hashes each size in its own pass when the LCM is over 64 MiB', async () => {
     expect(planReadPasses([65519, 65521], 8 << 20)).toHaveLength(2);
     const done: number[] = [];

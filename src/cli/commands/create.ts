@@ -21,7 +21,14 @@ interface CreateOptions {
   json?: boolean;
   threads?: string;
   force?: boolean;
+  compat2015?: boolean;
 }
+
+/**
+ * The block sizes the original 2015 peers hard-code (SPEC §6): the Python peer 1024 (one version) or 4096, the
+ * JavaScript peer 4096. A file must offer them for those peers to use it.
+ */
+export const ORIGINAL_BLOCK_SIZES: readonly number[] = [1024, 4096];
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 const CANONICAL_DECIMAL = /^(0|[1-9][0-9]*)$/;
@@ -43,6 +50,10 @@ export function registerCreate(program: Command, ctx: CommandContext): void {
     )
     .option('-o, --output <path>', 'where to write the kascade (default: ./<file name>.json in the current directory)')
     .addOption(new Option('--peer <host:port>', 'add a known peer or plain HTTP server to the kascade `peers`; repeatable').argParser(collect))
+    .option(
+      '--compat-2015',
+      `also offer the block sizes the original 2015 Kascade peers hard-code (${ORIGINAL_BLOCK_SIZES.join(' and ')} bytes), besides the default or --block-size sizes, so those peers can use the file`,
+    )
     .option('--json', 'print progress events and the result as JSON lines on stdout')
     .option('--threads <n>', 'hashing worker threads (default: the number of cores)')
     .option('--force', 'overwrite the output file if it exists')
@@ -52,7 +63,10 @@ export function registerCreate(program: Command, ctx: CommandContext): void {
 }
 
 async function runCreate(file: string, opts: CreateOptions, ctx: CommandContext): Promise<void> {
-  const blockSizes = (opts.blockSize ?? [String(LIMITS.defaultBlockSize)]).map(parseBlockSize);
+  const chosen = (opts.blockSize ?? [String(LIMITS.defaultBlockSize)]).map(parseBlockSize);
+  const compat = opts.compat2015 === true;
+  // Duplicates are dropped (and sizes sorted) by createKascade; all sizes are hashed in one read when their LCM allows.
+  const blockSizes = compat ? [...chosen, ...ORIGINAL_BLOCK_SIZES] : chosen;
   const json = opts.json === true;
   const force = opts.force === true;
   const threads = opts.threads === undefined ? undefined : parseThreads(opts.threads);
@@ -75,6 +89,8 @@ async function runCreate(file: string, opts: CreateOptions, ctx: CommandContext)
         progress ??= createProgress({ label: 'hashing', total, unit: 'bytes', json });
         progress.update(done);
       },
+    }).catch((err: unknown) => {
+      throw compat ? blameCompat(err, chosen) : err;
     });
     progress?.stop();
     await writeAtomically(output, serializeKascade(kascade), force, ctx.shutdown);
@@ -106,6 +122,21 @@ function parseBlockSize(text: string): number {
   }
   // Range and block-count checks happen in createKascade (they need the file size).
   return Number(text);
+}
+
+/**
+ * A block-size problem with a size that only --compat-2015 added (too many blocks of 1024 bytes for a file over
+ * 4 GiB): name that flag, not --block-size, and say what still works.
+ */
+function blameCompat(err: unknown, chosen: readonly number[]): unknown {
+  if (!(err instanceof KfetchError) || err.field !== '--block-size') return err;
+  const size = err.detail?.blockSize;
+  if (typeof size !== 'number' || chosen.includes(size) || !ORIGINAL_BLOCK_SIZES.includes(size)) return err;
+  return new KfetchError(
+    'KF_E_INPUT',
+    `${err.message.replace(/; use a larger block size$/, '')}, so this file cannot offer the original peers' ${size}-byte blocks (leave out --compat-2015; --block-size 4096 still serves the peers that use 4096)`,
+    { field: '--compat-2015', cause: err, ...(err.detail === undefined ? {} : { detail: err.detail }) },
+  );
 }
 
 function parseThreads(text: string): number {
