@@ -200,7 +200,7 @@ describe('announce: against the real tracker', () => {
     await announce({ url, port: 5001, progress: 1, blocks: { blockSize: 4096, bitfield: bf } });
     const r = await announce({ url, port: 5002, progress: 0 });
     expect(r.peers).toEqual([
-      { ip: '127.0.0.1', port: 5001, progress: 1, feeder: false, updated: expect.any(String), blocks: 'ff80', blocksize: 4096 },
+      { ip: '127.0.0.1', port: 5001, progress: 1, feeder: true, updated: expect.any(String), blocks: 'ff80', blocksize: 4096 },
     ]);
     expect(r.intervalMs).toBe(LIMITS.trackerIntervalMs);
     await announce({ url, port: 5001, progress: 1, event: 'stopped' });

@@ -206,10 +206,10 @@ describe('refusals: an array for originals, JSON errors for kfetch (issue 9)', (
 describe('complete peers stay listed after they stop announcing (issue 9)', () => {
   it('keeps a peer that said 1.0 for --complete-expiry while one that said 0.0 expires after --expiry', async () => {
     const { url } = await tracker(['--interval', '0.5', '--expiry', '1', '--complete-expiry', '60']);
-    await originalAnnounce(url, { port: 7701, progress: '0.0' });
     await originalAnnounce(url, { port: 7702, progress: '0.0' });
     await originalAnnounce(url, { port: 7702, progress: '1.0' });
-    // The downloader that never came back drops out; the complete one stays.
+    await originalAnnounce(url, { port: 7701, progress: '0.0' });
+    // The downloader that never came back drops out; the complete one, heard from earlier, stays.
     const peers = await watch(url, 7703, (ps) => !ps.some((p) => p.port === 7701), 10_000);
     expect(peers.map((p) => [p.port, p.feeder])).toEqual([[7702, true]]);
   });

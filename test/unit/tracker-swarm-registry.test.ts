@@ -145,6 +145,14 @@ describe('SwarmRegistry: complete peers stay listed longer (issue 9)', () => {
     expect(r.stats().peers).toBe(0);
   });
 
+  it('a complete peer past expiryMs is still live for the minimum gap (when --min-interval > --expiry)', () => {
+    const r = new SwarmRegistry({ ...o, minIntervalMs: 2000 });
+    r.record(S, { ip: '10.0.0.1', port: 1, progress: 1 }, 0, iso);
+    r.record(S, { ip: '10.0.0.1', port: 2, progress: 0 }, 0, iso);
+    expect(r.record(S, { ip: '10.0.0.1', port: 1, progress: 1 }, 1500, iso)).toMatchObject({ ok: false, reason: 'too-soon' });
+    expect(r.record(S, { ip: '10.0.0.1', port: 2, progress: 0 }, 1500, iso).ok).toBe(true);
+  });
+
   it('never keeps a complete peer shorter than expiryMs', () => {
     const r = new SwarmRegistry({ ...opts, completeExpiryMs: 10 });
     r.record(S, { ip: '10.0.0.1', port: 1, progress: 1 }, 0, iso);
