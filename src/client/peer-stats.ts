@@ -6,10 +6,12 @@ export interface PeerStatsOptions {
   initialSlots: number;
   minSlots: number;
   maxSlots: number;
+  /** Keep at least this much transfer time queued at each peer, at its per-request rate. */
+  targetQueueMs: number;
   /**
-   * Requests in flight per peer are this many times the bytes its measured throughput delivers in its shortest
-   * recent request time (its bandwidth-delay product): over 1, the count grows while added requests still add
-   * throughput (a peer whose time is latency) and settles once they only queue (a peer whose limit is bandwidth).
+   * …and at least this many times the bytes the peer's measured throughput delivers in its shortest recent request
+   * time (its bandwidth-delay product): over 1, the count grows while added requests still add throughput (a peer
+   * whose time is latency) and settles once they only queue (a peer whose limit is bandwidth).
    */
   bdpGain: number;
   /** Throughput is measured over windows of at least this long (and at least two request times). */
@@ -31,6 +33,7 @@ export const DEFAULT_PEER_STATS: PeerStatsOptions = {
   initialSlots: 4,
   minSlots: 1,
   maxSlots: 32,
+  targetQueueMs: 400,
   bdpGain: 2,
   rateWindowMs: 50,
   minLatencyAgingMs: 10_000,
@@ -52,6 +55,11 @@ export class PeerStats {
   bytesReceived = 0;
   /** False once the peer refused a multi-block range (an original Kascade peer); undefined until then. */
   multiBlock: boolean | undefined;
+  /**
+   * True when nobody claimed what the peer holds (no bitfield from it or the tracker; /blocks not offered) and it is
+   * assumed to hold everything: its "not here" answers are then not lies and earn no strike.
+   */
+  assumedHeld = false;
   blocksOk = 0;
   /** Bytes per millisecond, exponentially weighted; undefined until the first block. */
   private rate: number | undefined;
@@ -89,14 +97,19 @@ export class PeerStats {
   }
 
   /**
-   * How many requests of `bytes` this peer may have in flight: bdpGain × its bandwidth-delay product (throughput of
-   * all its requests together × its shortest recent request time), + 1. A peer answering single 4 KiB blocks after
-   * 20 ms gets enough requests to cover those 20 ms; a peer limited by bandwidth gets a couple of requests queued.
+   * How many requests of `bytes` this peer may have in flight, + 1: enough to keep targetQueueMs of transfer queued at
+   * its per-request rate (what a peer limited by bandwidth needs), and at least bdpGain × its bandwidth-delay product
+   * (throughput of all its requests together × its shortest recent request time), which keeps growing while added
+   * requests add throughput: a peer answering single 4 KiB blocks after 20 ms gets enough to cover those 20 ms.
+   * Sized by the bytes of its own requests, not by a buffer slot (issue 9).
    */
   slots(bytes: number, now: number = performance.now()): number {
+    if (this.rate === undefined) return this.opts.initialSlots;
+    const b = Math.max(1, bytes);
+    const queued = (this.rate * this.opts.targetQueueMs) / b;
     const minLatency = this.agedMinLatency(now);
-    if (this.throughput === undefined || minLatency === undefined) return this.opts.initialSlots;
-    const want = Math.ceil((this.opts.bdpGain * this.throughput * minLatency) / Math.max(1, bytes)) + 1;
+    const bdp = this.throughput === undefined || minLatency === undefined ? 0 : (this.opts.bdpGain * this.throughput * minLatency) / b;
+    const want = Math.ceil(Math.max(queued, bdp)) + 1;
     return Math.min(this.opts.maxSlots, Math.max(this.opts.minSlots, want));
   }
 
