@@ -3,7 +3,7 @@
 
 import { InvalidArgumentError } from 'commander';
 import { parsePeerAddress } from '../peer/peer-address.js';
-import { checkCidr } from '../server/access-list.js';
+import { checkCidr } from '../peer/access-list.js';
 
 /** A canonical decimal integer in [min, max]. */
 export function intArg(min: number, max: number): (v: string) => number {

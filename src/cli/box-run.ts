@@ -13,7 +13,7 @@ import { BoxMetrics } from '../box/box-metrics.js';
 import { boxStatus } from '../box/box-status.js';
 import { SeedBox } from '../box/seed-box.js';
 import { LIMITS } from '../limits.js';
-import { accessList } from '../server/access-list.js';
+import { accessList } from '../peer/access-list.js';
 import { createAnnounceStats } from '../tracker/announce-stats.js';
 import type { CommandContext } from './context.js';
 

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { KfetchError, isKfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { canonicalIp } from '../peer/address-policy.js';
+import { accessList } from '../peer/access-list.js';
 import { peerKey, type PeerInfo } from '../peer/peer-info.js';
 import { VERSION } from '../version.js';
 import { parseAnnounce, SWARM_PATH_RE } from './parse-announce.js';
@@ -44,6 +45,12 @@ export interface TrackerOptions extends Partial<TrackerLimits> {
   random?: () => number;
   /** Who is reported as a feeder (default: peers that announced complete). */
   feeders?: FeederPolicy;
+  /**
+   * Addresses and CIDR blocks of proxies whose requests may name the peer's address in the `ip` field. From anyone
+   * else `ip` counts only if it is the request's own source address: no caller may list, refresh, stop or vouch for
+   * an address it does not own (RELIABILITY "tracker abuse").
+   */
+  trustProxy?: readonly string[];
 }
 
 export interface RunningTracker {
@@ -74,6 +81,14 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
   const random = opts.random ?? Math.random;
   const log = opts.log;
   const feeders = opts.feeders ?? DEFAULT_FEEDER_POLICY;
+  const fromProxy = accessList(opts.trustProxy ?? [], { loopback: false });
+  /** The address to list a caller under: its source, or the `ip` it names when that is the source or it is a trusted proxy. */
+  const announcedIp = (named: string | undefined, source: string | undefined): string | undefined => {
+    if (named === undefined || source === undefined || named === source) return source;
+    if (fromProxy(source)) return named;
+    log?.debug({ source, named }, 'tracker: ip field ignored (not the source address, not a trusted proxy)');
+    return source;
+  };
   const registry = new SwarmRegistry({ ...limits, feeders });
   const intervalSeconds = Math.ceil(limits.intervalMs / 1000);
 
@@ -84,14 +99,19 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       else res.destroy();
     });
   });
-  // Requests node:http itself refuses (bad syntax, 16 KiB header limit, timeouts) also get a JSON error.
+  // Requests node:http itself refuses (bad syntax, 16 KiB header limit, timeouts). Their headers were not read, so
+  // the client is unknown: the body is `[]` for everyone (an original iterates any body as an array and crashes on
+  // an object), the reason in X-Kascade-Error. A timeout — which a slow original can hit through no fault of its
+  // own — is answered 200 like the tracker's other refusals to originals; malformed HTTP, which no original sends,
+  // keeps its status (400, 431) so kfetch clients and tools see it.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || err.code === 'ECONNRESET') return void socket.destroy();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const text = JSON.stringify({ error: status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'bad HTTP request' });
+    const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : timeout ? 200 : 400;
+    const reason = status === 431 ? 'request headers too large' : timeout ? 'request timeout' : 'bad HTTP request';
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
-        `Server: kfetch/${VERSION}\r\nConnection: close\r\n\r\n${text}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n` +
+        `X-Kascade-Error: ${reason}\r\nServer: kfetch/${VERSION}\r\nConnection: close\r\n\r\n[]`,
     );
   });
   server.headersTimeout = LIMITS.serverHeadersTimeoutMs;
@@ -124,7 +144,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
     try {
       const fields = [...queryFields, ...(await readForm(req, limits.requestMaxBytes))];
       const announce = parseAnnounce(fields);
-      const ip = announce.ip ?? source;
+      const ip = announcedIp(announce.ip, source);
       if (ip === undefined) throw new KfetchError('KF_E_INPUT', 'cannot tell the caller address', { field: 'ip', detail: { status: 400 } });
       const now = performance.now();
       if (announce.event === 'stopped') {

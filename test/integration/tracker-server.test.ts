@@ -64,12 +64,55 @@ describe('tracker server: announces', () => {
     const form = new FormData();
     form.set('port', '9001');
     form.set('progress', '0');
-    form.set('ip', '10.1.2.3');
     const r1 = await fetch(`${t.url}/peers/${H.toUpperCase()}.json`, { method: 'POST', headers: KF, body: form });
     expect(r1.status).toBe(200);
     const r2 = await post(`${t.url}/peers/${H}.json`, { port: '9002', progress: '0' }, 'PUT');
     expect(r2.status).toBe(200);
-    expect(await r2.json()).toMatchObject([{ ip: '10.1.2.3', port: 9001 }]);
+    expect(await r2.json()).toMatchObject([{ ip: '127.0.0.1', port: 9001 }]);
+  });
+
+  /** POST `fields` from the loopback address `local` (127.0.0.0/8 is all loopback on Linux); resolves with the JSON body. */
+  function postFrom(local: string, url: string, fields: Record<string, string>): Promise<{ status: number; body: unknown }> {
+    return new Promise((resolve, reject) => {
+      const body = new URLSearchParams(fields).toString();
+      const req = httpRequest(url, { method: 'POST', localAddress: local, headers: { ...KF, 'content-type': 'application/x-www-form-urlencoded' }, timeout: 10_000 }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }));
+      });
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.end(body);
+    });
+  }
+
+  it('lists a caller under its source address: an `ip` naming another address is ignored unless sent by a trusted proxy', async () => {
+    const t = await start();
+    const url = `${t.url}/peers/${H}.json`;
+    // 127.0.0.5 tries to list (and vouch for, progress 1) an address it does not own.
+    await postFrom('127.0.0.5', url, { port: '22', progress: '1', ip: '127.0.0.77' });
+    // 127.0.0.8 is a real seeder; 127.0.0.6 tries to stop it and then to demote it.
+    await postFrom('127.0.0.8', url, { port: '7001', progress: '1' });
+    await postFrom('127.0.0.6', url, { port: '7001', progress: '0', event: 'stopped', ip: '127.0.0.8' });
+    await postFrom('127.0.0.6', url, { port: '7001', progress: '0', ip: '127.0.0.8' });
+    const seen = (await postFrom('127.0.0.9', url, { port: '1', progress: '0' })).body as Peer[];
+    const byKey = new Map(seen.map((p) => [`${p.ip}:${p.port}`, p]));
+    expect(byKey.has('127.0.0.77:22')).toBe(false);
+    expect(byKey.get('127.0.0.5:22')).toMatchObject({ progress: 1, feeder: true });
+    expect(byKey.get('127.0.0.8:7001')).toMatchObject({ progress: 1, feeder: true }); // neither stopped nor demoted
+    expect(byKey.get('127.0.0.6:7001')).toMatchObject({ progress: 0 }); // its own record, under its own address
+  });
+
+  it('honours `ip` from a --trust-proxy address (announce and stop)', async () => {
+    const t = await start({ trustProxy: ['127.0.0.6'] });
+    const url = `${t.url}/peers/${H}.json`;
+    await postFrom('127.0.0.6', url, { port: '7001', progress: '1', ip: '127.0.0.8' });
+    let seen = (await postFrom('127.0.0.9', url, { port: '1', progress: '0' })).body as Peer[];
+    expect(seen.map((p) => `${p.ip}:${p.port}`)).toEqual(['127.0.0.8:7001']);
+    await postFrom('127.0.0.6', url, { port: '7001', progress: '1', event: 'stopped', ip: '127.0.0.8' });
+    seen = (await postFrom('127.0.0.10', url, { port: '1', progress: '0' })).body as Peer[];
+    expect(seen.map((p) => `${p.ip}:${p.port}`)).toEqual(['127.0.0.9:1']);
   });
 
   it('accepts a 2014 trackhash (32 hex) as swarm id', async () => {
@@ -81,10 +124,10 @@ describe('tracker server: announces', () => {
   it('answers at most 50 of 80 peers, a different random subset each time', async () => {
     const t = await start();
     const url = `${t.url}/peers/${H}.json`;
-    for (let i = 0; i < 80; i++) expect((await post(url, { port: String(10_000 + i), progress: '1', ip: '10.0.0.7' })).status).toBe(200);
+    for (let i = 0; i < 80; i++) expect((await post(url, { port: String(10_000 + i), progress: '1' })).status).toBe(200);
     const replies: number[][] = [];
     for (let k = 0; k < 3; k++) {
-      const r = await post(url, { port: String(20_000 + k), progress: '0', ip: '10.0.0.8' });
+      const r = await post(url, { port: String(20_000 + k), progress: '0' });
       const peers = (await r.json()) as Peer[];
       expect(peers).toHaveLength(50);
       expect(new Set(peers.map((p) => `${p.ip}:${p.port}`)).size).toBe(50);
@@ -180,7 +223,7 @@ describe('tracker server: bad requests', () => {
   it.each([
     ['garbage request line', 'HELLO\r\n\r\n', 400],
     ['64 KiB header', `POST /peers/${H}.json HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`, 431],
-  ])('answers a %s from a raw socket with JSON %d', async (_name, raw, want) => {
+  ])('answers a %s from a raw socket with %d, an empty array (any client may be an original) and the reason', async (_name, raw, want) => {
     const t = await start();
     const reply = await new Promise<string>((resolve, reject) => {
       const s = connect(t.port, '127.0.0.1', () => s.end(raw));
@@ -192,7 +235,8 @@ describe('tracker server: bad requests', () => {
     });
     expect(reply.startsWith(`HTTP/1.1 ${want} `)).toBe(true);
     expect(reply).toMatch(/content-type: application\/json/i);
-    expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4))).toHaveProperty('error');
+    expect(reply).toMatch(/x-kascade-error: (bad HTTP request|request headers too large)/i);
+    expect(JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4))).toEqual([]);
   });
 
   it('refuses a multipart file part and a broken multipart body with 400', async () => {

@@ -8,7 +8,7 @@ import { InvalidArgumentError } from 'commander';
 import { afterEach, describe, expect, it } from 'vitest';
 import { diffFolder, isKascadeName, scanFolder } from '../../src/box/watch-folder.js';
 import { cidrArg, rateArg } from '../../src/cli/arg-parsers.js';
-import { accessList } from '../../src/server/access-list.js';
+import { accessList } from '../../src/peer/access-list.js';
 
 const dirs: string[] = [];
 afterEach(() => {

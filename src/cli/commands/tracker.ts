@@ -6,7 +6,7 @@ import { isKfetchError } from '../../errors.js';
 import { LIMITS } from '../../limits.js';
 import { FEEDER_MODES, makeFeederPolicy, parseFeederAddress } from '../../tracker/feeder-policy.js';
 import { startTracker } from '../../tracker/tracker-server.js';
-import { intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
+import { cidrArg, intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
 
 const portArg = intArg(0, 65535);
@@ -33,6 +33,7 @@ interface TrackerFlags {
   completeExpiry?: number;
   feeders: string;
   feeder?: string[];
+  trustProxy?: string[];
 }
 
 export function registerTracker(program: Command, ctx: CommandContext): void {
@@ -74,6 +75,12 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
       'a peer the operator vouches for, reported as a feeder (repeatable; IPv6 as [addr]:port; not with --feeders none)',
       feederArg,
     )
+    .option(
+      '--trust-proxy <addr/cidr>',
+      'a reverse proxy whose announces may name the peer\'s address in the `ip` field (repeatable); from anyone else `ip` ' +
+        'is ignored unless it is the caller\'s own address',
+      cidrArg,
+    )
     .addHelpText(
       'after',
       '\nReplies list at most ' +
@@ -95,6 +102,7 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         log,
         intervalMs,
         feeders,
+        ...(flags.trustProxy === undefined ? {} : { trustProxy: flags.trustProxy }),
         ...(flags.minInterval === undefined ? {} : { minIntervalMs: Math.round(flags.minInterval * 1000) }),
         ...(flags.expiry === undefined ? {} : { expiryMs: Math.round(flags.expiry * 1000) }),
         ...(flags.completeExpiry === undefined ? {} : { completeExpiryMs: Math.round(flags.completeExpiry * 1000) }),

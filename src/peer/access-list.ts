@@ -1,5 +1,6 @@
-// Who may read the box's /metrics and /status: a list of addresses and CIDR blocks (loopback by default), matched
-// against a request's remote address (IPv4-mapped IPv6 addresses count as their IPv4 form). Used by the seeding box.
+// Who may read the box's /metrics and /status, and which proxies the tracker believes about a peer's address: a
+// list of addresses and CIDR blocks, matched against a request's remote address (IPv4-mapped IPv6 addresses count
+// as their IPv4 form). Used by the seeding box and the tracker.
 
 import { createRequire } from 'node:module';
 import type * as IpAddr from 'ipaddr.js';
@@ -25,9 +26,13 @@ export function checkCidr(text: string): string | undefined {
   }
 }
 
-/** A predicate for remote addresses: loopback always, plus every listed address or block. */
-export function accessList(entries: readonly string[]): (remote: string) => boolean {
+/**
+ * A predicate for remote addresses: every listed address or block, plus loopback unless `loopback` is false (the
+ * tracker's trusted proxies: a loopback caller is not trusted unless listed).
+ */
+export function accessList(entries: readonly string[], o: { loopback?: boolean } = {}): (remote: string) => boolean {
   const ranges = entries.map(parseRange);
+  const loopback = o.loopback ?? true;
   return (remote: string) => {
     let addr: IpAddr.IPv4 | IpAddr.IPv6;
     try {
@@ -35,7 +40,7 @@ export function accessList(entries: readonly string[]): (remote: string) => bool
     } catch {
       return false;
     }
-    if (addr.range() === 'loopback') return true;
+    if (loopback && addr.range() === 'loopback') return true;
     return ranges.some(([net, bits]) => net.kind() === addr.kind() && addr.match([net, bits] as never));
   };
 }
