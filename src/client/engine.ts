@@ -96,7 +96,11 @@ export class Engine {
    * A new download of `kascade` into `outDir/<filename>` (or `outPath`). A download of the same swarm already in
    * the state, to the same path, is resumed instead; to another path it is refused (one swarm, one data file).
    */
-  async prepareNew(kascade: Kascade, where: { outDir: string; outPath?: string; overwrite?: boolean }, peers: string[]): Promise<Prepared> {
+  async prepareNew(
+    kascade: Kascade,
+    where: { outDir: string; outPath?: string; overwrite?: boolean; blockSize?: number },
+    peers: string[],
+  ): Promise<Prepared> {
     const dataPath = outputPath(kascade, where.outDir, where.outPath);
     const existing = this.db.getBySwarmId(kascade.swarmId);
     if (existing !== undefined) {
@@ -106,6 +110,14 @@ export class Engine {
           `this swarm is already downloading to ${existing.dataPath} (download ${existing.id}); ` +
             `\`kfetch resume ${existing.id}\` continues it, \`kfetch remove ${existing.id}\` forgets it`,
           { file: dataPath },
+        );
+      }
+      if (where.blockSize !== undefined && where.blockSize !== existing.blockSize) {
+        throw new KfetchError(
+          'KF_E_USAGE',
+          `download ${existing.id} of this swarm fetches ${existing.blockSize}-byte blocks, not --block-size ${where.blockSize}; ` +
+            `\`kfetch resume ${existing.id}\` continues it, \`kfetch remove ${existing.id} --delete-data\` starts over`,
+          { file: dataPath, field: '--block-size' },
         );
       }
       return this.prepareResume(existing, peers);
@@ -120,7 +132,7 @@ export class Engine {
     this.openFiles.push(dataFile);
     let row: DownloadRow;
     try {
-      row = this.db.addDownload(newDownload(kascade, dataPath));
+      row = this.db.addDownload(newDownload(kascade, dataPath, where.blockSize));
     } catch (err) {
       // Nothing left behind: the file we just created goes again.
       dataFile.close();
@@ -298,9 +310,8 @@ export class Engine {
   }
 }
 
-/** The state row of a new download of `kascade` into `dataPath`, at its largest block size. */
-function newDownload(kascade: Kascade, dataPath: string): NewDownload {
-  const blockSize = kascade.preferredBlockSize;
+/** The state row of a new download of `kascade` into `dataPath`, at `blockSize` (an offered one; default the largest). */
+function newDownload(kascade: Kascade, dataPath: string, blockSize: number = kascade.preferredBlockSize): NewDownload {
   return {
     swarmId: kascade.swarmId,
     filehash: kascade.filehash,

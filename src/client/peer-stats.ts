@@ -60,6 +60,8 @@ export class PeerStats {
    * assumed to hold everything: its "not here" answers are then not lies and earn no strike.
    */
   assumedHeld = false;
+  /** True once a tracker reply said what the peer holds (a bitfield, or complete); a late /blocks failure keeps it. */
+  trackerClaimed = false;
   blocksOk = 0;
   /** Bytes per millisecond, exponentially weighted; undefined until the first block. */
   private rate: number | undefined;

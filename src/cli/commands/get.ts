@@ -6,6 +6,7 @@ import type { Prepared } from '../../client/engine.js';
 import { KfetchError } from '../../errors.js';
 import type { Kascade } from '../../kascade/kascade.js';
 import { loadKascade } from '../../kascade/load.js';
+import { intArg } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
 import { addDownloadOptions, runDownloads, type DownloadFlags } from '../download-run.js';
 
@@ -13,6 +14,7 @@ interface GetFlags extends DownloadFlags {
   out: string;
   output?: string;
   overwrite: boolean;
+  blockSize?: number;
 }
 
 export function registerGet(program: Command, ctx: CommandContext): void {
@@ -22,7 +24,13 @@ export function registerGet(program: Command, ctx: CommandContext): void {
     .argument('<kascade...>', '.kascade/.json files to download')
     .option('--out <dir>', 'directory to save into, each file under the filename its kascade names', '.')
     .option('-o, --output <path>', 'save to this path instead (only with one kascade)')
-    .option('--overwrite', 'replace an existing output file instead of refusing', false);
+    .option('--overwrite', 'replace an existing output file instead of refusing', false)
+    .option(
+      '--block-size <bytes>',
+      'fetch and verify in blocks of this size, one the kascade offers (default the largest offered: fewest requests; ' +
+        'pick 1024 or 4096 to fetch a --compat-2015 file from original 2015 peers that serve only those)',
+      intArg(1, 2 ** 32),
+    );
   addDownloadOptions(cmd)
     .addHelpText(
       'after',
@@ -42,8 +50,23 @@ async function runGet(paths: string[], flags: GetFlags, ctx: CommandContext): Pr
   }
   // Load and validate every kascade before touching any state: a bad one changes nothing.
   const kascades: Kascade[] = [];
-  for (const p of paths) kascades.push(await loadKascade(p));
-  const where = { outDir: flags.out, ...(flags.output === undefined ? {} : { outPath: flags.output }), overwrite: flags.overwrite };
+  for (const p of paths) {
+    const k = await loadKascade(p);
+    if (flags.blockSize !== undefined && !k.offers(flags.blockSize)) {
+      throw new KfetchError(
+        'KF_E_USAGE',
+        `--block-size ${flags.blockSize} is not offered; its blockhashes offer ${k.blockSizes.join(', ')}`,
+        { file: p, field: '--block-size' },
+      );
+    }
+    kascades.push(k);
+  }
+  const where = {
+    outDir: flags.out,
+    ...(flags.output === undefined ? {} : { outPath: flags.output }),
+    overwrite: flags.overwrite,
+    ...(flags.blockSize === undefined ? {} : { blockSize: flags.blockSize }),
+  };
   await runDownloads(flags, ctx, async (engine) => {
     const prepared: Prepared[] = [];
     for (const k of kascades) prepared.push(await engine.prepareNew(k, where, flags.peer ?? []));
