@@ -273,6 +273,11 @@ export class RangeClient {
     if (into.length < want) throw new RangeError(`buffer of ${into.length} bytes for a ${want}-byte range`);
     if (signal.aborted) throw abortError(peer, signal);
     const conn = await this.acquire(peer, signal);
+    if (signal.aborted) {
+      // Aborted between the wake-up and now: the listener below would never fire, and the request would be sent.
+      this.release(peer, conn);
+      throw abortError(peer, signal);
+    }
     const onAbort = (): void => {
       const e = abortError(peer, signal);
       conn.abort(e.code, e.message, signal.reason);

@@ -182,4 +182,17 @@ describe('kfetch create --compat-2015 (issue 9, point 8)', () => {
     expect(r.stderr).toMatch(/--compat-2015/);
     expect(existsSync(out)).toBe(false);
   });
+  it('refuses, before hashing, a file whose 1024-byte hashes would pass the size peers load (1.3 GiB: ~67 MiB of hashes)', async () => {
+    const dir = outDir();
+    const big = join(dir, 'big.bin');
+    writeFileSync(big, '');
+    truncateSync(big, 1_395_864_371); // 1.3 GiB, sparse: nothing is hashed if the check comes first
+    const out = join(dir, 'big.json');
+    const r = await runCli(['create', big, '--tracker', TRACKER, '--compat-2015', '-o', out], { timeoutMs: 20_000 });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/the kascade would be about \d+ MiB of block hashes, over the 64 MiB peers load/);
+    expect(r.stderr).toMatch(/--compat-2015/);
+    expect(r.stderr).toMatch(/KF_E_INPUT/);
+    expect(existsSync(out)).toBe(false);
+  });
 });

@@ -262,4 +262,20 @@ describe('range client connection pool (issue 9, point 10)', () => {
     expect(s.connections()).toBe(1);
     await c.close();
   });
+  it('a waiter whose signal aborts right after it is woken is not sent (else it would hang past its deadline)', async () => {
+    // The first request is answered; the second would never be.
+    const s = await rawServer((n) => (n === 0 ? ok() : undefined));
+    const c = new RangeClient({ connectionsPerPeer: 1 });
+    const late = new AbortController();
+    const a = c.fetchRange(s.addr, 'ab', 0, 15, Buffer.alloc(16), AbortSignal.timeout(10_000));
+    const b = c.fetchRange(s.addr, 'ab', 0, 15, Buffer.alloc(16), late.signal).then(
+      () => 'ok',
+      (e: unknown) => (e instanceof KfetchError ? e.code : String(e)),
+    );
+    // Abort in the microtask after `a` completes: `b` has been woken (its waiter listener removed) but not sent yet.
+    await a.then(() => late.abort(new DOMException('deadline', 'TimeoutError')));
+    const outcome = await Promise.race([b, new Promise((r) => setTimeout(() => r('still pending'), 2_000))]);
+    expect(outcome).toBe('KF_E_PEER_TIMEOUT');
+    await c.close();
+  });
 });

@@ -1,7 +1,7 @@
 // `kfetch create <file>`: hash a file in the worker pool and write its .kascade (2015 dialect) atomically.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
@@ -75,6 +75,8 @@ async function runCreate(file: string, opts: CreateOptions, ctx: CommandContext)
     throw new KfetchError('KF_E_OUTPUT_EXISTS', 'the output file exists; use --force to overwrite it', { file: output });
   }
 
+  checkKascadeSize(file, blockSizes, chosen, compat);
+
   const pool = createHashPool(threads === undefined ? {} : { threads });
   let progress: Progress | undefined;
   try {
@@ -136,6 +138,38 @@ function blameCompat(err: unknown, chosen: readonly number[]): unknown {
     'KF_E_INPUT',
     `${err.message.replace(/; use a larger block size$/, '')}, so this file cannot offer the original peers' ${size}-byte blocks (leave out --compat-2015; --block-size 4096 still serves the peers that use 4096)`,
     { field: '--compat-2015', cause: err, ...(err.detail === undefined ? {} : { detail: err.detail }) },
+  );
+}
+
+/** Bytes serializeKascade writes per block hash (6 spaces of indentation, 32 hex in quotes, a comma, a newline). */
+const BYTES_PER_HASH_LINE = 42;
+
+/**
+ * Refuse, before hashing, a kascade that would be larger than the size peers load (LIMITS.kascadeMaxBytes; kfetch
+ * refuses bigger ones as KF_E_KASCADE_TOO_LARGE): small blocks of a big file — 1024-byte blocks add 42 bytes per KiB,
+ * so --compat-2015 reaches the limit near 1.2 GiB. Names the flag that added the size, and says what still fits.
+ */
+function checkKascadeSize(file: string, blockSizes: readonly number[], chosen: readonly number[], compat: boolean): void {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch {
+    return; // createKascade reports a missing or unreadable file with its own error
+  }
+  const lines = (b: number): number => Math.ceil(size / b) * BYTES_PER_HASH_LINE;
+  const sizes = [...new Set(blockSizes)];
+  const estimate = sizes.reduce((n, b) => n + lines(b), 4096);
+  if (estimate <= LIMITS.kascadeMaxBytes) return;
+  const mib = (n: number): string => (n / (1024 * 1024)).toFixed(0);
+  const byCompat = compat && ORIGINAL_BLOCK_SIZES.some((b) => !chosen.includes(b));
+  const withoutSmallest = estimate - lines(Math.min(...sizes));
+  throw new KfetchError(
+    'KF_E_INPUT',
+    `the kascade would be about ${mib(estimate)} MiB of block hashes, over the ${mib(LIMITS.kascadeMaxBytes)} MiB peers load; ` +
+      (byCompat
+        ? `the 1024-byte blocks --compat-2015 adds are too many for this file (leave out --compat-2015; to keep 4096-byte blocks give --block-size 4096 --block-size ${Math.max(...chosen)}: about ${mib(withoutSmallest)} MiB)`
+        : 'offer larger block sizes'),
+    { field: byCompat ? '--compat-2015' : '--block-size', file },
   );
 }
 
