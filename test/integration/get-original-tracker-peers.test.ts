@@ -47,7 +47,7 @@ it('issue 9: an original peer listed at progress 0 gets no block requests; the f
   // The original holds the bytes but has announced only its start (progress 0.0), as the Python peer does.
   const original = await startOriginalServer({ bytes, id: k.filehash as string, blockSize: BLOCK });
   servers.push(original);
-  await originalAnnounce(k.tracker, { port: original.port, progress: '0.0' });
+  await originalAnnounce(k.tracker as string, { port: original.port, progress: '0.0' });
   // A kfetch seeder of the same file, announcing progress 1.
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir);
@@ -73,8 +73,8 @@ it('issue 9: an original that announced complete serves the whole file through t
   const kascadePath = writeKascade(join(dir, 'payload.json'), k);
   const original = await startOriginalServer({ bytes, id: k.filehash as string, blockSize: BLOCK, latencyMs: 5 });
   servers.push(original);
-  await originalAnnounce(k.tracker, { port: original.port, progress: '0.0' });
-  await originalAnnounce(k.tracker, { port: original.port, progress: '1.0' }); // the completion announce, no gap
+  await originalAnnounce(k.tracker as string, { port: original.port, progress: '0.0' });
+  await originalAnnounce(k.tracker as string, { port: original.port, progress: '1.0' }); // the completion announce, no gap
   const r = await runCli(['get', kascadePath, '--out', join(dir, 'out'), '--json', '--timeout', '30'], { timeoutMs: 60_000 });
   expect(r.code, r.stderr).toBe(0);
   expect(sha256(join(dir, 'out', 'payload.bin'))).toBe(k.filehash);
