@@ -100,12 +100,21 @@ describe('kfetch get from original 2015 seeders (issue 9)', () => {
     const refused = holey.log.filter((q) => q.status === 404 && q.block !== undefined && q.block % 5 === 2 && q.range === singleRange(q.block, blockSize, bytes.length));
     expect(refused.length).toBeGreaterThanOrEqual(1);
     const lied = peerWarnings(r.events, 'KF_E_PEER_LIED').filter((e) => e.peer === holey.addr);
-    expect(lied.length).toBeGreaterThanOrEqual(refused.length);
+    // Every single-block one is a block it refuses (the others are its refusals of multi-block ranges). Not every
+    // refusal gets one: an answer that comes back after kfetch cancelled the request (another copy won in the
+    // endgame, or the file is complete) is not a warning.
+    const singles = lied.filter((e) => {
+      const m = /bytes (\d+)-(\d+)/.exec(String(e.message));
+      return m !== null && Number(m[2]) - Number(m[1]) + 1 <= blockSize;
+    });
+    expect(singles.length).toBeGreaterThanOrEqual(1);
+    expect(singles.every((e) => typeof e.block === 'number' && e.block % 5 === 2)).toBe(true);
     // No backoff: after each refusal the peer is asked again at once (a backoff is at least 750 ms), and it goes on
     // serving blocks.
     for (const q of refused) {
       const next = holey.log.find((n) => n.at > q.answeredAt!);
-      if (next !== undefined) expect(next.at - q.answeredAt!, `gap after the 404 for block ${q.block}`).toBeLessThan(500);
+      // A back-off is at least 750 ms; 700 leaves room for a loaded machine's event-loop lag.
+      if (next !== undefined) expect(next.at - q.answeredAt!, `gap after the 404 for block ${q.block}`).toBeLessThan(700);
     }
     const firstRefusal = Math.min(...refused.map((q) => q.answeredAt!));
     expect(holey.log.filter((q) => q.status === 206 && q.at > firstRefusal).length).toBeGreaterThan(20);
