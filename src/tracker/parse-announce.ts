@@ -11,6 +11,7 @@ export type AnnounceEvent = 'started' | 'stopped' | 'completed';
 
 /** A validated announce. */
 export interface Announce {
+  /** 1..65535, or 0 (extension): the caller accepts no connections and is never listed. */
   port: number;
   /** Fraction held, 0..1. */
   progress: number;
@@ -76,7 +77,8 @@ export function parseAnnounce(
   if (portText === undefined) throw bad('port', 'port is required');
   const portTrimmed = portText.trim();
   const port = portText.length <= NUMBER_MAX_CHARS && PORT_RE.test(portTrimmed) ? Number(portTrimmed) : NaN;
-  if (!(port >= 1 && port <= 65535)) throw bad('port', 'port must be a decimal integer 1..65535');
+  // 0 (extension): the caller accepts no connections; the tracker lists it nowhere (tracker-server.ts).
+  if (!(port >= 0 && port <= 65535)) throw bad('port', 'port must be a decimal integer 0..65535');
 
   const progressText = known.get('progress');
   if (progressText === undefined) throw bad('progress', 'progress is required');

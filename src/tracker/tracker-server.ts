@@ -152,6 +152,12 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
         log?.debug({ swarm: swarmId, peer: peerKey(ip, announce.port), removed }, 'tracker: stopped');
         return sendJson(res, 200, [], { 'X-Kascade-Interval': String(intervalSeconds) });
       }
+      if (announce.port === 0) {
+        // Extension: port 0 is a caller that accepts no connections (`kfetch get --no-serve`). It is told the peers
+        // but never listed, so it holds no record (and nothing to rate-limit: it costs what an unknown port costs).
+        const peers = registry.sample(swarmId, limits.replyPeers, now, undefined, random);
+        return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(intervalSeconds) });
+      }
       const update = {
         ip,
         port: announce.port,

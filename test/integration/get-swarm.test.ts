@@ -29,6 +29,15 @@ describe('kfetch get from a real swarm', () => {
     expect(added.length).toBe(3);
   });
 
+  it('with --no-serve still learns the seeders from the tracker (it announces port 0: told the peers, never listed)', async () => {
+    const s = await startSwarm({ size: 2 * 1024 * 1024 + 5, blockSize: 64 * 1024, seeders: 2, seed: 'no-serve' });
+    swarms.push(s);
+    const run = startCli(['get', s.kascadePath, '--out', join(s.dir, 'out'), '--json', '--timeout', '30', '--no-serve']);
+    expect(await run.exited(60_000), run.stderr()).toBe(0);
+    expect(sha(join(s.dir, 'out', 'payload.bin'))).toBe(s.filehash);
+    expect(run.stderr()).not.toContain('KF_E_TRACKER_REFUSED');
+  });
+
   it('survives a seeder killed mid-download and the tracker going down mid-download', async () => {
     const s = await startSwarm({ size: 24 * 1024 * 1024, blockSize: 64 * 1024, seeders: 3, seed: 'kill' });
     swarms.push(s);

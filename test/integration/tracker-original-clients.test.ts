@@ -127,7 +127,7 @@ describe('refusals: an array for originals, JSON errors for kfetch (issue 9)', (
     `Connection: close\r\n\r\n${body}`;
   const fileBody = '--b\r\nContent-Disposition: form-data; name="port"; filename="p.txt"\r\n\r\n80\r\n--b--\r\n';
   const cases: Array<[string, number, (ua?: string) => string]> = [
-    ['bad port', 400, req('POST', { 'Content-Type': 'application/x-www-form-urlencoded' }, 'port=0&progress=0.0')],
+    ['bad port', 400, req('POST', { 'Content-Type': 'application/x-www-form-urlencoded' }, 'port=70000&progress=0.0')],
     ['garbage progress', 400, req('POST', {}, 'port=80&progress=half.')],
     ['percentage progress', 400, req('POST', {}, 'port=80&progress=50')],
     ['unsupported type', 415, req('POST', { 'Content-Type': 'application/json' }, '{}')],

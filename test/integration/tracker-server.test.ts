@@ -115,6 +115,18 @@ describe('tracker server: announces', () => {
     expect(seen.map((p) => `${p.ip}:${p.port}`)).toEqual(['127.0.0.9:1']);
   });
 
+  it('port 0 (a caller that accepts no connections, get --no-serve) is sent the peers and never listed', async () => {
+    const t = await start();
+    const url = `${t.url}/peers/${H}.json`;
+    await post(url, { port: '7001', progress: '1' });
+    for (let i = 0; i < 3; i++) {
+      const r = await post(url, { port: '0', progress: '0' }); // repeats are not "too soon": nothing is recorded
+      expect(r.status).toBe(200);
+      expect(((await r.json()) as Peer[]).map((p) => p.port)).toEqual([7001]);
+    }
+    expect(t.stats()).toEqual({ swarms: 1, peers: 1 });
+  });
+
   it('accepts a 2014 trackhash (32 hex) as swarm id', async () => {
     const t = await start();
     const r = await post(`${t.url}/peers/${'c'.repeat(32)}.json`, { port: '1', progress: '0' });
