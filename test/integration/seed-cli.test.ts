@@ -149,7 +149,8 @@ describe('kfetch seed', () => {
 
   it('with --trust serves without verifying', async () => {
     const seed = await startSeed([kascadePath, '--data', dataDir, '--port', '0', '--trust', '--json']);
-    expect(seed.run.stdout()).toMatch(/"event":"seeding"/);
+    // The seeding event follows the listening line; it may not have arrived with it (seen in CI).
+    await seed.run.waitForLine(/"event":"seeding"/, 10_000);
     const r = await range(seed.url, 0, 4095);
     expect(md5(r.body)).toBe(kascade.blockhashes['4096']![0]);
     seed.run.child.kill('SIGINT');
