@@ -73,6 +73,13 @@ export const LIMITS = {
   /** Tracker server: swarms and peers per swarm it keeps (memory bound against floods). */
   trackerMaxSwarms: 100_000,
   trackerMaxPeersPerSwarm: 10_000,
+  /**
+   * Tracker server: peers one source address may have in one swarm; a new one beyond evicts that address's stalest
+   * (a lab behind one NAT, or a box running several kfetch, stays well under; one address cannot fill a swarm).
+   */
+  trackerMaxPeersPerAddress: 64,
+  /** Tracker server: peers over all swarms (~250 B each, ~250 MiB; complete peers live for hours, so floods add up). */
+  trackerMaxPeers: 1_000_000,
 
   /** Peer server: concurrent requests overall and per client IP (slowloris and fan-out). */
   serverMaxConcurrent: 256,

@@ -28,11 +28,17 @@ interface Swarm {
   active: Map<string, PeerRecord>;
   /** progress === 1, least recently heard first. */
   complete: Map<string, PeerRecord>;
+  /** The keys of each source address's peers, least recently heard first (the per-address cap evicts the first). */
+  byIp: Map<string, Set<string>>;
 }
 
 export interface SwarmRegistryOptions {
   maxSwarms: number;
   maxPeersPerSwarm: number;
+  /** Peers one address may have in one swarm; a new one beyond evicts that address's stalest (default unbounded). */
+  maxPeersPerAddress?: number;
+  /** Peers over all swarms; beyond, new peers are refused as `full` (default unbounded). */
+  maxPeers?: number;
   /** A peer not heard from for this long is dropped. */
   expiryMs: number;
   /**
@@ -65,6 +71,10 @@ export class SwarmRegistry {
   private readonly opts: SwarmRegistryOptions;
   private readonly completeExpiryMs: number;
   private readonly feeders: FeederPolicy;
+  /** Records over all swarms. */
+  private total = 0;
+  /** Monotonic ms of the last full sweep done for a refused announce (at most one a second: a sweep is O(swarms)). */
+  private lastForcedSweep = -Infinity;
 
   constructor(opts: SwarmRegistryOptions) {
     this.opts = opts;
@@ -87,33 +97,67 @@ export class SwarmRegistry {
       const gap = now - existing.seenAt;
       if (gap < this.opts.minIntervalMs) return { ok: false, reason: 'too-soon', retryAfterMs: this.opts.minIntervalMs - gap };
     }
+    if (existing === undefined && this.total >= (this.opts.maxPeers ?? Infinity)) {
+      this.forcedSweep(now);
+      if (this.total >= (this.opts.maxPeers ?? Infinity)) return { ok: false, reason: 'full', what: 'peers' };
+    }
     if (swarm === undefined) {
       if (this.swarms.size >= this.opts.maxSwarms) {
-        this.sweep(now);
+        this.forcedSweep(now);
         if (this.swarms.size >= this.opts.maxSwarms) return { ok: false, reason: 'full', what: 'swarms' };
       }
-      swarm = { active: new Map(), complete: new Map() };
+      swarm = { active: new Map(), complete: new Map(), byIp: new Map() };
       this.swarms.set(swarmId, swarm);
-    } else if (existing === undefined && size(swarm) >= this.opts.maxPeersPerSwarm) {
-      this.sweepSwarm(swarmId, swarm, now);
-      if (size(swarm) >= this.opts.maxPeersPerSwarm) this.evictStaleComplete(swarm, now);
-      if (size(swarm) >= this.opts.maxPeersPerSwarm) return { ok: false, reason: 'full', what: 'peers' };
+    } else if (existing === undefined) {
+      // One address filling a swarm (RELIABILITY "tracker abuse"): its own stalest peer makes room, nobody else's.
+      const mine = swarm.byIp.get(peer.ip);
+      if (mine !== undefined && mine.size >= (this.opts.maxPeersPerAddress ?? Infinity)) {
+        const stalest = mine.values().next().value;
+        if (stalest !== undefined) this.drop(swarm, stalest);
+      }
+      if (size(swarm) >= this.opts.maxPeersPerSwarm) {
+        this.sweepSwarm(swarmId, swarm, now);
+        if (size(swarm) >= this.opts.maxPeersPerSwarm) this.evictStaleComplete(swarm, now);
+        if (size(swarm) >= this.opts.maxPeersPerSwarm) return { ok: false, reason: 'full', what: 'peers' };
+      }
     }
     const rec: PeerRecord = { ip: peer.ip, port: peer.port, progress: peer.progress, event: peer.event, updatedIso: wallIso, seenAt: now };
     if (peer.blocks !== undefined) rec.blocks = peer.blocks;
-    // Delete then set, so each map's order stays "least recently heard first"; a peer lives in one map only.
+    // Delete then set, so each order stays "least recently heard first"; a peer lives in one map only.
+    this.drop(swarm, key);
+    (rec.progress === 1 ? swarm.complete : swarm.active).set(key, rec);
+    let mine = swarm.byIp.get(rec.ip);
+    if (mine === undefined) swarm.byIp.set(rec.ip, (mine = new Set()));
+    mine.add(key);
+    this.total++;
+    return { ok: true };
+  }
+
+  /** Remove the record `key` of `swarm` from its map and its address's set (the swarm itself stays). */
+  private drop(swarm: Swarm, key: string): boolean {
+    const rec = swarm.active.get(key) ?? swarm.complete.get(key);
+    if (rec === undefined) return false;
     swarm.active.delete(key);
     swarm.complete.delete(key);
-    (rec.progress === 1 ? swarm.complete : swarm.active).set(key, rec);
-    return { ok: true };
+    const mine = swarm.byIp.get(rec.ip);
+    mine?.delete(key);
+    if (mine !== undefined && mine.size === 0) swarm.byIp.delete(rec.ip);
+    this.total--;
+    return true;
+  }
+
+  /** A full sweep for an announce that would be refused, at most once a second (a sweep walks every swarm). */
+  private forcedSweep(now: number): void {
+    if (now - this.lastForcedSweep < 1_000) return;
+    this.lastForcedSweep = now;
+    this.sweep(now);
   }
 
   /** Remove a peer (event=stopped). Returns true if it was known. */
   remove(swarmId: string, ip: string, port: number): boolean {
     const swarm = this.swarms.get(swarmId);
     if (swarm === undefined) return false;
-    const key = peerKey(ip, port);
-    const had = swarm.active.delete(key) || swarm.complete.delete(key);
+    const had = this.drop(swarm, peerKey(ip, port));
     if (size(swarm) === 0) this.swarms.delete(swarmId);
     return had;
   }
@@ -161,9 +205,7 @@ export class SwarmRegistry {
 
   /** Number of swarms and of peers, for logs and tests. */
   stats(): { swarms: number; peers: number } {
-    let peers = 0;
-    for (const s of this.swarms.values()) peers += size(s);
-    return { swarms: this.swarms.size, peers };
+    return { swarms: this.swarms.size, peers: this.total };
   }
 
   private expiryOf(rec: PeerRecord): number {
@@ -171,9 +213,17 @@ export class SwarmRegistry {
   }
 
   private sweepSwarm(id: string, swarm: Swarm, now: number): void {
-    dropExpired(swarm.active, now, this.opts.expiryMs);
-    dropExpired(swarm.complete, now, this.completeExpiryMs);
+    this.dropExpired(swarm, swarm.active, now, this.opts.expiryMs);
+    this.dropExpired(swarm, swarm.complete, now, this.completeExpiryMs);
     if (size(swarm) === 0) this.swarms.delete(id);
+  }
+
+  /** Map order is least recently heard first, so stop at the first live peer. */
+  private dropExpired(swarm: Swarm, map: Map<string, PeerRecord>, now: number, expiryMs: number): void {
+    for (const [key, rec] of map) {
+      if (now - rec.seenAt < expiryMs) break;
+      this.drop(swarm, key);
+    }
   }
 
   /** A full swarm makes room by dropping its stalest complete peer if that one is past the ordinary expiry. */
@@ -181,7 +231,7 @@ export class SwarmRegistry {
     const first = swarm.complete.entries().next();
     if (first.done === true) return;
     const [key, rec] = first.value;
-    if (now - rec.seenAt >= this.opts.expiryMs) swarm.complete.delete(key);
+    if (now - rec.seenAt >= this.opts.expiryMs) this.drop(swarm, key);
   }
 
   private toPeerInfo(rec: PeerRecord): PeerInfo {
@@ -202,14 +252,6 @@ export class SwarmRegistry {
 
 function size(swarm: Swarm): number {
   return swarm.active.size + swarm.complete.size;
-}
-
-/** Map order is least recently heard first, so stop at the first live peer. */
-function dropExpired(map: Map<string, PeerRecord>, now: number, expiryMs: number): void {
-  for (const [key, rec] of map) {
-    if (now - rec.seenAt < expiryMs) break;
-    map.delete(key);
-  }
 }
 
 function sameState(rec: PeerRecord, peer: PeerUpdate): boolean {

@@ -33,6 +33,10 @@ export interface TrackerLimits {
   replyPeers: number;
   maxSwarms: number;
   maxPeersPerSwarm: number;
+  /** Peers one source address may have in one swarm (LIMITS.trackerMaxPeersPerAddress). */
+  maxPeersPerAddress: number;
+  /** Peers over all swarms (LIMITS.trackerMaxPeers). */
+  maxPeers: number;
 }
 
 export interface TrackerOptions extends Partial<TrackerLimits> {
@@ -77,6 +81,8 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
     replyPeers: opts.replyPeers ?? LIMITS.trackerReplyPeers,
     maxSwarms: opts.maxSwarms ?? LIMITS.trackerMaxSwarms,
     maxPeersPerSwarm: opts.maxPeersPerSwarm ?? LIMITS.trackerMaxPeersPerSwarm,
+    maxPeersPerAddress: opts.maxPeersPerAddress ?? LIMITS.trackerMaxPeersPerAddress,
+    maxPeers: opts.maxPeers ?? LIMITS.trackerMaxPeers,
   };
   const random = opts.random ?? Math.random;
   const log = opts.log;
@@ -238,8 +244,12 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
   };
 }
 
-/** Longest time and most bytes of an oversized body drained (not stored) after a 413, before the socket is cut. */
-const LINGER_MS = 2000;
+/**
+ * Longest time and most bytes of an oversized body drained (not stored) after a 413, before the socket is cut. A cut
+ * while the client still sends is a RST, which can discard the 413 unread in the client's buffer: 2 s was too short
+ * on a loaded 2-core machine (a 10 MB body got no status in CI), so the bytes bound the drain and the time is a backstop.
+ */
+const LINGER_MS = 10_000;
 const LINGER_MAX_BYTES = 16 * 1024 * 1024;
 
 /**

@@ -193,4 +193,31 @@ describe('SwarmRegistry: feeder flag follows the policy (issue 9)', () => {
     announceBoth(r);
     expect(feeders(r)).toEqual(want);
   });
+  it('one address cannot fill a swarm: beyond maxPeersPerAddress its own stalest peer goes, nobody else\'s', () => {
+    const r = new SwarmRegistry({ ...opts, maxPeersPerSwarm: 100, maxPeersPerAddress: 4, completeExpiryMs: 100_000 });
+    expect(r.record(S, { ip: '10.0.0.9', port: 7001, progress: 1 }, 0, iso).ok).toBe(true); // an honest seeder
+    for (let i = 0; i < 1_000; i++) expect(r.record(S, { ip: '10.0.0.1', port: 2000 + i, progress: 1 }, 1 + i, iso).ok).toBe(true);
+    const ports = r.sample(S, 100, 2_000, undefined, Math.random).map((p) => `${p.ip}:${p.port}`).sort();
+    expect(ports).toEqual(['10.0.0.1:2996', '10.0.0.1:2997', '10.0.0.1:2998', '10.0.0.1:2999', '10.0.0.9:7001']);
+    expect(r.stats()).toEqual({ swarms: 1, peers: 5 });
+    // A refresh moves a peer to the end of its address's order: it is not the next evicted.
+    r.record(S, { ip: '10.0.0.1', port: 2996, progress: 0.5 }, 2_001, iso);
+    r.record(S, { ip: '10.0.0.1', port: 5000, progress: 0 }, 2_002, iso);
+    const after = r.sample(S, 100, 2_003, undefined, Math.random).map((p) => p.port).sort();
+    expect(after).toEqual([2996, 2998, 2999, 5000, 7001]);
+  });
+
+  it('bounds peers over all swarms (maxPeers), counting removals, expiry and eviction back', () => {
+    const r = new SwarmRegistry({ ...opts, maxSwarms: 100, maxPeers: 10 });
+    for (let i = 0; i < 10; i++) expect(r.record(`${i}`.padStart(64, 'c'), { ip: `10.0.0.${i + 1}`, port: 1, progress: 0 }, 0, iso).ok).toBe(true);
+    expect(r.record('d'.repeat(64), { ip: '10.0.1.1', port: 1, progress: 0 }, 1, iso)).toEqual({ ok: false, reason: 'full', what: 'peers' });
+    // A refresh of a known peer is not a new one.
+    expect(r.record('0'.padStart(64, 'c'), { ip: '10.0.0.1', port: 1, progress: 0.5 }, 2, iso).ok).toBe(true);
+    expect(r.remove('1'.padStart(64, 'c'), '10.0.0.2', 1)).toBe(true);
+    expect(r.stats().peers).toBe(9);
+    expect(r.record('d'.repeat(64), { ip: '10.0.1.1', port: 1, progress: 0 }, 3, iso).ok).toBe(true);
+    // After the expiry every peer but the refreshed ones is gone, and the count says so.
+    r.sweep(1_001);
+    expect(r.stats().peers).toBe(2);
+  });
 });
