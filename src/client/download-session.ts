@@ -523,11 +523,14 @@ export class DownloadSession {
       this.fail(err);
       return;
     }
-    if (err.code === 'KF_E_PEER_LIED' && run.length > 1) {
+    // A 206 whose own head announces fewer bytes than asked: the peer (a plain HTTP server with a shorter file, say)
+    // holds only part of the range. Like a 404/416 it is an answer about what it has, not a broken connection.
+    const partial = err.code === 'KF_E_PEER_SHORT' && typeof err.detail?.announcedBytes === 'number';
+    if ((err.code === 'KF_E_PEER_LIED' || partial) && run.length > 1) {
       // An original peer (a headerless 404 for anything but one block; a strict one 416) or a partial one: single
       // blocks from now on.
       peer.multiBlock = false;
-    } else if (err.code === 'KF_E_PEER_LIED') {
+    } else if (err.code === 'KF_E_PEER_LIED' || partial) {
       // Not there after all. A strike only if it (or the tracker for it) said it was: a peer merely assumed to
       // hold everything did not lie.
       this.availability.dropBlock(peer.addr, i);

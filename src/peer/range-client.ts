@@ -40,10 +40,13 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** The status line at the start of a head, when at least that much arrived (it may lack its CRLF at EOF). */
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?:[ \r]|$)/;
+/** A `Content-Range: bytes a-b/size` value. */
+const CONTENT_RANGE = /^bytes (\d{1,16})-(\d{1,16})\/(?:\d{1,16}|\*)$/;
 /** The original peer's `Range: bytes=a-b/size` response header (unit and size optional). */
 const RANGE_ECHO = /^(?:bytes[= ])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/;
 
-type Problem = { code: ErrorCode; message: string; status?: number };
+/** `fewer`: the peer's own head says it sends fewer bytes than asked (it has only part of the range). */
+type Problem = { code: ErrorCode; message: string; status?: number; fewer?: number };
 
 interface Pending {
   into: Buffer;
@@ -157,7 +160,7 @@ class Connection {
     }
     const problem = this.parseHead(all.subarray(0, end).toString('latin1'), req);
     if (problem !== undefined) {
-      this.fail(problem.code, problem.message, undefined, problem.status);
+      this.fail(problem.code, problem.message, undefined, problem.status, problem.fewer);
       return false;
     }
     this.inBody = true;
@@ -217,6 +220,12 @@ class Connection {
     if (h.has('transfer-encoding')) return { code: 'KF_E_PEER_PROTOCOL', message: 'peer sent a chunked body for a range' };
     const cr = h.get('content-range');
     if (cr !== undefined && !cr.startsWith(`bytes ${req.first}-${req.last}/`)) {
+      // A prefix of the range (a server whose file ends sooner clamps it): an answer about what it holds.
+      const m = CONTENT_RANGE.exec(cr);
+      const last = m === null ? NaN : Number(m[2]);
+      if (m !== null && Number(m[1]) === req.first && last >= req.first && last < req.last) {
+        return { code: 'KF_E_PEER_SHORT', message: `peer has only bytes ${req.first}-${last} of ${req.first}-${req.last}`, status: 206, fewer: last - req.first + 1 };
+      }
       return { code: 'KF_E_PEER_PROTOCOL', message: `peer sent Content-Range ${cr}, asked for ${req.first}-${req.last}` };
     }
     // The original 2015 peer names the range it sends `Range: bytes=a-b/size`; held to the same match.
@@ -235,15 +244,17 @@ class Connection {
     }
     if (cl === undefined || !/^\d+$/.test(cl)) return { code: 'KF_E_PEER_PROTOCOL', message: 'peer sent no Content-Length' };
     if (Number(cl) > req.want) return { code: 'KF_E_PEER_LONG', message: `peer announced ${cl} bytes for a ${req.want}-byte range` };
-    if (Number(cl) < req.want) return { code: 'KF_E_PEER_SHORT', message: `peer announced ${cl} of ${req.want} bytes` };
+    if (Number(cl) < req.want) return { code: 'KF_E_PEER_SHORT', message: `peer announced ${cl} of ${req.want} bytes`, status: 206, fewer: Number(cl) };
     return undefined;
   }
 
-  private fail(code: ErrorCode, message: string, cause?: unknown, status?: number): void {
+  /** `fewer`: the bytes the peer said it would send instead (detail.announcedBytes): an answer, not a broken connection. */
+  private fail(code: ErrorCode, message: string, cause?: unknown, status?: number, fewer?: number): void {
     const req = this.req;
     this.req = undefined;
     this.destroy();
-    req?.reject(new KfetchError(code, message, { peer: this.peer, ...(cause === undefined ? {} : { cause }), ...(status === undefined ? {} : { detail: { status } }) }));
+    const detail = { ...(status === undefined ? {} : { status }), ...(fewer === undefined ? {} : { announcedBytes: fewer }) };
+    req?.reject(new KfetchError(code, message, { peer: this.peer, ...(cause === undefined ? {} : { cause }), ...(Object.keys(detail).length === 0 ? {} : { detail }) }));
   }
 
   destroy(): void {

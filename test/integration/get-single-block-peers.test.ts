@@ -51,3 +51,45 @@ it('issue 9: single-block peers with 20 ms latency get many requests in flight w
   // Nothing beyond the per-peer ceiling (32 connections).
   expect(Math.max(...perPeer)).toBeLessThanOrEqual(32);
 }, 120_000);
+
+it('a plain HTTP server with a shorter file (it clamps ranges past its end) is used for what it has, never dropped', async () => {
+  const { createServer } = await import('node:http');
+  const dir = mkdtempSync(join(tmpdir(), 'kfetch-partial-'));
+  dirs.push(dir);
+  const block = 16 * 1024;
+  const bytes = payloadBytes(0, 80 * block, 'partial-server');
+  const k = kascadeJsonFor(bytes, { filename: 'partial.bin', tracker: 'http://127.0.0.1:1/x', blockSizes: [block] });
+  const path = writeKascade(join(dir, 'partial.json'), k);
+  // Holds the first 50.5 blocks; a range past that is clamped (206 with the shorter Content-Range), past the end 416.
+  const have = bytes.subarray(0, 50 * block + block / 2);
+  const statuses: number[] = [];
+  const srv = createServer((req, res) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (req.url !== `/${k.filehash as string}` || m === null || Number(m[1]) >= have.length) {
+      statuses.push(416);
+      return void res.writeHead(416).end();
+    }
+    const first = Number(m[1]);
+    const last = Math.min(Number(m[2]), have.length - 1);
+    statuses.push(206);
+    res.writeHead(206, { 'Content-Range': `bytes ${first}-${last}/${have.length}`, 'Content-Length': last - first + 1 });
+    res.end(have.subarray(first, last + 1));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const full = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: block, delayMs: 150 });
+  peers.push(full);
+  try {
+    const addr = `127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const r = await runCli(['get', path, '--out', join(dir, 'out'), '--timeout', '30', '--json', '--peer', addr, '--peer', full.addr], { timeoutMs: 60_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(createHash('sha256').update(readFileSync(join(dir, 'out', 'partial.bin'))).digest('hex')).toBe(k.filehash);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    // The clamped 206 is "it has only this much", not a protocol error or a failure that backs off and strikes.
+    expect(events.filter((e) => e.peer === addr && e.code === 'KF_E_PEER_PROTOCOL')).toEqual([]);
+    expect(events.filter((e) => e.event === 'peer' && e.peer === addr && e.action === 'dropped')).toEqual([]);
+    expect(statuses.filter((s) => s === 206).length).toBeGreaterThan(5);
+  } finally {
+    srv.closeAllConnections();
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+}, 90_000);

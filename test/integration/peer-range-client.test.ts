@@ -144,6 +144,19 @@ describe('range client', () => {
     expect(['KF_E_PEER_SHORT', 'KF_E_PEER_CONNECT']).toContain(code);
   });
 
+  it('a 206 whose head announces fewer bytes is an answer (detail.announcedBytes), a body cut short is not', async () => {
+    // A plain HTTP server with a shorter file clamps the range: Content-Range and Content-Length say so up front.
+    const partial = await rawServer(() => `HTTP/1.1 206 Partial Content\r\nContent-Length: 8\r\nContent-Range: bytes 0-7/8\r\n\r\n01234567`);
+    const e1 = await new RangeClient().fetchRange(partial.addr, 'ab', 0, 15, Buffer.alloc(16), AbortSignal.timeout(3000)).catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(KfetchError);
+    expect((e1 as KfetchError).code).toBe('KF_E_PEER_SHORT');
+    expect((e1 as KfetchError).detail).toMatchObject({ status: 206, announcedBytes: 8 });
+    // The same bytes under a Content-Length of 16 then a close: a broken transfer, no announcedBytes.
+    const cut = await closingServer('HTTP/1.1 206 Partial Content\r\nContent-Length: 16\r\n\r\n01234567');
+    const e2 = await new RangeClient().fetchRange(cut.addr, 'ab', 0, 15, Buffer.alloc(16), AbortSignal.timeout(3000)).catch((e: unknown) => e);
+    expect((e2 as KfetchError).detail?.announcedBytes).toBeUndefined();
+  });
+
   it('times out a peer that never answers, and a refused connection is a connection error', async () => {
     const s = await rawServer(() => undefined);
     const c = new RangeClient();
