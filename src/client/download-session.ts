@@ -29,6 +29,8 @@ import { RarityBuckets } from './rarity-buckets.js';
 
 /** Consecutive worker failures that end a session (one is retried: piscina replaces a crashed thread). */
 const MAX_WORKER_FAILURES = 3;
+/** "Not here" answers from a peer only assumed to hold everything, with no block served, before it counts as empty. */
+const NOT_HERE_LIMIT = 16;
 
 export interface SessionDeps {
   db: StateDb;
@@ -535,6 +537,14 @@ export class DownloadSession {
       // hold everything did not lie.
       this.availability.dropBlock(peer.addr, i);
       if (!peer.assumedHeld) peer.strikes++;
+      else if (peer.blocksOk === 0 && ++peer.notHereInARow >= NOT_HERE_LIMIT) {
+        // Assumed to hold everything, yet it has served nothing (a web server without the file, an original still
+        // downloading): it holds nothing until a bitfield or the tracker says otherwise — not one request per block.
+        peer.assumedHeld = false;
+        this.availability.setPeer(peer.addr, new Bitfield(this.n));
+        const reason = `answered "not here" ${peer.notHereInARow} times and served no block`;
+        this.d.emit({ event: 'peer', id: this.id, peer: peer.addr, action: 'dropped', reason, code: err.code });
+      }
     } else {
       peer.failure(performance.now(), this.random);
       if (peer.banned !== undefined) {

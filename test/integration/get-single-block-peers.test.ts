@@ -93,3 +93,25 @@ it('a plain HTTP server with a shorter file (it clamps ranges past its end) is u
     await new Promise<void>((r) => srv.close(() => r()));
   }
 }, 90_000);
+
+it('a peer assumed to hold everything that answers "not here" to every block is asked a bounded number of times', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kfetch-nothere-'));
+  dirs.push(dir);
+  const block = 4096;
+  const bytes = payloadBytes(0, 400 * block, 'not-here');
+  const k = kascadeJsonFor(bytes, { filename: 'nothere.bin', tracker: 'http://127.0.0.1:1/x', blockSizes: [block] });
+  const path = writeKascade(join(dir, 'nothere.json'), k);
+  // No /blocks and a 400 "not held" for every block (a server without the file); the other peer is slow, so the
+  // empty one keeps getting picked while it is thought to hold everything.
+  const empty = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: block, mode: () => 'lie-bitfield' });
+  const full = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: block, delayMs: 20 });
+  peers.push(empty, full);
+  const r = await runCli(['get', path, '--out', join(dir, 'out'), '--timeout', '30', '--json', '--peer', empty.addr, '--peer', full.addr], { timeoutMs: 60_000 });
+  expect(r.code, r.stderr).toBe(0);
+  expect(createHash('sha256').update(readFileSync(join(dir, 'out', 'nothere.bin'))).digest('hex')).toBe(k.filehash);
+  // 16 single "not here" answers, plus the multi-block ones and those already in flight: far from one per block.
+  const gets = empty.openLog.filter((e) => e.delta === 1).length;
+  console.log(`not-here peer: ${gets} requests for ${bytes.length / block} blocks`);
+  expect(gets).toBeLessThan(60);
+  expect(r.stdout).toMatch(/"action":"dropped","reason":"answered \\"not here\\" 16 times and served no block"/);
+}, 90_000);
