@@ -2,7 +2,7 @@
 // durable (a bitfield per download, written only by checkpoints), block provenance, peers and bans.
 // Owned by the coordinator thread alone; workers never touch it. Callers take the home lock first.
 
-import { existsSync, renameSync } from 'node:fs';
+import { existsSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { KfetchError } from '../errors.js';
@@ -175,6 +175,13 @@ export class StateDb {
    */
   static open(home: string, opts: { readonly?: boolean } = {}): StateDb {
     const path = join(home, STATE_FILE);
+    // A database file that already holds pages but no kfetch schema lost what it had (its -wal, say): damaged.
+    let existed = false;
+    try {
+      existed = statSync(path).size > 0;
+    } catch {
+      // a new home
+    }
     let db: Database.Database | undefined;
     try {
       db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
@@ -187,7 +194,13 @@ export class StateDb {
       }
       const check = db.pragma('quick_check', { simple: true });
       if (check !== 'ok') throw Object.assign(new Error(`quick_check: ${String(check)}`), { code: 'SQLITE_CORRUPT' });
-      if (!opts.readonly) migrate(db);
+      if (existed && !hasSchema(db)) {
+        throw Object.assign(new Error('it holds no kfetch tables (a lost -wal file, or not a kfetch database)'), { code: 'SQLITE_CORRUPT' });
+      }
+      if (!opts.readonly) {
+        migrate(db);
+        checkpointWal(db); // the schema in the main file: from here it alone always knows every download
+      }
       return new StateDb(path, db);
     } catch (err) {
       db?.close();
@@ -206,7 +219,16 @@ export class StateDb {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    // A clean stop leaves everything in the main file (closing the last connection checkpoints too; this says so).
+    if (!this.db.readonly) {
+      try {
+        checkpointWal(this.db);
+      } catch {
+        // closing still checkpoints what it can; an error here must not hide the caller's own
+      }
+    }
+    this.db.close();
   }
 
   /** Run `fn` in one transaction; SQLite errors become KfetchErrors naming the database. */
@@ -231,7 +253,18 @@ export class StateDb {
           Buffer.from(new Bitfield(d.blockCount).toBytes()), now, now);
       return Number(r.lastInsertRowid);
     });
+    // The new row into the main file at once: a crash that also loses the -wal must not forget the download.
+    this.checkpointWal('cannot checkpoint the new download');
     return this.getDownload(id)!;
+  }
+
+  /** Copy the WAL into the main database file (after a new download, at completion, at a clean stop). */
+  private checkpointWal(what: string): void {
+    try {
+      checkpointWal(this.db);
+    } catch (err) {
+      throw fromSqliteError(err, this.path, what);
+    }
   }
 
   getDownload(id: number): DownloadRow | undefined {
@@ -300,6 +333,7 @@ export class StateDb {
         .prepare('UPDATE downloads SET status = ?, error = ?, updated_at = ? WHERE id = ?')
         .run(status, error ?? null, Date.now(), id);
     });
+    if (status === 'complete') this.checkpointWal('cannot checkpoint the completed download');
   }
 
   /** Evidence of a block whose hash did not match, and the peer that sent it. */
@@ -377,6 +411,16 @@ export class StateDb {
       throw fromSqliteError(err, this.path, what);
     }
   }
+}
+
+/** Whether kfetch's schema is there (its downloads table). */
+function hasSchema(db: Database.Database): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'downloads'").get() !== undefined;
+}
+
+/** Move the WAL's pages into the main file (TRUNCATE: the -wal is emptied, so losing it loses nothing). */
+function checkpointWal(db: Database.Database): void {
+  db.pragma('wal_checkpoint(TRUNCATE)');
 }
 
 function migrate(db: Database.Database): void {

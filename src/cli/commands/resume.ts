@@ -34,7 +34,10 @@ async function runResume(query: string | undefined, flags: DownloadFlags, ctx: C
     if (query !== undefined && rows.length > 1) {
       throw new KfetchError('KF_E_INPUT', `"${query}" matches ${rows.length} downloads; give its id`, { field: 'download' });
     }
-    if (rows.length === 0) ctx.log().info('nothing to resume: every download is complete');
+    if (rows.length === 0) {
+      const any = query === undefined && engine.db.listDownloads().length > 0;
+      ctx.log().info(any ? 'nothing to resume: every download is complete' : `no downloads in ${ctx.globals().home}`);
+    }
     const prepared: Prepared[] = [];
     for (const row of rows) {
       try {
