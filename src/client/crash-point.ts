@@ -6,6 +6,7 @@ const [crashName, crashNth] = spec === undefined ? [undefined, 0] : [spec.split(
 const hits = new Map<string, number>();
 
 export type CrashPointName =
+  | 'between-record-and-create'
   | 'before-write'
   | 'mid-write'
   | 'after-write-before-fsync'

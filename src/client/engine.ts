@@ -20,6 +20,7 @@ import { lockHome, type HomeLock } from '../store/home-lock.js';
 import { StateDb, type DownloadRow, type NewDownload } from '../store/state-db.js';
 import { Bitfield } from '../util/bitfield.js';
 import { BlockSlab } from './block-slab.js';
+import { crashPoint } from './crash-point.js';
 import { dataFileFacts } from './checkpointer.js';
 import { DownloadSession, type SessionInit, type SessionResult } from './download-session.js';
 import type { EngineLimits } from './engine-limits.js';
@@ -128,18 +129,19 @@ export class Engine {
       throw fromFsError(err, dirname(dataPath), 'cannot create the output directory');
     }
     checkFreeSpace(dataPath, kascade.filesize);
-    const dataFile = createDataFile(dataPath, kascade.filesize, where.overwrite === true ? { overwrite: true } : {});
-    this.openFiles.push(dataFile);
-    let row: DownloadRow;
+    // The download is recorded before its file is created (issue 10 point 5): a crash in between leaves a row with
+    // nothing safe and no file, which resume and get start afresh; the other order left a file that get refused and
+    // resume did not know.
+    const row = this.db.addDownload(newDownload(kascade, dataPath, where.blockSize));
+    crashPoint('between-record-and-create');
+    let dataFile: DataFile;
     try {
-      row = this.db.addDownload(newDownload(kascade, dataPath, where.blockSize));
+      dataFile = createDataFile(dataPath, kascade.filesize, where.overwrite === true ? { overwrite: true } : {});
     } catch (err) {
-      // Nothing left behind: the file we just created goes again.
-      dataFile.close();
-      this.openFiles.pop();
-      rmSync(dataPath, { force: true });
+      this.db.removeDownload(row.id); // nothing left behind: the row goes again
       throw err;
     }
+    this.openFiles.push(dataFile);
     const mtimeSec = Math.floor(row.createdAt / 1000);
     futimesSync(dataFile.fd, Date.now() / 1000, mtimeSec);
     return {
@@ -166,7 +168,10 @@ export class Engine {
     } catch {
       // openDataFile reports a missing file with its own error
     }
-    const dataFile = openDataFile(row.dataPath, row.filesize);
+    // Recorded but never created (a crash between the two), with nothing safe yet: create it now, nothing is lost.
+    // A missing file with safe blocks stays KF_E_DATA_MISSING (never start over silently).
+    const neverCreated = row.complete.count === 0 && row.status !== 'complete' && !lexists(row.dataPath);
+    const dataFile = neverCreated ? createDataFile(row.dataPath, row.filesize) : openDataFile(row.dataPath, row.filesize);
     this.openFiles.push(dataFile);
     let durable = row.complete;
     if (changed && (durable.count > 0 || row.status === 'complete' || opts.verify === true)) {
@@ -322,6 +327,16 @@ function newDownload(kascade: Kascade, dataPath: string, blockSize: number = kas
     kascade: serializeKascade(kascade),
     dataPath,
   };
+}
+
+/** Whether anything (a file, a link, a directory) is at `path`. */
+function lexists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `<outDir>/<filename>` (or the user's path), checked to stay inside the output directory. */

@@ -65,3 +65,25 @@ it('issue 10: resume in a home without downloads says so', async () => {
   expect(r.stderr).toContain(`no downloads in ${home}`);
   expect(r.stderr).not.toContain('every download is complete');
 });
+
+it.each(['get', 'resume'])('issue 10 point 5: kill -9 between recording a download and creating its file, then %s finishes it', async (next) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kfetch-crash-create-'));
+  dirs.push(dir);
+  const bytes = payloadBytes(0, 32 * 4096 + 9, 'crash-create');
+  const k = kascadeJsonFor(bytes, { filename: 'crash.bin', tracker: 'http://127.0.0.1:1/x', blockSizes: [4096] });
+  const path = writeKascade(join(dir, 'crash.json'), k);
+  const peer = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: 4096 });
+  peers.push(peer);
+  const home = tempHome();
+  const out = join(dir, 'out');
+  const args = ['get', path, '--out', out, '--json', '--peer', peer.addr, '--timeout', '20'];
+  const crashed = startCli(args, { home, env: { KFETCH_CRASH_AT: 'between-record-and-create' } });
+  await crashed.exited(20_000);
+  expect(crashed.child.signalCode).toBe('SIGKILL');
+  expect(existsSync(join(out, 'crash.bin'))).toBe(false);
+  const r = await runCli(next === 'get' ? args : ['resume', '--json', '--peer', peer.addr, '--timeout', '20'], { home, timeoutMs: 40_000 });
+  expect(r.code, r.stderr).toBe(0);
+  const { createHash } = await import('node:crypto');
+  const { readFileSync } = await import('node:fs');
+  expect(createHash('sha256').update(readFileSync(join(out, 'crash.bin'))).digest('hex')).toBe(k.filehash);
+}, 60_000);
