@@ -7,7 +7,7 @@
 import { constants, fstat, open, close, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Kascade } from '../kascade/kascade.js';
-import { readAt, dataFileCounters } from '../server/data-file.js';
+import { NotHeldNowError, readAt, dataFileCounters } from '../server/data-file.js';
 import { VerifiedServedFile } from '../server/library.js';
 import { Bitfield } from '../util/bitfield.js';
 import type { FdCache } from './fd-cache.js';
@@ -22,7 +22,7 @@ export interface ExpectedFile {
 }
 
 /** The data file no longer matches its checkpoint; `reason` says how. */
-export class DataChangedError extends Error {
+export class DataChangedError extends NotHeldNowError {
   constructor(
     readonly path: string,
     readonly reason: string,

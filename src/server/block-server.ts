@@ -17,6 +17,7 @@ import { LIMITS } from '../limits.js';
 import { VERSION } from '../version.js';
 import { isLoopbackHost as isLoopbackAddress } from '../peer/address-policy.js';
 import { Admission, type BusyReason, type Release } from './admission.js';
+import { NotHeldNowError } from './data-file.js';
 import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
 import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from './observability-route.js';
@@ -117,7 +118,7 @@ const DEFAULTS: BlockServerLimits = {
 const MAX_HEADER_BYTES = 16 * 1024;
 
 /** A read returned fewer bytes than asked: the file was truncated under us. */
-class ShortReadError extends Error {}
+class ShortReadError extends NotHeldNowError {}
 
 /** What a valid block request asks for once checked against its file; only these need a slot. */
 type Plan =
@@ -367,8 +368,9 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     const client = req.socket.remoteAddress ?? 'unknown';
     serve(client, res, goneSignal(req, res), p).catch((err: unknown) => {
       log.warn({ err: String(err), url: (req.url ?? '').slice(0, 200), client }, 'block request failed');
-      if (!res.headersSent) sendError(res, 500, err instanceof ShortReadError ? 'data file shorter than expected' : 'read error');
-      else res.destroy();
+      if (res.headersSent) res.destroy();
+      else if (err instanceof NotHeldNowError) sendError(res, 400, `block not held now: ${err instanceof ShortReadError ? 'the data file is shorter than expected' : 'the data file changed'}`);
+      else sendError(res, 500, 'read error');
     });
   });
 

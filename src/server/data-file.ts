@@ -83,3 +83,10 @@ function onceClose(fd: number): () => Promise<void> {
   let closing: Promise<void> | undefined;
   return () => (closing ??= promisify(close)(fd));
 }
+
+/**
+ * The bytes asked for are not held any more: the data file shrank or changed under a read. The block server answers
+ * 400 "not held now" (SPEC §3), so a downloader takes the block elsewhere without counting a server error against
+ * an honest seeder (issue 10 point 9).
+ */
+export class NotHeldNowError extends Error {}
