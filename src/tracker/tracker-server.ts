@@ -255,11 +255,11 @@ const LINGER_MAX_BYTES = 16 * 1024 * 1024;
 /**
  * After a refusal sent before the body was read (413, 415, 405 with a body, a bad multipart part) the client may
  * still be sending. Cutting the socket at once makes the kernel answer with a RST, and many clients then lose the
- * reply itself; so say `Connection: close`, drain (and discard) the rest for a bounded time and byte count, like
- * a server's lingering close, then destroy the socket.
+ * reply itself; so drain (and discard) the rest for a bounded time and byte count, like a server's lingering close,
+ * then destroy the socket. No `Connection: close` header: with it node:http destroys the socket as soon as the
+ * reply is flushed — the very RST this avoids (a 10 MB body got no status at all on a loaded machine).
  */
 function closeAfterReply(req: IncomingMessage, res: ServerResponse): void {
-  res.setHeader('Connection', 'close');
   res.on('finish', () => {
     let drained = 0;
     let timer: NodeJS.Timeout | undefined;
