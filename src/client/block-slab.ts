@@ -17,7 +17,7 @@ export interface Slot {
 
 /** A whole slot carved into pieces of one size; `free` holds the pieces not handed out. */
 interface Carved {
-  readonly base: number;
+  readonly whole: Slot;
   readonly pieces: number;
   readonly free: Slot[];
 }
@@ -34,17 +34,21 @@ export class BlockSlab {
   readonly slotBytes: number;
   readonly slots: number;
   private readonly shared: SharedArrayBuffer;
-  private readonly whole: number[] = [];
+  /** Whole slots not handed out (made once: nothing is allocated per request). */
+  private readonly whole: Slot[] = [];
+  /** Whole slots handed out as such. */
+  private readonly wholeOut = new Set<Slot>();
   private readonly classes = new Map<number, PieceClass>();
   /** The carved slot each handed-out piece belongs to. */
   private readonly owner = new Map<Slot, Carved>();
-  private readonly wholeSlots = new Map<Slot, number>();
 
   constructor(slots: number, slotBytes: number) {
     this.slots = slots;
     this.slotBytes = slotBytes;
     this.shared = new SharedArrayBuffer(slots * slotBytes);
-    for (let i = slots - 1; i >= 0; i--) this.whole.push(i * slotBytes);
+    for (let i = slots - 1; i >= 0; i--) {
+      this.whole.push({ shared: this.shared, byteOffset: i * slotBytes, view: Buffer.from(this.shared, i * slotBytes, slotBytes) });
+    }
   }
 
   /** Whole slots free (a carved slot counts as used until all its pieces are back). */
@@ -64,24 +68,23 @@ export class BlockSlab {
     if (bytes > this.slotBytes) throw new RangeError(`a ${bytes}-byte request does not fit a ${this.slotBytes}-byte slot`);
     const size = this.pieceSize(bytes);
     if (size === undefined) {
-      const base = this.whole.pop();
-      if (base === undefined) return undefined;
-      const slot: Slot = { shared: this.shared, byteOffset: base, view: Buffer.from(this.shared, base, this.slotBytes) };
-      this.wholeSlots.set(slot, base);
+      const slot = this.whole.pop();
+      if (slot !== undefined) this.wholeOut.add(slot);
       return slot;
     }
     let cls = this.classes.get(size);
     if (cls === undefined) this.classes.set(size, (cls = { open: new Set(), handedOut: 0 }));
     let carved: Carved | undefined = cls.open.values().next().value;
     if (carved === undefined) {
-      const base = this.whole.pop();
-      if (base === undefined) return undefined;
+      const whole = this.whole.pop();
+      if (whole === undefined) return undefined;
+      const base = whole.byteOffset;
       const pieces = Math.floor(this.slotBytes / size);
       const free: Slot[] = [];
       for (let j = pieces - 1; j >= 0; j--) {
         free.push({ shared: this.shared, byteOffset: base + j * size, view: Buffer.from(this.shared, base + j * size, size) });
       }
-      carved = { base, pieces, free };
+      carved = { whole, pieces, free };
       cls.open.add(carved);
     }
     const piece = carved.free.pop()!;
@@ -92,10 +95,8 @@ export class BlockSlab {
   }
 
   release(slot: Slot): void {
-    const base = this.wholeSlots.get(slot);
-    if (base !== undefined) {
-      this.wholeSlots.delete(slot);
-      this.whole.push(base);
+    if (this.wholeOut.delete(slot)) {
+      this.whole.push(slot);
       return;
     }
     const carved = this.owner.get(slot);
@@ -107,7 +108,7 @@ export class BlockSlab {
     if (carved.free.length === carved.pieces) {
       // Every piece is back: the slot is whole again, for any size.
       cls.open.delete(carved);
-      this.whole.push(carved.base);
+      this.whole.push(carved.whole);
     } else {
       cls.open.add(carved);
     }
@@ -115,7 +116,7 @@ export class BlockSlab {
 
   /** Bytes handed out now (whole slots and pieces), for tests and memory accounting. */
   get bytesInUse(): number {
-    let bytes = this.wholeSlots.size * this.slotBytes;
+    let bytes = this.wholeOut.size * this.slotBytes;
     for (const [size, cls] of this.classes) bytes += size * cls.handedOut;
     return bytes;
   }

@@ -537,12 +537,12 @@ export class DownloadSession {
       // hold everything did not lie.
       this.availability.dropBlock(peer.addr, i);
       if (!peer.assumedHeld) peer.strikes++;
-      else if (peer.blocksOk === 0 && ++peer.notHereInARow >= NOT_HERE_LIMIT) {
+      else if (peer.blocksOk === 0 && ++peer.notHere >= NOT_HERE_LIMIT) {
         // Assumed to hold everything, yet it has served nothing (a web server without the file, an original still
         // downloading): it holds nothing until a bitfield or the tracker says otherwise — not one request per block.
         peer.assumedHeld = false;
         this.availability.setPeer(peer.addr, new Bitfield(this.n));
-        const reason = `answered "not here" ${peer.notHereInARow} times and served no block`;
+        const reason = `answered "not here" ${peer.notHere} times and served no block`;
         this.d.emit({ event: 'peer', id: this.id, peer: peer.addr, action: 'dropped', reason, code: err.code });
       }
     } else {

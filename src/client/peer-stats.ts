@@ -62,8 +62,8 @@ export class PeerStats {
   assumedHeld = false;
   /** True once a tracker reply said what the peer holds (a bitfield, or complete); a late /blocks failure keeps it. */
   trackerClaimed = false;
-  /** "Not here" answers (404/416/a shorter range) since the last block it delivered. */
-  notHereInARow = 0;
+  /** "Not here" answers (404/416/a shorter range) it gave while only assumed to hold everything. */
+  notHere = 0;
   blocksOk = 0;
   /** Bytes per millisecond, exponentially weighted; undefined until the first block. */
   private rate: number | undefined;
@@ -164,7 +164,6 @@ export class PeerStats {
     this.bytesReceived += bytes;
     this.blocksOk++;
     this.consecutiveFailures = 0;
-    this.notHereInARow = 0;
   }
 
   /** A failure that is not proof of malice: strike, and back off exponentially. */

@@ -5,28 +5,20 @@
 // broken connection (KF_E_PEER_CONNECT, which costs the peer a backoff and a strike).
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { killAllChildren, runCli } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
 import { startOriginalServer, type OriginalServer, type OriginalServerOptions } from '../helpers/original-server.js';
+import { testScope } from '../helpers/test-scope.js';
 
 const LATENCY_MS = 20;
-const servers: OriginalServer[] = [];
-const dirs: string[] = [];
-
-afterEach(async () => {
-  killAllChildren();
-  for (const s of servers.splice(0)) await s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const scope = testScope();
 
 /** A payload of `blocks` blocks (the last one short) and a kascade offering only `blockSize`, as the course's were. */
 function setup(seed: string, blockSize: number, blocks: number): { dir: string; bytes: Buffer; kascadePath: string; id: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'kfetch-orig-'));
-  dirs.push(dir);
+  const dir = scope.dir('kfetch-orig-');
   const bytes = payloadBytes(0, blocks * blockSize - 100, seed);
   // Tracker on a port nothing listens on: peers come from --peer only.
   const k = kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [blockSize] });
@@ -34,9 +26,7 @@ function setup(seed: string, blockSize: number, blocks: number): { dir: string; 
 }
 
 async function seeder(o: OriginalServerOptions): Promise<OriginalServer> {
-  const s = await startOriginalServer({ latencyMs: LATENCY_MS, ...o });
-  servers.push(s);
-  return s;
+  return scope.keep(await startOriginalServer({ latencyMs: LATENCY_MS, ...o }));
 }
 
 type Event = Record<string, unknown>;

@@ -6,29 +6,18 @@
 // - `get --block-size` picks one of the sizes a --compat-2015 file offers, for originals that serve only those.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-import { killAllChildren, runCli, startCli, tempHome } from '../helpers/cli.js';
+import { expect, it } from 'vitest';
+import { runCli, startCli, tempHome } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
 import { originalAnnounce } from '../helpers/original-client.js';
-import { startOriginalServer, type OriginalServer } from '../helpers/original-server.js';
+import { startOriginalServer } from '../helpers/original-server.js';
+import { testScope } from '../helpers/test-scope.js';
 
 const BLOCK = 4096;
-const servers: OriginalServer[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  killAllChildren();
-  for (const s of servers.splice(0)) await s.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'kfetch-orig-tracker-'));
-  dirs.push(d);
-  return d;
-}
+const scope = testScope();
+const tempDir = (): string => scope.dir('kfetch-orig-tracker-');
 
 async function trackerUrl(): Promise<string> {
   const t = startCli(['tracker', '--port', '0']);
@@ -45,8 +34,7 @@ it('issue 9: an original peer listed at progress 0 gets no block requests; the f
   k.tracker = `${base}/peers/${k.filehash as string}.json`;
   const kascadePath = writeKascade(join(dir, 'payload.json'), k);
   // The original holds the bytes but has announced only its start (progress 0.0), as the Python peer does.
-  const original = await startOriginalServer({ bytes, id: k.filehash as string, blockSize: BLOCK });
-  servers.push(original);
+  const original = scope.keep(await startOriginalServer({ bytes, id: k.filehash as string, blockSize: BLOCK }));
   await originalAnnounce(k.tracker as string, { port: original.port, progress: '0.0' });
   // A kfetch seeder of the same file, announcing progress 1.
   const dataDir = join(dir, 'data');
@@ -71,8 +59,7 @@ it('issue 9: an original that announced complete serves the whole file through t
   const k = kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: base, blockSizes: [BLOCK] });
   k.tracker = `${base}/peers/${k.filehash as string}.json`;
   const kascadePath = writeKascade(join(dir, 'payload.json'), k);
-  const original = await startOriginalServer({ bytes, id: k.filehash as string, blockSize: BLOCK, latencyMs: 5 });
-  servers.push(original);
+  const original = scope.keep(await startOriginalServer({ bytes, id: k.filehash as string, blockSize: BLOCK, latencyMs: 5 }));
   await originalAnnounce(k.tracker as string, { port: original.port, progress: '0.0' });
   await originalAnnounce(k.tracker as string, { port: original.port, progress: '1.0' }); // the completion announce, no gap
   const r = await runCli(['get', kascadePath, '--out', join(dir, 'out'), '--json', '--timeout', '30'], { timeoutMs: 60_000 });
@@ -86,8 +73,7 @@ it('issue 9: get --block-size fetches a multi-size (--compat-2015) file at a siz
   const bytes = payloadBytes(0, 300 * 1024 + 5, 'orig-compat');
   const k = kascadeJsonFor(bytes, { filename: 'compat.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [1024, 4096, 262144] });
   const kascadePath = writeKascade(join(dir, 'compat.json'), k);
-  const original = await startOriginalServer({ bytes, id: k.filehash as string, blockSize: 4096 });
-  servers.push(original);
+  const original = scope.keep(await startOriginalServer({ bytes, id: k.filehash as string, blockSize: 4096 }));
   const bad = await runCli(['get', kascadePath, '--out', join(dir, 'out'), '--block-size', '2048', '--peer', original.addr]);
   expect(bad.code).toBe(2);
   expect(bad.stderr).toContain('compat.json');

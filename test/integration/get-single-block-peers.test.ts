@@ -4,34 +4,28 @@
 // slots) and a peer 1–2; here the peers must see many more at once, and the file must be right.
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
-import { killAllChildren, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
+import { testScope } from '../helpers/test-scope.js';
 
 const BLOCK = 4096;
 const BLOCKS = 1024;
 const DELAY_MS = 20;
-const peers: AdversarialPeer[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  killAllChildren();
-  for (const p of peers.splice(0)) await p.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const scope = testScope();
 
 it('issue 9: single-block peers with 20 ms latency get many requests in flight with default flags', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kfetch-single-'));
-  dirs.push(dir);
+  const dir = scope.dir('kfetch-single-');
   const bytes = payloadBytes(0, BLOCKS * BLOCK, 'single-block');
   const k = kascadeJsonFor(bytes, { filename: 'single.bin', tracker: 'http://127.0.0.1:1/x', blockSizes: [BLOCK] });
   const path = writeKascade(join(dir, 'single.json'), k);
   const args = ['get', path, '--out', join(dir, 'out'), '--timeout', '60', '--json'];
+  const peers: AdversarialPeer[] = [];
   for (let i = 0; i < 4; i++) {
-    const p = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: BLOCK, delayMs: DELAY_MS, singleBlockOnly: true });
+    const p = scope.keep(await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: BLOCK, delayMs: DELAY_MS, singleBlockOnly: true }));
     peers.push(p);
     args.push('--peer', p.addr);
   }
@@ -54,8 +48,7 @@ it('issue 9: single-block peers with 20 ms latency get many requests in flight w
 
 it('a plain HTTP server with a shorter file (it clamps ranges past its end) is used for what it has, never dropped', async () => {
   const { createServer } = await import('node:http');
-  const dir = mkdtempSync(join(tmpdir(), 'kfetch-partial-'));
-  dirs.push(dir);
+  const dir = scope.dir('kfetch-partial-');
   const block = 16 * 1024;
   const bytes = payloadBytes(0, 80 * block, 'partial-server');
   const k = kascadeJsonFor(bytes, { filename: 'partial.bin', tracker: 'http://127.0.0.1:1/x', blockSizes: [block] });
@@ -76,8 +69,7 @@ it('a plain HTTP server with a shorter file (it clamps ranges past its end) is u
     res.end(have.subarray(first, last + 1));
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const full = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: block, delayMs: 150 });
-  peers.push(full);
+  const full = scope.keep(await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: block, delayMs: 150 }));
   try {
     const addr = `127.0.0.1:${(srv.address() as { port: number }).port}`;
     const r = await runCli(['get', path, '--out', join(dir, 'out'), '--timeout', '30', '--json', '--peer', addr, '--peer', full.addr], { timeoutMs: 60_000 });
@@ -95,17 +87,15 @@ it('a plain HTTP server with a shorter file (it clamps ranges past its end) is u
 }, 90_000);
 
 it('a peer assumed to hold everything that answers "not here" to every block is asked a bounded number of times', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kfetch-nothere-'));
-  dirs.push(dir);
+  const dir = scope.dir('kfetch-nothere-');
   const block = 4096;
   const bytes = payloadBytes(0, 400 * block, 'not-here');
   const k = kascadeJsonFor(bytes, { filename: 'nothere.bin', tracker: 'http://127.0.0.1:1/x', blockSizes: [block] });
   const path = writeKascade(join(dir, 'nothere.json'), k);
   // No /blocks and a 400 "not held" for every block (a server without the file); the other peer is slow, so the
   // empty one keeps getting picked while it is thought to hold everything.
-  const empty = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: block, mode: () => 'lie-bitfield' });
-  const full = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: block, delayMs: 20 });
-  peers.push(empty, full);
+  const empty = scope.keep(await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: block, mode: () => 'lie-bitfield' }));
+  const full = scope.keep(await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: block, delayMs: 20 }));
   const r = await runCli(['get', path, '--out', join(dir, 'out'), '--timeout', '30', '--json', '--peer', empty.addr, '--peer', full.addr], { timeoutMs: 60_000 });
   expect(r.code, r.stderr).toBe(0);
   expect(createHash('sha256').update(readFileSync(join(dir, 'out', 'nothere.bin'))).digest('hex')).toBe(k.filehash);

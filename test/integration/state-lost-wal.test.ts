@@ -3,33 +3,25 @@
 // and call the partial file complete; a database without kfetch's tables is KF_E_STATE_CORRUPT, not KF_E_IO; and a
 // home without downloads says so instead of "every download is complete".
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { STATE_FILE } from '../../src/store/state-db.js';
-import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
-import { killAllChildren, runCli, startCli, tempHome } from '../helpers/cli.js';
+import { startAdversarialPeer } from '../helpers/adversarial-peer.js';
+import { runCli, startCli, tempHome } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
+import { testScope } from '../helpers/test-scope.js';
 
-const peers: AdversarialPeer[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  killAllChildren();
-  for (const p of peers.splice(0)) await p.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const scope = testScope();
 
 it('issue 10: kill -9 mid-download, then the -wal lost: status and resume still know the download', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kfetch-lostwal-'));
-  dirs.push(dir);
+  const dir = scope.dir('kfetch-lostwal-');
   const bytes = payloadBytes(0, 64 * 4096, 'lost-wal');
   const k = kascadeJsonFor(bytes, { filename: 'lost.bin', tracker: 'http://127.0.0.1:1/x', blockSizes: [4096] });
   const path = writeKascade(join(dir, 'lost.json'), k);
   // A peer that never answers: the download stays in progress until it is killed.
-  const stall = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: 4096, mode: () => 'stall-headers' });
-  peers.push(stall);
+  const stall = scope.keep(await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: 4096, mode: () => 'stall-headers' }));
   const home = tempHome();
   const run = startCli(['get', path, '--out', join(dir, 'out'), '--json', '--peer', stall.addr], { home });
   await run.waitForLine(/"event":"start"/, 20_000);
@@ -67,13 +59,11 @@ it('issue 10: resume in a home without downloads says so', async () => {
 });
 
 it.each(['get', 'resume'])('issue 10 point 5: kill -9 between recording a download and creating its file, then %s finishes it', async (next) => {
-  const dir = mkdtempSync(join(tmpdir(), 'kfetch-crash-create-'));
-  dirs.push(dir);
+  const dir = scope.dir('kfetch-crash-create-');
   const bytes = payloadBytes(0, 32 * 4096 + 9, 'crash-create');
   const k = kascadeJsonFor(bytes, { filename: 'crash.bin', tracker: 'http://127.0.0.1:1/x', blockSizes: [4096] });
   const path = writeKascade(join(dir, 'crash.json'), k);
-  const peer = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: 4096 });
-  peers.push(peer);
+  const peer = scope.keep(await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: 4096 }));
   const home = tempHome();
   const out = join(dir, 'out');
   const args = ['get', path, '--out', out, '--json', '--peer', peer.addr, '--timeout', '20'];
