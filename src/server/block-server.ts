@@ -16,8 +16,8 @@ import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { VERSION } from '../version.js';
 import { isLoopbackHost as isLoopbackAddress } from '../peer/address-policy.js';
+import { NotHeldNowError } from '../store/data-file.js';
 import { Admission, type BusyReason, type Release } from './admission.js';
-import { NotHeldNowError } from './data-file.js';
 import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
 import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from './observability-route.js';
@@ -116,9 +116,6 @@ const DEFAULTS: BlockServerLimits = {
 
 /** Node's default header limit, stated so a change of Node default cannot widen it silently (64 KiB headers -> 431). */
 const MAX_HEADER_BYTES = 16 * 1024;
-
-/** A read returned fewer bytes than asked: the file was truncated under us. */
-class ShortReadError extends NotHeldNowError {}
 
 /** What a valid block request asks for once checked against its file; only these need a slot. */
 type Plan =
@@ -239,9 +236,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     const readChunk = async (pos: number): Promise<Buffer> => {
       const n = Math.min(chunkBytes, last - pos + 1);
       const buf = Buffer.allocUnsafe(n);
-      const got = await file.read(buf, n, pos);
-      stats.bytesRead += got;
-      if (got !== n) throw new ShortReadError(`short read at ${pos + got}: the data file is shorter than the kascade`);
+      stats.bytesRead += await file.read(buf, n, pos); // all n bytes, or a rejection (a short read is one)
       return buf;
     };
     /** Tokens for the chunk at pos, taken before it is read so a waiting response holds no buffer. */
@@ -369,7 +364,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     serve(client, res, goneSignal(req, res), p).catch((err: unknown) => {
       log.warn({ err: String(err), url: (req.url ?? '').slice(0, 200), client }, 'block request failed');
       if (res.headersSent) res.destroy();
-      else if (err instanceof NotHeldNowError) sendError(res, 400, `block not held now: ${err instanceof ShortReadError ? 'the data file is shorter than expected' : 'the data file changed'}`);
+      else if (err instanceof NotHeldNowError) sendError(res, 400, 'block not held now: the data file changed');
       else sendError(res, 500, 'read error');
     });
   });
