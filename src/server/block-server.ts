@@ -117,6 +117,13 @@ const DEFAULTS: BlockServerLimits = {
 /** Node's default header limit, stated so a change of Node default cannot widen it silently (64 KiB headers -> 431). */
 const MAX_HEADER_BYTES = 16 * 1024;
 
+/**
+ * Headers node:http keeps per request; it drops the rest without a word, so a late Range would vanish and turn a
+ * block request into a whole-file GET. A request that reaches the count may have lost some: it gets 431 (issue 10
+ * point 17). No real client sends anywhere near this many.
+ */
+const MAX_HEADERS = 1_000;
+
 /** What a valid block request asks for once checked against its file; only these need a slot. */
 type Plan =
   | { kind: 'bitfield'; file: ServedFile; blockSize: number }
@@ -162,6 +169,11 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
     keepAlive: true,
   });
+  server.maxHeadersCount = MAX_HEADERS;
+  // A client that half-closes after its request (FIN once the request is sent) still wants the reply: without this
+  // node:http aborts the request on the FIN and the client gets nothing (issue 10 point 17). The connection closes
+  // once the replies in progress are done.
+  (server as typeof server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
   const reply = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string>): void => {
     const bytes = Buffer.from(body, 'utf8');
@@ -342,7 +354,14 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     res.on('error', () => undefined); // a client gone mid-write is normal; 'close' handles it
     res.setHeader('Server', `kfetch/${VERSION}`);
-    if (loopbackOnly && !isLoopbackHost(req.headers.host)) {
+    if (req.rawHeaders.length >= 2 * MAX_HEADERS) {
+      stats.requests++;
+      res.setHeader('Connection', 'close');
+      return sendError(res, 431, `more than ${MAX_HEADERS - 1} header lines`);
+    }
+    // DNS rebinding needs a browser, and browsers always send Host: a request without one (HTTP/1.0; node:http
+    // refuses HTTP/1.1 without Host itself) is a plain client on this machine, like an original peer (SPEC §6).
+    if (loopbackOnly && req.headers.host !== undefined && !isLoopbackHost(req.headers.host)) {
       stats.requests++;
       return sendError(res, 403, 'Host header must name a loopback address on a loopback-bound server');
     }

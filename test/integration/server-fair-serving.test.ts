@@ -215,7 +215,8 @@ describe('queueing', () => {
     const holder = await hold(s, addr(3));
     const gone = await send(s, `/${real.k.filehash}`, { Range: `bytes=0-${BLOCK - 1}` }, addr(1));
     await waitFor('one queued', () => s.stats().queueDepth === 1);
-    gone.close();
+    // A reset, not a FIN: a FIN alone is a half-close, whose sender still wants its reply (issue 10 point 17).
+    gone.socket.resetAndDestroy();
     await waitFor('the queue to empty', () => s.stats().queueDepth === 0);
     expect(s.stats().queueWaitCount).toBe(1);
     holder.close();
