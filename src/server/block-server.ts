@@ -9,7 +9,7 @@
 // normalise or decode paths, add routing and body parsing we must not have, and cost per request).
 
 import { STATUS_CODES, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { KfetchError } from '../errors.js';
@@ -18,6 +18,8 @@ import { VERSION } from '../version.js';
 import { isLoopbackHost as isLoopbackAddress } from '../peer/address-policy.js';
 import { NotHeldNowError } from '../store/data-file.js';
 import { Admission, type BusyReason, type Release } from './admission.js';
+import { ConnectionCap } from './connection-cap.js';
+import { openFileLimit } from './fd-limit.js';
 import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
 import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from './observability-route.js';
@@ -50,6 +52,11 @@ export interface BlockServerLimits {
   readChunkBytes: number;
   /** close(): in-flight responses get this long to finish before their connections are cut. */
   closeGraceMs: number;
+  /** Open connections overall and per client address (connection-cap.ts); default below the fd limit. */
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  /** Connections beyond those caps for the owner's /status and /metrics (with `observability` only). */
+  ownerConnections: number;
 }
 
 export interface BlockServerOptions {
@@ -86,6 +93,11 @@ export interface BlockServerStats {
   rateWaiting: number;
   /** Requests to /metrics and /status (any status). */
   observabilityRequests: number;
+  /** Open connections, those on owner slots, those closed at once when full, idle ones closed to make room. */
+  connections: number;
+  ownerConnections: number;
+  refusedConnections: number;
+  idleClosed: number;
 }
 
 export interface BlockServer {
@@ -112,6 +124,9 @@ const DEFAULTS: BlockServerLimits = {
   maxRangeBytes: LIMITS.serverMaxRangeBytes,
   readChunkBytes: LIMITS.serverReadChunkBytes,
   closeGraceMs: 1_000,
+  maxConnections: Math.max(16, Math.min(LIMITS.serverMaxConnections, openFileLimit() - LIMITS.serverFdReserve)),
+  maxConnectionsPerAddress: LIMITS.serverMaxConnectionsPerAddress,
+  ownerConnections: LIMITS.serverOwnerConnections,
 };
 
 /** Node's default header limit, stated so a change of Node default cannot widen it silently (64 KiB headers -> 431). */
@@ -170,6 +185,11 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     keepAlive: true,
   });
   server.maxHeadersCount = MAX_HEADERS;
+  const connections = new ConnectionCap(
+    { ...limits, maxConnectionsPerAddress: Math.min(limits.maxConnectionsPerAddress, limits.maxConnections) },
+    (address) => observability?.allowed(address) === true,
+  );
+  server.on('connection', (socket: Socket) => connections.open(socket));
   // A client that half-closes after its request (FIN once the request is sent) still wants the reply: without this
   // node:http aborts the request on the FIN and the client gets nothing (issue 10 point 17). The connection closes
   // once the replies in progress are done.
@@ -354,6 +374,9 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     res.on('error', () => undefined); // a client gone mid-write is normal; 'close' handles it
     res.setHeader('Server', `kfetch/${VERSION}`);
+    const socket = req.socket;
+    connections.busy(socket);
+    res.once('close', () => connections.done(socket));
     if (req.rawHeaders.length >= 2 * MAX_HEADERS) {
       stats.requests++;
       res.setHeader('Connection', 'close');
@@ -369,6 +392,10 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     const route = observability === undefined ? undefined : observabilityRoute(req.url ?? '');
     if (route !== undefined) return serveObservability(req, res, observability!, route);
     stats.requests++;
+    if (connections.onOwnerSlot(socket)) {
+      res.setHeader('Connection', 'close');
+      return sendError(res, 503, 'busy: too many connections (this one is kept for /status and /metrics)', { 'Retry-After': '1' });
+    }
     if (hasBody(req)) {
       res.setHeader('Connection', 'close');
       return sendError(res, 400, 'requests to the block server carry no body');
@@ -455,6 +482,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       queueWaitCount: admission.queueWaitCount,
       rejectedBusy: { ...rejectedBusy },
       rateWaiting: rate?.waiting ?? 0,
+      ...connections.stats(),
     }),
   };
 }
