@@ -13,13 +13,10 @@ const PARTS = ['cli', 'client', 'server', 'tracker', 'box', 'peer', 'store', 'ka
 /** A `no-restricted-imports` group refusing relative imports of `part` (prefix: the way up to src/). */
 const refuse = (part, prefix, why) => ({ group: [`${prefix}${part}`, `${prefix}${part}/**`], message: why });
 
-/**
- * The rule for the files of src/<folder>: it may not import any part in `forbidden`. `except` names parts left
- * out of `forbidden`, for a narrowly scoped exception (see below).
- */
-function zone(folder, forbidden, except = []) {
+/** The rule for the files of src/<folder>: it may not import any part in `forbidden`. */
+function zone(folder, forbidden) {
   const why = (part) => `src/${folder} must not import src/${part} (layer map in docs/architecture.md)`;
-  const patterns = forbidden.filter((p) => !except.includes(p)).map((p) => refuse(p, '../', why(p)));
+  const patterns = forbidden.map((p) => refuse(p, '../', why(p)));
   return ['error', { patterns }];
 }
 
@@ -64,11 +61,5 @@ export default tseslint.config(
         { patterns: ['client', 'store'].map((p) => refuse(p, '../src/', `workers/ must not import src/${p} (STYLE.md: workers stay independent)`)) },
       ],
     },
-  },
-  // Exception, to be removed when the one data-file module lands (issue 10, "Shape"): src/store/data-file.ts
-  // still imports readAt from src/server/data-file.ts. Only this file, and only src/server, is let through.
-  {
-    files: ['src/store/data-file.ts'],
-    rules: { 'no-restricted-imports': zone('store', ZONES.store, ['server']) },
   },
 );
