@@ -93,6 +93,27 @@ describe('FdCache', () => {
     expect(c.stats().closes).toBe(2); // closed as soon as its read ended
   });
 
+  it('a file opened while the cache is full of busy fds is read through its own fd, then closed', async () => {
+    const ps = files(2);
+    const c = cache(1);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let heldFd = -1;
+    const first = c.use(ps[0]!, async () => openSync(ps[0]!, 'r'), async (fd) => {
+      heldFd = fd;
+      await held;
+      return read(fd);
+    });
+    await until(() => heldFd !== -1, 10_000, 'the first read holding its fd');
+    let newFd = -1;
+    expect(await c.use(ps[1]!, async () => (newFd = openSync(ps[1]!, 'r')), async (fd) => read(fd))).toBe('file 1');
+    // Over the bound once its read ended: the idle one goes, the busy one stays.
+    await until(() => !isOpen(newFd), 10_000, 'the new fd closed after its read');
+    expect(c.stats()).toMatchObject({ open: 1, evictions: 1 });
+    release();
+    expect(await first).toBe('file 0');
+  });
+
   it('closes fds idle for idleMs, and invalidate() makes the next use open again', async () => {
     const [p] = files(1);
     const c = cache(4, 100);
