@@ -59,6 +59,14 @@ export const LIMITS = {
   trackerRequestMaxBytes: 2 * MiB,
   /** Tracker server: at most this many peers in a reply (SPEC-compatible random subset). */
   trackerReplyPeers: 50,
+  /**
+   * Tracker server: bytes of one reply at most (bitfields left out first, then peers): half the clients'
+   * trackerReplyMaxBytes, so the tracker never sends a reply its own clients refuse (issue 10, 11).
+   */
+  trackerReplyBudgetBytes: 512 * KiB,
+  /** Tracker server: bitfield bytes kept per swarm / in all; past them a peer is listed without its bitfield (issue 10). */
+  trackerMaxBitfieldBytesPerSwarm: 32 * MiB,
+  trackerMaxBitfieldBytes: 256 * MiB,
   /** Tracker server: announce interval it advertises and minimum gap per address+port+swarm. */
   trackerIntervalMs: 60_000,
   trackerMinIntervalMs: 5_000,
