@@ -20,6 +20,8 @@ export const LIMITS = {
 
   /** Tracker reply body cap (libtorrent tracker_maximum_response_length). */
   trackerReplyMaxBytes: 1 * MiB,
+  /** A reply over that cap is read on to here as a stream of entries, its complete ones kept (issue 10 point 11). */
+  trackerReplyReadMaxBytes: 8 * MiB,
   /** Tracker: no byte for this long aborts the announce (libtorrent default). */
   trackerIdleTimeoutMs: 10_000,
   /** Tracker: the whole announce must finish within this (libtorrent default). */
