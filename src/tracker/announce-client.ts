@@ -114,7 +114,7 @@ export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
     // undici 7's request() follows no redirects (that needs the redirect interceptor); a 3xx is a failure below.
     if (statusCode !== 200) {
       const text = await readCapped(body, ERROR_BODY_MAX);
-      const reason = errorText(text);
+      const { reason, field } = errorText(text);
       if (statusCode === 403) {
         const retryAfter = retryAfterMs(header(headers['retry-after']), Date.now(), {
           defaultMs: limits.trackerDefaultBackoffMs,
@@ -127,6 +127,7 @@ export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
       }
       throw new KfetchError('KF_E_TRACKER_REFUSED', `tracker ${where} answered ${statusCode}${reason}`, {
         detail: { status: statusCode },
+        ...(field === undefined ? {} : { field }),
       });
     }
     const encoding = header(headers['content-encoding']);
@@ -241,16 +242,23 @@ async function readCapped(body: Dispatcher.ResponseData['body'], max: number): P
   return Buffer.concat(chunks, total);
 }
 
-/** `: <error text>` from a JSON `{"error": ...}` body, else ''. */
-function errorText(body: Buffer): string {
+/** `: <error text>` from a JSON `{"error": ..., "field"?: ...}` body (else ''), and the announce field it names. */
+function errorText(body: Buffer): { reason: string; field?: string } {
   try {
     const o = JSON.parse(body.toString('utf8')) as unknown;
     if (typeof o === 'object' && o !== null) {
-      const e = (o as Record<string, unknown>).error ?? (o as Record<string, unknown>)['failure reason'];
-      if (typeof e === 'string') return `: ${e.slice(0, 200)}`;
+      const r = o as Record<string, unknown>;
+      const e = r.error ?? r['failure reason'];
+      if (typeof e === 'string') {
+        // Only the names of announce fields, so a tracker cannot put arbitrary text in `field`.
+        const field = typeof r.field === 'string' && ANNOUNCE_FIELDS.has(r.field) ? r.field : undefined;
+        return { reason: `: ${e.slice(0, 200)}`, ...(field === undefined ? {} : { field }) };
+      }
     }
   } catch {
     // not JSON: no reason to quote
   }
-  return '';
+  return { reason: '' };
 }
+
+const ANNOUNCE_FIELDS: ReadonlySet<string> = new Set(['port', 'progress', 'ip', 'blocks', 'blocksize', 'event', 'id']);
