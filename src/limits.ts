@@ -20,6 +20,8 @@ export const LIMITS = {
 
   /** Tracker reply body cap (libtorrent tracker_maximum_response_length). */
   trackerReplyMaxBytes: 1 * MiB,
+  /** A reply over that cap is read on to here as a stream of entries, its complete ones kept (issue 10 point 11). */
+  trackerReplyReadMaxBytes: 8 * MiB,
   /** Tracker: no byte for this long aborts the announce (libtorrent default). */
   trackerIdleTimeoutMs: 10_000,
   /** Tracker: the whole announce must finish within this (libtorrent default). */
@@ -59,6 +61,14 @@ export const LIMITS = {
   trackerRequestMaxBytes: 2 * MiB,
   /** Tracker server: at most this many peers in a reply (SPEC-compatible random subset). */
   trackerReplyPeers: 50,
+  /**
+   * Tracker server: bytes of one reply at most (bitfields left out first, then peers): half the clients'
+   * trackerReplyMaxBytes, so the tracker never sends a reply its own clients refuse (issue 10, 11).
+   */
+  trackerReplyBudgetBytes: 512 * KiB,
+  /** Tracker server: bitfield bytes kept per swarm / in all; past them a peer is listed without its bitfield (issue 10). */
+  trackerMaxBitfieldBytesPerSwarm: 32 * MiB,
+  trackerMaxBitfieldBytes: 256 * MiB,
   /** Tracker server: announce interval it advertises and minimum gap per address+port+swarm. */
   trackerIntervalMs: 60_000,
   trackerMinIntervalMs: 5_000,
