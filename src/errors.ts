@@ -12,6 +12,7 @@ export const ERROR_CATALOGUE = {
   KF_E_KASCADE_HASH: { exit: 3, advice: 'A hash has the wrong length or is not hex.' },
   KF_E_KASCADE_NAME: { exit: 3, advice: 'filename must be a bare file name; use --output to choose another name.' },
   KF_E_KASCADE_TRACKER: { exit: 3, advice: 'tracker must be an absolute http(s) URL without credentials.' },
+  KF_E_KASCADE_PEER: { exit: 3, advice: 'A peers entry names an address kfetch never dials (link-local, unspecified, multicast…); remove it.' },
   KF_E_OUTPUT_EXISTS: { exit: 3, advice: 'Remove the existing file or choose another output path.' },
   KF_E_INPUT: { exit: 3, advice: 'An input file or option value is not usable; the message names it.' },
   KF_E_TRACKER_UNREACHABLE: { exit: 4, advice: 'Check the tracker URL and that the tracker is running.' },

@@ -33,7 +33,7 @@ export function secondsOrZeroArg(max: number): (v: string) => number {
 /** A repeatable `--peer host:port`; collects into an array of canonical `host:port` keys. */
 export function peerArg(v: string, previous: string[] | undefined): string[] {
   const p = parsePeerAddress(v);
-  if (typeof p === 'string') throw new InvalidArgumentError(p);
+  if ('problem' in p) throw new InvalidArgumentError(`"${v}" ${p.problem}`);
   return [...(previous ?? []), p.key];
 }
 

@@ -1,5 +1,5 @@
 // parseKascade details the corpus does not cover: options overriding LIMITS, string input, the swarm id rules,
-// nested duplicate-key paths, link-local trackers, and the filename rule on its own.
+// nested duplicate-key paths, the address policy on trackers and peers, and the filename rule on its own.
 
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -64,12 +64,46 @@ describe('parseKascade', () => {
     expect(codeOf({ ...base(), trackhash: 'e'.repeat(33) })).toBe('KF_E_KASCADE_HASH trackhash');
   });
 
-  it('refuses link-local trackers in every spelling unless allowed', () => {
-    for (const t of ['http://169.254.169.254/', 'http://2852039166/', 'http://[fe80::1]:80/', 'http://[::ffff:169.254.169.254]/']) {
+  it('refuses link-local trackers in every spelling', () => {
+    for (const t of ['http://169.254.169.254/', 'http://2852039166/', 'http://[fe80::1]:80/', 'http://[::ffff:169.254.169.254]/', 'http://0.0.0.0:8000/']) {
       expect(codeOf({ ...base(), tracker: t }), t).toBe('KF_E_KASCADE_TRACKER tracker');
-      expect(codeOf({ ...base(), tracker: t }, { allowLinkLocalTracker: true }), t).toBe('ok');
     }
     expect(codeOf({ ...base(), tracker: 'https://10.0.0.1:443/peers/x.json' })).toBe('ok');
+  });
+
+  // Issue 10 point 15: a kascade's peers were only shape-checked, so these were dialled.
+  it('refuses a peers entry the address policy refuses, naming peers[i] and the reason', () => {
+    for (const [peer, reason] of [
+      ['169.254.169.254:80', /link-local/],
+      ['0.0.0.0:1', /unspecified/],
+      ['[fe80::1]:80', /link-local/],
+      ['[::ffff:169.254.169.254]:80', /link-local/],
+      ['239.1.2.3:80', /multicast/],
+    ] as const) {
+      try {
+        parseKascade(JSON.stringify({ ...base(), peers: ['127.0.0.1:8001', peer] }), 'x.json');
+        expect.unreachable(peer);
+      } catch (err) {
+        expect(err, peer).toBeInstanceOf(KfetchError);
+        const e = err as KfetchError;
+        expect([e.code, e.field, e.file], peer).toEqual(['KF_E_KASCADE_PEER', 'peers[1]', 'x.json']);
+        expect(e.message, peer).toMatch(/^peers\[1\] /);
+        expect(e.message, peer).toMatch(reason);
+      }
+    }
+    expect(codeOf({ ...base(), peers: ['127.0.0.1:8001', '[::1]:2', '10.0.0.1:80', 'seed.example:80'] })).toBe('ok');
+    // A numeric name is IPv4 to getaddrinfo, past the literal check: refused as a malformed host.
+    expect(codeOf({ ...base(), peers: ['2852039166:80'] })).toBe('KF_E_KASCADE_SCHEMA peers[0]');
+  });
+
+  it('gives a tracker URL and a peers entry the same verdict for the same address', () => {
+    const hosts = ['169.254.169.254', '[fe80::1]', '0.0.0.0', '[::]', '224.0.0.1', '[ff02::1]', '255.255.255.255', '240.0.0.1', '[64:ff9b::a9fe:a9fe]',
+      '[::ffff:169.254.169.254]', '127.0.0.1', '[::1]', '10.0.0.1', '192.168.0.2', '[fd00::1]', '8.8.8.8', '[2001:db8::1]', 'seed.example'];
+    for (const host of hosts) {
+      const asTracker = codeOf({ ...base(), tracker: `http://${host}:80/peers/x.json` }) === 'ok';
+      const asPeer = codeOf({ ...base(), peers: [`${host}:80`] }) === 'ok';
+      expect(asPeer, host).toBe(asTracker);
+    }
   });
 
   it('never echoes a tracker password in the message', () => {
