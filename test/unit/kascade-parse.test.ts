@@ -7,6 +7,7 @@ import { KfetchError } from '../../src/errors.js';
 import { findDuplicateKey } from '../../src/kascade/duplicate-keys.js';
 import { filenameProblem } from '../../src/kascade/filename.js';
 import { parseKascade, type ParseKascadeOptions } from '../../src/kascade/parse.js';
+import { parseTrackerReply } from '../../src/tracker/parse-reply.js';
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 const base = (): Record<string, unknown> => ({
@@ -96,13 +97,18 @@ describe('parseKascade', () => {
     expect(codeOf({ ...base(), peers: ['2852039166:80'] })).toBe('KF_E_KASCADE_SCHEMA peers[0]');
   });
 
-  it('gives a tracker URL and a peers entry the same verdict for the same address', () => {
+  it('gives a tracker URL, a peers entry and a tracker reply entry the same verdict for the same address', () => {
     const hosts = ['169.254.169.254', '[fe80::1]', '0.0.0.0', '[::]', '224.0.0.1', '[ff02::1]', '255.255.255.255', '240.0.0.1', '[64:ff9b::a9fe:a9fe]',
       '[::ffff:169.254.169.254]', '127.0.0.1', '[::1]', '10.0.0.1', '192.168.0.2', '[fd00::1]', '8.8.8.8', '[2001:db8::1]', 'seed.example'];
     for (const host of hosts) {
       const asTracker = codeOf({ ...base(), tracker: `http://${host}:80/peers/x.json` }) === 'ok';
       const asPeer = codeOf({ ...base(), peers: [`${host}:80`] }) === 'ok';
       expect(asPeer, host).toBe(asTracker);
+      // A loopback tracker's reply names IP literals only (never a name), with the same rule.
+      if (host === 'seed.example') continue;
+      const ip = host.replace(/^\[(.*)\]$/, '$1');
+      const inReply = parseTrackerReply(JSON.stringify([{ ip, port: 80 }]), { allowLoopback: true }).peers.length === 1;
+      expect(inReply, host).toBe(asTracker);
     }
   });
 
