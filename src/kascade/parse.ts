@@ -46,10 +46,13 @@ function own(o: Obj, key: string): unknown {
   return Object.hasOwn(o, key) ? o[key] : undefined;
 }
 
-/** JSON-quote `s` (shortened), with control and bidi characters escaped so a message cannot spoof a terminal. */
+/** JSON-quote `s` (shortened), with control, bidi and invisible characters escaped so a message cannot spoof a terminal. */
 function quote(s: string, max = 200): string {
   const short = s.length > max ? `${s.slice(0, max)}…` : s;
-  return JSON.stringify(short).replace(/[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(short).replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/gu, (c) => {
+    const hex = c.codePointAt(0)!.toString(16);
+    return hex.length <= 4 ? `\\u${hex.padStart(4, '0')}` : `\\u{${hex}}`;
+  });
 }
 
 /** A URL for messages, with any password replaced by `***` (messages end up in logs). */

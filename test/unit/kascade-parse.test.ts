@@ -141,4 +141,41 @@ describe('filenameProblem', () => {
     expect(filenameProblem('LPT9.txt', 255)?.reason).toMatch(/reserved/);
     expect(filenameProblem('Ω\ud800', 255)?.reason).toMatch(/surrogate/);
   });
+
+  // Issue 10 point 17: invisible and direction-changing characters were accepted though bidi overrides were refused.
+  it.each([
+    ['U+200B', /invisible/],
+    ['U+200C', /invisible/],
+    ['U+200D', /invisible/],
+    ['U+2060', /invisible/],
+    ['U+FEFF', /invisible/],
+    ['U+00AD', /invisible/],
+    ['U+180E', /invisible/],
+    ['U+115F', /invisible/],
+    ['U+3164', /invisible/],
+    ['U+FE0F', /invisible/],
+    ['U+E0041', /invisible/],
+    ['U+200E', /bidirectional mark/],
+    ['U+200F', /bidirectional mark/],
+    ['U+061C', /bidirectional mark/],
+    ['U+2028', /line or paragraph separator/],
+    ['U+2029', /line or paragraph separator/],
+  ])('refuses %s in a name, naming the code point and its position', (label, what) => {
+    const ch = String.fromCodePoint(parseInt(label.slice(2), 16));
+    expect(filenameProblem(`ab${ch}c.txt`, 255)).toEqual({ reason: expect.stringMatching(what) as unknown, char: ch, position: 2 });
+    expect(filenameProblem(`ab${ch}c.txt`, 255)?.reason).toContain(`(${label}) at position 2`);
+    try {
+      parseKascade(JSON.stringify({ ...base(), filename: `ab${ch}c.txt` }), 'x.json');
+      expect.unreachable();
+    } catch (err) {
+      const e = err as KfetchError;
+      expect([e.code, e.field]).toEqual(['KF_E_KASCADE_NAME', 'filename']);
+      expect(e.message).toContain(label);
+      expect(e.message).not.toContain(ch); // escaped in the quoted name, so the message shows where it is
+    }
+  });
+
+  it('still accepts ordinary non-ASCII names', () => {
+    for (const ok of ['Ελληνικά.txt', 'عربي.txt', 'עברית.pdf', '中文.zip', 'café.mp3', '🎵 song.ogg']) expect(filenameProblem(ok, 255), ok).toBeUndefined();
+  });
 });
