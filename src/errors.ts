@@ -28,7 +28,7 @@ export const ERROR_CATALOGUE = {
   KF_E_PEER_LIED: { exit: 4, advice: 'A peer said it had a block and then did not serve it.' },
   KF_E_PEER_CONNECT: { exit: 4, advice: 'A peer could not be reached or dropped the connection; it is retried later.' },
   KF_E_PEER_PROTOCOL: { exit: 4, advice: 'A peer answered outside the protocol (status, headers or encoding).' },
-  KF_E_DISK_FULL: { exit: 5, advice: 'Free disk space (the message says how much is needed) and run `kfetch resume`.' },
+  KF_E_DISK_FULL: { exit: 5, advice: 'Free disk space (the message says how much is needed; EFBIG: raise `ulimit -f` or use a file system that holds files this large) and run `kfetch resume`.' },
   KF_E_DATA_MISSING: { exit: 5, advice: 'The data file is missing or is not a regular file; restore it or start over.' },
   KF_E_STATE_CORRUPT: { exit: 5, advice: 'The state database was damaged and moved aside; re-add the .kascade to recover.' },
   KF_E_STATE_READONLY: { exit: 5, advice: 'The state database (or its folder) cannot be written: fix its permissions or the file system, then run again. Nothing was changed.' },
@@ -103,13 +103,18 @@ export function isKfetchError(e: unknown): e is KfetchError {
 
 /**
  * Map a Node.js system error from a file operation to a KfetchError naming the file.
- * ENOSPC/EFBIG/EDQUOT become KF_E_DISK_FULL, ENOENT KF_E_DATA_MISSING, the rest KF_E_IO.
+ * ENOSPC/EDQUOT (no space) and EFBIG (file too large) become KF_E_DISK_FULL, ENOENT KF_E_DATA_MISSING, the rest KF_E_IO.
  */
 export function fromFsError(err: unknown, file: string, what: string): KfetchError {
   if (err instanceof KfetchError) return err;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const sys = err instanceof Error ? err.message : String(err);
-  if (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT') {
+  // EFBIG keeps KF_E_DISK_FULL (the download stops resumable, as for ENOSPC) with its own words: freeing space
+  // would not help, raising the limit or moving the file would.
+  if (code === 'EFBIG') {
+    return new KfetchError('KF_E_DISK_FULL', `${what}: file too large for this file system or the process's file-size limit (EFBIG)`, { file, cause: err });
+  }
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new KfetchError('KF_E_DISK_FULL', `${what}: no space left (${code})`, { file, cause: err });
   }
   if (code === 'ENOENT') return new KfetchError('KF_E_DATA_MISSING', `${what}: no such file`, { file, cause: err });
