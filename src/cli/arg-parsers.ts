@@ -2,7 +2,7 @@
 // so commander prints `error: option '--x <n>' argument 'y' is invalid. <reason>` and exits 2.
 
 import { InvalidArgumentError } from 'commander';
-import { parsePeerAddress } from '../peer/peer-address.js';
+import { parsePeerAddress } from '../util/peer-address.js';
 import { checkCidr } from '../peer/access-list.js';
 
 /** A canonical decimal integer in [min, max]. */

@@ -13,7 +13,7 @@
 
 import { KfetchError, type ErrorCode } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { parsePeerAddress } from '../peer/peer-address.js';
+import { parsePeerAddress } from '../util/peer-address.js';
 import { isHex } from '../util/hex.js';
 import { decodeKascadeText } from './decode-text.js';
 import { findDuplicateKey } from './duplicate-keys.js';

@@ -2,7 +2,7 @@
 // Used by parse.ts and by `kfetch create --tracker`.
 
 import { KfetchError } from '../errors.js';
-import { NAMED_ADDRESS_POLICY, canonicalIp, judgeAddress, verdictReason } from '../peer/address-policy.js';
+import { NAMED_ADDRESS_POLICY, canonicalIp, judgeAddress, verdictReason } from '../util/address-policy.js';
 
 /**
  * Why `url` is not an acceptable tracker URL, or undefined if it is.

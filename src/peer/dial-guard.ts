@@ -1,5 +1,5 @@
 // The address policy at the socket: every dial (range client, /blocks client, announce client) asserts the floor of
-// address-policy.ts once more, whatever the address's source, and a host name is judged by the addresses it
+// util/address-policy.ts once more, whatever the address's source, and a host name is judged by the addresses it
 // resolves to (a .kascade or user may name hosts; a tracker never can). Entry points already judged the address
 // with its source's loopback rule; this catches what slipped past (peers remembered by an older version, DNS).
 
@@ -7,7 +7,7 @@ import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type Lo
 import { isIP } from 'node:net';
 import { Agent, buildConnector } from 'undici';
 import { KfetchError } from '../errors.js';
-import { judgeAddress, verdictReason } from './address-policy.js';
+import { judgeAddress, verdictReason } from '../util/address-policy.js';
 
 /**
  * The floor every dial asserts, whatever the source (loopback is the entry points' call): the reason an IP-literal

@@ -4,7 +4,7 @@
 import { request, type Dispatcher } from 'undici';
 import { KfetchError, isKfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { isLoopbackHost } from '../peer/address-policy.js';
+import { isLoopbackHost } from '../util/address-policy.js';
 import { policedDispatcher } from '../peer/dial-guard.js';
 import type { PeerInfo } from '../peer/peer-info.js';
 import type { Bitfield } from '../util/bitfield.js';

@@ -3,9 +3,9 @@
 // is never accepted — and nothing throws. The IPv4-in-IPv6 forms are judged as their IPv4.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NAMED_ADDRESS_POLICY, judgeAddress } from '../../src/peer/address-policy.js';
+import { NAMED_ADDRESS_POLICY, judgeAddress } from '../../src/util/address-policy.js';
 import { dialProblem } from '../../src/peer/dial-guard.js';
-import { parsePeerAddress } from '../../src/peer/peer-address.js';
+import { parsePeerAddress } from '../../src/util/peer-address.js';
 
 const numRuns = Number(process.env.KFETCH_FUZZ_RUNS ?? 300);
 const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255));

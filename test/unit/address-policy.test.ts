@@ -2,9 +2,9 @@
 // carried-IPv4 forms of each included), loopback only by permission; the dial guard's floor and its lookup. No
 // test here dials anything: the guard's own dial tests are in test/integration/peer-dial-guard.test.ts.
 import { describe, expect, it } from 'vitest';
-import { canonicalIp, isLoopbackHost, judgeAddress } from '../../src/peer/address-policy.js';
+import { canonicalIp, isLoopbackHost, judgeAddress } from '../../src/util/address-policy.js';
 import { AddressPolicyError, dialProblem, policedLookup } from '../../src/peer/dial-guard.js';
-import { parsePeerAddress } from '../../src/peer/peer-address.js';
+import { parsePeerAddress } from '../../src/util/peer-address.js';
 
 describe('canonicalIp', () => {
   it.each([

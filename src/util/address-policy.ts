@@ -1,8 +1,8 @@
 // The one address policy every address kfetch dials passes, whatever its source (DESIGN.md invariants).
 // Entry points judge an address where it comes in — the tracker reply parser (loopback only from a loopback
 // tracker), the .kascade parser (`peers` and the tracker URL, loopback allowed as for anything the user named),
-// `--peer` — and the dialers assert the floor once more at the socket (dial-guard.ts). Pure; the .kascade parser
-// uses it too, so a tracker URL and a `peers` entry get the same verdict.
+// `--peer` — and the dialers assert the floor once more at the socket (peer/dial-guard.ts). Pure, and in util/ so
+// the .kascade parser (which uses no other part) shares it: a tracker URL and a `peers` entry get one verdict.
 //
 // The rule: only an IP literal (a host name only from the user or a .kascade, judged after resolution) that names
 // one remote host. Refused: unspecified (0.0.0.0/8, ::; 0.0.0.0 dials this host on Linux), broadcast, multicast,
