@@ -93,6 +93,16 @@ export const LIMITS = {
   serverMaxRangeBytes: 64 * MiB,
   /** Peer server: read chunk size for streaming a range from disk. */
   serverReadChunkBytes: 256 * KiB,
+  /**
+   * Peer server: open connections at most (overall by default: the fd limit less serverFdReserve, within
+   * [16, serverMaxConnections]) and per client address; beyond them idle ones are closed first, then new ones.
+   */
+  serverMaxConnections: 8_192,
+  serverMaxConnectionsPerAddress: 128,
+  /** Peer server: fds kept free of connections for data files (a box's 256), outgoing peer sockets, the state, workers. */
+  serverFdReserve: 512,
+  /** Peer server: connections beyond the caps for the owner's /status and /metrics only. */
+  serverOwnerConnections: 4,
 
   /** Seeding box: a data file's fd unused this long is closed (a library of 2,000 files holds few fds). */
   boxFdIdleMs: 60_000,

@@ -274,6 +274,7 @@ export class Engine {
     if (p.complete) {
       // Nothing to fetch: say so, and serve it like any finished download.
       const { row, kascade, dataFile, durable } = p.init;
+      dataFile.seal(); // nothing writes it now: serving reads check its times too (a rewrite in place is caught)
       this.library.add(new VerifiedServedFile(kascade, dataFile, durable, row.blockSize));
       this.o.emit({ event: 'start', id: row.id, name: row.filename, filehash: row.filehash, size: row.filesize, blocks: row.blockCount, blockSize: row.blockSize, have: durable.count, path: row.dataPath });
       this.o.emit({ event: 'done', id: row.id, name: row.filename, path: row.dataPath, size: row.filesize, filehash: row.filehash, seconds: 0, hashSeconds: 0, bytesPerSecond: 0 });
@@ -295,7 +296,9 @@ export class Engine {
       p.init,
     );
     try {
-      return { row: p.init.row, result: await session.run(signal) };
+      const result = await session.run(signal);
+      if (result.outcome === 'complete') p.init.dataFile.seal(); // as above, from the moment its hash was checked
+      return { row: p.init.row, result };
     } catch (err) {
       const e = isKfetchError(err) ? err : new KfetchError('KF_E_INTERNAL', String(err), { cause: err });
       this.o.emit({ event: 'error', id: p.init.row.id, code: e.code, message: e.message, ...(e.file ? { file: e.file } : {}) });

@@ -12,8 +12,8 @@ import type { Kascade } from '../../kascade/kascade.js';
 import { loadKascade } from '../../kascade/load.js';
 import { LIMITS } from '../../limits.js';
 import { startBlockServer, type BlockServer } from '../../server/block-server.js';
-import { openDataFile, type DataFile } from '../../server/data-file.js';
 import { Library, VerifiedServedFile } from '../../server/library.js';
+import { openDataFileToSeed, type DataChangedError, type DataFile } from '../../store/data-file.js';
 import { Announcer } from '../../tracker/announcer.js';
 import { Bitfield } from '../../util/bitfield.js';
 import { cidrArg, intArg, rateArg, secondsArg as secondsArgOf, secondsOrZeroArg } from '../arg-parsers.js';
@@ -119,7 +119,7 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
           field: 'filename',
         });
       }
-      const data = await openDataFile(join(flags.data, kascade.filename), { expectedSize: kascade.filesize });
+      const data = await openDataFileToSeed(join(flags.data, kascade.filename), kascade.filesize);
       opened.push({ kascade, data });
     }
     const seeded = await verifyAll(opened, flags, ctx, log);
@@ -180,7 +180,7 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
     const closing = server?.close();
     await Promise.all(announcers.map((a) => a.stop()));
     await closing;
-    await Promise.all(opened.map((s) => s.data.close().catch(() => undefined)));
+    for (const s of opened) s.data.close();
   }
 }
 
@@ -212,8 +212,12 @@ async function verifyAll(opened: Opened[], flags: SeedFlags, ctx: CommandContext
       const k = s.kascade;
       const blockSize = k.preferredBlockSize;
       const count = k.geometry(blockSize).count;
+      // A file found changed by a read (store/data-file.ts checks after every one) is not served any more: its
+      // bitfield empties, so its announces say so too. Only a restart verifies it again.
+      const onChanged = (err: DataChangedError): void =>
+        log.warn({ file: s.data.path, reason: err.reason }, 'data file changed while seeding: no longer served (restart kfetch seed to verify it again)');
       if (flags.trust) {
-        seeded.push({ ...s, file: new VerifiedServedFile(k, s.data.fd, Bitfield.full(count), blockSize) });
+        seeded.push({ ...s, file: new VerifiedServedFile(k, s.data, Bitfield.full(count), blockSize, onChanged) });
         continue;
       }
       pool ??= createHashPool(flags.threads === undefined ? {} : { threads: flags.threads });
@@ -234,7 +238,7 @@ async function verifyAll(opened: Opened[], flags: SeedFlags, ctx: CommandContext
       } finally {
         progress.stop();
       }
-      seeded.push({ ...s, file: new VerifiedServedFile(k, s.data.fd, held, blockSize) });
+      seeded.push({ ...s, file: new VerifiedServedFile(k, s.data, held, blockSize, onChanged) });
       const bad: number[] = [];
       for (let i = 0; i < count; i++) if (!held.has(i)) bad.push(i);
       if (bad.length > 0) {
