@@ -2,11 +2,11 @@
 // global request queue, one block server; it prepares sessions (new or resumed) and runs them together.
 // Used by `kfetch get` and `kfetch resume`.
 
-import { futimesSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { futimesSync, lstatSync, rmSync } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import { KfetchError, fromFsError, isKfetchError } from '../errors.js';
+import { KfetchError, isKfetchError } from '../errors.js';
 import { createHashPool, type HashPool } from '../hashing/pool.js';
 import { verifyFile } from '../hashing/verify-file.js';
 import type { Kascade } from '../kascade/kascade.js';
@@ -15,10 +15,12 @@ import { serializeKascade } from '../kascade/serialize.js';
 import { BlockClient } from '../peer/block-client.js';
 import { startBlockServer, type BlockServer, type BlockServerOptions } from '../server/block-server.js';
 import { Library, VerifiedServedFile } from '../server/library.js';
-import { checkFreeSpace, createDataFile, openDataFile, type DataFile } from '../store/data-file.js';
+import { createDataFile, openDataFile, type DataFile } from '../store/data-file.js';
+import { checkFreeSpace } from '../store/free-space.js';
 import { lockHome, type HomeLock } from '../store/home-lock.js';
 import { StateDb, type DownloadRow, type NewDownload } from '../store/state-db.js';
 import { Bitfield } from '../util/bitfield.js';
+import { makeDirs } from '../util/make-dirs.js';
 import { BlockSlab } from './block-slab.js';
 import { crashPoint } from './crash-point.js';
 import { dataFileFacts } from './checkpointer.js';
@@ -123,11 +125,7 @@ export class Engine {
       }
       return this.prepareResume(existing, peers);
     }
-    try {
-      mkdirSync(dirname(dataPath), { recursive: true });
-    } catch (err) {
-      throw fromFsError(err, dirname(dataPath), 'cannot create the output directory');
-    }
+    makeDirs(dirname(dataPath), 'cannot create the output directory');
     checkFreeSpace(dataPath, kascade.filesize);
     // The download is recorded before its file is created (issue 10 point 5): a crash in between leaves a row with
     // nothing safe and no file, which resume and get start afresh; the other order left a file that get refused and

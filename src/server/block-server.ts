@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { VERSION } from '../version.js';
-import { isLoopbackHost as isLoopbackAddress } from '../peer/address-policy.js';
+import { isLoopbackHost as isLoopbackAddress } from '../util/address-policy.js';
 import { NotHeldNowError } from '../store/data-file.js';
 import { Admission, type BusyReason, type Release } from './admission.js';
 import { ConnectionCap } from './connection-cap.js';

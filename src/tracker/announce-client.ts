@@ -4,7 +4,8 @@
 import { request, type Dispatcher } from 'undici';
 import { KfetchError, isKfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { isLoopbackHost } from '../peer/address-policy.js';
+import { isLoopbackHost } from '../util/address-policy.js';
+import { policedDispatcher } from '../peer/dial-guard.js';
 import type { PeerInfo } from '../peer/peer-info.js';
 import type { Bitfield } from '../util/bitfield.js';
 import { VERSION } from '../version.js';
@@ -109,7 +110,7 @@ export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
       signal,
       headersTimeout: idleMs,
       bodyTimeout: idleMs,
-      ...(req.dispatcher === undefined ? {} : { dispatcher: req.dispatcher }),
+      dispatcher: req.dispatcher ?? policedDispatcher(),
     });
     // undici 7's request() follows no redirects (that needs the redirect interceptor); a 3xx is a failure below.
     if (statusCode !== 200) {

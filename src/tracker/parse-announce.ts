@@ -3,7 +3,7 @@
 
 import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { canonicalIp, judgeAddress } from '../peer/address-policy.js';
+import { canonicalIp, judgeAddress } from '../util/address-policy.js';
 import { isHex, isHexOfLength } from '../util/hex.js';
 
 /** Events a client may name; only `stopped` changes what the tracker does (it removes the caller). */

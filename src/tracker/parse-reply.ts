@@ -5,7 +5,7 @@
 
 import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { canonicalIp, judgeAddress } from '../peer/address-policy.js';
+import { canonicalIp, judgeAddress } from '../util/address-policy.js';
 import { peerKey, type PeerInfo } from '../peer/peer-info.js';
 import { isHex } from '../util/hex.js';
 

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { KfetchError, isKfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { canonicalIp } from '../peer/address-policy.js';
+import { canonicalIp } from '../util/address-policy.js';
 import { accessList } from '../peer/access-list.js';
 import { peerKey, type PeerInfo } from '../peer/peer-info.js';
 import { VERSION } from '../version.js';

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Kascade } from '../../src/kascade/kascade.js';
 import { Bitfield } from '../../src/util/bitfield.js';
-import { isLoopbackHost as isLoopbackAddress } from '../../src/peer/address-policy.js';
+import { isLoopbackHost as isLoopbackAddress } from '../../src/util/address-policy.js';
 import { isLoopbackHost } from '../../src/server/host-policy.js';
 import { Library, VerifiedServedFile, decideRange, isComplete } from '../../src/server/library.js';
 import { DataChangedError } from '../../src/store/data-file.js';
