@@ -18,10 +18,8 @@ import {
   openSync,
   read,
   rmSync,
-  statfsSync,
   type Stats,
 } from 'node:fs';
-import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { KfetchError, fromFsError } from '../errors.js';
 
@@ -298,25 +296,4 @@ function dataFileOn(fd: number, path: string, opened: Stats): DataFile {
       if (reading === 0) closeFd();
     },
   };
-}
-
-/**
- * Say early when the disk cannot hold the rest of the download (still handled at write time: sparse files and
- * other writers make this a hint, not a promise).
- */
-export function checkFreeSpace(path: string, bytesNeeded: number, marginBytes = 16 * 1024 * 1024): void {
-  let free: number;
-  try {
-    const s = statfsSync(dirname(path));
-    free = s.bavail * s.bsize;
-  } catch {
-    return; // no statfs here: the write path reports ENOSPC
-  }
-  if (free < bytesNeeded + marginBytes) {
-    throw new KfetchError(
-      'KF_E_DISK_FULL',
-      `not enough space for ${path}: ${bytesNeeded} bytes still needed, ${free} free`,
-      { file: path, detail: { needed: bytesNeeded, free } },
-    );
-  }
 }
