@@ -304,6 +304,7 @@ export class SeedBox {
       const signal = entry.work.signal;
       p = row === undefined ? await engine.prepareAdopt(k, entry.dataPath!, signal) : await engine.prepareResume(row, [], signal, { verify: true });
     } catch (err) {
+      if (entry.state === 'removed') this.o.log.info({ file: entry.path }, 'verification cancelled: the kascade was removed');
       return this.fail(entry, err);
     }
     this.entries.setRow(entry, p.init.row.id);
