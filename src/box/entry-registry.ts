@@ -73,10 +73,8 @@ export class EntryRegistry {
 
   /** The accepted entry that already holds `k`'s swarm, filehash or `dataPath`, and which. */
   holder(k: Kascade, dataPath: string): { entry: BoxEntry; what: Holding } | undefined {
-    const bySwarm = this.bySwarm.get(k.swarmId);
-    if (bySwarm !== undefined) return { entry: bySwarm, what: 'swarm' };
-    const byHash = this.byFilehash.get(k.filehash);
-    if (byHash !== undefined) return { entry: byHash, what: 'filehash' };
+    const same = this.bySwarm.get(k.swarmId) ?? this.byFilehash.get(k.filehash);
+    if (same !== undefined) return { entry: same, what: same.kascade?.filehash === k.filehash ? 'filehash' : 'swarm' };
     const byData = this.byDataPath.get(dataPath);
     return byData === undefined ? undefined : { entry: byData, what: 'data file' };
   }
