@@ -102,6 +102,9 @@ async function matchingBlocks(dataPath: string, k: Kascade, o: { pool: HashPool;
     const st = fstatSync(fd);
     if (!st.isFile() || st.size !== k.filesize) return 0;
     return (await verifyFile({ kascade: k, blockSize: k.preferredBlockSize, fd, pool: o.pool, signal: o.signal })).count;
+  } catch (err) {
+    if (o.signal.aborted) throw err;
+    return 0; // unreadable: it verifies for nobody
   } finally {
     closeSync(fd);
   }

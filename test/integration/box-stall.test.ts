@@ -22,17 +22,20 @@ describe('issue 10 point 6: stalled box downloads give their slot up', () => {
     writeKascade(join(w.watch, 'c-servable.kascade'), { ...good.k, peers: [peer.addr] });
 
     const box = await startBox(w, ['--max-downloads', '2', '--stall-timeout', '1']);
-    // Both slots are taken by the unservable ones first (the servable one waits its turn).
-    await waitBoxStatus(box.url, (s) => s.kascades.downloading === 2 && entryOf(s, 'c-servable.kascade')?.state === 'queued', 'two downloading, one queued');
-    const s = await waitBoxStatus(box.url, (x) => entryOf(x, 'c-servable.kascade')?.state === 'seeding', 'the servable kascade seeding', 30_000);
+    const s = await waitBoxStatus(box.url, (x) => entryOf(x, 'c-servable.kascade')?.state === 'seeding', 'the servable kascade seeding', 20_000);
     expect(createHash('sha256').update(readFileSync(join(w.data, 'c.bin'))).digest('hex')).toBe(good.filehash);
     const stalled = s.files.filter((f) => f.path.includes('-unservable'));
     for (const f of stalled) {
       expect(['stalled', 'queued', 'downloading']).toContain(f.state);
       if (f.state === 'stalled') expect(Date.parse(f.nextTry!)).toBeGreaterThan(Date.now() - 60_000);
     }
-    // At least one gave its slot up: that is how the servable one got to run.
-    expect(box.run.stderr()).toMatch(/no verified block for 1 s: giving the download slot up/);
+    // Both slots went to the unservable ones first (they sort first); the servable one got to run only once one of
+    // them gave its slot up. Read from the log, in order, not from a status snapshot that a loaded machine can miss.
+    const log = box.run.stderr();
+    const gaveUp = log.search(/no verified block for 1 s: giving the download slot up/);
+    const done = log.search(/c-servable\.kascade[^\n]*download complete|download complete[^\n]*c-servable\.kascade/);
+    expect(gaveUp).toBeGreaterThanOrEqual(0);
+    expect(done).toBeGreaterThan(gaveUp);
     await waitBoxStatus(box.url, (x) => x.files.some((f) => f.state === 'stalled' && f.nextTry !== undefined), 'a stalled entry with its next try');
     box.run.child.kill('SIGTERM');
     expect(await box.run.exited(15_000)).toBe(0);

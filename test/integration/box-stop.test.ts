@@ -17,6 +17,7 @@ async function expectCleanClose(w: BoxWorld, stderr: string): Promise<void> {
   expect(existsSync(join(w.home, 'box.json'))).toBe(false);
   expect(existsSync(join(w.home, 'state.sqlite-wal'))).toBe(false);
   expect(stderr).toMatch(/box: stopped/);
+  expect(stderr).not.toMatch(/stop deadline reached/); // everything settled: nothing was left behind unsettled
   const st = await runCli(['status'], { home: w.home });
   expect(st.code).toBe(0);
   expect(st.stdout).not.toMatch(/^box: running/m);

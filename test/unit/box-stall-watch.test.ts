@@ -14,8 +14,8 @@ afterEach(() => {
 describe('StallWatch', () => {
   it('fires once after stallMs with no progress at all', () => {
     const onStall = vi.fn();
-    const w = new StallWatch(1000, onStall);
-    w.progress(0); // the baseline report
+    const w = new StallWatch(1000, onStall, 0);
+    w.progress(0, 1_000_000); // nothing new
     vi.advanceTimersByTime(999);
     expect(onStall).not.toHaveBeenCalled();
     vi.advanceTimersByTime(1);
@@ -27,12 +27,12 @@ describe('StallWatch', () => {
 
   it('newly verified bytes push it back; the same count again does not', () => {
     const onStall = vi.fn();
-    const w = new StallWatch(1000, onStall);
-    w.progress(65_536);
+    const w = new StallWatch(1000, onStall, 65_536); // resumed with one block
+    w.progress(65_536, 1_000_000); // what it started with is not progress
     vi.advanceTimersByTime(600);
-    w.progress(131_072); // progress at 600 ms
+    w.progress(131_072, 1_000_000); // progress at 600 ms
     vi.advanceTimersByTime(600);
-    w.progress(131_072); // nothing new at 1200 ms
+    w.progress(131_072, 1_000_000); // nothing new at 1200 ms
     expect(onStall).not.toHaveBeenCalled();
     vi.advanceTimersByTime(399);
     expect(onStall).not.toHaveBeenCalled();
@@ -41,9 +41,18 @@ describe('StallWatch', () => {
     expect(w.progressed).toBe(true);
   });
 
+  it('stands down once every block is verified: the final whole-file check is not a stall', () => {
+    const onStall = vi.fn();
+    const w = new StallWatch(1000, onStall, 0);
+    vi.advanceTimersByTime(400);
+    w.progress(1_000_000, 1_000_000);
+    vi.advanceTimersByTime(60_000);
+    expect(onStall).not.toHaveBeenCalled();
+  });
+
   it('stop() cancels it', () => {
     const onStall = vi.fn();
-    const w = new StallWatch(1000, onStall);
+    const w = new StallWatch(1000, onStall, 0);
     w.stop();
     vi.advanceTimersByTime(5000);
     expect(onStall).not.toHaveBeenCalled();
