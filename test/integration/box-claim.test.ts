@@ -3,7 +3,7 @@
 // reason naming both kascade files. Each bogus kascade here sorts first.
 
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { boxPayload, boxWorld, entryOf, startBox, waitBoxStatus } from '../helpers/box-world.js';
@@ -62,6 +62,8 @@ describe('issue 10 point 8: one data file named by two kascades', () => {
     const s = await waitBoxStatus(box.url, (x) => x.kascades.rejected === 2, 'both held back');
     expect(entryOf(s, 'a-one.kascade')!.error).toMatch(/b-two\.kascade/);
     expect(entryOf(s, 'b-two.kascade')!.error).toMatch(/a-one\.kascade/);
+    rmSync(join(w.watch, 'a-one.kascade'));
+    await waitBoxStatus(box.url, (x) => entryOf(x, 'a-one.kascade') === undefined && ['queued', 'downloading', 'stalled'].includes(entryOf(x, 'b-two.kascade')?.state ?? ''), 'b-two taken in');
     box.run.child.kill('SIGTERM');
     expect(await box.run.exited(15_000)).toBe(0);
   });
