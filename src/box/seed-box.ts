@@ -268,7 +268,9 @@ export class SeedBox {
     this.move(entry, 'start');
     const { result, stalled, progressed } = await runAttempt(engine, p, entry, this.o.stallTimeoutMs);
     if (!this.live(entry) || result instanceof KfetchError || result.outcome === 'stopped') {
-      engine.library.remove(k.swarmId);
+      // Not if a newer entry of the same swarm (its kascade file changed) holds the row now: it may be serving.
+      const holder = this.entries.ofRow(rowId);
+      if (holder === undefined || holder === entry) engine.library.remove(k.swarmId);
       engine.releaseFile(p.init.dataFile);
       if (!this.live(entry)) return;
       if (stalled) return this.stalled(entry, progressed);
@@ -308,7 +310,6 @@ export class SeedBox {
     this.entries.setRow(entry, row.id);
     this.seeding.start(entry, row);
   }
-
 
   /** The data file changed under a seeding entry: stop serving it at once and re-check it (verify or re-fetch). */
   private changedWhileSeeding(entry: BoxEntry, err: DataChangedError): void {
@@ -355,8 +356,4 @@ export class SeedBox {
     }, delayMs);
     entry.retry.unref();
   }
-
-
 }
-
-
