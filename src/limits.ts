@@ -120,6 +120,8 @@ export const LIMITS = {
   boxMaxOpenFiles: 256,
   /** Seeding box: downloads running at once (each holds a data file, an announcer and peer connections). */
   boxMaxDownloads: 4,
+  /** Seeding box: a download with no verified block this long gives its slot up (unservable ones cannot hold every slot). */
+  boxStallTimeoutMs: 120_000,
   /** Seeding box: a kascade file modified this recently may still be being written; read it once it settles. */
   boxSettleMs: 1_000,
   /** Seeding box: the watch folder is rescanned this often even without fs.watch events (which can be missed). */

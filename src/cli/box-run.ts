@@ -28,6 +28,7 @@ export interface BoxFlags {
   maxConcurrent: number;
   maxPerClient: number;
   maxDownloads: number;
+  stallTimeout: number;
   maxOpenFiles: number;
   rescanInterval: number;
   scrubInterval: number;
@@ -98,6 +99,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
       log,
       port: () => server.port,
       maxDownloads: flags.maxDownloads,
+      stallTimeoutMs: flags.stallTimeout * 1000,
       maxOpenFiles: flags.maxOpenFiles,
       fdIdleMs: LIMITS.boxFdIdleMs,
       scrubEveryMs: flags.scrubInterval * 1000,
@@ -129,5 +131,6 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
     await closing;
     await engine.close();
     rmSync(infoPath, { force: true });
+    log.info('box: stopped (database closed)');
   }
 }

@@ -65,6 +65,7 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
     .option('--max-upload <rate>', 'total upload rate, bytes/s with K/M/G suffixes (1024-based), shared fairly between clients; 0 = no limit', rateArg, 0)
     .option('--max-peers <n>', 'client addresses served at once; more get 503 + Retry-After', intArg(1, 100_000), LIMITS.serverMaxClients)
     .option('--max-downloads <n>', 'box: downloads running at once (the rest wait their turn)', intArg(1, 1000), LIMITS.boxMaxDownloads)
+    .option('--stall-timeout <s>', 'box: a download with no verified block for this long gives its slot up and waits its turn again (back-off 30 s doubling to 1 h); 0 = never', secondsOrZeroArg(86_400 * 30), LIMITS.boxStallTimeoutMs / 1000)
     .option('--max-open-files <n>', 'box: data files kept open at once (idle ones close after a minute)', intArg(1, 100_000), LIMITS.boxMaxOpenFiles)
     .option('--rescan-interval <s>', 'box: rescan the watch folder this often besides file-system events (SIGHUP rescans at once)', secondsArgOf(86_400), LIMITS.boxRescanMs / 1000)
     .option('--scrub-interval <s>', 'box: re-verify one complete file this often, least recently checked first, so bit rot is caught before peers ban us; 0 = never', secondsOrZeroArg(86_400 * 365), LIMITS.boxScrubMs / 1000)
