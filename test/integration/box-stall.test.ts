@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAdversarialPeer } from '../helpers/adversarial-peer.js';
 import { BLOCK, boxPayload, boxWorld, entryOf, startBox, waitBoxStatus } from '../helpers/box-world.js';
+import { runCli } from '../helpers/cli.js';
 import { writeKascade } from '../helpers/make-file.js';
 import { testScope } from '../helpers/test-scope.js';
 
@@ -37,6 +38,9 @@ describe('issue 10 point 6: stalled box downloads give their slot up', () => {
     expect(gaveUp).toBeGreaterThanOrEqual(0);
     expect(done).toBeGreaterThan(gaveUp);
     await waitBoxStatus(box.url, (x) => x.files.some((f) => f.state === 'stalled' && f.nextTry !== undefined), 'a stalled entry with its next try');
+    // `kfetch status` names it too (the back-off is ≥ 22 s, so it is still stalled when status asks).
+    const st = await runCli(['status'], { home: w.home });
+    expect(st.stdout).toMatch(/stalled: \S+-unservable\.kascade: .*\(next try \d{4}-/);
     box.run.child.kill('SIGTERM');
     expect(await box.run.exited(15_000)).toBe(0);
   });

@@ -56,7 +56,11 @@ async function runStatus(flags: { json: boolean }, ctx: CommandContext): Promise
         const { total, ...states } = live.kascades;
         const parts = Object.entries(states).map(([state, n]) => `${n} ${state}`);
         ctx.out.write(`  ${total ?? 0} kascades${parts.length > 0 ? `: ${parts.join(', ')}` : ''}; ${live.openDataFiles} data files open\n`);
-        for (const f of live.files) if (f.state === 'rejected' || f.state === 'failed') ctx.out.write(`  ${f.state}: ${f.path}: ${f.error ?? ''}\n`);
+        for (const f of live.files) {
+          if (f.state !== 'rejected' && f.state !== 'failed' && f.state !== 'stalled') continue;
+          const next = f.nextTry === undefined ? '' : ` (next try ${f.nextTry})`;
+          ctx.out.write(`  ${f.state}: ${f.path}: ${f.error ?? ''}${next}\n`);
+        }
       } else ctx.out.write('  (its /status did not answer)\n');
     }
   }
