@@ -101,4 +101,12 @@ it('issue 10 point 4: get --adopt without a file is a plain download; with --ove
   const r = await runCli(getArgs(s, '--adopt'), { home: s.home, timeoutMs: 40_000 });
   expect(r.code, r.stderr).toBe(0);
   expect(sha(readFileSync(s.data))).toBe(sha(s.bytes));
+
+  // The complete file adopted into a fresh home (no --json: the plain lines) is verified and nothing is fetched.
+  const fetchedBefore = s.peer.requests.length;
+  const again = await runCli(getArgs(s, '--adopt').filter((a) => a !== '--json'), { home: tempHome(), timeoutMs: 40_000 });
+  expect(again.code, again.stderr).toBe(0);
+  expect(again.stdout).toContain('verifying the');
+  expect(again.stdout).toContain(`${BLOCKS} already here`);
+  expect(s.peer.requests.length).toBe(fetchedBefore);
 }, 60_000);
