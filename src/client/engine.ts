@@ -178,7 +178,8 @@ export class Engine {
     const neverCreated = row.complete.count === 0 && row.status !== 'complete' && !lexists(row.dataPath);
     let durable = row.complete;
     let hashed = false;
-    if (!neverCreated && (verify || durable.count > 0 || row.status === 'complete')) {
+    // Even with nothing checkpointed a changed file is hashed: it may be one being adopted when kfetch was killed.
+    if (!neverCreated) {
       const facts = { size: row.filesize, mtimeMs: mtimeSec * 1000, dev: row.dataDev, ino: row.dataIno };
       const r = await recheck({
         path: row.dataPath,
@@ -252,6 +253,9 @@ export class Engine {
     }
     checkFreeSpace(dataPath, kascade.filesize - st.size);
     const row = this.db.addDownload(newDownload(kascade, dataPath, o.blockSize));
+    // A crash from here on leaves the row with nothing durable and the file with its own mtime, not kfetch's:
+    // resume (or get --adopt again) then sees a changed file and re-verifies it, so its good blocks are kept.
+    crashPoint('during-adopt');
     const mtimeSec = Math.floor(row.createdAt / 1000);
     let dataFile: DataFile;
     let durable: Bitfield;

@@ -110,3 +110,18 @@ it('issue 10 point 4: get --adopt without a file is a plain download; with --ove
   expect(again.stdout).toContain(`${BLOCKS} already here`);
   expect(s.peer.requests.length).toBe(fetchedBefore);
 }, 60_000);
+
+it('issue 10 point 4: kill -9 while adopting, then resume still keeps the good blocks', async () => {
+  const s = await setup('crash');
+  mkdirSync(s.out, { recursive: true });
+  const partial = Buffer.from(s.bytes.subarray(0, 40 * BLOCK));
+  partial[3 * BLOCK + 1] = partial[3 * BLOCK + 1]! ^ 0xff;
+  writeFileSync(s.data, partial);
+  const crashed = await runCli(getArgs(s, '--adopt'), { home: s.home, timeoutMs: 20_000, env: { KFETCH_CRASH_AT: 'during-adopt' } });
+  expect(crashed.code).toBe(128 + 9);
+  const r = await runCli(['resume', '--json', '--timeout', '20', '--peer', s.peer.addr], { home: s.home, timeoutMs: 40_000 });
+  expect(r.code, r.stderr).toBe(0);
+  expect(sha(readFileSync(s.data))).toBe(sha(s.bytes));
+  const fetched = [...new Set(s.peer.requests)].sort((a, b) => a - b);
+  expect(fetched).toEqual([3, ...Array.from({ length: BLOCKS - 40 }, (_, j) => 40 + j)]);
+}, 60_000);
