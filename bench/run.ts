@@ -1,5 +1,5 @@
 // `npm run bench [-- [name...] [--size MiB] [--peers N] [--runs N] [--quick]]`: measures the machine's ceilings,
-// then runs the scenarios (create, mirrors, swarm, rss, resume, tail, single-block, box-scale, box-soak) one after another,
+// then runs the scenarios (create, mirrors, swarm, rss, resume, tail, single-block, picker, box-scale, box-soak) one after another,
 // prints one table, and writes every figure to bench/results/<name>-<ISO date>.json (--results DIR, --name NAME; default bench). Anchors missing on the machine are skipped and named.
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { findAnchors, type BenchOptions, type Scenario } from './scenarios/commo
 import { boxScale, boxSoak } from './scenarios/box.js';
 import { create } from './scenarios/create.js';
 import { mirrors } from './scenarios/mirrors.js';
+import { picker } from './scenarios/picker.js';
 import { resume } from './scenarios/resume.js';
 import { rss } from './scenarios/rss.js';
 import { singleBlock } from './scenarios/single-block.js';
@@ -21,7 +22,7 @@ import { swarm } from './scenarios/swarm.js';
 import { tail } from './scenarios/tail.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-const SCENARIOS: Record<string, Scenario> = { create, mirrors, swarm, rss, resume, tail, 'single-block': singleBlock, 'box-scale': boxScale, 'box-soak': boxSoak };
+const SCENARIOS: Record<string, Scenario> = { create, mirrors, swarm, rss, resume, tail, 'single-block': singleBlock, picker, 'box-scale': boxScale, 'box-soak': boxSoak };
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;

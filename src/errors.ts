@@ -12,6 +12,7 @@ export const ERROR_CATALOGUE = {
   KF_E_KASCADE_HASH: { exit: 3, advice: 'A hash has the wrong length or is not hex.' },
   KF_E_KASCADE_NAME: { exit: 3, advice: 'filename must be a bare file name; use --output to choose another name.' },
   KF_E_KASCADE_TRACKER: { exit: 3, advice: 'tracker must be an absolute http(s) URL without credentials.' },
+  KF_E_KASCADE_PEER: { exit: 3, advice: 'A peers entry names an address kfetch never dials (link-local, unspecified, multicast…); remove it.' },
   KF_E_OUTPUT_EXISTS: { exit: 3, advice: 'Remove the existing file, choose another output path, or `get --adopt` to keep its good blocks.' },
   KF_E_INPUT: { exit: 3, advice: 'An input file or option value is not usable; the message names it.' },
   KF_E_TRACKER_UNREACHABLE: { exit: 4, advice: 'Check the tracker URL and that the tracker is running.' },
@@ -27,7 +28,7 @@ export const ERROR_CATALOGUE = {
   KF_E_PEER_LIED: { exit: 4, advice: 'A peer said it had a block and then did not serve it.' },
   KF_E_PEER_CONNECT: { exit: 4, advice: 'A peer could not be reached or dropped the connection; it is retried later.' },
   KF_E_PEER_PROTOCOL: { exit: 4, advice: 'A peer answered outside the protocol (status, headers or encoding).' },
-  KF_E_DISK_FULL: { exit: 5, advice: 'Free disk space (the message says how much is needed) and run `kfetch resume`.' },
+  KF_E_DISK_FULL: { exit: 5, advice: 'Free disk space (the message says how much is needed; EFBIG: raise `ulimit -f` or use a file system that holds files this large) and run `kfetch resume`.' },
   KF_E_DATA_MISSING: { exit: 5, advice: 'The data file is missing or is not a regular file; restore it or start over.' },
   KF_E_STATE_CORRUPT: { exit: 5, advice: 'The state database was damaged and moved aside; `kfetch get --adopt` each .kascade to recover (good blocks kept).' },
   KF_E_STATE_READONLY: { exit: 5, advice: 'The state database (or its folder) cannot be written: fix its permissions or the file system, then run again. Nothing was changed.' },
@@ -102,13 +103,18 @@ export function isKfetchError(e: unknown): e is KfetchError {
 
 /**
  * Map a Node.js system error from a file operation to a KfetchError naming the file.
- * ENOSPC/EFBIG/EDQUOT become KF_E_DISK_FULL, ENOENT KF_E_DATA_MISSING, the rest KF_E_IO.
+ * ENOSPC/EDQUOT (no space) and EFBIG (file too large) become KF_E_DISK_FULL, ENOENT KF_E_DATA_MISSING, the rest KF_E_IO.
  */
 export function fromFsError(err: unknown, file: string, what: string): KfetchError {
   if (err instanceof KfetchError) return err;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const sys = err instanceof Error ? err.message : String(err);
-  if (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT') {
+  // EFBIG keeps KF_E_DISK_FULL (the download stops resumable, as for ENOSPC) with its own words: freeing space
+  // would not help, raising the limit or moving the file would.
+  if (code === 'EFBIG') {
+    return new KfetchError('KF_E_DISK_FULL', `${what}: file too large for this file system or the process's file-size limit (EFBIG)`, { file, cause: err });
+  }
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new KfetchError('KF_E_DISK_FULL', `${what}: no space left (${code})`, { file, cause: err });
   }
   if (code === 'ENOENT') return new KfetchError('KF_E_DATA_MISSING', `${what}: no such file`, { file, cause: err });

@@ -20,6 +20,8 @@ export const LIMITS = {
 
   /** Tracker reply body cap (libtorrent tracker_maximum_response_length). */
   trackerReplyMaxBytes: 1 * MiB,
+  /** A reply over that cap is read on to here as a stream of entries, its complete ones kept (issue 10 point 11). */
+  trackerReplyReadMaxBytes: 8 * MiB,
   /** Tracker: no byte for this long aborts the announce (libtorrent default). */
   trackerIdleTimeoutMs: 10_000,
   /** Tracker: the whole announce must finish within this (libtorrent default). */
@@ -59,6 +61,14 @@ export const LIMITS = {
   trackerRequestMaxBytes: 2 * MiB,
   /** Tracker server: at most this many peers in a reply (SPEC-compatible random subset). */
   trackerReplyPeers: 50,
+  /**
+   * Tracker server: bytes of one reply at most (bitfields left out first, then peers): half the clients'
+   * trackerReplyMaxBytes, so the tracker never sends a reply its own clients refuse (issue 10, 11).
+   */
+  trackerReplyBudgetBytes: 512 * KiB,
+  /** Tracker server: bitfield bytes kept per swarm / in all; past them a peer is listed without its bitfield (issue 10). */
+  trackerMaxBitfieldBytesPerSwarm: 32 * MiB,
+  trackerMaxBitfieldBytes: 256 * MiB,
   /** Tracker server: announce interval it advertises and minimum gap per address+port+swarm. */
   trackerIntervalMs: 60_000,
   trackerMinIntervalMs: 5_000,
@@ -93,6 +103,16 @@ export const LIMITS = {
   serverMaxRangeBytes: 64 * MiB,
   /** Peer server: read chunk size for streaming a range from disk. */
   serverReadChunkBytes: 256 * KiB,
+  /**
+   * Peer server: open connections at most (overall by default: the fd limit less serverFdReserve, within
+   * [16, serverMaxConnections]) and per client address; beyond them idle ones are closed first, then new ones.
+   */
+  serverMaxConnections: 8_192,
+  serverMaxConnectionsPerAddress: 128,
+  /** Peer server: fds kept free of connections for data files (a box's 256), outgoing peer sockets, the state, workers. */
+  serverFdReserve: 512,
+  /** Peer server: connections beyond the caps for the owner's /status and /metrics only. */
+  serverOwnerConnections: 4,
 
   /** Seeding box: a data file's fd unused this long is closed (a library of 2,000 files holds few fds). */
   boxFdIdleMs: 60_000,
@@ -100,6 +120,8 @@ export const LIMITS = {
   boxMaxOpenFiles: 256,
   /** Seeding box: downloads running at once (each holds a data file, an announcer and peer connections). */
   boxMaxDownloads: 4,
+  /** Seeding box: a download with no verified block this long gives its slot up (unservable ones cannot hold every slot). */
+  boxStallTimeoutMs: 120_000,
   /** Seeding box: a kascade file modified this recently may still be being written; read it once it settles. */
   boxSettleMs: 1_000,
   /** Seeding box: the watch folder is rescanned this often even without fs.watch events (which can be missed). */

@@ -1,6 +1,7 @@
 // `tail`: the time of the last 1% of the blocks against the median 1%, with one slow peer among fast ones (as in
-// test/integration/get-tail.test.ts): 3 peers answering each request after 25 ms, one after 4 s. Block arrival
-// times are when each peer handed a block's response to its socket. Target: last 1% ≤ 3 × the median 1%.
+// test/integration/get-tail.test.ts, which checks only that the endgame takes the last block from a fast peer):
+// 3 peers answering each request after 25 ms, one after 4 s. Block arrival times are when each peer handed a
+// block's response to its socket. Targets: last 1% ≤ 3 × the median 1%, and under a quarter of the slow delay.
 
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,7 +53,10 @@ export async function tail(ctx: ScenarioContext): Promise<ScenarioResult> {
     row.extra = { 'last 1% ms': round(last, 1), 'median 1% ms': round(med, 1), 'slow peer requests': slow.requests() };
     return {
       rows: [row],
-      targets: [{ scenario: 'tail', text: 'last 1% ≤ 3 × median 1% (one slow peer)', value: `${last.toFixed(0)} / ${med.toFixed(0)} ms = ${ratio.toFixed(1)}×`, met: ratio <= 3 }],
+      targets: [
+        { scenario: 'tail', text: 'last 1% ≤ 3 × median 1% (one slow peer)', value: `${last.toFixed(0)} / ${med.toFixed(0)} ms = ${ratio.toFixed(1)}×`, met: ratio <= 3 },
+        { scenario: 'tail', text: `last 1% < ¼ of the slow peer's ${SLOW_MS} ms`, value: `${last.toFixed(0)} ms`, met: last < SLOW_MS / 4 },
+      ],
     };
   } finally {
     for (const s of servers) await s.close();

@@ -6,7 +6,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { BlockServerStats } from '../server/block-server.js';
 import type { AnnounceStats } from '../tracker/announce-stats.js';
 import { VERSION } from '../version.js';
-import type { SeedBox, EntryState } from './seed-box.js';
+import { ENTRY_STATES } from './entry-state.js';
+import type { SeedBox } from './seed-box.js';
 
 /** What the metrics read at scrape time. */
 export interface MetricsSources {
@@ -16,7 +17,8 @@ export interface MetricsSources {
   announces: () => AnnounceStats;
 }
 
-const STATES: readonly EntryState[] = ['loading', 'rejected', 'verifying', 'queued', 'downloading', 'seeding', 'failed'];
+/** Every state an entry in the folder can be in (a removed entry is no longer in the folder). */
+const STATES = ENTRY_STATES.filter((s) => s !== 'removed');
 
 /** Set a counter to an externally kept total (prom-client counters only go up, so reset, then add the total). */
 function setCounter(c: Counter, labels: Record<string, string>, value: number): void {
@@ -129,6 +131,7 @@ export class BoxMetrics {
     counter('kfetch_scrubs_total', 'Seeding files re-verified by the slow scrub', () => src.box()?.counters.scrubs);
     counter('kfetch_scrub_failures_total', 'Scrubs that found blocks no longer matching (re-fetched)', () => src.box()?.counters.scrubFailures);
     counter('kfetch_downloads_failed_total', 'Downloads that failed (retried with backoff)', () => src.box()?.counters.downloadsFailed);
+    counter('kfetch_downloads_stalled_total', 'Downloads that gave their slot up after --stall-timeout without a verified block (queued again with backoff)', () => src.box()?.counters.downloadsStalled);
     new Counter({
       name: 'kfetch_announces_total',
       help: 'Tracker announces, by outcome',

@@ -17,6 +17,8 @@ export interface BoxStatusFile {
   bytesServed?: number;
   bytesFetched: number;
   error?: string;
+  /** When a failed or stalled entry is tried again (ISO time). */
+  nextTry?: string;
 }
 
 export interface BoxStatus {
@@ -52,6 +54,7 @@ export function boxStatus(box: SeedBox, engine: Engine, info: { pid: number; url
       ...(e.rowId === undefined ? {} : { download: e.rowId }),
       bytesFetched: e.bytesFetched,
       ...(e.error === undefined ? {} : { error: e.error }),
+      ...(e.nextTryAt === undefined ? {} : { nextTry: new Date(e.nextTryAt).toISOString() }),
     });
   }
   const { bytesSentBySwarm: _perFile, ...server } = stats ?? {};

@@ -57,11 +57,17 @@ export class FdCache {
         this.opening.set(key, pending);
         const fd = await pending;
         this.counters.opens++;
-        e = { fd, refs: 0, lastUsed: performance.now(), doomed: false };
+        if (this.closed) {
+          this.closeFd({ fd, refs: 0, lastUsed: 0, doomed: true });
+          throw new Error('fd cache closed');
+        }
+        // Held from the start, so the trim below cannot evict the fd this very read is about to use.
+        e = { fd, refs: 1, lastUsed: performance.now(), doomed: false };
         const old = this.entries.get(key);
         if (old !== undefined) this.retire(old);
         this.entries.set(key, e);
         this.trim();
+        return this.run(e, fn);
       } else {
         await pending;
         e = this.entries.get(key);
@@ -70,15 +76,21 @@ export class FdCache {
     }
     if (this.closed) throw new Error('fd cache closed');
     e.refs++;
-    e.lastUsed = performance.now();
     this.entries.delete(key);
     this.entries.set(key, e);
+    return this.run(e, fn);
+  }
+
+  /** Run `fn` on a held entry; release it after, closing it if doomed and trimming if busy fds kept us over. */
+  private async run<T>(e: Entry, fn: (fd: number) => Promise<T>): Promise<T> {
+    e.lastUsed = performance.now();
     try {
       return await fn(e.fd);
     } finally {
       e.refs--;
       e.lastUsed = performance.now();
       if (e.doomed && e.refs === 0) this.closeFd(e);
+      else if (this.entries.size > this.maxOpen) this.trim();
     }
   }
 

@@ -1,55 +1,33 @@
 // The seeding box (`kfetch seed --watch`): one process that serves every kascade in a watched folder for months.
-// Each kascade file becomes an entry: rejected (bad or duplicate, reported, never fatal), verifying (a data file
-// found on disk, or one that changed), queued/downloading (the engine fetches what is missing), seeding (served
-// through the fd cache, announced), or failed (retried with backoff). Files complete in the state are served with
-// no hashing and no open fd until a request needs one. Used by src/cli/box-run.ts.
+// Each kascade file becomes an entry that moves through the table in entry-state.ts: rejected (bad, duplicate,
+// or losing a claim on a data file; reported, never fatal), verifying, queued/downloading (the engine fetches
+// what is missing; a download without progress gives its slot up as stalled), seeding (served through the fd
+// cache, announced), or failed (retried with back-off). This file wires the parts: the registry owns the maps,
+// each entry's AbortController owns its work, the slot queues settle whatever stops them. Used by box-run.ts.
 
-import { lstatSync, statSync } from 'node:fs';
-import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { Engine, Prepared } from '../client/engine.js';
 import type { DownloadEvent } from '../client/events.js';
-import { KfetchError, isKfetchError } from '../errors.js';
-import { Kascade } from '../kascade/kascade.js';
+import { KfetchError } from '../errors.js';
 import { loadKascade } from '../kascade/load.js';
-import { outputPath } from '../client/engine.js';
+import { LIMITS } from '../limits.js';
 import type { DownloadRow } from '../store/state-db.js';
-import { AnnounceQueue } from '../tracker/announce-queue.js';
 import type { AnnounceStats } from '../tracker/announce-stats.js';
 import { Announcer, stopAll } from '../tracker/announcer.js';
-import { nextRetry, spreadStartDelayMs, type RetryPolicy } from '../tracker/backoff.js';
-import { LIMITS } from '../limits.js';
-import { Bitfield } from '../util/bitfield.js';
-import { boxServedFile, fileDifference, type DataChangedError } from './box-file.js';
+import type { DataChangedError } from './box-file.js';
+import { newCounters, onBoxEvent, type BoxCounters } from './box-events.js';
+import { nextToScrub, scrubOnce } from './box-scrub.js';
+import { BoxWork } from './box-work.js';
+import { prepareDownload, runAttempt } from './download-attempt.js';
+import { errorText, existsFile, unchanged } from './entry-facts.js';
+import { EntryRegistry, type BoxEntry } from './entry-registry.js';
+import { entryRetryDelayMs } from './entry-retry.js';
+import { nextState, type EntryEvent } from './entry-state.js';
 import { FdCache } from './fd-cache.js';
-import { FolderWatcher, type FolderDiff, type SeenFile } from './watch-folder.js';
-
-export type EntryState = 'loading' | 'rejected' | 'verifying' | 'queued' | 'downloading' | 'seeding' | 'failed';
-
-/** One kascade file in the watched folder and what the box does with it. */
-export interface BoxEntry {
-  path: string;
-  seen: SeenFile;
-  state: EntryState;
-  /** Why it is rejected or failed (code: message). */
-  error?: string | undefined;
-  /** Rejected as a duplicate of this kascade file: looked at again when that one goes. */
-  dupOf?: string;
-  kascade?: Kascade;
-  dataPath?: string;
-  rowId?: number;
-  /** Bytes fetched from peers for this kascade (state + this run). */
-  bytesFetched: number;
-  /** bytesFetched recorded in the state when the current download started. */
-  fetchedBase: number;
-  failures: number;
-  /** When a scrub last re-verified this file (ms since epoch; undefined: not since the box started). */
-  scrubbedAt?: number;
-  controller?: AbortController | undefined;
-  announcer?: Announcer | undefined;
-  retry?: NodeJS.Timeout | undefined;
-  removed: boolean;
-}
+import { FolderIntake } from './folder-intake.js';
+import { Seeding } from './seeding.js';
+import { SlotQueue } from './slot-queue.js';
+import { FolderWatcher } from './watch-folder.js';
 
 export interface SeedBoxOptions {
   watchDir: string;
@@ -59,13 +37,15 @@ export interface SeedBoxOptions {
   /** The port we serve on (announced). */
   port: () => number;
   maxDownloads: number;
+  /** A download with no newly verified block for this long gives its slot up (0: never). */
+  stallTimeoutMs: number;
   maxOpenFiles: number;
   fdIdleMs: number;
   /** Re-verify one seeding file (the least recently checked) this often; 0 turns the scrub off. */
   scrubEveryMs: number;
   rescanMs: number;
   settleMs: number;
-  /** Shutdown: aborts downloads; the caller then calls stop(). */
+  /** Shutdown: aborts all work; the caller then calls stop(). */
   signal: AbortSignal;
   /** Announce outcomes counted here for /metrics. */
   announceStats?: AnnounceStats;
@@ -73,69 +53,59 @@ export interface SeedBoxOptions {
   announceLimits?: ConstructorParameters<typeof Announcer>[0]['limits'];
 }
 
-/** Counters the box keeps for /metrics. */
-export interface BoxCounters {
-  hashFailures: number;
-  bannedPeers: number;
-  dataChanged: number;
-  rejected: number;
-  downloadsCompleted: number;
-  downloadsFailed: number;
-  scrubs: number;
-  scrubFailures: number;
-}
-
-/** Retry of a failed entry: the tracker back-off rules without their fast window (30 s doubling to 1 h, jitter). */
-const ENTRY_RETRY: RetryPolicy = {
-  fastWindowMs: 0,
-  fastScheduleSeconds: [LIMITS.boxRetryBaseMs / 1000],
-  backoffBaseMs: LIMITS.boxRetryBaseMs,
-  backoffMaxMs: LIMITS.boxRetryMaxMs,
-  jitter: LIMITS.announceRetryJitter,
-};
-
-function errorText(err: unknown): string {
-  return isKfetchError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
-}
-
-/** The same kascade without its block hashes: a seeding entry needs only sizes and ids (2,000 entries stay small). */
-function thin(k: Kascade): Kascade {
-  return new Kascade({ ...k, blockhashes: new Map([...k.blockhashes.keys()].map((s) => [s, []])) });
-}
-
 export class SeedBox {
-  readonly entries = new Map<string, BoxEntry>();
-  readonly counters: BoxCounters = { hashFailures: 0, bannedPeers: 0, dataChanged: 0, rejected: 0, downloadsCompleted: 0, downloadsFailed: 0, scrubs: 0, scrubFailures: 0 };
+  readonly entries = new EntryRegistry();
+  readonly counters: BoxCounters = newCounters();
   readonly fds: FdCache;
   readonly startedAt = Date.now();
-  private readonly bySwarm = new Map<string, BoxEntry>();
-  private readonly byFilehash = new Map<string, BoxEntry>();
-  private readonly byDataPath = new Map<string, BoxEntry>();
-  private readonly byRow = new Map<number, BoxEntry>();
   /** Verifications run one at a time: each already uses every hash worker. */
-  private readonly verifyQueue = new PQueue({ concurrency: 1 });
-  private readonly downloadQueue: PQueue;
-  private readonly running = new Set<Promise<unknown>>();
+  private readonly verifyQueue = new SlotQueue(1);
+  private readonly downloadQueue: SlotQueue;
+  private readonly work: BoxWork;
+  private readonly seeding: Seeding;
+  private readonly intake: FolderIntake;
   private readonly watcher: FolderWatcher;
   private readonly o: SeedBoxOptions;
-  /** Bounds announces in flight over all kascades (per tracker and overall). */
-  private readonly announceQueue = new AnnounceQueue({ concurrency: LIMITS.announceQueueConcurrency, perTracker: LIMITS.announceQueuePerTracker });
-  /** Kascades added by the current folder change: their first announces are spread over a window. */
-  private batch = { i: 0, n: 0 };
   private scrubTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(o: SeedBoxOptions) {
     this.o = o;
     this.fds = new FdCache(o.maxOpenFiles, o.fdIdleMs);
-    this.downloadQueue = new PQueue({ concurrency: o.maxDownloads });
+    this.downloadQueue = new SlotQueue(o.maxDownloads);
+    this.work = new BoxWork(o.log);
+    this.seeding = new Seeding({
+      library: o.engine.library,
+      fds: this.fds,
+      log: o.log,
+      port: o.port,
+      announceStats: o.announceStats,
+      ...(o.announceLimits === undefined ? {} : { announceLimits: o.announceLimits }),
+      onChanged: (entry, err) => this.changedWhileSeeding(entry, err),
+    });
     this.watcher = new FolderWatcher({
       dir: o.watchDir,
       rescanMs: o.rescanMs,
       settleMs: o.settleMs,
-      onChange: (diff) => this.apply(diff),
+      onChange: (diff) => this.work.tracked(this.intake.apply(diff)),
       onError: (err) => o.log.warn({ dir: o.watchDir, err: errorText(err) }, 'watch folder: scan failed'),
     });
+    this.intake = new FolderIntake({
+      entries: this.entries,
+      engine: o.engine,
+      dataDir: o.dataDir,
+      signal: o.signal,
+      log: o.log,
+      counters: this.counters,
+      work: this.work,
+      files: () => this.watcher.files,
+      stopped: () => this.stopped,
+      batch: (n) => this.seeding.newBatch(n),
+      activate: (entry) => this.activate(entry),
+      removed: (entry, wasSeeding) => this.removed(entry, wasSeeding),
+    });
+    // One listener for the box's life (not one per entry: nodejs/node#55351).
+    o.signal.addEventListener('abort', () => this.abortAll(o.signal.reason), { once: true });
   }
 
   /** First scan (every kascade found is added), then watch the folder. */
@@ -152,135 +122,54 @@ export class SeedBox {
     return this.watcher.rescan();
   }
 
-  /** Engine events of this box's downloads: counted for metrics and logged when they matter. */
+  /** Engine events of this box's downloads: progress feeds the stall watch; counted for metrics, logged. */
   onEvent(e: DownloadEvent): void {
-    const entry = 'id' in e ? this.byRow.get(e.id) : undefined;
-    switch (e.event) {
-      case 'progress':
-        if (entry !== undefined) entry.bytesFetched = entry.fetchedBase + e.received;
-        return;
-      case 'warning':
-        if (e.code === 'KF_E_PEER_HASH_MISMATCH') this.counters.hashFailures++;
-        this.o.log.debug({ file: entry?.path, code: e.code, peer: e.peer }, e.message);
-        return;
-      case 'peer':
-        if (e.action === 'banned') {
-          this.counters.bannedPeers++;
-          this.o.log.warn({ file: entry?.path, peer: e.peer, reason: e.reason }, 'peer banned');
-        }
-        return;
-      case 'done':
-        this.o.log.info({ file: entry?.path, data: e.path, seconds: Math.round(e.seconds * 10) / 10 }, 'download complete');
-        return;
-      case 'error':
-        this.o.log.error({ file: entry?.path, code: e.code }, e.message);
-        return;
-      case 'serving':
-      case 'start':
-      case 'verify':
-        return;
-    }
+    onBoxEvent(e, 'id' in e ? this.entries.ofRow(e.id) : undefined, this.counters, this.o.log);
   }
 
-  /** Stop: no more scans or retries, downloads end (checkpointed), `event=stopped` to every tracker. */
+  /**
+   * Stop: no more scans or retries; every entry's work is aborted (waiting tasks settle at once, downloads end at a
+   * checkpoint), `event=stopped` to every tracker. Resolves within `deadlineMs` whatever is still running.
+   */
   async stop(deadlineMs: number): Promise<void> {
     this.stopped = true;
     this.watcher.stop();
     if (this.scrubTimer !== undefined) clearInterval(this.scrubTimer);
-    this.verifyQueue.clear();
-    this.downloadQueue.clear();
-    for (const e of this.entries.values()) {
-      if (e.retry !== undefined) clearTimeout(e.retry);
-      e.controller?.abort(new Error('box stopping'));
-    }
+    this.abortAll(new Error('box stopping'));
     const announcers = [...this.entries.values()].flatMap((e) => (e.announcer === undefined ? [] : [e.announcer]));
-    const bound = new Promise((res) => setTimeout(res, deadlineMs).unref());
     const told = stopAll(announcers, { deadlineMs, concurrency: LIMITS.announceStopAllConcurrency });
-    await Promise.race([Promise.all([...this.running, told]), bound]);
+    const left = await this.work.settled(told, deadlineMs);
+    if (left > 0) this.o.log.warn({ tasks: left, deadlineMs }, 'box: stop deadline reached with work still running; closing anyway');
     const result = await Promise.race([told, Promise.resolve(undefined)]);
     if (result !== undefined) this.o.log.info(result, 'trackers told event=stopped');
     this.fds.closeAll();
   }
 
-  private async apply(diff: FolderDiff): Promise<void> {
-    this.batch = { i: 0, n: diff.added.length + diff.changed.length };
-    for (const path of diff.removed) this.remove(path);
-    for (const path of diff.changed) {
-      this.remove(path);
-      await this.add(path);
-    }
-    for (const path of diff.added) await this.add(path);
-  }
-
-  private async add(path: string): Promise<void> {
-    if (this.stopped) return;
-    const seen = this.watcher.files.get(path) ?? { size: 0, mtimeMs: 0 };
-    const entry: BoxEntry = { path, seen, state: 'loading', bytesFetched: 0, fetchedBase: 0, failures: 0, removed: false };
-    this.entries.set(path, entry);
-    let k: Kascade;
-    try {
-      k = await loadKascade(path, { signal: this.o.signal });
-      const other = this.bySwarm.get(k.swarmId) ?? this.byFilehash.get(k.filehash);
-      if (other !== undefined) {
-        entry.dupOf = other.path;
-        throw new KfetchError('KF_E_INPUT', `same ${other.kascade?.filehash === k.filehash ? 'filehash' : 'swarm'} as ${other.path}; ignored`, {
-          file: path,
-          field: 'filehash',
-        });
-      }
-      const row = this.o.engine.db.getBySwarmId(k.swarmId);
-      const dataPath = row?.dataPath ?? outputPath(k, this.o.dataDir);
-      const user = this.byDataPath.get(dataPath);
-      if (user !== undefined) {
-        entry.dupOf = user.path;
-        throw new KfetchError('KF_E_INPUT', `its data file ${dataPath} is already used by ${user.path}; ignored`, { file: path, field: 'filename' });
-      }
-      if (entry.removed) return;
-      entry.kascade = k;
-      entry.dataPath = dataPath;
-      this.bySwarm.set(k.swarmId, entry);
-      this.byFilehash.set(k.filehash, entry);
-      this.byDataPath.set(dataPath, entry);
-    } catch (err) {
-      if (entry.removed) return;
-      entry.state = 'rejected';
-      entry.error = errorText(err);
-      this.counters.rejected++;
-      this.o.log.warn({ file: path, code: isKfetchError(err) ? err.code : undefined }, `kascade skipped: ${entry.error}`);
-      return;
-    }
-    this.activate(entry);
-  }
-
-  private remove(path: string): void {
-    const e = this.entries.get(path);
-    if (e === undefined) return;
-    e.removed = true;
-    this.entries.delete(path);
-    if (e.retry !== undefined) clearTimeout(e.retry);
-    e.controller?.abort(new Error('kascade removed from the watch folder'));
-    const k = e.kascade;
-    if (k !== undefined) {
-      if (this.bySwarm.get(k.swarmId) === e) this.bySwarm.delete(k.swarmId);
-      if (this.byFilehash.get(k.filehash) === e) this.byFilehash.delete(k.filehash);
-      if (e.dataPath !== undefined && this.byDataPath.get(e.dataPath) === e) this.byDataPath.delete(e.dataPath);
-      if (e.state === 'seeding') this.o.engine.library.remove(k.swarmId);
-    }
-    if (e.rowId !== undefined && this.byRow.get(e.rowId) === e) this.byRow.delete(e.rowId);
-    this.track(e.announcer?.stop());
-    e.announcer = undefined;
-    this.o.log.info({ file: path }, 'kascade removed: no longer served');
-    // A kascade skipped as a duplicate of this one may now take its place.
-    for (const d of [...this.entries.values()]) {
-      if (d.dupOf !== path) continue;
-      this.remove(d.path);
-      this.track(this.add(d.path));
+  private abortAll(reason: unknown): void {
+    for (const e of this.entries.values()) {
+      if (e.retry !== undefined) clearTimeout(e.retry);
+      e.work.abort(reason);
     }
   }
 
-  /** Decide what an accepted entry needs, from the state database and the data file. */
+  /** Whether work on `entry` should go on. */
+  private live(entry: BoxEntry): boolean {
+    return !this.stopped && !entry.work.signal.aborted;
+  }
+
+  private move(entry: BoxEntry, event: EntryEvent): void {
+    entry.state = nextState(entry.state, event);
+  }
+
+  /** An entry left the folder (its work already aborted): no more retries, no longer served. */
+  private removed(entry: BoxEntry, wasSeeding: boolean): void {
+    if (entry.retry !== undefined) clearTimeout(entry.retry);
+    if (wasSeeding) this.unseed(entry);
+  }
+
+  /** Decide what an accepted (loading) entry needs, from the state database and the data file. */
   private activate(entry: BoxEntry): void {
-    if (entry.removed || this.stopped) return;
+    if (!this.live(entry)) return;
     const k = entry.kascade!;
     let row: DownloadRow | undefined;
     try {
@@ -288,139 +177,105 @@ export class SeedBox {
     } catch (err) {
       return this.fail(entry, err);
     }
-    if (row !== undefined) this.byRow.set(row.id, entry), (entry.rowId = row.id), (entry.bytesFetched = row.bytesFetched);
-    if (row?.status === 'complete' && this.unchanged(row)) return this.seed(entry, row);
+    if (row !== undefined) this.entries.setRow(entry, row.id), (entry.bytesFetched = row.bytesFetched);
+    if (row?.status === 'complete' && unchanged(row)) return this.seed(entry, row);
     const dataExists = existsFile(entry.dataPath!);
     if (row !== undefined ? row.status === 'complete' && dataExists : dataExists) {
-      entry.state = 'verifying';
-      this.track(this.verifyQueue.add(() => this.verify(entry)));
+      this.move(entry, 'verify');
+      this.work.track(this.verifyQueue.run(entry.work.signal, () => this.verify(entry)));
     } else {
-      this.queueDownload(entry);
+      this.queueDownload(entry, 'queue');
     }
   }
 
   /** A data file without a matching complete state: verify it in the workers, then seed it or fetch the rest. */
   private async verify(entry: BoxEntry): Promise<void> {
-    if (entry.removed || this.stopped) return;
+    if (!this.live(entry)) return;
     const k = entry.kascade!;
     const engine = this.o.engine;
     let p: Prepared;
     try {
       const row = engine.db.getBySwarmId(k.swarmId);
       this.o.log.info({ file: entry.path, data: entry.dataPath }, 'verifying the data file');
-      p = row === undefined ? await engine.prepareAdopt(k, entry.dataPath!, this.o.signal) : await engine.prepareResume(row, [], this.o.signal, { verify: true });
+      const signal = entry.work.signal;
+      p = row === undefined ? await engine.prepareAdopt(k, entry.dataPath!, signal) : await engine.prepareResume(row, [], signal, { verify: true });
     } catch (err) {
+      if (entry.state === 'removed') this.o.log.info({ file: entry.path }, 'verification cancelled: the kascade was removed');
       return this.fail(entry, err);
     }
-    this.byRow.set(p.init.row.id, entry);
-    entry.rowId = p.init.row.id;
+    this.entries.setRow(entry, p.init.row.id);
     engine.releaseFile(p.init.dataFile);
+    if (!this.live(entry)) return;
     if (p.complete) return this.seed(entry, engine.db.getDownload(p.init.row.id)!);
-    this.queueDownload(entry);
+    this.queueDownload(entry, 'queue');
   }
 
   /** The slow scrub: re-hash the seeding file checked least recently, so bit rot is found before peers ban us. */
   private scrubNext(): void {
-    let next: BoxEntry | undefined;
-    for (const e of this.entries.values()) {
-      if (e.state !== 'seeding') continue;
-      if (next === undefined || (e.scrubbedAt ?? 0) < (next.scrubbedAt ?? 0)) next = e;
-    }
-    if (next === undefined || this.verifyQueue.size > 0) return;
-    const entry = next;
+    const entry = nextToScrub(this.entries.values());
+    if (entry === undefined || this.verifyQueue.size > 0) return;
     entry.scrubbedAt = Date.now();
-    this.track(this.verifyQueue.add(() => this.scrub(entry)));
+    this.work.track(this.verifyQueue.run(entry.work.signal, () => this.scrub(entry)));
   }
 
   private async scrub(entry: BoxEntry): Promise<void> {
-    if (entry.removed || this.stopped || entry.state !== 'seeding') return;
-    const engine = this.o.engine;
-    let p: Prepared;
+    if (!this.live(entry) || entry.state !== 'seeding') return;
+    let bad: number | undefined;
     try {
-      const row = engine.db.getBySwarmId(entry.kascade!.swarmId);
-      if (row === undefined) return;
-      p = await engine.prepareResume(row, [], this.o.signal, { verify: true });
+      bad = await scrubOnce(this.o.engine, entry);
     } catch (err) {
-      if (this.o.signal.aborted) return;
-      this.stopSeeding(entry);
+      if (!this.live(entry) || entry.state !== 'seeding') return;
+      this.unseed(entry);
       return this.fail(entry, err);
     }
-    engine.releaseFile(p.init.dataFile);
+    if (bad === undefined) return;
     this.counters.scrubs++;
-    if (p.complete) {
-      this.o.log.debug({ file: entry.path }, 'scrub: every block matches');
-      return;
-    }
-    if (entry.removed || this.stopped) return;
-    const bad = p.init.row.blockCount - p.init.durable.count;
+    if (bad === 0) return this.o.log.debug({ file: entry.path }, 'scrub: every block matches');
+    // Meanwhile the file may have been found changed (and is being re-checked already), or removed.
+    if (!this.live(entry) || entry.state !== 'seeding') return;
     this.counters.scrubFailures++;
     this.o.log.warn({ file: entry.path, data: entry.dataPath, badBlocks: bad }, 'scrub: blocks no longer match; no longer served, fetching them again');
-    this.stopSeeding(entry);
-    entry.state = 'verifying';
+    this.unseed(entry);
+    this.move(entry, 'recheck');
     this.reload(entry);
   }
 
-  /** Take a seeding entry out of the library and tell its tracker (it no longer holds the whole file). */
-  private stopSeeding(entry: BoxEntry): void {
-    this.o.engine.library.remove(entry.kascade!.swarmId);
-    this.track(entry.announcer?.stop());
-    entry.announcer = undefined;
+  /** No longer served; its tracker is told. */
+  private unseed(entry: BoxEntry): void {
+    this.work.track(this.seeding.stop(entry));
   }
 
-  private queueDownload(entry: BoxEntry): void {
-    entry.state = 'queued';
-    this.track(this.downloadQueue.add(() => this.download(entry)));
+  private queueDownload(entry: BoxEntry, event: 'queue' | 'retry'): void {
+    this.move(entry, event);
+    this.work.track(this.downloadQueue.run(entry.work.signal, () => this.download(entry)));
   }
 
   /** Fetch what is missing with the engine (the session serves its checkpointed blocks meanwhile), then seed. */
   private async download(entry: BoxEntry): Promise<void> {
-    if (entry.removed || this.stopped) return;
+    if (!this.live(entry)) return;
     const k = entry.kascade!;
     const engine = this.o.engine;
     let p: Prepared;
     try {
-      let row = engine.db.getBySwarmId(k.swarmId);
-      if (row !== undefined && !existsFile(row.dataPath)) {
-        // The data file is gone: the box's job is to hold it, so it starts over (the user removed it, not us).
-        this.o.log.warn({ file: entry.path, data: row.dataPath }, 'data file gone: fetching it again');
-        engine.db.removeDownload(row.id);
-        row = undefined;
-      }
-      p = row === undefined
-        ? await engine.prepareNew(k, { outDir: this.o.dataDir, outPath: entry.dataPath! }, [])
-        : await engine.prepareResume(row, [], this.o.signal);
+      p = await prepareDownload(engine, entry, this.o.dataDir, this.o.log);
     } catch (err) {
       return this.fail(entry, err);
     }
     const rowId = p.init.row.id;
     entry.fetchedBase = p.init.row.bytesFetched;
-    this.byRow.set(rowId, entry);
-    entry.rowId = rowId;
-    entry.state = 'downloading';
-    // Linked by hand, not AbortSignal.any: Node 20 never prunes what AbortSignal.any leaves on the box's lifelong
-    // shutdown signal, one entry per download attempt for months (nodejs/node#55351).
-    const controller = new AbortController();
-    const onShutdown = (): void => controller.abort(this.o.signal.reason);
-    if (this.o.signal.aborted) onShutdown();
-    else this.o.signal.addEventListener('abort', onShutdown, { once: true });
-    entry.controller = controller;
-    let result;
-    try {
-      ({ result } = await engine.runOne(p, controller.signal));
-    } finally {
-      this.o.signal.removeEventListener('abort', onShutdown);
-      entry.controller = undefined;
-    }
-    if (entry.removed || this.stopped || !(result instanceof KfetchError) && result.outcome === 'stopped') {
-      engine.library.remove(k.swarmId);
+    this.entries.setRow(entry, rowId);
+    if (!this.live(entry)) return engine.releaseFile(p.init.dataFile);
+    this.move(entry, 'start');
+    const { result, stalled, progressed } = await runAttempt(engine, p, entry, this.o.stallTimeoutMs);
+    if (!this.live(entry) || result instanceof KfetchError || result.outcome === 'stopped') {
+      // Not if a newer entry of the same swarm (its kascade file changed) holds the row now: it may be serving.
+      const holder = this.entries.ofRow(rowId);
+      if (holder === undefined || holder === entry) engine.library.remove(k.swarmId);
       engine.releaseFile(p.init.dataFile);
-      return;
-    }
-    if (result instanceof KfetchError) {
-      engine.library.remove(k.swarmId);
-      engine.releaseFile(p.init.dataFile);
+      if (!this.live(entry)) return;
+      if (stalled) return this.stalled(entry, progressed);
       this.counters.downloadsFailed++;
-      return this.fail(entry, result);
+      return this.fail(entry, result instanceof KfetchError ? result : new KfetchError('KF_E_INTERNAL', 'download stopped unasked'));
     }
     this.counters.downloadsCompleted++;
     // Swap the session's served file (its own fd) for one served through the cache, then close the session's fd
@@ -429,93 +284,76 @@ export class SeedBox {
     engine.releaseFile(p.init.dataFile);
   }
 
+  /** A download without progress gave its slot up: back to the queue after a back-off, so others can run. */
+  private stalled(entry: BoxEntry, progressed: boolean): void {
+    this.move(entry, 'stall');
+    this.counters.downloadsStalled++;
+    entry.stalls = progressed ? 1 : entry.stalls + 1;
+    const delay = entryRetryDelayMs(entry.stalls);
+    const seconds = Math.round(this.o.stallTimeoutMs / 1000);
+    entry.error = `KF_E_NO_PEERS: no verified block for ${seconds} s; waiting for peers`;
+    this.later(entry, delay, () => this.queueDownload(entry, 'retry'));
+    this.o.log.warn(
+      { file: entry.path, retryInS: Math.round(delay / 1000), nextTry: new Date(entry.nextTryAt!).toISOString() },
+      `no verified block for ${seconds} s: giving the download slot up; it goes back to the queue then`,
+    );
+  }
+
   /** Serve a complete file through the fd cache and announce it. */
   private seed(entry: BoxEntry, row: DownloadRow): void {
-    if (entry.removed || this.stopped) return;
-    const k = thin(entry.kascade!);
-    entry.kascade = k;
-    entry.state = 'seeding';
+    if (!this.live(entry)) return;
+    this.move(entry, 'seed');
     entry.error = undefined;
     entry.failures = 0;
-    entry.rowId = row.id;
+    entry.stalls = 0;
     entry.bytesFetched = row.bytesFetched;
-    this.byRow.set(row.id, entry);
-    const want = { path: row.dataPath, size: row.filesize, mtimeMs: row.dataMtimeMs, dev: row.dataDev, ino: row.dataIno };
-    this.o.engine.library.add(boxServedFile(k, row.blockSize, want, this.fds, (err) => this.changedWhileSeeding(entry, err)));
-    if (entry.announcer === undefined && k.tracker !== '') {
-      const bitfield = Bitfield.full(row.blockCount);
-      entry.announcer = new Announcer({
-        url: k.tracker,
-        log: this.o.log.child({ file: entry.path }),
-        state: () => ({ port: this.o.port(), progress: 1, blocks: { blockSize: row.blockSize, bitfield } }),
-        queue: this.announceQueue,
-        startDelayMs: this.batch.i < this.batch.n ? spreadStartDelayMs(this.batch.i++, this.batch.n) : 0,
-        ...(this.o.announceStats === undefined ? {} : { stats: this.o.announceStats }),
-        ...(this.o.announceLimits === undefined ? {} : { limits: this.o.announceLimits }),
-      });
-      entry.announcer.start();
-    }
+    this.entries.setRow(entry, row.id);
+    this.seeding.start(entry, row);
   }
 
   /** The data file changed under a seeding entry: stop serving it at once and re-check it (verify or re-fetch). */
   private changedWhileSeeding(entry: BoxEntry, err: DataChangedError): void {
-    if (entry.removed || entry.state !== 'seeding') return;
+    if (!this.live(entry) || entry.state !== 'seeding') return;
     this.counters.dataChanged++;
     this.o.log.warn({ file: entry.path, data: err.path, reason: err.reason }, 'data file changed while seeding: no longer served; re-checking it');
-    this.stopSeeding(entry);
-    entry.state = 'verifying';
+    this.unseed(entry);
+    this.move(entry, 'recheck');
     this.reload(entry);
   }
 
-  /** Bring back the full kascade (with block hashes) from the state before verifying or downloading again. */
+  /** Bring back the full kascade (with block hashes) from its file before verifying or downloading again. */
   private reload(entry: BoxEntry): void {
-    loadKascade(entry.path, { signal: this.o.signal })
+    const done = loadKascade(entry.path, { signal: entry.work.signal })
       .then((k) => {
         if (k.swarmId !== entry.kascade?.swarmId) throw new KfetchError('KF_E_INPUT', 'the kascade file changed', { file: entry.path });
         entry.kascade = k;
         this.activate(entry);
       })
       .catch((err: unknown) => this.fail(entry, err));
+    this.work.track(done);
   }
 
   private fail(entry: BoxEntry, err: unknown): void {
-    if (entry.removed || this.stopped) return;
+    if (!this.live(entry)) return;
+    this.move(entry, 'fail');
     entry.failures++;
-    entry.state = 'failed';
     entry.error = errorText(err);
-    const late = entry.failures - 1;
-    const delay = nextRetry({ failures: late, lateFailures: late }, Infinity, ENTRY_RETRY).delayMs;
+    const delay = entryRetryDelayMs(entry.failures);
     this.o.log.error({ file: entry.path, retryInS: Math.round(delay / 1000) }, entry.error);
+    this.later(entry, delay, () => {
+      this.move(entry, 'retry');
+      this.reload(entry);
+    });
+  }
+
+  /** Run `again` for a failed or stalled entry after `delayMs` (shown in /status as its next try). */
+  private later(entry: BoxEntry, delayMs: number, again: () => void): void {
+    entry.nextTryAt = Date.now() + delayMs;
     entry.retry = setTimeout(() => {
       entry.retry = undefined;
-      this.reload(entry);
-    }, delay);
+      entry.nextTryAt = undefined;
+      if (this.live(entry)) again();
+    }, delayMs);
     entry.retry.unref();
-  }
-
-  /** Complete in the state and the data file still matches the last checkpoint (size, mtime, device, inode). */
-  private unchanged(row: DownloadRow): boolean {
-    try {
-      const st = lstatSync(row.dataPath);
-      return fileDifference(st, { path: row.dataPath, size: row.filesize, mtimeMs: row.dataMtimeMs, dev: row.dataDev, ino: row.dataIno }) === undefined;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Keep a handle on background work so stop() can wait for it; its errors are already handled inside. */
-  private track(p: Promise<unknown> | undefined): void {
-    if (p === undefined) return;
-    const t = p.catch((err: unknown) => this.o.log.error({ err: errorText(err) }, 'box: internal error')).finally(() => this.running.delete(t));
-    this.running.add(t);
-  }
-}
-
-function existsFile(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }

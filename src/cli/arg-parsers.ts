@@ -2,7 +2,7 @@
 // so commander prints `error: option '--x <n>' argument 'y' is invalid. <reason>` and exits 2.
 
 import { InvalidArgumentError } from 'commander';
-import { parsePeerAddress } from '../peer/peer-address.js';
+import { parsePeerAddress } from '../util/peer-address.js';
 import { checkCidr } from '../peer/access-list.js';
 
 /** A canonical decimal integer in [min, max]. */
@@ -33,7 +33,7 @@ export function secondsOrZeroArg(max: number): (v: string) => number {
 /** A repeatable `--peer host:port`; collects into an array of canonical `host:port` keys. */
 export function peerArg(v: string, previous: string[] | undefined): string[] {
   const p = parsePeerAddress(v);
-  if (typeof p === 'string') throw new InvalidArgumentError(p);
+  if ('problem' in p) throw new InvalidArgumentError(`"${v}" ${p.problem}`);
   return [...(previous ?? []), p.key];
 }
 

@@ -3,7 +3,7 @@
 // SIGHUP, and on SIGINT/SIGTERM stops accepting, ends downloads at a checkpoint, tells the trackers, closes the
 // database and returns (exit 0). Writes <home>/box.json while running so `kfetch status` can find it.
 
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Engine } from '../client/engine.js';
 import { DEFAULT_ENGINE_LIMITS } from '../client/engine-limits.js';
@@ -15,6 +15,7 @@ import { SeedBox } from '../box/seed-box.js';
 import { LIMITS } from '../limits.js';
 import { accessList } from '../peer/access-list.js';
 import { createAnnounceStats } from '../tracker/announce-stats.js';
+import { makeDirs } from '../util/make-dirs.js';
 import type { CommandContext } from './context.js';
 
 export interface BoxFlags {
@@ -27,6 +28,7 @@ export interface BoxFlags {
   maxConcurrent: number;
   maxPerClient: number;
   maxDownloads: number;
+  stallTimeout: number;
   maxOpenFiles: number;
   rescanInterval: number;
   scrubInterval: number;
@@ -50,11 +52,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
   } catch (err) {
     throw err instanceof KfetchError ? err : fromFsError(err, watchDir, '--watch folder');
   }
-  try {
-    mkdirSync(dataDir, { recursive: true });
-  } catch (err) {
-    throw fromFsError(err, dataDir, 'cannot create the --data folder');
-  }
+  makeDirs(dataDir, 'cannot create the --data folder');
 
   let box: SeedBox | undefined;
   const announces = createAnnounceStats();
@@ -101,6 +99,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
       log,
       port: () => server.port,
       maxDownloads: flags.maxDownloads,
+      stallTimeoutMs: flags.stallTimeout * 1000,
       maxOpenFiles: flags.maxOpenFiles,
       fdIdleMs: LIMITS.boxFdIdleMs,
       scrubEveryMs: flags.scrubInterval * 1000,
@@ -132,5 +131,6 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
     await closing;
     await engine.close();
     rmSync(infoPath, { force: true });
+    log.info('box: stopped (database closed)');
   }
 }

@@ -9,7 +9,7 @@ import { KfetchError, fromFsError, isKfetchError } from '../errors.js';
 import type { HashPool } from '../hashing/pool.js';
 import type { Kascade } from '../kascade/kascade.js';
 import type { BlockClient } from '../peer/block-client.js';
-import { isLoopbackHost } from '../peer/address-policy.js';
+import { isLoopbackHost } from '../util/address-policy.js';
 import { peerKey, type PeerInfo } from '../peer/peer-info.js';
 import { VerifiedServedFile, type Library } from '../server/library.js';
 import type { DataFile } from '../store/data-file.js';

@@ -2,11 +2,11 @@
 // global request queue, one block server; it prepares sessions (new or resumed) and runs them together.
 // Used by `kfetch get` and `kfetch resume`.
 
-import { futimesSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { futimesSync, lstatSync, rmSync } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import { KfetchError, fromFsError, isKfetchError } from '../errors.js';
+import { KfetchError, isKfetchError } from '../errors.js';
 import { createHashPool, type HashPool } from '../hashing/pool.js';
 import type { Kascade } from '../kascade/kascade.js';
 import { parseKascade } from '../kascade/parse.js';
@@ -14,10 +14,12 @@ import { serializeKascade } from '../kascade/serialize.js';
 import { BlockClient } from '../peer/block-client.js';
 import { startBlockServer, type BlockServer, type BlockServerOptions } from '../server/block-server.js';
 import { Library, VerifiedServedFile } from '../server/library.js';
-import { checkFreeSpace, createDataFile, openDataFile, type DataFile } from '../store/data-file.js';
+import { createDataFile, openDataFile, type DataFile } from '../store/data-file.js';
+import { checkFreeSpace } from '../store/free-space.js';
 import { lockHome, type HomeLock } from '../store/home-lock.js';
 import { StateDb, type DownloadRow, type NewDownload } from '../store/state-db.js';
 import { Bitfield } from '../util/bitfield.js';
+import { makeDirs } from '../util/make-dirs.js';
 import { BlockSlab } from './block-slab.js';
 import { crashPoint } from './crash-point.js';
 import { dataFileFacts } from './checkpointer.js';
@@ -126,11 +128,7 @@ export class Engine {
       }
       return this.prepareResume(existing, peers, signal, { verify: where.adopt === true });
     }
-    try {
-      mkdirSync(dirname(dataPath), { recursive: true });
-    } catch (err) {
-      throw fromFsError(err, dirname(dataPath), 'cannot create the output directory');
-    }
+    makeDirs(dirname(dataPath), 'cannot create the output directory');
     if (where.adopt === true && lexists(dataPath)) {
       return this.adopt(kascade, dataPath, { shorter: true, peers, ...(where.blockSize === undefined ? {} : { blockSize: where.blockSize }), ...(signal ? { signal } : {}) });
     }
@@ -329,6 +327,7 @@ export class Engine {
     if (p.complete) {
       // Nothing to fetch: say so, and serve it like any finished download.
       const { row, kascade, dataFile, durable } = p.init;
+      dataFile.seal(); // nothing writes it now: serving reads check its times too (a rewrite in place is caught)
       this.library.add(new VerifiedServedFile(kascade, dataFile, durable, row.blockSize));
       this.o.emit({ event: 'start', id: row.id, name: row.filename, filehash: row.filehash, size: row.filesize, blocks: row.blockCount, blockSize: row.blockSize, have: durable.count, path: row.dataPath });
       this.o.emit({ event: 'done', id: row.id, name: row.filename, path: row.dataPath, size: row.filesize, filehash: row.filehash, seconds: 0, hashSeconds: 0, bytesPerSecond: 0 });
@@ -350,7 +349,9 @@ export class Engine {
       p.init,
     );
     try {
-      return { row: p.init.row, result: await session.run(signal) };
+      const result = await session.run(signal);
+      if (result.outcome === 'complete') p.init.dataFile.seal(); // as above, from the moment its hash was checked
+      return { row: p.init.row, result };
     } catch (err) {
       const e = isKfetchError(err) ? err : new KfetchError('KF_E_INTERNAL', String(err), { cause: err });
       this.o.emit({ event: 'error', id: p.init.row.id, code: e.code, message: e.message, ...(e.file ? { file: e.file } : {}) });

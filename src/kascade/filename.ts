@@ -18,6 +18,11 @@ const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout
 /** Characters Windows forbids in names (`:` also makes drive-relative paths and NTFS streams). */
 const WINDOWS_FORBIDDEN = new Set(['<', '>', ':', '"', '|', '?', '*']);
 
+/** Format characters (Cf: U+200B, U+FEFF, U+2060 …) and everything else Unicode says renders as nothing (U+115F, U+3164, U+FE0F …). */
+const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
+/** U+2028 and U+2029: line breaks to a terminal or a log viewer, though not control characters. */
+const LINE_BREAKING = /[\p{Zl}\p{Zp}]/u;
+
 /** U+XXXX spelling of one code point, for messages. */
 export function codePointLabel(ch: string): string {
   return `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
@@ -31,13 +36,20 @@ function charProblem(ch: string): string | undefined {
   if (cp >= 0xd800 && cp <= 0xdfff) return 'a lone UTF-16 surrogate (not encodable as UTF-8)';
   // Bidirectional overrides and isolates make a name display as something else ("exe.txt" vs "txt.exe").
   if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069)) return 'a bidirectional control character';
+  // Marks move the text around them the same way, only less visibly.
+  if (cp === 0x200e || cp === 0x200f || cp === 0x061c) return 'a bidirectional mark';
+  if (LINE_BREAKING.test(ch)) return 'a line or paragraph separator';
+  // Invisible: two names that look the same differ (U+200B, U+FEFF, U+2060, tags …). This also refuses the zero-width
+  // joiner and variation selectors inside emoji; --output picks a name then.
+  if (INVISIBLE.test(ch)) return 'an invisible (format or default-ignorable) character';
   if (WINDOWS_FORBIDDEN.has(ch)) return 'a character that is not allowed in file names on Windows';
   return undefined;
 }
 
 /**
  * Check `name` as a bare file name. Returns undefined if it is acceptable, else the problem.
- * Refused: empty, `.`, `..`, path separators, NUL and control characters, lone surrogates, bidi controls,
+ * Refused: empty, `.`, `..`, path separators, NUL and control characters, lone surrogates, bidi controls and marks,
+ * line and paragraph separators, invisible (format, default-ignorable) characters,
  * Windows-forbidden characters, more than `maxBytes` bytes of UTF-8, a trailing dot or space,
  * reserved device names (CON, NUL, COM1, … with or without extension), and text that is not NFC.
  */

@@ -11,9 +11,9 @@
 //   swarm. A 2014 file must still carry `filehash` (kfetch always checks the whole file's SHA-256).
 // - `blocksize` next to an object `blockhashes` is refused: it is not clear which dialect the file means.
 
-import { isIPv6 } from 'node:net';
 import { KfetchError, type ErrorCode } from '../errors.js';
 import { LIMITS } from '../limits.js';
+import { parsePeerAddress } from '../util/peer-address.js';
 import { isHex } from '../util/hex.js';
 import { decodeKascadeText } from './decode-text.js';
 import { findDuplicateKey } from './duplicate-keys.js';
@@ -29,16 +29,12 @@ export interface ParseKascadeOptions {
   maxFilenameBytes?: number;
   /** Most entries accepted in the `peers` extension. */
   maxPeers?: number;
-  /** Accept a tracker on a link-local address (169.254.0.0/16, fe80::/10). */
-  allowLinkLocalTracker?: boolean;
 }
 
 /** Keys the parser understands; everything else goes to `extra`. */
 const KNOWN = new Set(['filename', 'filesize', 'filehash', 'tracker', 'blockhashes', 'blocksize', 'trackhash', 'kascadehash', 'peers']);
 
 const CANONICAL_DECIMAL = /^[1-9][0-9]*$/;
-const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
-const PORT = /^[1-9][0-9]{0,4}$/;
 
 type Obj = Record<string, unknown>;
 
@@ -50,10 +46,13 @@ function own(o: Obj, key: string): unknown {
   return Object.hasOwn(o, key) ? o[key] : undefined;
 }
 
-/** JSON-quote `s` (shortened), with control and bidi characters escaped so a message cannot spoof a terminal. */
+/** JSON-quote `s` (shortened), with control, bidi and invisible characters escaped so a message cannot spoof a terminal. */
 function quote(s: string, max = 200): string {
   const short = s.length > max ? `${s.slice(0, max)}…` : s;
-  return JSON.stringify(short).replace(/[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(short).replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/gu, (c) => {
+    const hex = c.codePointAt(0)!.toString(16);
+    return hex.length <= 4 ? `\\u${hex.padStart(4, '0')}` : `\\u{${hex}}`;
+  });
 }
 
 /** A URL for messages, with any password replaced by `***` (messages end up in logs). */
@@ -148,7 +147,7 @@ export function parseKascade(input: Uint8Array | string, file?: string, opts: Pa
 
   const tracker = own(root, 'tracker');
   if (typeof tracker !== 'string') throw fail('KF_E_KASCADE_SCHEMA', `tracker must be a string, got ${typeName(tracker)}`, 'tracker');
-  const trackerWhy = trackerProblem(tracker, { allowLinkLocal: opts.allowLinkLocalTracker === true });
+  const trackerWhy = trackerProblem(tracker);
   if (trackerWhy !== undefined) throw fail('KF_E_KASCADE_TRACKER', `tracker ${redactUrl(tracker)} ${trackerWhy}`, 'tracker');
 
   // 3. Block hashes, in either dialect.
@@ -286,7 +285,11 @@ function optionalSwarmHash(root: Obj, key: string, fail: Fail): string | undefin
   return v.toLowerCase();
 }
 
-/** The `peers` extension: an array of "host:port" (IPv6 in brackets); shape only, no DNS, no policy. */
+/**
+ * The `peers` extension: an array of "host:port" (IPv6 in brackets), each IP literal judged by the address policy
+ * as `--peer` is (a host name is judged at the dial, by what it resolves to: no DNS here). One refused entry refuses
+ * the file, as a refused tracker URL does: a .kascade that points kfetch at 169.254.169.254 is not to be trusted.
+ */
 function parsePeers(v: unknown, maxPeers: number, fail: Fail): readonly string[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) throw fail('KF_E_KASCADE_SCHEMA', `peers must be an array of "host:port" strings, got ${typeName(v)}`, 'peers');
@@ -296,25 +299,9 @@ function parsePeers(v: unknown, maxPeers: number, fail: Fail): readonly string[]
     const p: unknown = v[i];
     const field = `peers[${i}]`;
     if (typeof p !== 'string') throw fail('KF_E_KASCADE_SCHEMA', `${field} must be a "host:port" string, got ${typeName(p)}`, field);
-    const why = peerProblem(p);
-    if (why !== undefined) throw fail('KF_E_KASCADE_SCHEMA', `${field} ${quote(p, 100)} ${why}`, field);
+    const parsed = parsePeerAddress(p);
+    if ('problem' in parsed) throw fail(parsed.policy ? 'KF_E_KASCADE_PEER' : 'KF_E_KASCADE_SCHEMA', `${field} ${quote(p, 100)} ${parsed.problem}`, field);
     out.push(p);
   }
   return out;
-}
-
-function peerProblem(p: string): string | undefined {
-  const colon = p.lastIndexOf(':');
-  if (colon < 0) return 'has no ":port"';
-  const host = p.slice(0, colon);
-  const port = p.slice(colon + 1);
-  if (!PORT.test(port) || Number(port) > 65535) return 'has a port that is not a decimal 1..65535';
-  if (host === '') return 'has an empty host';
-  if (host.startsWith('[')) {
-    const inner = host.endsWith(']') ? host.slice(1, -1) : '';
-    if (!inner.includes(':') || !isIPv6(inner)) return 'has a bracketed host that is not an IPv6 address';
-    return undefined;
-  }
-  if (host.length > 253 || !HOST_NAME.test(host)) return 'has a host that is not an IPv4 address or a DNS name (IPv6 goes in brackets)';
-  return undefined;
 }

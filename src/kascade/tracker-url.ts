@@ -2,30 +2,15 @@
 // Used by parse.ts and by `kfetch create --tracker`.
 
 import { KfetchError } from '../errors.js';
-
-/** Policy knobs for tracker URLs. */
-export interface TrackerPolicy {
-  /** Allow link-local hosts (169.254.0.0/16 — cloud metadata lives there — and fe80::/10). Default false. */
-  allowLinkLocal?: boolean;
-}
-
-/**
- * True for a WHATWG-canonical URL hostname in 169.254.0.0/16, fe80::/10 or IPv4-mapped 169.254.0.0/16.
- * The URL parser already turned `2852039166`, `0xa9.254.1.1` and `[::ffff:169.254.169.254]` into canonical form.
- */
-function isLinkLocal(hostname: string): boolean {
-  if (/^169\.254\.\d+\.\d+$/.test(hostname)) return true;
-  if (!hostname.startsWith('[')) return false;
-  const v6 = hostname.slice(1, -1);
-  return /^fe[89ab][0-9a-f]:/.test(v6) || /^::ffff:a9fe:[0-9a-f]{1,4}$/.test(v6);
-}
+import { NAMED_ADDRESS_POLICY, canonicalIp, judgeAddress, verdictReason } from '../util/address-policy.js';
 
 /**
  * Why `url` is not an acceptable tracker URL, or undefined if it is.
- * Accepted: an absolute http: or https: URL with a host and no user name or password. Private and loopback
- * hosts are allowed (trackers on a LAN and in tests); link-local ones only with `allowLinkLocal`.
+ * Accepted: an absolute http: or https: URL with a host and no user name or password, whose host, if an IP
+ * literal, passes the address policy as a `peers` entry of the same file would (private and loopback hosts pass:
+ * trackers on a LAN and in tests; unspecified, link-local, multicast … do not). A host name is judged at the dial.
  */
-export function trackerProblem(url: string, policy: TrackerPolicy = {}): string | undefined {
+export function trackerProblem(url: string): string | undefined {
   let u: URL;
   try {
     u = new URL(url);
@@ -35,9 +20,10 @@ export function trackerProblem(url: string, policy: TrackerPolicy = {}): string 
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return `uses the scheme "${u.protocol}"; only http: and https: are allowed`;
   if (u.username !== '' || u.password !== '') return 'contains credentials (user:password@); they would be sent to the tracker and logged';
   if (u.hostname === '') return 'has no host';
-  if (policy.allowLinkLocal !== true && isLinkLocal(u.hostname)) {
-    return `points at the link-local address ${u.hostname} (cloud metadata services live there)`;
-  }
+  // The WHATWG parser already turned `2852039166`, `0xa9.254.1.1` and `[::ffff:169.254.169.254]` into canonical form.
+  const ip = canonicalIp(u.hostname.replace(/^\[(.*)\]$/, '$1'));
+  const verdict = ip === undefined ? 'ok' : judgeAddress(ip, NAMED_ADDRESS_POLICY);
+  if (verdict !== 'ok') return `points at ${u.hostname}, ${verdictReason(verdict)}; kfetch never dials it`;
   return undefined;
 }
 
@@ -46,8 +32,8 @@ export function trackerProblem(url: string, policy: TrackerPolicy = {}): string 
  * `<origin>/peers/<filehash>.json` (SPEC §1 convention); a URL with a path or query is kept as given.
  * Throws KF_E_KASCADE_TRACKER (field `tracker`) for an unacceptable base.
  */
-export function trackerUrlFor(base: string, filehash: string, policy: TrackerPolicy = {}): string {
-  const problem = trackerProblem(base, policy);
+export function trackerUrlFor(base: string, filehash: string): string {
+  const problem = trackerProblem(base);
   if (problem !== undefined) throw new KfetchError('KF_E_KASCADE_TRACKER', `the tracker URL ${problem}`, { field: 'tracker' });
   const u = new URL(base);
   if (u.pathname === '/' && u.search === '' && u.hash === '') return `${u.origin}/peers/${filehash.toLowerCase()}.json`;

@@ -6,6 +6,7 @@ import { Agent, errors as undiciErrors, request } from 'undici';
 import { RangeClient, abortError } from './range-client.js';
 import { KfetchError } from '../errors.js';
 import { Bitfield } from '../util/bitfield.js';
+import { policedConnector } from './dial-guard.js';
 
 export interface BlockClientOptions {
   /** Connections kept per peer (one request per connection at a time). */
@@ -28,7 +29,7 @@ export class BlockClient {
     this.agent = new Agent({
       connections: opts.connectionsPerPeer,
       pipelining: 1,
-      connect: { timeout: opts.connectTimeoutMs },
+      connect: policedConnector({ timeout: opts.connectTimeoutMs }),
       keepAliveTimeout: 30_000,
     });
   }

@@ -14,6 +14,7 @@
 import { connect, type Socket } from 'node:net';
 import { KfetchError, type ErrorCode } from '../errors.js';
 import { VERSION } from '../version.js';
+import { assertDialable, policedLookup } from './dial-guard.js';
 
 export interface RangeClientOptions {
   /** Sockets kept per peer; requests beyond wait for one (the coordinator's slots bound them anyway). */
@@ -81,6 +82,7 @@ class Connection {
     this.socket = connect({
       host,
       port,
+      lookup: policedLookup,
       noDelay: true,
       onread: { buffer: this.readBuf, callback: (n: number) => this.onRead(n) },
     });
@@ -320,6 +322,7 @@ export class RangeClient {
       }
       if (p.open < this.o.connectionsPerPeer) {
         const { host, port } = splitPeer(peer);
+        assertDialable(host, peer);
         p.open++;
         return new Connection(peer, host, port, this.o, () => {
           p.open--;

@@ -9,15 +9,17 @@
 // normalise or decode paths, add routing and body parsing we must not have, and cost per request).
 
 import { STATUS_CODES, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { VERSION } from '../version.js';
-import { isLoopbackHost as isLoopbackAddress } from '../peer/address-policy.js';
+import { isLoopbackHost as isLoopbackAddress } from '../util/address-policy.js';
+import { NotHeldNowError } from '../store/data-file.js';
 import { Admission, type BusyReason, type Release } from './admission.js';
-import { NotHeldNowError } from './data-file.js';
+import { ConnectionCap } from './connection-cap.js';
+import { openFileLimit } from './fd-limit.js';
 import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
 import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from './observability-route.js';
@@ -50,6 +52,11 @@ export interface BlockServerLimits {
   readChunkBytes: number;
   /** close(): in-flight responses get this long to finish before their connections are cut. */
   closeGraceMs: number;
+  /** Open connections overall and per client address (connection-cap.ts); default below the fd limit. */
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  /** Connections beyond those caps for the owner's /status and /metrics (with `observability` only). */
+  ownerConnections: number;
 }
 
 export interface BlockServerOptions {
@@ -86,6 +93,11 @@ export interface BlockServerStats {
   rateWaiting: number;
   /** Requests to /metrics and /status (any status). */
   observabilityRequests: number;
+  /** Open connections, those on owner slots, those closed at once when full, idle ones closed to make room. */
+  connections: number;
+  ownerConnections: number;
+  refusedConnections: number;
+  idleClosed: number;
 }
 
 export interface BlockServer {
@@ -112,13 +124,20 @@ const DEFAULTS: BlockServerLimits = {
   maxRangeBytes: LIMITS.serverMaxRangeBytes,
   readChunkBytes: LIMITS.serverReadChunkBytes,
   closeGraceMs: 1_000,
+  maxConnections: Math.max(16, Math.min(LIMITS.serverMaxConnections, openFileLimit() - LIMITS.serverFdReserve)),
+  maxConnectionsPerAddress: LIMITS.serverMaxConnectionsPerAddress,
+  ownerConnections: LIMITS.serverOwnerConnections,
 };
 
 /** Node's default header limit, stated so a change of Node default cannot widen it silently (64 KiB headers -> 431). */
 const MAX_HEADER_BYTES = 16 * 1024;
 
-/** A read returned fewer bytes than asked: the file was truncated under us. */
-class ShortReadError extends NotHeldNowError {}
+/**
+ * Headers node:http keeps per request; it drops the rest without a word, so a late Range would vanish and turn a
+ * block request into a whole-file GET. A request that reaches the count may have lost some: it gets 431 (issue 10
+ * point 17). No real client sends anywhere near this many.
+ */
+const MAX_HEADERS = 1_000;
 
 /** What a valid block request asks for once checked against its file; only these need a slot. */
 type Plan =
@@ -165,6 +184,16 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
     keepAlive: true,
   });
+  server.maxHeadersCount = MAX_HEADERS;
+  const connections = new ConnectionCap(
+    { ...limits, maxConnectionsPerAddress: Math.min(limits.maxConnectionsPerAddress, limits.maxConnections) },
+    (address) => observability?.allowed(address) === true,
+  );
+  server.on('connection', (socket: Socket) => connections.open(socket));
+  // A client that half-closes after its request (FIN once the request is sent) still wants the reply: without this
+  // node:http aborts the request on the FIN and the client gets nothing (issue 10 point 17). The connection closes
+  // once the replies in progress are done.
+  (server as typeof server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
 
   const reply = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string>): void => {
     const bytes = Buffer.from(body, 'utf8');
@@ -239,9 +268,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     const readChunk = async (pos: number): Promise<Buffer> => {
       const n = Math.min(chunkBytes, last - pos + 1);
       const buf = Buffer.allocUnsafe(n);
-      const got = await file.read(buf, n, pos);
-      stats.bytesRead += got;
-      if (got !== n) throw new ShortReadError(`short read at ${pos + got}: the data file is shorter than the kascade`);
+      stats.bytesRead += await file.read(buf, n, pos); // all n bytes, or a rejection (a short read is one)
       return buf;
     };
     /** Tokens for the chunk at pos, taken before it is read so a waiting response holds no buffer. */
@@ -347,7 +374,17 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     res.on('error', () => undefined); // a client gone mid-write is normal; 'close' handles it
     res.setHeader('Server', `kfetch/${VERSION}`);
-    if (loopbackOnly && !isLoopbackHost(req.headers.host)) {
+    const socket = req.socket;
+    connections.busy(socket);
+    res.once('close', () => connections.done(socket));
+    if (req.rawHeaders.length >= 2 * MAX_HEADERS) {
+      stats.requests++;
+      res.setHeader('Connection', 'close');
+      return sendError(res, 431, `more than ${MAX_HEADERS - 1} header lines`);
+    }
+    // DNS rebinding needs a browser, and browsers always send Host: a request without one (HTTP/1.0; node:http
+    // refuses HTTP/1.1 without Host itself) is a plain client on this machine, like an original peer (SPEC §6).
+    if (loopbackOnly && req.headers.host !== undefined && !isLoopbackHost(req.headers.host)) {
       stats.requests++;
       return sendError(res, 403, 'Host header must name a loopback address on a loopback-bound server');
     }
@@ -355,6 +392,10 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     const route = observability === undefined ? undefined : observabilityRoute(req.url ?? '');
     if (route !== undefined) return serveObservability(req, res, observability!, route);
     stats.requests++;
+    if (connections.onOwnerSlot(socket)) {
+      res.setHeader('Connection', 'close');
+      return sendError(res, 503, 'busy: too many connections (this one is kept for /status and /metrics)', { 'Retry-After': '1' });
+    }
     if (hasBody(req)) {
       res.setHeader('Connection', 'close');
       return sendError(res, 400, 'requests to the block server carry no body');
@@ -369,7 +410,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     serve(client, res, goneSignal(req, res), p).catch((err: unknown) => {
       log.warn({ err: String(err), url: (req.url ?? '').slice(0, 200), client }, 'block request failed');
       if (res.headersSent) res.destroy();
-      else if (err instanceof NotHeldNowError) sendError(res, 400, `block not held now: ${err instanceof ShortReadError ? 'the data file is shorter than expected' : 'the data file changed'}`);
+      else if (err instanceof NotHeldNowError) sendError(res, 400, 'block not held now: the data file changed');
       else sendError(res, 500, 'read error');
     });
   });
@@ -441,6 +482,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       queueWaitCount: admission.queueWaitCount,
       rejectedBusy: { ...rejectedBusy },
       rateWaiting: rate?.waiting ?? 0,
+      ...connections.stats(),
     }),
   };
 }

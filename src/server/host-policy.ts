@@ -1,7 +1,7 @@
 // DNS-rebinding guard for servers bound to loopback: a browser tricked into calling 127.0.0.1 through an attacker's
 // DNS name still sends that name as Host, so a loopback-bound server accepts only loopback Host values. Pure.
 
-import { isLoopbackHost as isLoopbackName } from '../peer/address-policy.js';
+import { isLoopbackHost as isLoopbackName } from '../util/address-policy.js';
 
 /**
  * True if a Host header value names this machine over loopback: `localhost[:port]`, `*.localhost`,

@@ -1,21 +1,24 @@
 // What the block server serves: the files it knows (by swarm id and by filehash), which of their blocks are held
-// (verified), and the rule deciding whether a byte range may be served. Used by block-server.ts, `kfetch seed` and,
-// later, a download session that serves what it already has.
+// (verified), and the rule deciding whether a byte range may be served. Used by block-server.ts, `kfetch seed`,
+// download sessions (which serve what they already hold) and the seeding box.
 
 import { Bitfield } from '../util/bitfield.js';
 import type { Kascade } from '../kascade/kascade.js';
-import { readAt } from './data-file.js';
+import { DataChangedError } from '../store/data-file.js';
 
-/** Where a served file's bytes come from: an fd kept open by its owner, or an object that opens on demand. */
-export type ByteSource = number | Pick<ServedFile, 'read'>;
+/**
+ * Where a served file's bytes come from: a store DataFile (kept open by its owner) or the box's on-demand opener;
+ * both read through store/data-file.ts's readChecked, so every served byte is checked after its read.
+ */
+export type ByteSource = Pick<ServedFile, 'read'>;
 
 /** One file the server can serve. Only bytes inside held (hash-verified) blocks are ever read. */
 export interface ServedFile {
   readonly kascade: Kascade;
   /**
-   * Positional read of `length` bytes at `position` into `buf` (from offset 0); resolves with the bytes read — fewer
-   * only when the file is shorter than its kascade says, which the caller treats as an error. The server calls it
-   * only for bytes inside held blocks, and never opens or closes anything itself.
+   * Positional read of exactly `length` bytes at `position` into `buf` (from offset 0), checked after the read:
+   * rejects with NotHeldNowError (DataChangedError) when the data file changed or is shorter than verified. The
+   * server calls it only for bytes inside held blocks, and never opens or closes anything itself.
    */
   read(buf: Buffer, length: number, position: number): Promise<number>;
   /** Blocks held at an offered block size (the server calls it only for offered sizes). */
@@ -103,34 +106,44 @@ function isOneAlignedBlock(k: Kascade, first: number, last: number): boolean {
 /**
  * A ServedFile whose held blocks were verified at one offered size (`verified`, at `verifiedBlockSize`); the
  * bitfields at the other offered sizes are derived: a block is held iff every verified block it overlaps is held.
- * Call `markHeld(i)` as more blocks (at the verified size) become verified.
+ * Call `markHeld(i)` as more blocks (at the verified size) become verified. Once a read finds the data file changed
+ * it holds nothing (its bitfields are empty, its progress 0) and `onChanged` is called, once.
  */
 export class VerifiedServedFile implements ServedFile {
   private readonly derived = new Map<number, Bitfield>();
-
-  private readonly source: ByteSource;
+  private changed: DataChangedError | undefined;
 
   constructor(
     readonly kascade: Kascade,
-    source: ByteSource,
+    private readonly source: ByteSource,
     private readonly verified: Bitfield,
     readonly verifiedBlockSize: number,
+    private readonly onChanged?: (err: DataChangedError) => void,
   ) {
     if (!kascade.offers(verifiedBlockSize)) throw new RangeError(`block size ${verifiedBlockSize} is not offered`);
     if (verified.length !== kascade.geometry(verifiedBlockSize).count) throw new RangeError('bitfield length mismatch');
-    this.source = source;
   }
 
-  read(buf: Buffer, length: number, position: number): Promise<number> {
-    const s = this.source;
-    return typeof s === 'number' ? readAt(s, buf, length, position) : s.read(buf, length, position);
+  async read(buf: Buffer, length: number, position: number): Promise<number> {
+    if (this.changed !== undefined) throw this.changed; // a changed file stays changed: never read again
+    try {
+      return await this.source.read(buf, length, position);
+    } catch (err) {
+      if (err instanceof DataChangedError && this.changed === undefined) {
+        this.changed = err;
+        this.derived.clear();
+        this.onChanged?.(err);
+      }
+      throw err;
+    }
   }
 
   held(blockSize: number): Bitfield {
-    if (blockSize === this.verifiedBlockSize) return this.verified;
+    if (this.changed === undefined && blockSize === this.verifiedBlockSize) return this.verified;
     let bf = this.derived.get(blockSize);
     if (bf === undefined) {
-      bf = this.derive(blockSize);
+      // Changed: nothing is held (the verified bitfield may be its owner's checkpoint state, so it is left alone).
+      bf = this.changed === undefined ? this.derive(blockSize) : new Bitfield(this.kascade.geometry(blockSize).count);
       this.derived.set(blockSize, bf);
     }
     return bf;
@@ -150,6 +163,7 @@ export class VerifiedServedFile implements ServedFile {
 
   /** Fraction of blocks held at the verified size, 0..1 (1 for an empty file). */
   get progress(): number {
+    if (this.changed !== undefined) return 0;
     return this.verified.length === 0 ? 1 : this.verified.count / this.verified.length;
   }
 

@@ -1,9 +1,10 @@
 // The kfetch home lock: one process per --home, held for the process's life (as Transmission locks its config
 // dir). The lock file holds our pid and appears atomically (hard link); a lock left by a dead process is taken over.
 
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KfetchError, fromFsError } from '../errors.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export interface HomeLock {
   readonly path: string;
@@ -15,11 +16,7 @@ const MAX_ATTEMPTS = 3;
 
 /** Take the lock on `home` (created if missing) or throw KF_E_HOME_LOCKED naming the other process. */
 export function lockHome(home: string): HomeLock {
-  try {
-    mkdirSync(home, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw fromFsError(err, home, 'cannot create the kfetch home');
-  }
+  makeDirs(home, 'cannot create the kfetch home', { mode: 0o700 });
   const path = join(home, LOCK_NAME);
   // The pid is written to a private file first and hard-linked into place: link() is atomic and fails if the
   // lock exists, so a lock file is never seen empty or half-written.

@@ -4,17 +4,19 @@
 import { request, type Dispatcher } from 'undici';
 import { KfetchError, isKfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { isLoopbackHost } from '../peer/address-policy.js';
+import { isLoopbackHost } from '../util/address-policy.js';
+import { policedDispatcher } from '../peer/dial-guard.js';
 import type { PeerInfo } from '../peer/peer-info.js';
 import type { Bitfield } from '../util/bitfield.js';
 import { VERSION } from '../version.js';
 import { retryAfterMs } from './backoff.js';
 import type { AnnounceEvent } from './parse-announce.js';
-import { parseTrackerReply } from './parse-reply.js';
+import { OverlongReplyReader, parseTrackerReply, type ParseReplyOptions } from './parse-reply.js';
 
 /** Bounds of one announce; each defaults to the LIMITS constant of the same name. */
 export interface AnnounceLimits {
   trackerReplyMaxBytes: number;
+  trackerReplyReadMaxBytes: number;
   trackerIdleTimeoutMs: number;
   trackerTotalTimeoutMs: number;
   announceIntervalMinMs: number;
@@ -63,7 +65,7 @@ const ERROR_BODY_MAX = 16 * 1024;
  * Announce once and return the validated peers.
  * @throws KfetchError KF_E_TRACKER_BACKOFF (403; detail.retryAfterMs), KF_E_TRACKER_REFUSED (other non-200,
  * redirects, `failure reason`), KF_E_TRACKER_UNREACHABLE (connection errors, timeouts), KF_E_TRACKER_RESPONSE
- * (body too large, encoded, or not a peer list); the caller's abort reason if `signal` aborts.
+ * (encoded, not a peer list, or over the cap without one complete entry); the caller's abort reason if `signal` aborts.
  */
 export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
   const limits: AnnounceLimits = { ...LIMITS, ...req.limits };
@@ -108,12 +110,12 @@ export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
       signal,
       headersTimeout: idleMs,
       bodyTimeout: idleMs,
-      ...(req.dispatcher === undefined ? {} : { dispatcher: req.dispatcher }),
+      dispatcher: req.dispatcher ?? policedDispatcher(),
     });
     // undici 7's request() follows no redirects (that needs the redirect interceptor); a 3xx is a failure below.
     if (statusCode !== 200) {
-      const text = await readCapped(body, ERROR_BODY_MAX, false);
-      const reason = errorText(text);
+      const text = await readCapped(body, ERROR_BODY_MAX);
+      const { reason, field } = errorText(text);
       if (statusCode === 403) {
         const retryAfter = retryAfterMs(header(headers['retry-after']), Date.now(), {
           defaultMs: limits.trackerDefaultBackoffMs,
@@ -126,6 +128,7 @@ export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
       }
       throw new KfetchError('KF_E_TRACKER_REFUSED', `tracker ${where} answered ${statusCode}${reason}`, {
         detail: { status: statusCode },
+        ...(field === undefined ? {} : { field }),
       });
     }
     const encoding = header(headers['content-encoding']);
@@ -133,22 +136,17 @@ export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
       discard(body);
       throw new KfetchError('KF_E_TRACKER_RESPONSE', `tracker ${where} sent an encoded reply (${encoding})`);
     }
-    const declared = Number(header(headers['content-length']) ?? NaN);
-    if (declared > limits.trackerReplyMaxBytes) {
-      discard(body);
-      throw new KfetchError('KF_E_TRACKER_RESPONSE', `tracker ${where} reply of ${declared} bytes is over the ${limits.trackerReplyMaxBytes}-byte cap`);
-    }
-    const bytes = await readCapped(body, limits.trackerReplyMaxBytes, true);
     const headerInterval = header(headers['x-kascade-interval']);
-    const parsed = parseTrackerReply(bytes, {
+    const parseOpts: ParseReplyOptions = {
       allowLoopback: isLoopbackHost(url.hostname),
       peersPerReply: limits.peersPerReply,
       intervalMinMs: limits.announceIntervalMinMs,
       intervalMaxMs: limits.announceIntervalMaxMs,
       intervalDefaultMs: limits.announceIntervalDefaultMs,
+      blocksBudget: limits.trackerReplyMaxBytes,
       ...(headerInterval === undefined ? {} : { headerInterval }),
-    });
-    return parsed;
+    };
+    return await readReply(body, parseOpts, limits);
   } catch (err) {
     if (req.signal?.aborted === true) throw req.signal.reason;
     if (isKfetchError(err)) throw err;
@@ -195,14 +193,46 @@ function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Read a body up to `max` bytes; past it, destroy the stream and (if `strict`) fail, else keep what fit. */
-async function readCapped(body: Dispatcher.ResponseData['body'], max: number, strict: boolean): Promise<Buffer> {
+/**
+ * Read and parse a 200 reply. Up to trackerReplyMaxBytes it is buffered and parsed whole. A longer one (issue 10
+ * point 11: a swarm poisoned with huge bitfields, on a tracker that does not budget its replies) is read on as a
+ * stream of entries, up to trackerReplyReadMaxBytes, keeping the complete entries (OverlongReplyReader): an
+ * oversized entry loses its own place, not the honest peers around it. Memory stays within the cap plus one entry.
+ */
+async function readReply(body: Dispatcher.ResponseData['body'], opts: ParseReplyOptions, limits: AnnounceLimits): Promise<AnnounceResult> {
+  const cap = limits.trackerReplyMaxBytes;
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let reader: OverlongReplyReader | undefined;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (reader === undefined && total <= cap) {
+      chunks.push(chunk);
+      continue;
+    }
+    let enough = false;
+    if (reader === undefined) {
+      reader = new OverlongReplyReader(opts);
+      for (const c of chunks.splice(0)) enough ||= reader.push(c);
+    }
+    const room = limits.trackerReplyReadMaxBytes - (total - chunk.length);
+    if (!enough) enough = reader.push(room < chunk.length ? chunk.subarray(0, Math.max(0, room)) : chunk);
+    if (enough || total >= limits.trackerReplyReadMaxBytes) {
+      discard(body);
+      break;
+    }
+  }
+  if (reader !== undefined) return reader.finish(Math.min(total, limits.trackerReplyReadMaxBytes), cap);
+  return parseTrackerReply(Buffer.concat(chunks, total), opts);
+}
+
+/** Read a body up to `max` bytes (an error reply's JSON reason); past it, destroy the stream and keep what fit. */
+async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     if (total + chunk.length > max) {
       discard(body);
-      if (strict) throw new KfetchError('KF_E_TRACKER_RESPONSE', `tracker reply is over the ${max}-byte cap`);
       chunks.push(chunk.subarray(0, max - total));
       total = max;
       break;
@@ -213,16 +243,23 @@ async function readCapped(body: Dispatcher.ResponseData['body'], max: number, st
   return Buffer.concat(chunks, total);
 }
 
-/** `: <error text>` from a JSON `{"error": ...}` body, else ''. */
-function errorText(body: Buffer): string {
+/** `: <error text>` from a JSON `{"error": ..., "field"?: ...}` body (else ''), and the announce field it names. */
+function errorText(body: Buffer): { reason: string; field?: string } {
   try {
     const o = JSON.parse(body.toString('utf8')) as unknown;
     if (typeof o === 'object' && o !== null) {
-      const e = (o as Record<string, unknown>).error ?? (o as Record<string, unknown>)['failure reason'];
-      if (typeof e === 'string') return `: ${e.slice(0, 200)}`;
+      const r = o as Record<string, unknown>;
+      const e = r.error ?? r['failure reason'];
+      if (typeof e === 'string') {
+        // Only the names of announce fields, so a tracker cannot put arbitrary text in `field`.
+        const field = typeof r.field === 'string' && ANNOUNCE_FIELDS.has(r.field) ? r.field : undefined;
+        return { reason: `: ${e.slice(0, 200)}`, ...(field === undefined ? {} : { field }) };
+      }
     }
   } catch {
     // not JSON: no reason to quote
   }
-  return '';
+  return { reason: '' };
 }
+
+const ANNOUNCE_FIELDS: ReadonlySet<string> = new Set(['port', 'progress', 'ip', 'blocks', 'blocksize', 'event', 'id']);

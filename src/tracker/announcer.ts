@@ -86,6 +86,11 @@ export class Announcer {
   private started = false;
   private stopped = false;
   private announcedOk = false;
+  /**
+   * The tracker refused our bitfield (400 naming `blocks`: longer than its swarm's geometry, issue 10): announce
+   * without it from then on, so we stay listed; downloaders read our /blocks instead.
+   */
+  private withoutBlocks = false;
   private retry: RetryState = RETRY_RESET;
   /** Monotonic time of the first announce: the fast retry window counts from it. */
   private firstAt: number | undefined;
@@ -247,7 +252,7 @@ export class Announcer {
       url: this.opts.url,
       port: s.port,
       progress: s.progress,
-      ...(s.blocks === undefined ? {} : { blocks: s.blocks }),
+      ...(s.blocks === undefined || this.withoutBlocks ? {} : { blocks: s.blocks }),
       ...(this.opts.ip === undefined ? {} : { ip: this.opts.ip }),
       ...(this.opts.peerId === undefined ? {} : { peerId: this.opts.peerId }),
       limits: this.limits,
@@ -282,6 +287,10 @@ export class Announcer {
       next = step.delayMs;
       const asked = kerr.detail?.retryAfterMs;
       if (kerr.code === 'KF_E_TRACKER_BACKOFF' && typeof asked === 'number') next = Math.max(next, asked);
+      if (kerr.code === 'KF_E_TRACKER_REFUSED' && kerr.field === 'blocks' && !this.withoutBlocks) {
+        this.withoutBlocks = true;
+        next = 0; // once: the next announce carries no bitfield, so it cannot be refused for one again
+      }
       this.count(kerr);
       this.opts.log?.warn({ tracker: this.opts.url, code: kerr.code, failures: this.retry.failures, retryInMs: next }, kerr.message);
       this.safeCall(() => this.opts.onError?.(kerr));

@@ -11,7 +11,7 @@
 // - `none`: never (the pre-issue-9 behaviour; original Python peers then find nobody to download from).
 
 import { KfetchError } from '../errors.js';
-import { canonicalIp } from '../peer/address-policy.js';
+import { canonicalIp } from '../util/address-policy.js';
 import { peerKey } from '../peer/peer-info.js';
 
 export type FeederMode = 'complete' | 'listed' | 'none';

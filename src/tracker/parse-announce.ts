@@ -3,7 +3,7 @@
 
 import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { canonicalIp, judgeAddress } from '../peer/address-policy.js';
+import { canonicalIp, judgeAddress } from '../util/address-policy.js';
 import { isHex, isHexOfLength } from '../util/hex.js';
 
 /** Events a client may name; only `stopped` changes what the tracker does (it removes the caller). */
@@ -27,8 +27,8 @@ export interface Announce {
 export interface ParseAnnounceLimits {
   minBlockSize: number;
   maxBlockSize: number;
-  /** Longest `blocks` hex accepted (the body cap bounds it anyway). */
-  maxBlocksHexChars: number;
+  /** Most blocks a bitfield may describe (a longer `blocks` is refused; the swarm's geometry bounds it further). */
+  maxBlocks: number;
   /** How far outside [0, 1] a progress may be and still be clamped into it (LIMITS.trackerProgressSlack). */
   progressSlack: number;
 }
@@ -36,7 +36,7 @@ export interface ParseAnnounceLimits {
 const DEFAULT_LIMITS: ParseAnnounceLimits = {
   minBlockSize: LIMITS.minBlockSize,
   maxBlockSize: LIMITS.maxBlockSize,
-  maxBlocksHexChars: LIMITS.trackerRequestMaxBytes,
+  maxBlocks: LIMITS.maxBlocksPerSize,
   progressSlack: LIMITS.trackerProgressSlack,
 };
 
@@ -106,8 +106,12 @@ export function parseAnnounce(
   if (blocksText !== undefined || blockSizeText !== undefined) {
     if (blocksText === undefined) throw bad('blocks', 'blocksize given without blocks');
     if (blockSizeText === undefined) throw bad('blocksize', 'blocks given without blocksize');
+    // No file has more blocks at one size than the .kascade parser accepts, so no honest bitfield is longer (issue 10).
+    const maxBytes = Math.ceil(limits.maxBlocks / 8);
+    if (blocksText.length > maxBytes * 2) {
+      throw bad('blocks', `blocks is ${Math.ceil(blocksText.length / 2)} bytes; a bitfield is at most ${maxBytes} bytes (${limits.maxBlocks} blocks)`);
+    }
     if (blocksText.length % 2 !== 0 || !isHex(blocksText)) throw bad('blocks', 'blocks must be hex with an even number of digits');
-    if (blocksText.length > limits.maxBlocksHexChars) throw bad('blocks', 'blocks is too long');
     const blockSize = SIZE_RE.test(blockSizeText) ? Number(blockSizeText) : NaN;
     if (!(blockSize >= limits.minBlockSize && blockSize <= limits.maxBlockSize)) {
       throw bad('blocksize', `blocksize must be a decimal integer ${limits.minBlockSize}..${limits.maxBlockSize}`);

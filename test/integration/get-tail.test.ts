@@ -1,61 +1,48 @@
-// The tail of a download with one slow peer (issue 3): thanks to the endgame, the last 1% of the blocks must
-// not take much longer than a median 1%, and far less than the slow peer's own delay. Times come from the
-// peers' logs of when each block's response was handed to the socket.
+// The tail of a download with one slow peer (issue 3): the download must not wait for the slow peer's answers at
+// the end. The endgame asks a fast peer for what the slow one holds, so the block that completes the download was
+// never left to the slow peer alone. How long the tail takes (last 1% against the median 1%) is a speed figure:
+// `npm run bench -- tail` prints it with its target (issue 10: no wall-clock ratios in tests).
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
-import { killAllChildren, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
+import { testScope } from '../helpers/test-scope.js';
 
 const BLOCK = 16 * 1024;
 const BLOCKS = 400;
+// Below the 5 s shortest request deadline (peer-stats.ts), so only the endgame can keep the download from waiting.
 const SLOW_MS = 4000;
-const peers: AdversarialPeer[] = [];
-const dirs: string[] = [];
-afterEach(async () => {
-  killAllChildren();
-  for (const p of peers.splice(0)) await p.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const scope = testScope();
 
-it('the last 1% with one slow peer takes about a median 1%, not the slow peer\'s delay', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'kfetch-tail-'));
-  dirs.push(dir);
+it('with one slow peer, the block that completes the download is also asked of a fast peer (endgame)', async () => {
+  const dir = scope.dir('kfetch-tail-');
   const bytes = payloadBytes(0, BLOCKS * BLOCK, 'tail');
   const k = kascadeJsonFor(bytes, { filename: 'tail.bin', tracker: 'http://127.0.0.1:1/x', blockSizes: [BLOCK] });
   const path = writeKascade(join(dir, 'tail.json'), k);
-  // One block per request: the test measures block arrival times, which multi-block ranges would bunch up.
-  const args = ['get', path, '--out', join(dir, 'out'), '--timeout', '30', '--max-in-flight', '12', '--max-range-bytes', String(BLOCK)];
+  // One block per request: the test follows single blocks, which multi-block ranges would bunch up.
+  const args = ['get', path, '--out', join(dir, 'out'), '--timeout', '60', '--max-in-flight', '12', '--max-range-bytes', String(BLOCK)];
+  const fast: AdversarialPeer[] = [];
   for (let i = 0; i < 3; i++) {
-    const p = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: BLOCK, delayMs: 25, bitfield: true });
-    peers.push(p);
+    const p = scope.keep(await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: BLOCK, delayMs: 25, bitfield: true }));
+    fast.push(p);
     args.push('--peer', p.addr);
   }
-  const slow = await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: BLOCK, delayMs: SLOW_MS, bitfield: true });
-  peers.push(slow);
+  const slow = scope.keep(await startAdversarialPeer({ bytes, id: k.filehash as string, blockSize: BLOCK, delayMs: SLOW_MS, bitfield: true }));
   args.push('--peer', slow.addr);
   const r = await runCli(args, { timeoutMs: 60_000 });
   expect(r.code, r.stderr).toBe(0);
   expect(createHash('sha256').update(readFileSync(join(dir, 'out', 'tail.bin'))).digest('hex')).toBe(k.filehash);
 
-  // Time at which each block first arrived, from every peer's log.
-  const first = new Map<number, number>();
-  for (const p of peers) for (const s of p.served) if (!first.has(s.block) || first.get(s.block)! > s.at) first.set(s.block, s.at);
-  expect(first.size).toBe(BLOCKS);
-  const times = [...first.values()].sort((a, b) => a - b);
-  const per = BLOCKS / 100;
-  const pct = (k: number): number => times[Math.round(k * per) - 1]!;
-  const slices = [];
-  for (let k = 2; k <= 100; k++) slices.push(pct(k) - pct(k - 1));
-  const median = [...slices].sort((a, b) => a - b)[Math.floor(slices.length / 2)]!;
-  const last = pct(100) - pct(99);
-  console.log(`tail: last 1% ${last.toFixed(1)} ms, median 1% ${median.toFixed(1)} ms, ratio ${(last / Math.max(median, 1)).toFixed(1)}`);
-  // The slow peer got requests, yet the download did not wait for it.
+  // The slow peer was asked for blocks, yet none of them held up the download: the block that arrived last
+  // (by the peers' logs of when each response was handed to the socket) was asked of a fast peer too.
   expect(slow.requests.length).toBeGreaterThan(0);
-  expect(last).toBeLessThan(SLOW_MS / 4);
-  expect(last).toBeLessThan(Math.max(median, 5) * 10);
+  const first = new Map<number, number>();
+  for (const p of [...fast, slow]) for (const s of p.served) if (!first.has(s.block) || first.get(s.block)! > s.at) first.set(s.block, s.at);
+  expect(first.size).toBe(BLOCKS);
+  const [lastBlock] = [...first].reduce((a, b) => (b[1] > a[1] ? b : a));
+  expect(fast.some((p) => p.requests.includes(lastBlock)), `block ${lastBlock} was left to the slow peer`).toBe(true);
 }, 90_000);

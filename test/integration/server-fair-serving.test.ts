@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Kascade } from '../../src/kascade/kascade.js';
 import { parseKascade } from '../../src/kascade/parse.js';
 import { startBlockServer, type BlockServer, type BlockServerOptions } from '../../src/server/block-server.js';
-import { openDataFile, type DataFile } from '../../src/server/data-file.js';
+import { openDataFileToSeed, type DataFile } from '../../src/store/data-file.js';
 import { Library, VerifiedServedFile } from '../../src/server/library.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 import { kascadeJsonFor, makePayload } from '../helpers/make-file.js';
@@ -35,7 +35,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kfetch-fair-'));
   const p = makePayload(dir, 'real.bin', SIZE, 'fair');
   const k = parseKascade(JSON.stringify(kascadeJsonFor(p.bytes!, { filename: 'real.bin', tracker: 'http://127.0.0.1:9/x', blockSizes: [BLOCK] })));
-  real = { k, data: await openDataFile(p.path, { expectedSize: SIZE }), bytes: p.bytes! };
+  real = { k, data: await openDataFileToSeed(p.path, SIZE), bytes: p.bytes! };
   const bigPath = join(dir, 'big.bin');
   writeFileSync(bigPath, '');
   truncateSync(bigPath, BIG);
@@ -46,10 +46,10 @@ beforeAll(async () => {
     tracker: 'http://127.0.0.1:9/x',
     blockhashes: { [String(MiB)]: Array.from({ length: BIG / MiB }, () => '0'.repeat(32)) },
   };
-  big = { k: parseKascade(JSON.stringify(bigJson)), data: await openDataFile(bigPath, { expectedSize: BIG }) };
+  big = { k: parseKascade(JSON.stringify(bigJson)), data: await openDataFileToSeed(bigPath, BIG) };
   library = new Library();
-  library.add(new VerifiedServedFile(real.k, real.data.fd, Bitfield.full(SIZE / BLOCK), BLOCK));
-  library.add(new VerifiedServedFile(big.k, big.data.fd, Bitfield.full(BIG / MiB), MiB));
+  library.add(new VerifiedServedFile(real.k, real.data, Bitfield.full(SIZE / BLOCK), BLOCK));
+  library.add(new VerifiedServedFile(big.k, big.data, Bitfield.full(BIG / MiB), MiB));
 });
 
 afterEach(async () => {
@@ -58,8 +58,8 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await real.data.close();
-  await big.data.close();
+  real.data.close();
+  big.data.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -215,7 +215,8 @@ describe('queueing', () => {
     const holder = await hold(s, addr(3));
     const gone = await send(s, `/${real.k.filehash}`, { Range: `bytes=0-${BLOCK - 1}` }, addr(1));
     await waitFor('one queued', () => s.stats().queueDepth === 1);
-    gone.close();
+    // A reset, not a FIN: a FIN alone is a half-close, whose sender still wants its reply (issue 10 point 17).
+    gone.socket.resetAndDestroy();
     await waitFor('the queue to empty', () => s.stats().queueDepth === 0);
     expect(s.stats().queueWaitCount).toBe(1);
     holder.close();

@@ -86,9 +86,23 @@ describe('announce: bad trackers', () => {
     expect(process.memoryUsage().rss - before).toBeLessThan(32 * 1024 * 1024);
   });
 
-  it('refuses a declared Content-Length over the cap before reading', async () => {
-    const e = await failure(against({ kind: 'body', body: JSON.stringify([{ ip: '1.2.3.4', port: 1 }]) }, { limits: { trackerReplyMaxBytes: 10 } }));
+  it('refuses a reply over the cap that is not a JSON array', async () => {
+    const e = await failure(against({ kind: 'body', body: JSON.stringify({ peers: [{ ip: '1.2.3.4', port: 1 }] }) }, { limits: { trackerReplyMaxBytes: 10 } }));
     expect(e.code).toBe('KF_E_TRACKER_RESPONSE');
+    expect(e.message).toMatch(/over the cap/);
+  });
+
+  it('issue 10 point 11: keeps the honest peers of a reply over the cap, dropping only the oversized entries', async () => {
+    const honest = (i: number) => ({ ip: `10.0.0.${i}`, port: 7000 + i, progress: 1, feeder: true, blocks: 'ff', blocksize: 4096 });
+    // Two poisoned entries of 1.5 MiB bitfields around the honest ones: 3 MiB, three times the cap, Content-Length set.
+    const poison = (i: number) => ({ ip: `10.9.9.${i}`, port: 1, progress: 1, blocks: 'ff'.repeat(768 * 1024), blocksize: 4096 });
+    const body = JSON.stringify([honest(1), poison(1), honest(2), poison(2), honest(3)]);
+    expect(body.length).toBeGreaterThan(3 * LIMITS.trackerReplyMaxBytes);
+    const r = await against({ kind: 'body', body });
+    expect(r.peers.map((p) => p.ip)).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    expect(r.peers[0]).toMatchObject({ blocks: 'ff', blocksize: 4096 });
+    expect(r.dropped).toBe(2);
+    expect(r.warning).toMatch(/over the 1048576-byte cap/);
   });
 
   it('times out a tracker that never answers (idle deadline)', async () => {

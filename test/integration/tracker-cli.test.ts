@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LIMITS } from '../../src/limits.js';
 import { announce } from '../../src/tracker/announce-client.js';
 import { killAllChildren, runCli, startCli } from '../helpers/cli.js';
 
@@ -89,7 +90,20 @@ describe('kfetch tracker', () => {
     expect((await runCli(['tracker', '--port', '70000'], { timeoutMs: 15_000 })).code).toBe(2);
     const help = await runCli(['tracker', '--help'], { timeoutMs: 15_000 });
     expect(help.code).toBe(0);
-    for (const flag of ['--host', '--port', '--interval', '--min-interval', '--expiry', '--complete-expiry', '--feeders', '--feeder <'])
+    for (const flag of ['--host', '--port', '--interval', '--min-interval', '--expiry', '--complete-expiry', '--feeders', '--feeder <', '--reply-bytes', '--bitfield-memory', '--swarm-bitfield-memory'])
       expect(help.stdout).toContain(flag);
+  });
+
+  it('issue 10: --reply-bytes bounds every reply and cannot exceed what kfetch clients read; --swarm-bitfield-memory 0 keeps none', async () => {
+    expect((await runCli(['tracker', '--reply-bytes', String(LIMITS.trackerReplyMaxBytes + 1)], { timeoutMs: 15_000 })).code).toBe(2);
+    const run = startCli(['tracker', '--port', '0', '--min-interval', '0.1', '--reply-bytes', '1024', '--swarm-bitfield-memory', '0']);
+    const base = (await run.waitForLine(/^listening on (http:\/\/\S+)$/))[1]!;
+    const url = `${base}/peers/${'ab'.repeat(32)}.json`;
+    for (let i = 0; i < 20; i++) {
+      const r = await fetch(url, { method: 'POST', body: new URLSearchParams({ port: String(5000 + i), progress: '0', blocks: 'ff', blocksize: '4096' }) });
+      const text = await r.text();
+      expect(Buffer.byteLength(text)).toBeLessThanOrEqual(1024);
+      expect(text).not.toContain('blocks');
+    }
   });
 });

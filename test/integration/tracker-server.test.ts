@@ -124,7 +124,7 @@ describe('tracker server: announces', () => {
       expect(r.status).toBe(200);
       expect(((await r.json()) as Peer[]).map((p) => p.port)).toEqual([7001]);
     }
-    expect(t.stats()).toEqual({ swarms: 1, peers: 1 });
+    expect(t.stats()).toEqual({ swarms: 1, peers: 1, bitfieldBytes: 0 });
   });
 
   it('accepts a 2014 trackhash (32 hex) as swarm id', async () => {
@@ -146,7 +146,7 @@ describe('tracker server: announces', () => {
       replies.push(peers.map((p) => p.port).filter((p) => p >= 10_000 && p < 10_080).sort());
     }
     expect(replies[0]).not.toEqual(replies[1]);
-    expect(t.stats()).toEqual({ swarms: 1, peers: 83 });
+    expect(t.stats()).toEqual({ swarms: 1, peers: 83, bitfieldBytes: 0 });
   });
 
   it('drops peers after the expiry time', async () => {

@@ -1,11 +1,13 @@
 // The box's fd cache with real files: opens once per file, bounded by LRU eviction, idle close, never closes an fd
-// while a read through it is in flight, and invalidate() forces a fresh open.
+// while a read through it is in flight, and invalidate() forces a fresh open. The cache's counters change at once;
+// only the close(2) behind them is asynchronous, so the tests wait for an fd to be really closed, never sleep.
 
 import { fstatSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FdCache } from '../../src/box/fd-cache.js';
+import { until } from '../helpers/wait.js';
 
 const dirs: string[] = [];
 const caches: FdCache[] = [];
@@ -61,7 +63,6 @@ describe('FdCache', () => {
     const c = cache(2);
     const fds: number[] = [];
     for (const p of ps) fds.push(await c.use(p, async () => openSync(p, 'r'), async (fd) => fd));
-    await new Promise((r) => setTimeout(r, 20)); // closes are async
     expect(c.stats().open).toBe(2);
     expect(c.stats().evictions).toBe(3);
     expect(await c.use(ps[4]!, async () => openSync(ps[4]!, 'r'), async (fd) => read(fd))).toBe('file 4');
@@ -79,15 +80,38 @@ describe('FdCache', () => {
       await held;
       return read(fd);
     });
-    await new Promise((r) => setTimeout(r, 10));
-    await c.use(ps[1]!, async () => openSync(ps[1]!, 'r'), async () => 0);
+    await until(() => heldFd !== -1, 10_000, 'the first read holding its fd');
+    let idleFd = -1;
+    await c.use(ps[1]!, async () => (idleFd = openSync(ps[1]!, 'r')), async () => 0);
     c.invalidate(ps[0]!);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(isOpen(heldFd)).toBe(true);
     expect(c.stats().closes).toBe(1); // only the idle one went
+    // Its close(2) has completed; one of the held fd, had it been issued with it, would be done by now too.
+    await until(() => !isOpen(idleFd), 10_000, 'the idle fd closed');
+    expect(isOpen(heldFd)).toBe(true);
     release();
     expect(await first).toBe('file 0');
     expect(c.stats().closes).toBe(2); // closed as soon as its read ended
+  });
+
+  it('a file opened while the cache is full of busy fds is read through its own fd, then closed', async () => {
+    const ps = files(2);
+    const c = cache(1);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let heldFd = -1;
+    const first = c.use(ps[0]!, async () => openSync(ps[0]!, 'r'), async (fd) => {
+      heldFd = fd;
+      await held;
+      return read(fd);
+    });
+    await until(() => heldFd !== -1, 10_000, 'the first read holding its fd');
+    let newFd = -1;
+    expect(await c.use(ps[1]!, async () => (newFd = openSync(ps[1]!, 'r')), async (fd) => read(fd))).toBe('file 1');
+    // Over the bound once its read ended: the idle one goes, the busy one stays.
+    await until(() => !isOpen(newFd), 10_000, 'the new fd closed after its read');
+    expect(c.stats()).toMatchObject({ open: 1, evictions: 1 });
+    release();
+    expect(await first).toBe('file 0');
   });
 
   it('closes fds idle for idleMs, and invalidate() makes the next use open again', async () => {
@@ -97,9 +121,7 @@ describe('FdCache', () => {
     c.invalidate(p!);
     await c.use(p!, async () => openSync(p!, 'r'), async () => 0);
     expect(c.stats().opens).toBe(2);
-    const deadline = Date.now() + 3_000;
-    while (c.stats().open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    expect(c.stats().open).toBe(0);
+    await until(() => c.stats().open === 0, 10_000, 'the idle fd swept');
   });
 
   it('a failed open is reported to every waiter and not cached', async () => {

@@ -39,14 +39,17 @@ describe('watch folder', () => {
   it('scans regular files and symlinks to them, and holds back files modified within settleMs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kfetch-watch-'));
     dirs.push(dir);
+    // Fixed times and a fixed "now": how long the scan itself takes on a loaded machine cannot move a file
+    // across the settle line (issue 10).
+    const now = Date.parse('2026-01-01T00:00:00Z');
     writeFileSync(join(dir, 'old.kascade'), '{}');
-    const past = new Date(Date.now() - 60_000);
-    utimesSync(join(dir, 'old.kascade'), past, past);
+    utimesSync(join(dir, 'old.kascade'), new Date(now - 60_000), new Date(now - 60_000));
     writeFileSync(join(dir, 'fresh.json'), '{');
+    utimesSync(join(dir, 'fresh.json'), new Date(now - 1_000), new Date(now - 1_000));
     mkdirSync(join(dir, 'dir.json'));
     writeFileSync(join(dir, 'notes.txt'), 'x');
     symlinkSync(join(dir, 'old.kascade'), join(dir, 'link.kascade'));
-    const { files, unsettled } = await scanFolder(dir, 5_000);
+    const { files, unsettled } = await scanFolder(dir, 5_000, now);
     expect([...files.keys()].sort()).toEqual([join(dir, 'link.kascade'), join(dir, 'old.kascade')]);
     expect(unsettled).toEqual([join(dir, 'fresh.json')]);
   });

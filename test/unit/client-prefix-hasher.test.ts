@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PrefixHasher } from '../../src/client/prefix-hasher.js';
-import { readAt } from '../../src/server/data-file.js';
+import { readAt } from '../../src/store/data-file.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 
 const BLOCK = 1000;

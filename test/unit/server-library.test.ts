@@ -5,9 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { Kascade } from '../../src/kascade/kascade.js';
 import { Bitfield } from '../../src/util/bitfield.js';
-import { isLoopbackHost as isLoopbackAddress } from '../../src/peer/address-policy.js';
+import { isLoopbackHost as isLoopbackAddress } from '../../src/util/address-policy.js';
 import { isLoopbackHost } from '../../src/server/host-policy.js';
 import { Library, VerifiedServedFile, decideRange, isComplete } from '../../src/server/library.js';
+import { DataChangedError } from '../../src/store/data-file.js';
 
 function kascade(filesize: number, sizes: number[], swarmId = 'ab'.repeat(32), filehash = swarmId): Kascade {
   const blockhashes = new Map<number, string[]>();
@@ -25,13 +26,16 @@ function kascade(filesize: number, sizes: number[], swarmId = 'ab'.repeat(32), f
   });
 }
 
+/** A byte source these tests never read from. */
+const NO_BYTES = { read: (): Promise<number> => Promise.reject(new Error('not read in these tests')) };
+
 /** 10 000 bytes at 4096 (3 blocks: 0-4095, 4096-8191, 8192-9999) and 8192 (2 blocks). */
 const K = kascade(10_000, [4096, 8192]);
 
 function served(held4096: number[]): VerifiedServedFile {
   const bf = new Bitfield(3);
   for (const i of held4096) bf.set(i);
-  return new VerifiedServedFile(K, -1, bf, 4096);
+  return new VerifiedServedFile(K, NO_BYTES, bf, 4096);
 }
 
 describe('decideRange', () => {
@@ -88,20 +92,38 @@ describe('VerifiedServedFile', () => {
   });
 
   it('refuses a block size that is not offered or a bitfield of the wrong length', () => {
-    expect(() => new VerifiedServedFile(K, -1, new Bitfield(3), 1024)).toThrow(RangeError);
-    expect(() => new VerifiedServedFile(K, -1, new Bitfield(2), 4096)).toThrow(RangeError);
+    expect(() => new VerifiedServedFile(K, NO_BYTES, new Bitfield(3), 1024)).toThrow(RangeError);
+    expect(() => new VerifiedServedFile(K, NO_BYTES, new Bitfield(2), 4096)).toThrow(RangeError);
+  });
+
+  it('once a read finds the data file changed: that read and every later one reject, nothing is held, progress 0, onChanged once (issue 10 point 1)', async () => {
+    const changes: DataChangedError[] = [];
+    let reads = 0;
+    const source = {
+      read: (): Promise<number> => (++reads === 1 ? Promise.resolve(4) : Promise.reject(new DataChangedError('/x', 'modified (rewritten in place)'))),
+    };
+    const verified = Bitfield.full(3);
+    const f = new VerifiedServedFile(K, source, verified, 4096, (e) => changes.push(e));
+    expect(await f.read(Buffer.alloc(4), 4, 0)).toBe(4);
+    expect(f.held(8192).count).toBe(2);
+    await expect(f.read(Buffer.alloc(4), 4, 0)).rejects.toBeInstanceOf(DataChangedError);
+    await expect(f.read(Buffer.alloc(4), 4, 0)).rejects.toBeInstanceOf(DataChangedError);
+    expect(changes.map((e) => e.reason)).toEqual(['modified (rewritten in place)']);
+    expect([f.held(4096).count, f.held(8192).count, f.progress, isComplete(f)]).toEqual([0, 0, 0, false]);
+    expect(decideRange(f, 0, 4095, 1 << 20)).toMatchObject({ ok: false, status: 400 });
+    expect(verified.count).toBe(3); // the owner's bitfield (a session's checkpoint state) is left alone
   });
 
   it('an empty file is complete', () => {
     const k = kascade(0, [4096]);
-    expect(isComplete(new VerifiedServedFile(k, -1, new Bitfield(0), 4096))).toBe(true);
+    expect(isComplete(new VerifiedServedFile(k, NO_BYTES, new Bitfield(0), 4096))).toBe(true);
   });
 });
 
 describe('Library', () => {
   it('finds a file by swarm id and by filehash, in either case, and forgets both on remove', () => {
     const k = kascade(10, [4096], 'cd'.repeat(20), 'ef'.repeat(32));
-    const f = new VerifiedServedFile(k, -1, Bitfield.full(1), 4096);
+    const f = new VerifiedServedFile(k, NO_BYTES, Bitfield.full(1), 4096);
     const lib = new Library();
     lib.add(f);
     expect(lib.get('cd'.repeat(20))).toBe(f);

@@ -2,6 +2,7 @@
 // and progress are read leniently (issue 9: the forms original 2015 peers send).
 import { describe, expect, it } from 'vitest';
 import { KfetchError } from '../../src/errors.js';
+import { LIMITS } from '../../src/limits.js';
 import { parseAnnounce } from '../../src/tracker/parse-announce.js';
 
 const ok = { port: '8000', progress: '0.5' };
@@ -52,6 +53,8 @@ const BAD: Array<[string, Record<string, string> | Array<[string, string]>, stri
   ['ip with zone', { ...ok, ip: 'fe80::1%eth0' }, 'ip'],
   ['blocks odd length', { ...ok, blocks: 'abc', blocksize: '4096' }, 'blocks'],
   ['blocks non-hex', { ...ok, blocks: 'zz', blocksize: '4096' }, 'blocks'],
+  // Issue 10 point 10: no file has more than LIMITS.maxBlocksPerSize blocks at one size, so no bitfield is longer.
+  ['blocks over 2^22 blocks', { ...ok, blocks: '00'.repeat(LIMITS.maxBlocksPerSize / 8 + 1), blocksize: '4096' }, 'blocks'],
   ['blocks without blocksize', { ...ok, blocks: 'ff' }, 'blocksize'],
   ['blocksize without blocks', { ...ok, blocksize: '4096' }, 'blocks'],
   ['blocksize zero', { ...ok, blocks: 'ff', blocksize: '0' }, 'blocksize'],
@@ -138,6 +141,17 @@ describe('parseAnnounce: good requests', () => {
 
   it('treats empty ip and event as absent and ignores unknown fields', () => {
     expect(parseAnnounce(fields({ ...ok, ip: '', event: '', peer_id: 'x', uploaded: '0' }))).toEqual({ port: 8000, progress: 0.5 });
+  });
+
+  it('accepts a bitfield of LIMITS.maxBlocksPerSize blocks, the longest a file can have (issue 10)', () => {
+    const hex = 'ff'.repeat(LIMITS.maxBlocksPerSize / 8);
+    expect(parseAnnounce(fields({ ...ok, blocks: hex, blocksize: '512' })).blocks?.hex.length).toBe(hex.length);
+  });
+
+  it('names the length and the bound when refusing an over-long bitfield (issue 10)', () => {
+    expect(() => parseAnnounce(fields({ ...ok, blocks: '00'.repeat(LIMITS.maxBlocksPerSize / 8 + 1), blocksize: '4096' }))).toThrow(
+      /524289 bytes.*524288/,
+    );
   });
 
   it('accepts an empty bitfield (empty file)', () => {

@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { KfetchError } from '../../errors.js';
+import { KfetchError, fromFsError } from '../../errors.js';
 import { createKascade } from '../../hashing/create-kascade.js';
 import { createHashPool } from '../../hashing/pool.js';
 import { serializeKascade } from '../../kascade/serialize.js';
@@ -206,9 +206,7 @@ async function writeAtomically(output: string, text: string, force: boolean, sig
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new KfetchError('KF_E_IO', 'cannot write the output: its directory does not exist', { file: output, cause: err });
     }
-    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
-      throw new KfetchError('KF_E_DISK_FULL', `cannot write the output: no space left (${code})`, { file: output, cause: err });
-    }
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') throw fromFsError(err, output, 'cannot write the output');
     throw new KfetchError('KF_E_IO', `cannot write the output: ${(err as Error).message}`, { file: output, cause: err });
   } finally {
     // After a link the temp name is a second name of the output; after a rename or a failure it is gone or junk.

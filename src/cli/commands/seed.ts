@@ -12,8 +12,8 @@ import type { Kascade } from '../../kascade/kascade.js';
 import { loadKascade } from '../../kascade/load.js';
 import { LIMITS } from '../../limits.js';
 import { startBlockServer, type BlockServer } from '../../server/block-server.js';
-import { openDataFile, type DataFile } from '../../server/data-file.js';
 import { Library, VerifiedServedFile } from '../../server/library.js';
+import { openDataFileToSeed, type DataChangedError, type DataFile } from '../../store/data-file.js';
 import { Announcer } from '../../tracker/announcer.js';
 import { Bitfield } from '../../util/bitfield.js';
 import { cidrArg, intArg, rateArg, secondsArg as secondsArgOf, secondsOrZeroArg } from '../arg-parsers.js';
@@ -65,6 +65,7 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
     .option('--max-upload <rate>', 'total upload rate, bytes/s with K/M/G suffixes (1024-based), shared fairly between clients; 0 = no limit', rateArg, 0)
     .option('--max-peers <n>', 'client addresses served at once; more get 503 + Retry-After', intArg(1, 100_000), LIMITS.serverMaxClients)
     .option('--max-downloads <n>', 'box: downloads running at once (the rest wait their turn)', intArg(1, 1000), LIMITS.boxMaxDownloads)
+    .option('--stall-timeout <s>', 'box: a download with no verified block for this long gives its slot up and waits its turn again (back-off 30 s doubling to 1 h); 0 = never', secondsOrZeroArg(86_400 * 30), LIMITS.boxStallTimeoutMs / 1000)
     .option('--max-open-files <n>', 'box: data files kept open at once (idle ones close after a minute)', intArg(1, 100_000), LIMITS.boxMaxOpenFiles)
     .option('--rescan-interval <s>', 'box: rescan the watch folder this often besides file-system events (SIGHUP rescans at once)', secondsArgOf(86_400), LIMITS.boxRescanMs / 1000)
     .option('--scrub-interval <s>', 'box: re-verify one complete file this often, least recently checked first, so bit rot is caught before peers ban us; 0 = never', secondsOrZeroArg(86_400 * 365), LIMITS.boxScrubMs / 1000)
@@ -119,7 +120,7 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
           field: 'filename',
         });
       }
-      const data = await openDataFile(join(flags.data, kascade.filename), { expectedSize: kascade.filesize });
+      const data = await openDataFileToSeed(join(flags.data, kascade.filename), kascade.filesize);
       opened.push({ kascade, data });
     }
     const seeded = await verifyAll(opened, flags, ctx, log);
@@ -180,7 +181,7 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
     const closing = server?.close();
     await Promise.all(announcers.map((a) => a.stop()));
     await closing;
-    await Promise.all(opened.map((s) => s.data.close().catch(() => undefined)));
+    for (const s of opened) s.data.close();
   }
 }
 
@@ -212,8 +213,12 @@ async function verifyAll(opened: Opened[], flags: SeedFlags, ctx: CommandContext
       const k = s.kascade;
       const blockSize = k.preferredBlockSize;
       const count = k.geometry(blockSize).count;
+      // A file found changed by a read (store/data-file.ts checks after every one) is not served any more: its
+      // bitfield empties, so its announces say so too. Only a restart verifies it again.
+      const onChanged = (err: DataChangedError): void =>
+        log.warn({ file: s.data.path, reason: err.reason }, 'data file changed while seeding: no longer served (restart kfetch seed to verify it again)');
       if (flags.trust) {
-        seeded.push({ ...s, file: new VerifiedServedFile(k, s.data.fd, Bitfield.full(count), blockSize) });
+        seeded.push({ ...s, file: new VerifiedServedFile(k, s.data, Bitfield.full(count), blockSize, onChanged) });
         continue;
       }
       pool ??= createHashPool(flags.threads === undefined ? {} : { threads: flags.threads });
@@ -234,7 +239,7 @@ async function verifyAll(opened: Opened[], flags: SeedFlags, ctx: CommandContext
       } finally {
         progress.stop();
       }
-      seeded.push({ ...s, file: new VerifiedServedFile(k, s.data.fd, held, blockSize) });
+      seeded.push({ ...s, file: new VerifiedServedFile(k, s.data, held, blockSize, onChanged) });
       const bad: number[] = [];
       for (let i = 0; i < count; i++) if (!held.has(i)) bad.push(i);
       if (bad.length > 0) {

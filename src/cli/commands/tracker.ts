@@ -12,6 +12,10 @@ import type { CommandContext } from '../context.js';
 const portArg = intArg(0, 65535);
 const secondsArg = secondsArgOf(86_400);
 const completeExpiryArg = secondsArgOf(LIMITS.trackerCompleteExpiryMaxMs / 1000);
+const MiB = 1024 * 1024;
+const mibArg = intArg(0, 1024 * 1024);
+/** A reply budget the tracker's own clients accept (issue 10 point 11): at most their LIMITS.trackerReplyMaxBytes. */
+const replyBytesArg = intArg(1024, LIMITS.trackerReplyMaxBytes);
 
 /** A repeatable `--feeder ip:port`; collects the canonical keys. */
 function feederArg(v: string, previous: string[] | undefined): string[] {
@@ -34,6 +38,9 @@ interface TrackerFlags {
   feeders: string;
   feeder?: string[];
   trustProxy?: string[];
+  replyBytes: number;
+  bitfieldMemory: number;
+  swarmBitfieldMemory: number;
 }
 
 export function registerTracker(program: Command, ctx: CommandContext): void {
@@ -81,12 +88,27 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         'is ignored unless it is the caller\'s own address',
       cidrArg,
     )
+    .option(
+      '--reply-bytes <n>',
+      `bytes of one reply at most: bitfields are left out first, then peers (${LIMITS.trackerReplyMaxBytes} at most, ` +
+        'what kfetch clients read)',
+      replyBytesArg,
+      LIMITS.trackerReplyBudgetBytes,
+    )
+    .option(
+      '--bitfield-memory <MiB>',
+      'memory for the peers\' bitfields over all swarms; past it new peers are listed without theirs',
+      mibArg,
+      LIMITS.trackerMaxBitfieldBytes / MiB,
+    )
+    .option('--swarm-bitfield-memory <MiB>', 'the same, per swarm', mibArg, LIMITS.trackerMaxBitfieldBytesPerSwarm / MiB)
     .addHelpText(
       'after',
       '\nReplies list at most ' +
         `${LIMITS.trackerReplyPeers} random other peers of the swarm as JSON. event=stopped removes the caller.\n` +
         'Fields (port, progress, ...) come in a urlencoded or multipart body and/or the query string.\n' +
         'A repeat of the same state sooner than --min-interval is refused; a change of progress or event is always heard.\n' +
+        'A swarm\'s first bitfield fixes its file size bound: a longer bitfield (at any blocksize) is refused (400, blocks).\n' +
         'Clients whose User-Agent starts with "kfetch/" get errors as JSON objects with their HTTP status; any other\n' +
         'client (the original 2015 peers) always gets 200 and a JSON array (the peers, or []), the reason in\n' +
         'X-Kascade-Error.\n' +
@@ -102,6 +124,9 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         log,
         intervalMs,
         feeders,
+        replyMaxBytes: flags.replyBytes,
+        maxBitfieldBytes: flags.bitfieldMemory * MiB,
+        maxBitfieldBytesPerSwarm: flags.swarmBitfieldMemory * MiB,
         ...(flags.trustProxy === undefined ? {} : { trustProxy: flags.trustProxy }),
         ...(flags.minInterval === undefined ? {} : { minIntervalMs: Math.round(flags.minInterval * 1000) }),
         ...(flags.expiry === undefined ? {} : { expiryMs: Math.round(flags.expiry * 1000) }),

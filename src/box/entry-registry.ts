@@ -1,0 +1,116 @@
+// The seeding box's entries and the indexes over them: by kascade path, and who holds each swarm, filehash, data
+// file and state row. One owner for the maps, so an entry is never left in one index and gone from another.
+// Used by seed-box.ts; read by box-status.ts and box-metrics.ts.
+
+import type { Kascade } from '../kascade/kascade.js';
+import type { Announcer } from '../tracker/announcer.js';
+import type { EntryState } from './entry-state.js';
+import type { StallWatch } from './stall-watch.js';
+import type { SeenFile } from './watch-folder.js';
+
+/** One kascade file in the watched folder and what the box does with it. */
+export interface BoxEntry {
+  readonly path: string;
+  readonly seen: SeenFile;
+  state: EntryState;
+  /**
+   * All work on this entry (reading it, verifying, waiting for a slot, downloading) runs under this signal; it
+   * aborts when the file leaves the folder or the box stops.
+   */
+  readonly work: AbortController;
+  /** Why it is rejected, failed or stalled (code: message). */
+  error?: string | undefined;
+  /** Rejected in favour of this kascade file: looked at again when that one goes. */
+  dupOf?: string;
+  kascade?: Kascade;
+  dataPath?: string;
+  rowId?: number;
+  /** Bytes fetched from peers for this kascade (state + this run). */
+  bytesFetched: number;
+  /** bytesFetched recorded in the state when the current download started. */
+  fetchedBase: number;
+  failures: number;
+  /** Stalled download attempts in a row (a stall after progress counts as the first again). */
+  stalls: number;
+  /** When a failed or stalled entry is tried again (ms since epoch). */
+  nextTryAt?: number | undefined;
+  /** When a scrub last re-verified this file (ms since epoch; undefined: not since the box started). */
+  scrubbedAt?: number;
+  stallWatch?: StallWatch | undefined;
+  announcer?: Announcer | undefined;
+  retry?: NodeJS.Timeout | undefined;
+}
+
+export function newEntry(path: string, seen: SeenFile): BoxEntry {
+  return { path, seen, state: 'loading', work: new AbortController(), bytesFetched: 0, fetchedBase: 0, failures: 0, stalls: 0 };
+}
+
+/** What an accepted entry holds that another may also want. */
+export type Holding = 'swarm' | 'filehash' | 'data file';
+
+export class EntryRegistry {
+  private readonly byPath = new Map<string, BoxEntry>();
+  private readonly bySwarm = new Map<string, BoxEntry>();
+  private readonly byFilehash = new Map<string, BoxEntry>();
+  private readonly byDataPath = new Map<string, BoxEntry>();
+  private readonly byRow = new Map<number, BoxEntry>();
+
+  get size(): number {
+    return this.byPath.size;
+  }
+
+  values(): IterableIterator<BoxEntry> {
+    return this.byPath.values();
+  }
+
+  get(path: string): BoxEntry | undefined {
+    return this.byPath.get(path);
+  }
+
+  add(entry: BoxEntry): void {
+    this.byPath.set(entry.path, entry);
+  }
+
+  /** The accepted entry that already holds `k`'s swarm, filehash or `dataPath`, and which. */
+  holder(k: Kascade, dataPath: string): { entry: BoxEntry; what: Holding } | undefined {
+    const same = this.bySwarm.get(k.swarmId) ?? this.byFilehash.get(k.filehash);
+    if (same !== undefined) return { entry: same, what: same.kascade?.filehash === k.filehash ? 'filehash' : 'swarm' };
+    const byData = this.byDataPath.get(dataPath);
+    return byData === undefined ? undefined : { entry: byData, what: 'data file' };
+  }
+
+  /** `entry` now holds its kascade's swarm and filehash and its data file. */
+  claim(entry: BoxEntry, k: Kascade, dataPath: string): void {
+    entry.kascade = k;
+    entry.dataPath = dataPath;
+    this.bySwarm.set(k.swarmId, entry);
+    this.byFilehash.set(k.filehash, entry);
+    this.byDataPath.set(dataPath, entry);
+  }
+
+  setRow(entry: BoxEntry, rowId: number): void {
+    entry.rowId = rowId;
+    this.byRow.set(rowId, entry);
+  }
+
+  ofRow(rowId: number): BoxEntry | undefined {
+    return this.byRow.get(rowId);
+  }
+
+  /** Forget `entry` everywhere it is the holder. */
+  delete(entry: BoxEntry): void {
+    if (this.byPath.get(entry.path) === entry) this.byPath.delete(entry.path);
+    const k = entry.kascade;
+    if (k !== undefined) {
+      if (this.bySwarm.get(k.swarmId) === entry) this.bySwarm.delete(k.swarmId);
+      if (this.byFilehash.get(k.filehash) === entry) this.byFilehash.delete(k.filehash);
+    }
+    if (entry.dataPath !== undefined && this.byDataPath.get(entry.dataPath) === entry) this.byDataPath.delete(entry.dataPath);
+    if (entry.rowId !== undefined && this.byRow.get(entry.rowId) === entry) this.byRow.delete(entry.rowId);
+  }
+
+  /** Entries rejected in favour of the kascade at `path`. */
+  waitingFor(path: string): BoxEntry[] {
+    return [...this.byPath.values()].filter((e) => e.dupOf === path);
+  }
+}

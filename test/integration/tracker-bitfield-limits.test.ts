@@ -1,0 +1,88 @@
+// Issue 10 point 10 over real HTTP: the tracker refuses a bitfield longer than its swarm's geometry, keeps the
+// bitfield bytes of 120 maximal announces from one address within its caps (its own byte account), and a 22-byte
+// announce cannot draw a reply over the reply budget however long the swarm's bitfields are.
+import { describe, expect, it } from 'vitest';
+import { LIMITS } from '../../src/limits.js';
+import { startTracker } from '../../src/tracker/tracker-server.js';
+import { VERSION } from '../../src/version.js';
+import { testScope } from '../helpers/test-scope.js';
+
+const scope = testScope();
+const H = 'cd'.repeat(32);
+const KF = { 'user-agent': `kfetch/${VERSION}` };
+/** The longest bitfield an announce may carry: LIMITS.maxBlocksPerSize blocks (at 512-byte blocks, a 2 GiB file). */
+const LONGEST = 'ff'.repeat(LIMITS.maxBlocksPerSize / 8);
+
+function post(url: string, body: string, headers: Record<string, string> = KF): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+    body,
+    signal: AbortSignal.timeout(20_000),
+  });
+}
+const form = (o: Record<string, string>): string => new URLSearchParams(o).toString();
+
+describe('tracker: bitfield bounds (issue 10)', () => {
+  it('refuses a bitfield longer than the swarm\'s at that block size with 400 naming blocks (an array for originals)', async () => {
+    const t = scope.keep(await startTracker({ minIntervalMs: 0 }));
+    const url = `${t.url}/peers/${H}.json`;
+    expect((await post(url, form({ port: '7001', progress: '1', blocks: 'ffe0', blocksize: '4096' }))).status).toBe(200);
+    const r = await post(url, form({ port: '7002', progress: '1', blocks: 'ff'.repeat(300 * 1024), blocksize: '4096' }));
+    expect(r.status).toBe(400);
+    const body = (await r.json()) as { error: string; field: string };
+    expect(body.field).toBe('blocks');
+    expect(body.error).toMatch(/307200 bytes.*blocksize 4096.*at most 2 bytes/);
+    // An original client (no User-Agent) gets the swarm as an array, its reason in a header.
+    const o = await post(url, form({ port: '7003', progress: '0', blocks: 'ffffff', blocksize: '4096' }), {});
+    expect(o.status).toBe(200);
+    expect(o.headers.get('x-kascade-error')).toMatch(/at most 2 bytes/);
+    expect(((await o.json()) as Array<{ port: number }>).map((p) => p.port)).toEqual([7001]);
+    expect(t.stats()).toEqual({ swarms: 1, peers: 1, bitfieldBytes: 4 });
+  });
+
+  it('120 announces of maximal bitfields from one address keep the bitfield account within the caps', async () => {
+    const perSwarm = 8 * 1024 * 1024;
+    const total = 12 * 1024 * 1024;
+    const t = scope.keep(await startTracker({ minIntervalMs: 0, maxBitfieldBytesPerSwarm: perSwarm, maxBitfieldBytes: total }));
+    for (let i = 0; i < 120; i++) {
+      const swarm = i % 2 === 0 ? H : 'ef'.repeat(32);
+      const r = await post(`${t.url}/peers/${swarm}.json`, form({ port: String(2000 + i), progress: '0.5', blocks: LONGEST, blocksize: '512' }));
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    }
+    const s = t.stats();
+    expect(s.peers).toBe(120);
+    expect(s.bitfieldBytes).toBeLessThanOrEqual(total);
+    // An honest newcomer is still heard and listed (its bitfield too, once the attacker's expire or stop).
+    const r = await post(`${t.url}/peers/${H}.json`, form({ port: '9000', progress: '0', blocks: '00', blocksize: '4096' }));
+    expect(r.status).toBe(200);
+    expect(Buffer.byteLength(await r.text())).toBeLessThanOrEqual(LIMITS.trackerReplyBudgetBytes);
+  });
+
+  it('a 22-byte announce draws no reply over the budget, from a swarm of maximal bitfields', async () => {
+    const t = scope.keep(await startTracker({ minIntervalMs: 0 }));
+    const url = `${t.url}/peers/${H}.json`;
+    for (let i = 0; i < 6; i++) {
+      const r = await post(url, form({ port: String(3000 + i), progress: '0.5', blocks: LONGEST, blocksize: '512' }));
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    }
+    const small = 'port=0&progress=0&x=yy';
+    expect(small).toHaveLength(22);
+    for (const headers of [KF, {}]) {
+      const r = await post(url, small, headers);
+      expect(r.status).toBe(200);
+      const text = await r.text();
+      expect(Buffer.byteLength(text)).toBeLessThanOrEqual(LIMITS.trackerReplyBudgetBytes);
+      expect((JSON.parse(text) as unknown[]).length).toBe(6); // every peer, fewer bitfields
+    }
+    // The refusal arrays original clients get are budgeted too (a repeat too soon).
+    const t2 = scope.keep(await startTracker({ minIntervalMs: 60_000 }));
+    const url2 = `${t2.url}/peers/${H}.json`;
+    for (let i = 0; i < 3; i++) await (await post(url2, form({ port: String(3000 + i), progress: '0.5', blocks: LONGEST, blocksize: '512' }), {})).arrayBuffer();
+    const again = await post(url2, form({ port: '3000', progress: '0.5', blocks: LONGEST, blocksize: '512' }), {});
+    expect(again.headers.get('x-kascade-error')).toMatch(/too soon/);
+    expect(Buffer.byteLength(await again.text())).toBeLessThanOrEqual(LIMITS.trackerReplyBudgetBytes);
+  });
+});
