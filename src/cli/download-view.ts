@@ -42,6 +42,7 @@ function lineView(out: NodeJS.WritableStream): DownloadView {
   return {
     emit(e) {
       if (e.event === 'start') out.write(`downloading ${e.name} (${fmtMiB(e.size)} MiB, ${e.blocks} blocks, ${e.have} already here) to ${e.path}\n`);
+      else if (e.event === 'verify' && e.phase === 'blocks' && e.done === 0) out.write(verifyLine(e));
       else if (e.event === 'done') out.write(doneLine(e));
       else if (e.event === 'peer' && e.action === 'banned') out.write(`peer ${e.peer} banned: ${e.reason ?? ''}\n`);
     },
@@ -73,6 +74,8 @@ function barView(tty: NodeJS.WriteStream): DownloadView {
         const b = bars.get(e.id);
         b?.bar.update(b.size, { name: b.name, mib: fmtMiB(b.size), totalMib: fmtMiB(b.size) });
         multi.log(doneLine(e));
+      } else if (e.event === 'verify' && e.phase === 'blocks' && e.done === 0) {
+        multi.log(verifyLine(e));
       } else if (e.event === 'peer' && e.action === 'banned') {
         multi.log(`peer ${e.peer} banned: ${e.reason ?? ''}\n`);
       }
@@ -81,6 +84,11 @@ function barView(tty: NodeJS.WriteStream): DownloadView {
       multi.stop();
     },
   };
+}
+
+/** Said once when the blocks already on disk are hashed (adopting a file, or one changed since its checkpoint). */
+function verifyLine(e: Extract<DownloadEvent, { event: 'verify' }>): string {
+  return `verifying the ${fmtMiB(e.total)} MiB already on disk for download ${e.id}\n`;
 }
 
 function doneLine(e: Extract<DownloadEvent, { event: 'done' }>): string {

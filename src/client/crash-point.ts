@@ -7,6 +7,7 @@ const hits = new Map<string, number>();
 
 export type CrashPointName =
   | 'between-record-and-create'
+  | 'during-adopt'
   | 'before-write'
   | 'mid-write'
   | 'after-write-before-fsync'

@@ -1,12 +1,12 @@
-// One download: wires the availability map, the picker, peer stats, the block client, the worker pool, the
-// checkpointer, the tracker announcer and the served file together, and runs until the file is complete and its
-// SHA-256 checked. The decisions live in the modules it wires; this file only moves events between them.
+// One download: wires the block table, the availability map, the scheduler, peer stats and trust, the block
+// client, the worker pool, the checkpointer, the tracker announcer, the served file and the final check together,
+// and runs until the file is complete and its SHA-256 checked. The decisions live in the modules it wires; this
+// file only moves events between them.
 
 import type PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { KfetchError, fromFsError, isKfetchError } from '../errors.js';
 import type { HashPool } from '../hashing/pool.js';
-import { verifyFile } from '../hashing/verify-file.js';
 import type { Kascade } from '../kascade/kascade.js';
 import type { BlockClient } from '../peer/block-client.js';
 import { isLoopbackHost } from '../util/address-policy.js';
@@ -18,19 +18,19 @@ import { Announcer } from '../tracker/announcer.js';
 import { Bitfield } from '../util/bitfield.js';
 import { Availability } from './availability.js';
 import type { BlockSlab, Slot } from './block-slab.js';
+import { BlockTable, type BlockRequest } from './block-table.js';
 import { Checkpointer, dataFileFacts } from './checkpointer.js';
 import { crashArmed, crashPoint } from './crash-point.js';
 import type { EventSink } from './events.js';
 import type { EngineLimits } from './engine-limits.js';
+import { finalCheck } from './final-check.js';
 import { PeerStats } from './peer-stats.js';
-import { pickBlock } from './picker.js';
 import { PrefixHasher } from './prefix-hasher.js';
-import { RarityBuckets } from './rarity-buckets.js';
+import { schedule } from './scheduler.js';
+import { banForBadBlock, judgeFailure } from './trust.js';
 
 /** Consecutive worker failures that end a session (one is retried: piscina replaces a crashed thread). */
 const MAX_WORKER_FAILURES = 3;
-/** "Not here" answers from a peer only assumed to hold everything, with no block served, before it counts as empty. */
-const NOT_HERE_LIMIT = 16;
 
 export interface SessionDeps {
   db: StateDb;
@@ -72,14 +72,10 @@ export class DownloadSession {
   private readonly n: number;
   private readonly availability: Availability;
   private readonly peers = new Map<string, PeerStats>();
-  private readonly written: Bitfield;
-  /** Needed blocks not in flight, by rarity. */
-  private readonly waiting: RarityBuckets;
-  private readonly writing = new Set<number>();
-  private readonly inFlight = new Map<number, Set<string>>();
-  private readonly controllers = new Map<number, Set<AbortController>>();
-  /** Whether a request's controller belongs to a single-block request (the endgame aborts only those). */
-  private readonly single = new Map<AbortController, boolean>();
+  /** Every block's phase and the requests out for it. */
+  private readonly table: BlockTable;
+  /** The requests that started (fetch, then verify and write) and have not settled: `drain` awaits them. */
+  private readonly tasks = new Set<Promise<void>>();
   private readonly served: VerifiedServedFile;
   private readonly checkpointer: Checkpointer;
   /** The whole-file SHA-256 over the verified prefix, kept up to date while downloading (finalCheck uses it). */
@@ -101,10 +97,8 @@ export class DownloadSession {
     this.blockSize = init.row.blockSize;
     this.n = init.row.blockCount;
     this.random = deps.random ?? Math.random;
-    this.availability = new Availability(this.n, (i, count) => this.waiting.update(i, count));
-    this.written = new Bitfield(this.n, init.durable.toBytes());
-    this.waiting = new RarityBuckets(this.n);
-    for (let i = 0; i < this.n; i++) if (!this.written.has(i)) this.waiting.add(i, 0);
+    this.table = new BlockTable(init.durable);
+    this.availability = new Availability(this.n, (i, count) => this.table.waiting.update(i, count));
     this.served = new VerifiedServedFile(this.k, init.dataFile, init.durable, this.blockSize);
     this.checkpointer = new Checkpointer({
       db: deps.db,
@@ -124,7 +118,7 @@ export class DownloadSession {
     this.prefix = new PrefixHasher({
       size: init.row.filesize,
       blockSize: this.blockSize,
-      isVerified: (i) => this.written.has(i),
+      isVerified: (i) => this.table.isWritten(i),
       read: (buf, length, position) => init.dataFile.read(buf, length, position),
     });
   }
@@ -155,7 +149,7 @@ export class DownloadSession {
     try {
       let hashSeconds = 0;
       for (let round = 0; ; round++) {
-        while (!signal.aborted && this.fatal === undefined && this.written.count < this.n) {
+        while (!signal.aborted && this.fatal === undefined && !this.table.complete) {
           this.schedule(signal);
           await new Promise<void>((res) => (this.wake = res));
           this.wake = undefined;
@@ -166,13 +160,13 @@ export class DownloadSession {
         // Let in-flight writes finish (their results are discarded if not checkpointed), then checkpoint.
         await this.drain();
         await this.checkpointer.flush();
-        if (signal.aborted || this.written.count < this.n) {
+        if (signal.aborted || !this.table.complete) {
           await this.checkpointer.stop();
           this.d.db.setStatus(row.id, 'stopped');
           return { outcome: 'stopped' };
         }
         const h0 = performance.now();
-        const ok = await this.finalCheck(signal, round);
+        const ok = await this.finalCheck(round, signal);
         hashSeconds += (performance.now() - h0) / 1000;
         if (ok) break;
         this.stopping = false; // blocks that failed re-verification are missing again: fetch them
@@ -295,169 +289,113 @@ export class DownloadSession {
       .catch((err: unknown) => this.fail(err));
   }
 
-  /** Hand out requests: each usable peer, fastest first, gets requests up to its slots while the queue has room. */
+  /** Hand out every request there is room for (scheduler.ts decides, `request` sends). */
   private schedule(signal: AbortSignal): void {
     if (this.stopping || signal.aborted) return;
-    const now = performance.now();
     const q = this.d.queue;
     const slab = this.d.slab;
-    const room = (): boolean => q.size === 0 && q.pending < q.concurrency && slab.canAcquire(this.blockSize);
-    const order = [...this.peers.values()]
-      .filter((p) => p.usable(now) && this.availability.held(p.addr) !== undefined)
-      .sort((a, b) => b.bytesPerSecond - a.bytesPerSecond);
-    let best: number | undefined;
-    for (const p of this.peers.values()) if (p.bytesPerMs !== undefined && (best === undefined || p.bytesPerMs > best)) best = p.bytesPerMs;
-    let progress = true;
-    while (progress && room()) {
-      progress = false;
-      for (const p of order) {
-        if (!room()) break;
-        // Slots from the bytes this peer's requests carry: one block from a single-block peer, else what its
-        // requests have been (a run of up to a slot).
-        const bytes = p.multiBlock === false ? this.blockSize : (p.requestBytes ?? slab.slotBytes);
-        if (p.inFlight >= p.slots(bytes, now)) continue;
-        const i = this.pick(p.addr);
-        if (i === undefined) continue;
-        const run = this.runFrom(i, p);
-        if (!slab.canAcquire(this.bufferBytes(run, p))) continue;
-        this.request(run, p, best);
-        progress = true;
-      }
-    }
-  }
-
-  /**
-   * Buffer space a request for `run` takes: a whole slot, except a block from a peer that takes only single blocks,
-   * which gets a piece of a slot its own size. (Pieces for the odd single block asked of a multi-block peer cost
-   * whole slots for its next runs: measured ~10% more CPU per GiB from 4 HTTP mirrors.)
-   */
-  private bufferBytes(run: number[], peer: PeerStats): number {
-    return run.length === 1 && peer.multiBlock === false ? this.blockSize : this.d.slab.slotBytes;
-  }
-
-  private pick(peer: string): number | undefined {
-    return pickBlock(
-      peer,
+    schedule(
       {
+        peers: this.peers.values(),
+        table: this.table,
         availability: this.availability,
-        waiting: this.waiting,
-        inFlight: this.inFlight,
-        remaining: this.n - this.written.count - this.writing.size,
-        isNeeded: (i) => !this.written.has(i) && !this.writing.has(i),
-        countsAsCopy: (p) => (this.peers.get(p)?.blocksOk ?? 0) > 0,
+        blockSize: this.blockSize,
+        slotBytes: slab.slotBytes,
+        now: performance.now(),
+        room: () => q.size === 0 && q.pending < q.concurrency && slab.canAcquire(this.blockSize),
+        canBuffer: (bytes) => slab.canAcquire(bytes),
+        picker: { endgameBlocks: this.d.limits.endgameBlocks, endgameCopies: this.d.limits.endgameCopies, random: this.random, lowFirst: true },
+        countsAsCopy: this.countsAsCopy,
       },
-      { endgameBlocks: this.d.limits.endgameBlocks, endgameCopies: this.d.limits.endgameCopies, random: this.random, lowFirst: true },
+      this.issue,
     );
   }
 
-  /**
-   * The blocks to ask `peer` for, starting at the picked block `i`: with a peer that takes multi-block ranges
-   * (kfetch seeders, plain HTTP servers), the waiting blocks after `i` that it holds, up to one slot's worth —
-   * one request and one worker task instead of several. Duplicates in the endgame stay single blocks.
-   */
-  private runFrom(i: number, peer: PeerStats): number[] {
-    const run = [i];
-    if (peer.multiBlock === false || !this.waiting.has(i)) return run;
-    const held = this.availability.held(peer.addr)!;
-    const max = Math.max(1, Math.floor(this.d.slab.slotBytes / this.blockSize));
-    for (let j = i + 1; j < this.n && run.length < max && this.waiting.has(j) && held.has(j); j++) run.push(j);
-    return run;
-  }
+  private readonly countsAsCopy = (p: string): boolean => (this.peers.get(p)?.blocksOk ?? 0) > 0;
+  private readonly issue = (run: number[], peer: PeerStats, bufferBytes: number, swarmBytesPerMs: number | undefined): void =>
+    this.request(run, peer, bufferBytes, swarmBytesPerMs);
 
-  /** Ask `peer` for `run`; `swarmBytesPerMs` (the best rate seen) sets the deadline of an unmeasured peer. */
-  private request(run: number[], peer: PeerStats, swarmBytesPerMs: number | undefined): void {
+  /** Ask `peer` for `run` into `bufferBytes` of the slab; `swarmBytesPerMs` (the best rate seen) sets the deadline of an unmeasured peer. */
+  private request(run: number[], peer: PeerStats, bufferBytes: number, swarmBytesPerMs: number | undefined): void {
     const g = this.k.geometry(this.blockSize);
     const first = g.range(run[0]!).first;
     const last = g.range(run[run.length - 1]!).last;
     const len = last - first + 1;
-    const ctrl = new AbortController();
-    this.single.set(ctrl, run.length === 1);
-    for (const i of run) {
-      let flying = this.inFlight.get(i);
-      if (flying === undefined) this.inFlight.set(i, (flying = new Set()));
-      flying.add(peer.addr);
-      this.waiting.remove(i);
-      let ctrls = this.controllers.get(i);
-      if (ctrls === undefined) this.controllers.set(i, (ctrls = new Set()));
-      ctrls.add(ctrl);
-    }
+    // One controller per request: its deadline, a session stop (abortAll) and another copy arriving abort it.
+    const req: BlockRequest = { peer: peer.addr, ctrl: new AbortController(), run };
+    const { signal } = req.ctrl;
+    this.table.requested(req);
     peer.inFlight++;
-    const slot = this.d.slab.acquire(this.bufferBytes(run, peer))!;
+    const slot = this.d.slab.acquire(bufferBytes)!;
     const deadline = Math.ceil(peer.deadlineMs(len, swarmBytesPerMs));
+    const work = async (): Promise<void> => {
+      if (signal.aborted) return; // stopped or beaten by another copy while queued: nothing to fetch
+      const timer = setTimeout(() => req.ctrl.abort(new DOMException('deadline', 'TimeoutError')), deadline);
+      const t = performance.now();
+      try {
+        await this.d.client.fetchRange(peer.addr, this.k.swarmId, first, last, slot.view, signal);
+      } finally {
+        clearTimeout(timer);
+      }
+      this.received += len;
+      this.lastProgressAt = performance.now();
+      const done = performance.now();
+      peer.success(len, done - t, done);
+      await this.store(req, slot, peer);
+    };
     this.d.queue
-      .add(async () => {
-        // One controller per request: the deadline and a session stop abort it (abortAll), another copy too.
-        const timer = setTimeout(() => ctrl.abort(new DOMException('deadline', 'TimeoutError')), deadline);
-        const t = performance.now();
-        try {
-          await this.d.client.fetchRange(peer.addr, this.k.swarmId, first, last, slot.view, ctrl.signal);
-        } finally {
-          clearTimeout(timer);
-        }
-        this.received += len;
-        this.lastProgressAt = performance.now();
-        const done = performance.now();
-        peer.success(len, done - t, done);
-        await this.store(run, slot, peer, ctrl);
-      })
-      .catch((err: unknown) => this.requestFailed(run, peer, err, ctrl))
+      .add(() => this.running(work()))
+      .catch((err: unknown) => this.requestFailed(req, peer, err))
       .finally(() => {
-        for (const i of run) {
-          const flying = this.inFlight.get(i);
-          flying?.delete(peer.addr);
-          if (flying === undefined || flying.size === 0) {
-            this.inFlight.delete(i);
-            // Not written after all (failed, bad, aborted): it waits for another peer.
-            if (!this.written.has(i) && !this.writing.has(i)) this.waiting.add(i, this.availability.count(i));
-          }
-          const ctrls = this.controllers.get(i);
-          ctrls?.delete(ctrl);
-          if (ctrls !== undefined && ctrls.size === 0) this.controllers.delete(i);
-        }
-        this.single.delete(ctrl);
+        this.table.settled(req, this.holders);
         peer.inFlight--;
         this.d.slab.release(slot);
         this.wake?.();
       });
   }
 
+  /** Track a request that started (its slot and maybe a worker write are in use) until it settles; `drain` awaits these. */
+  private running(work: Promise<void>): Promise<void> {
+    const tracked = work.finally(() => this.tasks.delete(tracked));
+    this.tasks.add(tracked);
+    return tracked;
+  }
+
+  private readonly holders = (i: number): number => this.availability.count(i);
+
   /**
-   * Verify and write fetched blocks in a worker. The first verified copy of a block wins: other single-block
-   * requests for it are aborted (a multi-block request elsewhere is left to finish; its copy is skipped).
+   * Verify and write fetched blocks in a worker: those of the slot nobody has written or is writing (block-table
+   * claims them; the first verified copy wins), in groups of consecutive blocks, one worker task each.
    */
-  private async store(run: number[], slot: Slot, peer: PeerStats, own: AbortController): Promise<void> {
+  private async store(req: BlockRequest, slot: Slot, peer: PeerStats): Promise<void> {
     if (this.stopping) return;
     const g = this.k.geometry(this.blockSize);
-    // Only blocks nobody has written or is writing; the rest of the slot is skipped.
     const mine: { i: number; at: number }[] = [];
     let at = slot.byteOffset;
-    for (const i of run) {
-      if (!this.written.has(i) && !this.writing.has(i)) mine.push({ i, at });
+    for (const i of req.run) {
+      if (this.table.claim(i, req)) mine.push({ i, at });
       at += g.size(i);
     }
     if (mine.length === 0) return;
-    for (const { i } of mine) {
-      this.writing.add(i);
-      for (const c of this.controllers.get(i) ?? []) if (c !== own && this.single.get(c) === true) c.abort(new Error('another copy arrived'));
-    }
     try {
       crashPoint('before-write');
       // Consecutive pieces of the slot go to the worker as separate tasks when a skipped block splits them.
-      const groups: { i: number; at: number }[][] = [];
-      for (const m of mine) {
-        const prev = groups[groups.length - 1];
-        const tail = prev?.[prev.length - 1];
-        if (prev !== undefined && tail !== undefined && tail.i === m.i - 1) prev.push(m);
-        else groups.push([m]);
+      for (let a = 0; a < mine.length; ) {
+        let b = a + 1;
+        while (b < mine.length && mine[b]!.i === mine[b - 1]!.i + 1) b++;
+        await this.verifyAndWrite(mine, a, b, slot, peer);
+        a = b;
       }
-      for (const grp of groups) await this.verifyAndWrite(grp, slot, peer);
     } finally {
-      for (const { i } of mine) this.writing.delete(i);
+      // Blocks claimed but not written (bad, a crashed worker, a write error) are needed again (no-op for the rest).
+      for (const { i } of mine) this.table.writeDone(i, false);
     }
   }
 
-  private async verifyAndWrite(grp: { i: number; at: number }[], slot: Slot, peer: PeerStats): Promise<void> {
+  /** Verify and write `mine[a..b)` (consecutive blocks) from the slot in one worker task. */
+  private async verifyAndWrite(mine: { i: number; at: number }[], a: number, b: number, slot: Slot, peer: PeerStats): Promise<void> {
     const g = this.k.geometry(this.blockSize);
+    const grp = mine.slice(a, b);
     let r: Awaited<ReturnType<HashPool['verifyWrite']>>;
     try {
       r = await this.d.workers.verifyWrite({
@@ -483,7 +421,7 @@ export class DownloadSession {
     r.blocks.forEach((o, k) => {
       const i = grp[k]!.i;
       if (o.status === 'written') {
-        this.written.set(i);
+        this.table.writeDone(i, true);
         this.checkpointer.written(i, peer.addr);
       } else if (o.status === 'bad') {
         this.banForHash(peer, i, o.actualMd5);
@@ -497,9 +435,7 @@ export class DownloadSession {
 
   private banForHash(peer: PeerStats, i: number, actual: string): void {
     const reason = `block ${i} failed its MD5 check`;
-    const first = peer.banned === undefined;
-    peer.ban(reason);
-    this.availability.removePeer(peer.addr);
+    const first = banForBadBlock(peer, reason, this.availability);
     try {
       this.d.db.recordBadBlock(this.id, { idx: i, peer: peer.addr, expected: this.k.blockHash(this.blockSize, i), actual });
       if (first) this.d.db.banPeer(this.id, peer.addr, reason);
@@ -511,49 +447,29 @@ export class DownloadSession {
     this.d.emit({ event: 'peer', id: this.id, peer: peer.addr, action: 'banned', reason, code: 'KF_E_PEER_HASH_MISMATCH' });
   }
 
-  private requestFailed(run: number[], peer: PeerStats, err: unknown, ctrl: AbortController): void {
-    const i = run[0]!;
-    const reason: unknown = ctrl.signal.reason;
+  private requestFailed(req: BlockRequest, peer: PeerStats, err: unknown): void {
+    const i = req.run[0]!;
+    const reason: unknown = req.ctrl.signal.reason;
     const deadline = reason instanceof DOMException && reason.name === 'TimeoutError';
-    // We cancelled it (another copy won, or we are stopping): not the peer's fault. A missed deadline is.
-    if (this.stopping || (ctrl.signal.aborted && !deadline)) return;
-    if (!isKfetchError(err)) {
+    const v = judgeFailure({
+      err,
+      peer,
+      runLength: req.run.length,
+      block: i,
+      // We cancelled it (another copy won, or we are stopping): not the peer's fault. A missed deadline is.
+      cancelled: this.stopping || (req.ctrl.signal.aborted && !deadline),
+      availability: this.availability,
+      now: performance.now(),
+      random: this.random,
+    });
+    if (v.kind === 'ours') return;
+    if (v.kind === 'fatal') {
       this.fail(err);
       return;
     }
-    if (err.code === 'KF_E_DISK_FULL' || err.code === 'KF_E_IO' || err.code === 'KF_E_WORKER' || err.code.startsWith('KF_E_STATE')) {
-      this.fail(err);
-      return;
-    }
-    // A 206 whose own head announces fewer bytes than asked: the peer (a plain HTTP server with a shorter file, say)
-    // holds only part of the range. Like a 404/416 it is an answer about what it has, not a broken connection.
-    const partial = err.code === 'KF_E_PEER_SHORT' && typeof err.detail?.announcedBytes === 'number';
-    if ((err.code === 'KF_E_PEER_LIED' || partial) && run.length > 1) {
-      // An original peer (a headerless 404 for anything but one block; a strict one 416) or a partial one: single
-      // blocks from now on.
-      peer.multiBlock = false;
-    } else if (err.code === 'KF_E_PEER_LIED' || partial) {
-      // Not there after all. A strike only if it (or the tracker for it) said it was: a peer merely assumed to
-      // hold everything did not lie.
-      this.availability.dropBlock(peer.addr, i);
-      if (!peer.assumedHeld) peer.strikes++;
-      else if (peer.blocksOk === 0 && ++peer.notHere >= NOT_HERE_LIMIT) {
-        // Assumed to hold everything, yet it has served nothing (a web server without the file, an original still
-        // downloading): it holds nothing until a bitfield or the tracker says otherwise — not one request per block.
-        peer.assumedHeld = false;
-        this.availability.setPeer(peer.addr, new Bitfield(this.n));
-        const reason = `answered "not here" ${peer.notHere} times and served no block`;
-        this.d.emit({ event: 'peer', id: this.id, peer: peer.addr, action: 'dropped', reason, code: err.code });
-      }
-    } else {
-      peer.failure(performance.now(), this.random);
-      if (peer.banned !== undefined) {
-        this.availability.removePeer(peer.addr);
-        this.d.emit({ event: 'peer', id: this.id, peer: peer.addr, action: 'dropped', reason: peer.banned, code: err.code });
-      }
-    }
-    this.d.log.debug({ peer: peer.addr, block: i, code: err.code }, err.message);
-    this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message, peer: peer.addr, block: i });
+    if (v.dropped !== undefined) this.d.emit({ event: 'peer', id: this.id, peer: peer.addr, action: 'dropped', reason: v.dropped, code: v.err.code });
+    this.d.log.debug({ peer: peer.addr, block: i, code: v.err.code }, v.err.message);
+    this.d.emit({ event: 'warning', id: this.id, code: v.err.code, message: v.err.message, peer: peer.addr, block: i });
   }
 
   private fail(err: unknown): void {
@@ -563,15 +479,16 @@ export class DownloadSession {
   }
 
   private abortAll(): void {
-    for (const set of this.controllers.values()) for (const c of set) c.abort(new Error('stopping'));
+    this.table.abortAll(new Error('stopping'));
   }
 
-  /** Wait (bounded) for requests and writes of this session to settle. */
+  /**
+   * Wait for every started request of this session to settle (call after abortAll): fetches end at once, a running
+   * worker write finishes (piscina must not abort it; its result is not checkpointed if we stop). A request still
+   * queued does nothing once it starts (its signal is aborted), so it is not waited for.
+   */
   private async drain(): Promise<void> {
-    const deadline = performance.now() + 10_000;
-    while ((this.inFlight.size > 0 || this.writing.size > 0) && performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
   }
 
   private tick(): void {
@@ -599,8 +516,8 @@ export class DownloadSession {
   private emitProgress(): void {
     const secs = Math.max(1e-3, (performance.now() - this.startedAt) / 1000);
     this.d.emit({
-      event: 'progress', id: this.id, received: this.received, verified: this.bytesOf(this.written),
-      durable: this.bytesOf(this.s.durable), size: this.s.row.filesize,
+      event: 'progress', id: this.id, received: this.received, verified: this.bytesOf(this.table.writtenCount, this.table.isWritten(this.n - 1)),
+      durable: this.bytesOf(this.s.durable.count, this.s.durable.has(this.n - 1)), size: this.s.row.filesize,
       peers: [...this.peers.values()].filter((p) => p.banned === undefined).length,
       bytesPerSecond: this.received / secs,
     });
@@ -608,71 +525,39 @@ export class DownloadSession {
 
   private readonly startedAt = performance.now();
 
-  private bytesOf(bf: Bitfield): number {
+  /** Bytes of `count` blocks, `last` telling whether the (shorter) last block is one of them. */
+  private bytesOf(count: number, last: boolean): number {
     if (this.n === 0) return 0;
-    const full = bf.count * this.blockSize;
-    const lastShort = bf.has(this.n - 1) ? this.blockSize - this.k.geometry(this.blockSize).lastSize : 0;
-    return full - lastShort;
+    const lastShort = last ? this.blockSize - this.k.geometry(this.blockSize).lastSize : 0;
+    return count * this.blockSize - lastShort;
   }
 
-  /**
-   * The whole-file SHA-256. In the first round the prefix hasher has hashed the blocks verified so far and only the
-   * rest is read now; when it cannot give a digest, in later rounds, and to confirm a mismatch, a full pass over the
-   * file runs in a worker, so the verdict is always that of the bytes on disk. On a mismatch (blocks trusted from a
-   * checkpoint can have been changed behind kfetch's back with their mtime restored) every block is re-hashed once:
-   * bad ones become missing again and the download goes on (returns false). Only when every block matches its MD5
-   * and the file still does not is it KF_E_FILE_HASH_MISMATCH: the .kascade contradicts itself.
-   */
-  private async finalCheck(signal: AbortSignal, round: number): Promise<boolean> {
-    this.d.db.setStatus(this.id, 'verifying');
-    crashPoint('during-final-hash');
-    const size = this.s.row.filesize;
-    // Later rounds follow a repair: blocks were re-written after the prefix hash read them. A prefix that lags far
-    // behind (a resumed, already complete file) is left to the worker's full pass, which is faster.
-    const usePrefix = round === 0 && this.prefix.worthFinishing;
-    if (!usePrefix) await this.prefix.stop();
-    this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: usePrefix ? this.prefix.hashed : 0, total: size });
-    let r = usePrefix ? await this.prefix.finish(signal) : undefined;
-    if (r === undefined || r.hex !== this.s.row.filehash) {
-      r = await this.d.workers.sha256File({ kind: 'sha256-file', fd: this.s.dataFile.fd, size }, signal);
-    }
-    this.d.emit({ event: 'verify', id: this.id, phase: 'file', done: r.read, total: size });
-    if (r.hex === this.s.row.filehash) return true;
-    const mismatch = new KfetchError(
-      'KF_E_FILE_HASH_MISMATCH',
-      `every block matches its MD5 but the file's SHA-256 is ${r.hex}, not ${this.s.row.filehash}: the .kascade contradicts itself`,
-      { file: this.s.dataFile.path },
-    );
-    if (round > 0) throw mismatch;
-    await this.prefix.invalidate(); // blocks found bad are written again below what it hashed
-    this.d.emit({ event: 'verify', id: this.id, phase: 'blocks', done: 0, total: size });
-    const good = await verifyFile({
-      kascade: this.k,
-      blockSize: this.blockSize,
-      fd: this.s.dataFile.fd,
-      pool: this.d.workers,
+  /** The whole-file check (final-check.ts); false when blocks were found bad on disk and are fetched again. */
+  private finalCheck(round: number, signal: AbortSignal): Promise<boolean> {
+    return finalCheck(
+      {
+        id: this.id,
+        kascade: this.k,
+        blockSize: this.blockSize,
+        path: this.s.dataFile.path,
+        fd: this.s.dataFile.fd,
+        db: this.d.db,
+        workers: this.d.workers,
+        prefix: this.prefix,
+        emit: this.d.emit,
+        markMissing: (i) => {
+          this.table.markMissing(i, this.availability.count(i));
+          this.s.durable.set(i, false);
+          this.served.markMissing(i);
+        },
+        recordDurable: () =>
+          this.d.db.checkpoint(this.id, {
+            complete: this.s.durable, blocks: [], bytesFetched: this.s.row.bytesFetched + this.received,
+            ...dataFileFacts(this.s.dataFile, this.s.mtimeSec * 1000),
+          }),
+      },
+      round,
       signal,
-      onProgress: (done, total) => this.d.emit({ event: 'verify', id: this.id, phase: 'blocks', done, total }),
-    });
-    const bad: number[] = [];
-    for (let i = 0; i < this.n; i++) {
-      if (good.has(i)) continue;
-      bad.push(i);
-      this.written.set(i, false);
-      this.waiting.add(i, this.availability.count(i));
-      this.s.durable.set(i, false);
-      this.served.markMissing(i);
-    }
-    if (bad.length === 0) throw mismatch;
-    this.d.db.checkpoint(this.id, {
-      complete: this.s.durable, blocks: [], bytesFetched: this.s.row.bytesFetched + this.received,
-      ...dataFileFacts(this.s.dataFile, this.s.mtimeSec * 1000),
-    });
-    this.d.db.setStatus(this.id, 'downloading');
-    this.d.emit({
-      event: 'warning', id: this.id, code: 'KF_E_FILE_HASH_MISMATCH',
-      message: `the file hash did not match; ${bad.length} block(s) changed on disk (first: ${bad[0]}) and are fetched again`,
-    });
-    return false;
+    );
   }
 }

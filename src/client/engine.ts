@@ -8,7 +8,6 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { KfetchError, isKfetchError } from '../errors.js';
 import { createHashPool, type HashPool } from '../hashing/pool.js';
-import { verifyFile } from '../hashing/verify-file.js';
 import type { Kascade } from '../kascade/kascade.js';
 import { parseKascade } from '../kascade/parse.js';
 import { serializeKascade } from '../kascade/serialize.js';
@@ -25,6 +24,7 @@ import { BlockSlab } from './block-slab.js';
 import { crashPoint } from './crash-point.js';
 import { dataFileFacts } from './checkpointer.js';
 import { DownloadSession, type SessionInit, type SessionResult } from './download-session.js';
+import { recheck } from './recheck.js';
 import type { EngineLimits } from './engine-limits.js';
 import type { EventSink } from './events.js';
 
@@ -97,12 +97,15 @@ export class Engine {
 
   /**
    * A new download of `kascade` into `outDir/<filename>` (or `outPath`). A download of the same swarm already in
-   * the state, to the same path, is resumed instead; to another path it is refused (one swarm, one data file).
+   * the state, to the same path, is resumed instead (with `adopt`, re-verifying the file first); to another path it
+   * is refused (one swarm, one data file). With `adopt`, an existing file of that name is taken over: its good
+   * blocks are kept and only the rest fetched (see `adopt`); without one it is a plain download.
    */
   async prepareNew(
     kascade: Kascade,
-    where: { outDir: string; outPath?: string; overwrite?: boolean; blockSize?: number },
+    where: { outDir: string; outPath?: string; overwrite?: boolean; adopt?: boolean; blockSize?: number },
     peers: string[],
+    signal?: AbortSignal,
   ): Promise<Prepared> {
     const dataPath = outputPath(kascade, where.outDir, where.outPath);
     const existing = this.db.getBySwarmId(kascade.swarmId);
@@ -123,9 +126,12 @@ export class Engine {
           { file: dataPath, field: '--block-size' },
         );
       }
-      return this.prepareResume(existing, peers);
+      return this.prepareResume(existing, peers, signal, { verify: where.adopt === true });
     }
     makeDirs(dirname(dataPath), 'cannot create the output directory');
+    if (where.adopt === true && lexists(dataPath)) {
+      return this.adopt(kascade, dataPath, { shorter: true, peers, ...(where.blockSize === undefined ? {} : { blockSize: where.blockSize }), ...(signal ? { signal } : {}) });
+    }
     checkFreeSpace(dataPath, kascade.filesize);
     // The download is recorded before its file is created (issue 10 point 5): a crash in between leaves a row with
     // nothing safe and no file, which resume and get start afresh; the other order left a file that get refused and
@@ -137,6 +143,13 @@ export class Engine {
       dataFile = createDataFile(dataPath, kascade.filesize, where.overwrite === true ? { overwrite: true } : {});
     } catch (err) {
       this.db.removeDownload(row.id); // nothing left behind: the row goes again
+      if (isKfetchError(err) && err.code === 'KF_E_OUTPUT_EXISTS' && lstatSync(dataPath, { throwIfNoEntry: false })?.isFile() === true) {
+        throw new KfetchError(
+          'KF_E_OUTPUT_EXISTS',
+          `${dataPath} already exists: --adopt keeps its blocks that match and fetches only the rest, --overwrite starts it afresh`,
+          { file: dataPath, cause: err },
+        );
+      }
       throw err;
     }
     this.openFiles.push(dataFile);
@@ -150,39 +163,37 @@ export class Engine {
 
   /**
    * Continue a download from the state. Checkpointed blocks are trusted without re-hashing unless the data file's
-   * size or mtime differ from what the last checkpoint recorded; then every block is re-verified in the workers
-   * and only the ones that match are kept.
+   * size, mtime, device or inode differ from what the last checkpoint recorded (or `verify` asks); then every block
+   * is re-verified in the workers (recheck.ts) and only the ones that match are kept. The file is sized to the
+   * kascade's size only after that check, so a truncated tail is never trusted.
    */
   async prepareResume(row: DownloadRow, peers: string[], signal?: AbortSignal, opts: { verify?: boolean } = {}): Promise<Prepared> {
     const kascade = parseKascade(row.kascade, `state of download ${row.id}`);
     const mtimeSec = Math.floor(row.createdAt / 1000);
-    let changed = opts.verify === true;
-    try {
-      const st = lstatSync(row.dataPath);
-      changed ||=
-        st.size !== row.filesize ||
-        st.mtimeMs !== mtimeSec * 1000 ||
-        (row.dataIno !== undefined && (st.ino !== row.dataIno || st.dev !== row.dataDev));
-    } catch {
-      // openDataFile reports a missing file with its own error
-    }
+    const verify = opts.verify === true;
     // Recorded but never created (a crash between the two), with nothing safe yet: create it now, nothing is lost.
     // A missing file with safe blocks stays KF_E_DATA_MISSING (never start over silently).
     const neverCreated = row.complete.count === 0 && row.status !== 'complete' && !lexists(row.dataPath);
-    const dataFile = neverCreated ? createDataFile(row.dataPath, row.filesize) : openDataFile(row.dataPath, row.filesize);
-    this.openFiles.push(dataFile);
     let durable = row.complete;
-    if (changed && (durable.count > 0 || row.status === 'complete' || opts.verify === true)) {
-      if (opts.verify !== true) this.o.log.warn({ file: row.dataPath }, 'the data file changed since the last checkpoint: re-verifying it');
-      this.o.emit({ event: 'verify', id: row.id, phase: 'blocks', done: 0, total: row.filesize });
-      durable = await verifyFile({
+    let hashed = false;
+    // Even with nothing checkpointed a changed file is hashed: it may be one being adopted when kfetch was killed.
+    if (!neverCreated) {
+      const facts = { size: row.filesize, mtimeMs: mtimeSec * 1000, dev: row.dataDev, ino: row.dataIno };
+      const r = await recheck({
+        path: row.dataPath,
         kascade,
         blockSize: row.blockSize,
-        fd: dataFile.fd,
         pool: this.pool,
+        trust: verify ? { kind: 'nothing' } : { kind: 'recorded', blocks: row.complete, facts },
         ...(signal ? { signal } : {}),
         onProgress: (done, total) => this.o.emit({ event: 'verify', id: row.id, phase: 'blocks', done, total }),
       });
+      if (r.hashed && !verify) this.o.log.warn({ file: row.dataPath }, 'the data file changed since the last checkpoint: it was re-verified');
+      ({ durable, hashed } = r);
+    }
+    const dataFile = neverCreated ? createDataFile(row.dataPath, row.filesize) : openDataFile(row.dataPath, row.filesize);
+    this.openFiles.push(dataFile);
+    if (hashed) {
       await dataFile.sync();
       this.db.checkpoint(row.id, { complete: durable, blocks: [], bytesFetched: row.bytesFetched, ...dataFileFacts(dataFile, mtimeSec * 1000) });
       if (row.status === 'complete' && !durable.complete) this.db.setStatus(row.id, 'downloading');
@@ -203,18 +214,8 @@ export class Engine {
    * keeps on its data files.
    */
   async prepareAdopt(kascade: Kascade, dataPath: string, signal?: AbortSignal): Promise<Prepared> {
-    const st = lstatSync(dataPath);
-    if (!st.isFile()) throw new KfetchError('KF_E_DATA_MISSING', `the data file ${dataPath} is not a regular file`, { file: dataPath });
-    if (st.size !== kascade.filesize) {
-      throw new KfetchError(
-        'KF_E_INPUT',
-        `the data file ${dataPath} has ${st.size} bytes but the kascade says filesize ${kascade.filesize}; move it away to fetch it afresh`,
-        { file: dataPath, field: 'filesize' },
-      );
-    }
-    const row = this.db.addDownload(newDownload(kascade, dataPath));
-    const p = await this.prepareResume(row, [], signal, { verify: true });
-    const { dataFile, durable } = p.init;
+    const p = await this.adopt(kascade, dataPath, { shorter: false, ...(signal ? { signal } : {}) });
+    const { dataFile, durable, row } = p.init;
     if (!durable.complete) return p;
     const r = await this.pool.sha256File({ kind: 'sha256-file', fd: dataFile.fd, size: kascade.filesize }, signal);
     if (r.read !== kascade.filesize || r.hex !== kascade.filehash) {
@@ -225,6 +226,58 @@ export class Engine {
     }
     this.db.setStatus(row.id, 'complete');
     return { complete: true, init: { ...p.init, row: this.db.getDownload(row.id)! } };
+  }
+
+  /**
+   * Record a download of `kascade` into the existing file `dataPath` and keep its blocks that match (hashed in the
+   * workers, recorded durable); the rest are fetched. A file longer than the kascade's size is refused (its tail
+   * is not ours to cut off); a shorter one is refused too unless `shorter` (get --adopt), which extends it to its
+   * size with zeros — nothing in it is lost. Nothing is recorded when the check fails or is aborted.
+   */
+  private async adopt(
+    kascade: Kascade,
+    dataPath: string,
+    o: { shorter: boolean; blockSize?: number; peers?: string[]; signal?: AbortSignal },
+  ): Promise<Prepared> {
+    const st = lstatSync(dataPath);
+    if (!st.isFile()) throw new KfetchError('KF_E_DATA_MISSING', `the data file ${dataPath} is not a regular file`, { file: dataPath });
+    if (st.size > kascade.filesize || (!o.shorter && st.size !== kascade.filesize)) {
+      throw new KfetchError(
+        'KF_E_INPUT',
+        `the data file ${dataPath} has ${st.size} bytes but the kascade says filesize ${kascade.filesize}; ` +
+          `it is left as it is: move it away (or use --overwrite) to fetch the file afresh`,
+        { file: dataPath, field: 'filesize', detail: { size: st.size, filesize: kascade.filesize } },
+      );
+    }
+    checkFreeSpace(dataPath, kascade.filesize - st.size);
+    const row = this.db.addDownload(newDownload(kascade, dataPath, o.blockSize));
+    // A crash from here on leaves the row with nothing durable and the file with its own mtime, not kfetch's:
+    // resume (or get --adopt again) then sees a changed file and re-verifies it, so its good blocks are kept.
+    crashPoint('during-adopt');
+    const mtimeSec = Math.floor(row.createdAt / 1000);
+    let dataFile: DataFile;
+    let durable: Bitfield;
+    try {
+      ({ durable } = await recheck({
+        path: dataPath,
+        kascade,
+        blockSize: row.blockSize,
+        pool: this.pool,
+        trust: { kind: 'nothing' },
+        ...(o.signal ? { signal: o.signal } : {}),
+        onProgress: (done, total) => this.o.emit({ event: 'verify', id: row.id, phase: 'blocks', done, total }),
+      }));
+      dataFile = openDataFile(dataPath, row.filesize);
+    } catch (err) {
+      this.db.removeDownload(row.id); // the file stays as it was; adopting it again starts over
+      throw err;
+    }
+    this.openFiles.push(dataFile);
+    await dataFile.sync();
+    this.db.checkpoint(row.id, { complete: durable, blocks: [], bytesFetched: 0, ...dataFileFacts(dataFile, mtimeSec * 1000) });
+    futimesSync(dataFile.fd, Date.now() / 1000, mtimeSec);
+    const fresh = this.db.getDownload(row.id)!;
+    return { complete: false, init: { row: fresh, kascade, dataFile, durable, peers: this.peerList(fresh, kascade, o.peers ?? []), mtimeSec } };
   }
 
   /** Close a prepared session's data file (a seeding box serves finished files through its own fd cache). */

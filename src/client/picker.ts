@@ -9,8 +9,8 @@ export interface PickerState {
   availability: Availability;
   /** Blocks needed and not in flight, by rarity. */
   waiting: RarityBuckets;
-  /** Peers each block is currently requested from. */
-  inFlight: ReadonlyMap<number, ReadonlySet<string>>;
+  /** The requests out for each block (block-table.ts), each naming its peer. */
+  inFlight: ReadonlyMap<number, ReadonlySet<{ readonly peer: string }>>;
   /** Blocks still needed (waiting or in flight), for the endgame test. */
   remaining: number;
   /** False for blocks written or being written: never requested again, even in the endgame. */
@@ -50,10 +50,14 @@ export function pickBlock(peer: string, s: PickerState, opts: PickerOptions): nu
   let bestRank = Infinity;
   let ties = 0;
   for (const [i, flying] of s.inFlight) {
-    if (flying.size === 0 || flying.has(peer) || !held.has(i) || !s.isNeeded(i)) continue;
+    if (flying.size === 0 || !held.has(i) || !s.isNeeded(i)) continue;
     let copies = 0;
-    for (const p of flying) if (s.countsAsCopy(p)) copies++;
-    if (copies >= opts.endgameCopies) continue;
+    let ours = false;
+    for (const r of flying) {
+      if (r.peer === peer) ours = true;
+      else if (s.countsAsCopy(r.peer)) copies++;
+    }
+    if (ours || copies >= opts.endgameCopies) continue;
     const rank = copies * 1_000_000 + s.availability.count(i);
     if (rank < bestRank) {
       bestRank = rank;

@@ -1,5 +1,6 @@
-// Re-verifies an existing data file against a Kascade's block hashes in the hash workers, by positional reads on
-// an fd the caller opened. Used by `kfetch seed` (and resume after the data file changed).
+// Hashes every block of a data file against a Kascade's block hashes in the hash workers, by positional reads on
+// an fd the caller opened. The engine of client/recheck.ts (which decides what to trust and opens the file
+// read-only); also used by `kfetch seed`.
 
 import { KfetchError } from '../errors.js';
 import type { Kascade } from '../kascade/kascade.js';

@@ -210,7 +210,7 @@ export class StateDb {
         throw new KfetchError(
           'KF_E_STATE_CORRUPT',
           `the state database was damaged (${(err as Error).message}); it was moved to ${aside}. ` +
-            'Re-add each .kascade with the existing data file to recover: complete blocks are re-verified, not re-fetched',
+            'Recover with `kfetch get --adopt <kascade>` for each download: the existing data file is re-verified and only its bad or missing blocks are fetched',
           { file: path, detail: { movedTo: aside }, cause: err },
         );
       }

@@ -15,7 +15,7 @@ function bits(n: number, held: number[]): Bitfield {
 
 function state(av: Availability, opts: { written?: number[]; inFlight?: [number, string[]][] } = {}): PickerState {
   const written = new Set(opts.written ?? []);
-  const inFlight = new Map((opts.inFlight ?? []).map(([b, ps]) => [b, new Set(ps)] as const));
+  const inFlight = new Map((opts.inFlight ?? []).map(([b, ps]) => [b, new Set(ps.map((peer) => ({ peer })))] as const));
   const waiting = new RarityBuckets(av.blockCount);
   let remaining = 0;
   for (let i = 0; i < av.blockCount; i++) {

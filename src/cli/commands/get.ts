@@ -14,6 +14,7 @@ interface GetFlags extends DownloadFlags {
   out: string;
   output?: string;
   overwrite: boolean;
+  adopt: boolean;
   blockSize?: number;
 }
 
@@ -25,6 +26,12 @@ export function registerGet(program: Command, ctx: CommandContext): void {
     .option('--out <dir>', 'directory to save into, each file under the filename its kascade names', '.')
     .option('-o, --output <path>', 'save to this path instead (only with one kascade)')
     .option('--overwrite', 'replace an existing output file instead of refusing', false)
+    .option(
+      '--adopt',
+      'take over an existing output file (say after a damaged state database): verify its blocks, keep those that match, ' +
+        'fetch the rest; a shorter file is extended, a longer one refused (never cut); no file: a plain download',
+      false,
+    )
     .option(
       '--block-size <bytes>',
       'fetch and verify in blocks of this size, one the kascade offers (default the largest offered: fewest requests; ' +
@@ -48,6 +55,9 @@ async function runGet(paths: string[], flags: GetFlags, ctx: CommandContext): Pr
   if (flags.output !== undefined && paths.length !== 1) {
     throw new KfetchError('KF_E_USAGE', '--output names one file; use --out <dir> with several kascades', { field: '--output' });
   }
+  if (flags.adopt && flags.overwrite) {
+    throw new KfetchError('KF_E_USAGE', '--adopt keeps an existing file\'s good blocks and --overwrite discards them: give one', { field: '--adopt' });
+  }
   // Load and validate every kascade before touching any state: a bad one changes nothing.
   const kascades: Kascade[] = [];
   for (const p of paths) {
@@ -65,11 +75,12 @@ async function runGet(paths: string[], flags: GetFlags, ctx: CommandContext): Pr
     outDir: flags.out,
     ...(flags.output === undefined ? {} : { outPath: flags.output }),
     overwrite: flags.overwrite,
+    adopt: flags.adopt,
     ...(flags.blockSize === undefined ? {} : { blockSize: flags.blockSize }),
   };
   await runDownloads(flags, ctx, async (engine) => {
     const prepared: Prepared[] = [];
-    for (const k of kascades) prepared.push(await engine.prepareNew(k, where, flags.peer ?? []));
+    for (const k of kascades) prepared.push(await engine.prepareNew(k, where, flags.peer ?? [], ctx.shutdown));
     return prepared;
   });
 }

@@ -1,0 +1,103 @@
+// The one re-check of a data file against its kascade: which of its blocks may be trusted as durable. Used by
+// resume (trust the checkpoint unless the file changed), `get --adopt` and the box's adoption (trust nothing),
+// the session's repair after a whole-file mismatch, and the box's scrub. It opens the file read-only, so it can
+// never truncate, extend or write it: sizing a file is the caller's business (store/data-file.ts).
+
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { KfetchError, fromFsError } from '../errors.js';
+import type { HashPool } from '../hashing/pool.js';
+import { verifyFile } from '../hashing/verify-file.js';
+import type { Kascade } from '../kascade/kascade.js';
+import { Bitfield } from '../util/bitfield.js';
+
+/** What the state recorded about the data file at its last checkpoint (mtime: the fixed one kfetch keeps). */
+export interface RecordedFacts {
+  size: number;
+  mtimeMs: number;
+  dev?: number | undefined;
+  ino?: number | undefined;
+}
+
+/**
+ * What to believe without hashing. `nothing`: hash every block (adopting a file, a scrub, `--verify`).
+ * `recorded`: the checkpointed `blocks` are trusted as they are while the file is still the one the checkpoint
+ * described (`facts`: size, mtime, device, inode); if it is not, every block is hashed and only matches count.
+ */
+export type Trust = { kind: 'nothing' } | { kind: 'recorded'; blocks: Bitfield; facts: RecordedFacts };
+
+export interface RecheckOptions {
+  /** The data file; opened read-only without following a symlink, closed before this resolves. */
+  path: string;
+  kascade: Kascade;
+  /** An offered block size of `kascade`: the blocks the result counts. */
+  blockSize: number;
+  pool: HashPool;
+  trust: Trust;
+  signal?: AbortSignal;
+  /** Called before hashing starts (done 0) and as ranges finish; not called when nothing is hashed. */
+  onProgress?: (bytesDone: number, total: number) => void;
+}
+
+export interface RecheckResult {
+  /** The blocks that may be trusted as durable. */
+  durable: Bitfield;
+  /** Whether blocks were hashed (false: the recorded ones were trusted as they are). */
+  hashed: boolean;
+  /** The file's size as found (blocks past its end never count). */
+  size: number;
+}
+
+/**
+ * The durable blocks of the data file at `path`. A missing file, a symlink or a non-file is KF_E_DATA_MISSING.
+ * Blocks that lie past the end of a short file are never durable; a longer file is hashed as it is (its tail is
+ * not the kascade's and is left alone).
+ */
+export async function recheck(o: RecheckOptions): Promise<RecheckResult> {
+  const fd = openForReading(o.path);
+  try {
+    const st = fstatSync(fd);
+    if (o.trust.kind === 'recorded' && unchanged(st, o.trust.facts)) {
+      return { durable: new Bitfield(o.trust.blocks.length, o.trust.blocks.toBytes()), hashed: false, size: st.size };
+    }
+    o.onProgress?.(0, o.kascade.filesize);
+    const durable = await verifyFile({
+      kascade: o.kascade,
+      blockSize: o.blockSize,
+      fd,
+      pool: o.pool,
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+      ...(o.onProgress === undefined ? {} : { onProgress: o.onProgress }),
+    });
+    return { durable, hashed: true, size: st.size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Whether the file is still the one a checkpoint described (any difference: it was changed behind kfetch's back). */
+function unchanged(st: { size: number; mtimeMs: number; dev: number; ino: number }, f: RecordedFacts): boolean {
+  return st.size === f.size && st.mtimeMs === f.mtimeMs && (f.ino === undefined || (st.ino === f.ino && st.dev === f.dev));
+}
+
+function openForReading(path: string): number {
+  let fd: number;
+  try {
+    // O_NONBLOCK: a FIFO put in the file's place must not hang the open (it is then refused as not a file).
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} is gone (restore it, or forget the download with \`kfetch remove\` and get it again)`, {
+        file: path,
+        cause: err,
+      });
+    }
+    if (code === 'ELOOP') throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} was replaced by a symlink`, { file: path });
+    throw fromFsError(err, path, 'cannot open the data file');
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} is not a regular file`, { file: path });
+  }
+  return fd;
+}
