@@ -15,13 +15,11 @@ export function nextToScrub(entries: Iterable<BoxEntry>): BoxEntry | undefined {
 }
 
 /**
- * Re-verify every block of `entry`'s data file (the state records what matches). Resolves with the number of
+ * Re-verify every block of `entry`'s data file, read-only (the state records what matches; engine.scrub). Resolves with the number of
  * blocks that no longer match, or undefined when the state has no download of it; rejects on read errors.
  */
 export async function scrubOnce(engine: Engine, entry: BoxEntry): Promise<number | undefined> {
   const row = engine.db.getBySwarmId(entry.kascade!.swarmId);
   if (row === undefined) return undefined;
-  const p = await engine.prepareResume(row, [], entry.work.signal, { verify: true });
-  engine.releaseFile(p.init.dataFile);
-  return p.complete ? 0 : p.init.row.blockCount - p.init.durable.count;
+  return engine.scrub(row, entry.work.signal);
 }

@@ -280,6 +280,30 @@ export class Engine {
     return { complete: false, init: { row: fresh, kascade, dataFile, durable, peers: this.peerList(fresh, kascade, o.peers ?? []), mtimeSec } };
   }
 
+  /**
+   * Re-hash every block of a complete download's data file (the box's scrub) without opening it for writing, so
+   * a scrub never resizes or writes a file. When blocks no longer match, the state keeps only the ones that do and
+   * the download is `downloading` again (dropping claims needs no sync); the recorded file facts are left as they
+   * were, so a resume hashes again if the file itself changed. Resolves with the number of blocks that do not match.
+   */
+  async scrub(row: DownloadRow, signal?: AbortSignal): Promise<number> {
+    const kascade = parseKascade(row.kascade, `state of download ${row.id}`);
+    const r = await recheck({ path: row.dataPath, kascade, blockSize: row.blockSize, pool: this.pool, trust: { kind: 'nothing' }, ...(signal ? { signal } : {}) });
+    if (r.durable.complete && r.size === row.filesize) return 0;
+    const mtimeMs = Math.floor(row.createdAt / 1000) * 1000;
+    this.db.checkpoint(row.id, {
+      complete: r.durable,
+      blocks: [],
+      bytesFetched: row.bytesFetched,
+      dataSize: row.dataSize ?? row.filesize,
+      dataMtimeMs: row.dataMtimeMs ?? mtimeMs,
+      dataDev: row.dataDev ?? -1,
+      dataIno: row.dataIno ?? -1,
+    });
+    this.db.setStatus(row.id, 'downloading');
+    return Math.max(1, row.blockCount - r.durable.count);
+  }
+
   /** Close a prepared session's data file (a seeding box serves finished files through its own fd cache). */
   releaseFile(dataFile: DataFile): void {
     const i = this.openFiles.indexOf(dataFile);
