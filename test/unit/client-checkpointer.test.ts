@@ -191,7 +191,9 @@ describe('checkpointer: fdatasync, then one SQLite transaction', () => {
     w.write(3);
     const before = Date.now();
     cp.written(3, '127.0.0.1:7');
+    const t0 = performance.now();
     await cp.flush();
+    const took = performance.now() - t0;
     const row = w.db.getDownload(w.downloadId)!;
     const facts = dataFileFacts(w.file, MTIME_MS);
     expect({ size: row.dataSize, mtime: row.dataMtimeMs, dev: row.dataDev, ino: row.dataIno }).toEqual({
@@ -208,7 +210,7 @@ describe('checkpointer: fdatasync, then one SQLite transaction', () => {
     expect(prov[0]!.completedAt).toBeLessThanOrEqual(Date.now());
     expect(seen).toEqual([[{ idx: 3, peer: '127.0.0.1:7' }]]);
     expect(cp.lastMs).toBeGreaterThanOrEqual(0);
-    expect(cp.lastMs).toBeLessThan(60_000);
+    expect(cp.lastMs).toBeLessThanOrEqual(took);
     expect(cp.pendingCount).toBe(0);
   });
 
@@ -308,5 +310,36 @@ describe('checkpointer: fdatasync, then one SQLite transaction', () => {
     vi.advanceTimersByTime(500);
     expect(w.syncs()).toBe(2);
     expectSyncedAfterWrite(w);
+  });
+
+  it('surfaces a failed sync of a timed checkpoint, once, and then no empty ones', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const w = world();
+    const errors: unknown[] = [];
+    const cp = w.checkpointer({ everyMs: 50, onError: (e) => errors.push(e) });
+    cp.start();
+    const eio = new KfetchError('KF_E_IO', 'fdatasync failed: EIO', { file: w.file.path });
+    w.failNextSync(eio);
+    w.write(0);
+    cp.written(0, 'p');
+    vi.advanceTimersByTime(50);
+    await until(() => errors.length === 1);
+    expect(errors[0]).toBe(eio);
+    vi.advanceTimersByTime(500); // nothing pending: the broken checkpointer is not asked again
+    await new Promise((r) => setImmediate(r));
+    expect(errors).toHaveLength(1);
+    expect(w.recorded()).toEqual([]);
+    await expect(cp.stop()).rejects.toBe(eio);
+  });
+
+  it('a failed checkpoint with no onError is still a rejection of the next flush, not an unhandled one', async () => {
+    const w = world();
+    const cp = w.checkpointer({ everyBlocks: 1 });
+    const eio = new KfetchError('KF_E_IO', 'fdatasync failed: EIO', { file: w.file.path });
+    w.failNextSync(eio);
+    w.write(0);
+    cp.written(0, 'p');
+    await expect(cp.flush()).rejects.toBe(eio);
+    expect(w.recorded()).toEqual([]);
   });
 });

@@ -89,6 +89,8 @@ describe('verify-write worker: a block is written only after its MD5 matched', (
     expect(disk.subarray(3072, 4096).equals(Buffer.alloc(1024, BEFORE))).toBe(true);
     expect(disk.subarray(4096).equals(bytes[4]!)).toBe(true);
     expect(Math.floor(fstatSync(fd).mtimeMs / 1000)).toBe(MTIME_SEC);
+    // The access time is "now" (only the mtime is pinned).
+    expect(Math.abs(fstatSync(fd).atimeMs - Date.now())).toBeLessThan(60_000);
   });
 
   it('writes a run of good blocks from the slot offset to the file offset, a short last block included', () => {
@@ -172,6 +174,14 @@ describe('sha256-file worker task', () => {
     for (let i = 0; i < content.length; i += 4096) content[i] = (i >> 12) & 0xff;
     writeFileSync(fd, content);
     expect(sha256File({ kind: 'sha256-file', fd, size: content.length })).toEqual({ kind: 'sha256-file', hex: createHash('sha256').update(content).digest('hex'), read: content.length });
+  });
+
+  it('reads no further than `size` in a file that is longer, past its first 4 MiB step', () => {
+    const { fd } = dataFile(0);
+    const content = Buffer.alloc(9 * 1024 * 1024, 3);
+    writeFileSync(fd, content);
+    const size = 4 * 1024 * 1024 + 10;
+    expect(sha256File({ kind: 'sha256-file', fd, size })).toEqual({ kind: 'sha256-file', hex: createHash('sha256').update(content.subarray(0, size)).digest('hex'), read: size });
   });
 
   it('hashes an empty file', () => {
