@@ -30,6 +30,7 @@ export default {
     'test/unit/tracker-parse-announce.test.ts',
     'test/unit/server-parse-request.test.ts',
     'test/unit/peer-response-parser.test.ts',
+    'test/unit/parser-edges.test.ts',
     'test/fuzz/*.test.ts',
   ],
   coverageAnalysis: 'perTest',

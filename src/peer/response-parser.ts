@@ -53,6 +53,7 @@ export class ResponseParser {
   private head: Buffer[] = [];
   private headBytes = 0;
   private got = 0;
+  /** Set by each head (HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`). */
   private keepAlive = true;
   /** The 206 has no Content-Length and the peer closes after it: the body ends at EOF and must be exactly `want`. */
   private closeDelimited = false;
@@ -72,18 +73,12 @@ export class ResponseParser {
     this.head = [];
     this.headBytes = 0;
     this.got = 0;
-    this.keepAlive = true;
     this.closeDelimited = false;
   }
 
   /** Body bytes copied into the slot so far. */
   get bodyBytes(): number {
     return this.got;
-  }
-
-  /** Whether a response is being read (begun and not yet done or failed). */
-  get reading(): boolean {
-    return this.phase === 'head' || this.phase === 'body';
   }
 
   /**
@@ -93,7 +88,6 @@ export class ResponseParser {
   feed(src: Buffer, from: number, to: number): Verdict {
     if (this.phase === 'body') return this.body(src, from, to); // the hot path: no allocation
     if (this.phase !== 'head') return this.fail({ code: 'KF_E_PEER_PROTOCOL', message: 'peer sent bytes nobody asked for' });
-    if (to === from) return MORE;
     this.head.push(Buffer.from(src.subarray(from, to))); // copied: the read buffer is reused by the next read
     this.headBytes += to - from;
     const all = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
@@ -126,7 +120,7 @@ export class ResponseParser {
     }
     if (this.phase !== 'head') return this.fail({ code: 'KF_E_PEER_CONNECT', message: 'no request in flight' });
     const p = this.cutOff();
-    if (p !== undefined) return this.fail(reset === undefined ? p : { ...p, cause: reset });
+    if (p !== undefined) return this.fail({ ...p, cause: reset });
     if (reset !== undefined) return this.fail({ code: 'KF_E_PEER_CONNECT', message: `peer connection failed: ${reset.message}`, cause: reset });
     return this.fail({ code: 'KF_E_PEER_CONNECT', message: 'peer closed the connection' });
   }
