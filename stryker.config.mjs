@@ -23,6 +23,7 @@ export default {
     'test/unit/client-checkpointer.test.ts',
     'test/unit/workers-block-write.test.ts',
     'test/unit/client-picker.test.ts',
+    'test/unit/client-picker-edges.test.ts',
     'test/unit/kascade-parse.test.ts',
     'test/unit/kascade-corpus.test.ts',
     'test/unit/kascade-spec-vectors.test.ts',
