@@ -332,6 +332,21 @@ describe('checkpointer: fdatasync, then one SQLite transaction', () => {
     await expect(cp.stop()).rejects.toBe(eio);
   });
 
+  it('a failed timed checkpoint with no onError is no unhandled rejection', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const w = world();
+    const cp = w.checkpointer({ everyMs: 50 });
+    cp.start();
+    const eio = new KfetchError('KF_E_IO', 'fdatasync failed: EIO', { file: w.file.path });
+    w.failNextSync(eio);
+    w.write(0);
+    cp.written(0, 'p');
+    vi.advanceTimersByTime(50);
+    await until(() => w.syncs() === 1);
+    await expect(cp.stop()).rejects.toBe(eio);
+    expect(w.recorded()).toEqual([]);
+  });
+
   it('a failed checkpoint with no onError is still a rejection of the next flush, not an unhandled one', async () => {
     const w = world();
     const cp = w.checkpointer({ everyBlocks: 1 });

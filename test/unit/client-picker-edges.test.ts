@@ -92,6 +92,15 @@ describe('picker endgame edges', () => {
     expect(pickBlock('a', s, { ...opts, random: () => 0 })).toBe(2);
     expect(pickBlock('a', s, { ...opts, random: seq(0.4, 0.9) })).toBe(1);
     expect(pickBlock('a', s, { ...opts, random: seq(0.5, 0.3) })).toBe(2);
+    // Exactly 1/k is not below 1/k: the first of two equal blocks stays.
+    expect(pickBlock('a', endgame(av, [[0, ['b']], [1, ['b']]]), { ...opts, random: () => 0.5 })).toBe(0);
+  });
+
+  it('a worse block after the best one never takes its place, whatever the tie-break draws', () => {
+    const av = new Availability(3);
+    av.setPeer('a', Bitfield.full(3));
+    av.setPeer('x', bits(3, [1, 2]));
+    expect(pickBlock('a', endgame(av, [[0, ['b']], [1, ['b']], [2, ['b', 'c']]]), { ...opts, endgameCopies: 3, random: () => 0 })).toBe(0);
   });
 });
 
