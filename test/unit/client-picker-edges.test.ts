@@ -20,7 +20,7 @@ function endgame(av: Availability, inFlight: [number, string[]][], o: { written?
   return {
     availability: av,
     waiting: new RarityBuckets(av.blockCount),
-    inFlight: new Map(inFlight.map(([b, ps]) => [b, new Set(ps)] as const)),
+    inFlight: new Map(inFlight.map(([b, ps]) => [b, new Set(ps.map((peer) => ({ peer })))] as const)),
     remaining: o.remaining ?? inFlight.length,
     isNeeded: (i) => !written.has(i),
     countsAsCopy: (p) => p !== 'stalled',
