@@ -3,10 +3,10 @@
 // the workers); else none does, until all but one are removed. Never the first alphabetically: a bogus kascade
 // dropped in the folder must not displace the one that owns the file. Used by seed-box.ts.
 
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { basename } from 'node:path';
+import { recheck } from '../client/recheck.js';
 import type { HashPool } from '../hashing/pool.js';
-import { verifyFile } from '../hashing/verify-file.js';
 import type { Kascade } from '../kascade/kascade.js';
 import type { StateDb } from '../store/state-db.js';
 
@@ -92,20 +92,13 @@ function losers(all: readonly Claimant[], winner: Claimant | undefined, why: (c:
 
 /** Blocks of the file at `dataPath` that match `k` (0 when it is missing, not a regular file or of another size). */
 async function matchingBlocks(dataPath: string, k: Kascade, o: { pool: HashPool; signal: AbortSignal }): Promise<number> {
-  let fd: number;
   try {
-    fd = openSync(dataPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return 0;
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size !== k.filesize) return 0;
-    return (await verifyFile({ kascade: k, blockSize: k.preferredBlockSize, fd, pool: o.pool, signal: o.signal })).count;
+    // A file of another size is not this kascade's: say so without hashing it.
+    if (lstatSync(dataPath).size !== k.filesize) return 0;
+    const r = await recheck({ path: dataPath, kascade: k, blockSize: k.preferredBlockSize, pool: o.pool, trust: { kind: 'nothing' }, signal: o.signal });
+    return r.size === k.filesize ? r.durable.count : 0;
   } catch (err) {
     if (o.signal.aborted) throw err;
-    return 0; // unreadable: it verifies for nobody
-  } finally {
-    closeSync(fd);
+    return 0; // missing, not a regular file, unreadable: it verifies for nobody
   }
 }
