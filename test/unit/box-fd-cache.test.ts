@@ -46,6 +46,20 @@ const read = (fd: number): string => {
   return b.subarray(0, readSync(fd, b, 0, 16, 0)).toString();
 };
 
+/** A read of `path` through `c` that holds its fd until `release()`; resolves once it holds it. */
+async function holdRead(c: FdCache, path: string): Promise<{ fd: number; release: () => void; first: Promise<string> }> {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let fd = -1;
+  const first = c.use(path, async () => openSync(path, 'r'), async (f) => {
+    fd = f;
+    await held;
+    return read(f);
+  });
+  await until(() => fd !== -1, 10_000, 'the first read holding its fd');
+  return { fd, release, first };
+}
+
 describe('FdCache', () => {
   it('opens a file once for many uses and reads through it', async () => {
     const [p] = files(1);
@@ -72,15 +86,7 @@ describe('FdCache', () => {
   it('never closes an fd while a read holds it, even when evicted or invalidated', async () => {
     const ps = files(3);
     const c = cache(1);
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let heldFd = -1;
-    const first = c.use(ps[0]!, async () => openSync(ps[0]!, 'r'), async (fd) => {
-      heldFd = fd;
-      await held;
-      return read(fd);
-    });
-    await until(() => heldFd !== -1, 10_000, 'the first read holding its fd');
+    const { fd: heldFd, release, first } = await holdRead(c, ps[0]!);
     let idleFd = -1;
     await c.use(ps[1]!, async () => (idleFd = openSync(ps[1]!, 'r')), async () => 0);
     c.invalidate(ps[0]!);
@@ -96,15 +102,7 @@ describe('FdCache', () => {
   it('a file opened while the cache is full of busy fds is read through its own fd, then closed', async () => {
     const ps = files(2);
     const c = cache(1);
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let heldFd = -1;
-    const first = c.use(ps[0]!, async () => openSync(ps[0]!, 'r'), async (fd) => {
-      heldFd = fd;
-      await held;
-      return read(fd);
-    });
-    await until(() => heldFd !== -1, 10_000, 'the first read holding its fd');
+    const { fd: heldFd, release, first } = await holdRead(c, ps[0]!);
     let newFd = -1;
     expect(await c.use(ps[1]!, async () => (newFd = openSync(ps[1]!, 'r')), async (fd) => read(fd))).toBe('file 1');
     // Over the bound once its read ended: the idle one goes, the busy one stays.
