@@ -176,6 +176,7 @@ export class Engine {
     const neverCreated = row.complete.count === 0 && row.status !== 'complete' && !lexists(row.dataPath);
     let durable = row.complete;
     let hashed = false;
+    let identity: { dev: number; ino: number } | undefined;
     // Even with nothing checkpointed a changed file is hashed: it may be one being adopted when kfetch was killed.
     if (!neverCreated) {
       const facts = { size: row.filesize, mtimeMs: mtimeSec * 1000, dev: row.dataDev, ino: row.dataIno };
@@ -189,9 +190,10 @@ export class Engine {
         onProgress: (done, total) => this.o.emit({ event: 'verify', id: row.id, phase: 'blocks', done, total }),
       });
       if (r.hashed && !verify) this.o.log.warn({ file: row.dataPath }, 'the data file changed since the last checkpoint: it was re-verified');
-      ({ durable, hashed } = r);
+      ({ durable, hashed, identity } = r);
     }
-    const dataFile = neverCreated ? createDataFile(row.dataPath, row.filesize) : openDataFile(row.dataPath, row.filesize);
+    // The file checked must be the one opened: one swapped in meanwhile is refused before it is sized or recorded.
+    const dataFile = neverCreated ? createDataFile(row.dataPath, row.filesize) : openDataFile(row.dataPath, row.filesize, identity);
     this.openFiles.push(dataFile);
     if (hashed) {
       await dataFile.sync();
@@ -257,8 +259,9 @@ export class Engine {
     const mtimeSec = Math.floor(row.createdAt / 1000);
     let dataFile: DataFile;
     let durable: Bitfield;
+    let identity: { dev: number; ino: number };
     try {
-      ({ durable } = await recheck({
+      ({ durable, identity } = await recheck({
         path: dataPath,
         kascade,
         blockSize: row.blockSize,
@@ -267,7 +270,7 @@ export class Engine {
         ...(o.signal ? { signal: o.signal } : {}),
         onProgress: (done, total) => this.o.emit({ event: 'verify', id: row.id, phase: 'blocks', done, total }),
       }));
-      dataFile = openDataFile(dataPath, row.filesize);
+      dataFile = openDataFile(dataPath, row.filesize, identity);
     } catch (err) {
       this.db.removeDownload(row.id); // the file stays as it was; adopting it again starts over
       throw err;

@@ -1,6 +1,7 @@
 // The last step of a download: the whole-file SHA-256, and the repair when it does not match (blocks trusted from
 // a checkpoint can have been changed behind kfetch's back with their mtime restored). Used by the download session.
 
+import { fstatSync } from 'node:fs';
 import { KfetchError } from '../errors.js';
 import type { HashPool } from '../hashing/pool.js';
 import type { Kascade } from '../kascade/kascade.js';
@@ -55,7 +56,7 @@ export async function finalCheck(d: FinalCheckDeps, round: number, signal: Abort
   );
   if (round > 0) throw mismatch;
   await d.prefix.invalidate(); // blocks found bad are written again below what it hashed
-  const { durable: good } = await recheck({
+  const { durable: good, identity } = await recheck({
     path: d.path,
     kascade: d.kascade,
     blockSize: d.blockSize,
@@ -64,6 +65,13 @@ export async function finalCheck(d: FinalCheckDeps, round: number, signal: Abort
     signal,
     onProgress: (done, total) => d.emit({ event: 'verify', id: d.id, phase: 'blocks', done, total }),
   });
+  // The path must still name the session's file: blocks of another one say nothing about ours.
+  const ours = fstatSync(d.fd);
+  if (ours.dev !== identity.dev || ours.ino !== identity.ino) {
+    throw new KfetchError('KF_E_DATA_MISSING', `the data file ${d.path} was replaced while kfetch wrote it; restore it, or forget the download and get it again`, {
+      file: d.path,
+    });
+  }
   let bad = 0;
   let firstBad = -1;
   for (let i = 0; i < good.length; i++) {

@@ -45,6 +45,11 @@ export interface RecheckResult {
   hashed: boolean;
   /** The file's size as found (blocks past its end never count). */
   size: number;
+  /**
+   * The file that was checked. The caller opens the path again to write and serve it, and must find this very file
+   * there (`openDataFile`'s `expect`): a file swapped in meanwhile has had none of its blocks checked.
+   */
+  identity: { dev: number; ino: number };
 }
 
 /**
@@ -56,8 +61,9 @@ export async function recheck(o: RecheckOptions): Promise<RecheckResult> {
   const fd = openForReading(o.path);
   try {
     const st = fstatSync(fd);
+    const identity = { dev: st.dev, ino: st.ino };
     if (o.trust.kind === 'recorded' && unchanged(st, o.trust.facts)) {
-      return { durable: new Bitfield(o.trust.blocks.length, o.trust.blocks.toBytes()), hashed: false, size: st.size };
+      return { durable: new Bitfield(o.trust.blocks.length, o.trust.blocks.toBytes()), hashed: false, size: st.size, identity };
     }
     o.onProgress?.(0, o.kascade.filesize);
     const durable = await verifyFile({
@@ -68,7 +74,14 @@ export async function recheck(o: RecheckOptions): Promise<RecheckResult> {
       ...(o.signal === undefined ? {} : { signal: o.signal }),
       ...(o.onProgress === undefined ? {} : { onProgress: o.onProgress }),
     });
-    return { durable, hashed: true, size: st.size };
+    // Written while it was hashed (size, mtime or ctime moved): a block hashed before the write may not hold now.
+    const after = fstatSync(fd);
+    if (after.size !== st.size || after.mtimeMs !== st.mtimeMs || after.ctimeMs !== st.ctimeMs) {
+      throw new KfetchError('KF_E_IO', `the data file ${o.path} changed while it was verified; nothing was recorded from that check: run the command again`, {
+        file: o.path,
+      });
+    }
+    return { durable, hashed: true, size: st.size, identity };
   } finally {
     closeSync(fd);
   }

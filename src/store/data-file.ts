@@ -179,8 +179,11 @@ export function createDataFile(path: string, size: number, opts: { overwrite?: b
   }
 }
 
-/** Open an existing data file of a download being resumed; a missing file, a symlink or a non-file is refused. */
-export function openDataFile(path: string, size: number): DataFile {
+/**
+ * Open an existing data file of a download being resumed; a missing file, a symlink or a non-file is refused. With
+ * `expect` (the file recheck.ts checked), a different file found at the path is refused before it is sized.
+ */
+export function openDataFile(path: string, size: number, expect?: { dev: number; ino: number }): DataFile {
   let st;
   try {
     st = lstatSync(path);
@@ -197,6 +200,13 @@ export function openDataFile(path: string, size: number): DataFile {
     fd = openSync(path, RW_NOFOLLOW);
   } catch (err) {
     throw fromFsError(err, path, 'cannot open the data file');
+  }
+  if (expect !== undefined) {
+    const now = fstatSync(fd);
+    if (now.dev !== expect.dev || now.ino !== expect.ino) {
+      closeSync(fd);
+      throw new KfetchError('KF_E_IO', `the data file ${path} was replaced while it was verified; nothing was recorded: run the command again`, { file: path });
+    }
   }
   return sizedDataFile(fd, path, size);
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KfetchError } from '../../src/errors.js';
-import { DataChangedError, createDataFile, dataFileCounters, openDataFileToSeed, readAt, type DataFile } from '../../src/store/data-file.js';
+import { DataChangedError, createDataFile, dataFileCounters, openDataFile, openDataFileToSeed, readAt, type DataFile } from '../../src/store/data-file.js';
 
 let dir: string;
 
@@ -146,6 +146,28 @@ describe('the re-check after every served read (issue 10 point 1)', () => {
       expect(await readReason(f, 4, 8)).toMatch(/^short read at 10/);
     } finally {
       f.close();
+    }
+  });
+});
+
+describe('openDataFile with the identity of the file recheck checked', () => {
+  it('refuses a file swapped in at the path since, before sizing it; opens the same file', () => {
+    const d = mkdtempSync(join(tmpdir(), 'kfetch-df-id-'));
+    try {
+      const path = join(d, 'f.bin');
+      writeFileSync(path, 'checked');
+      const checked = statSync(path);
+      // Replaced by another file (a new inode) while the check ran: its blocks were never hashed.
+      writeFileSync(join(d, 'other'), 'other');
+      renameSync(join(d, 'other'), path);
+      expect(() => openDataFile(path, 100, { dev: checked.dev, ino: checked.ino })).toThrow(/was replaced while it was verified/);
+      expect(statSync(path).size).toBe(5); // not sized
+      const now = statSync(path);
+      const f = openDataFile(path, 100, { dev: now.dev, ino: now.ino });
+      expect(f.size).toBe(100);
+      f.close();
+    } finally {
+      rmSync(d, { recursive: true, force: true });
     }
   });
 });

@@ -100,4 +100,33 @@ describe('recheck', () => {
       await expect(recheck({ path: p, kascade: k, blockSize: B, pool, trust: { kind: 'nothing' } })).rejects.toMatchObject({ code: 'KF_E_DATA_MISSING', file: p });
     }
   });
+
+  it('a file written while it is hashed is refused (nothing from that check may be recorded)', async () => {
+    const { path, k } = await setup('written-meanwhile');
+    let wrote = false;
+    const check = recheck({
+      path,
+      kascade: k,
+      blockSize: B,
+      pool,
+      trust: { kind: 'nothing' },
+      // Called once before hashing starts: the file is rewritten in place (same size) under the check.
+      onProgress: (done) => {
+        if (done !== 0 || wrote) return;
+        wrote = true;
+        const fd = openSync(path, 'r+');
+        writeSync(fd, Buffer.from('changed'), 0, 7, 5 * B);
+        closeSync(fd);
+      },
+    });
+    await expect(check).rejects.toMatchObject({ code: 'KF_E_IO', file: path });
+    expect(wrote).toBe(true);
+  });
+
+  it('says which file it checked, so the caller can refuse another one found at the path later', async () => {
+    const { path, k } = await setup('identity');
+    const r = await recheck({ path, kascade: k, blockSize: B, pool, trust: { kind: 'nothing' } });
+    const st = statSync(path);
+    expect(r.identity).toEqual({ dev: st.dev, ino: st.ino });
+  });
 });
