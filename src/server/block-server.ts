@@ -410,7 +410,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     serve(client, res, goneSignal(req, res), p).catch((err: unknown) => {
       log.warn({ err: String(err), url: (req.url ?? '').slice(0, 200), client }, 'block request failed');
       if (res.headersSent) res.destroy();
-      else if (err instanceof NotHeldNowError) sendError(res, 400, 'block not held now: the data file changed');
+      else if (err instanceof NotHeldNowError) sendError(res, 400, 'block not held now');
       else sendError(res, 500, 'read error');
     });
   });

@@ -285,7 +285,9 @@ function dataFileOn(fd: number, path: string, opened: Stats): DataFile {
       return { size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino };
     },
     async read(buf: Buffer, length: number, position: number): Promise<number> {
-      if (closed) throw new KfetchError('KF_E_IO', `the data file ${path} was closed`, { file: path });
+      // Not a read error of the peer's asking: a response that outlived its file (a box download handed over to
+      // the seeding fd, a removed kascade) answers 400 "not held now" and is fetched elsewhere, never a 500.
+      if (closed) throw new NotHeldNowError(`the data file ${path} was closed`);
       reading++;
       try {
         return await readChecked(fd, path, want, buf, length, position);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KfetchError } from '../../src/errors.js';
-import { DataChangedError, createDataFile, dataFileCounters, openDataFile, openDataFileToSeed, readAt, type DataFile } from '../../src/store/data-file.js';
+import { DataChangedError, NotHeldNowError, createDataFile, dataFileCounters, openDataFile, openDataFileToSeed, readAt, type DataFile } from '../../src/store/data-file.js';
 
 let dir: string;
 
@@ -166,6 +166,19 @@ describe('openDataFile with the identity of the file recheck checked', () => {
       const f = openDataFile(path, 100, { dev: now.dev, ino: now.ino });
       expect(f.size).toBe(100);
       f.close();
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a data file read after close', () => {
+  it('rejects with NotHeldNowError (answered 400 not held now), not an I/O error counted against the server', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'kfetch-df-closed-'));
+    try {
+      const f = createDataFile(join(d, 'c.bin'), 16);
+      f.close();
+      await expect(f.read(Buffer.alloc(4), 4, 0)).rejects.toBeInstanceOf(NotHeldNowError);
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
