@@ -37,8 +37,13 @@ interface Swarm {
   complete: Map<string, PeerRecord>;
   /** The keys of each source address's peers, least recently heard first (the per-address cap evicts the first). */
   byIp: Map<string, Set<string>>;
-  /** Largest file size the swarm's first bitfield could describe (8 × bytes × block size); unset until one came. */
+  /**
+   * Largest file size the swarm's first kept bitfield could describe (8 × bytes × block size); unset until one came,
+   * and unset again when the record that set it goes (so a liar who set it first cannot hold it for longer).
+   */
   fileBytesBound?: number;
+  /** The record whose bitfield set fileBytesBound. */
+  boundBy?: string;
   /** Bytes of the bitfields kept (hex characters, one byte each). */
   bitfieldBytes: number;
 }
@@ -68,10 +73,12 @@ export interface SwarmRegistryOptions {
 
 /** Outcome of recording an announce. */
 export type RecordResult =
-  /** `blocksDropped`: the peer is listed, but its bitfield was not kept (that cap is full). */
-  | { ok: true; blocksDropped?: 'swarm' | 'total' }
-  /** The bitfield is longer than the swarm's geometry allows at its block size (`maxBytes`). */
-  | { ok: false; reason: 'blocks'; maxBytes: number }
+  /**
+   * `blocksDropped`: the peer is listed, but its bitfield was not kept: a memory cap is full (`swarm`, `total`), or
+   * it is longer than the swarm's geometry allows at its block size (`geometry`). Never a refusal: a refused
+   * bitfield would let whoever announced first keep every honest peer out (or make them stop sending bitfields).
+   */
+  | { ok: true; blocksDropped?: 'swarm' | 'total' | 'geometry' }
   | { ok: false; reason: 'too-soon'; retryAfterMs: number }
   | { ok: false; reason: 'full'; what: 'swarms' | 'peers' };
 
@@ -112,10 +119,6 @@ export class SwarmRegistry {
     const key = peerKey(peer.ip, peer.port);
     const existing = swarm === undefined ? undefined : (swarm.active.get(key) ?? swarm.complete.get(key));
     const live = existing !== undefined && now - existing.seenAt < this.expiryOf(existing);
-    if (peer.blocks !== undefined && swarm?.fileBytesBound !== undefined) {
-      const maxBytes = bitfieldBytesFor(swarm.fileBytesBound, peer.blocks.blockSize);
-      if (peer.blocks.hex.length > maxBytes * 2) return { ok: false, reason: 'blocks', maxBytes };
-    }
     if (live && sameState(existing, peer)) {
       const gap = now - existing.seenAt;
       if (gap < this.opts.minIntervalMs) return { ok: false, reason: 'too-soon', retryAfterMs: this.opts.minIntervalMs - gap };
@@ -147,13 +150,18 @@ export class SwarmRegistry {
     const rec: PeerRecord = { ip: peer.ip, port: peer.port, progress: peer.progress, event: peer.event, updatedIso: wallIso, seenAt: now };
     // Delete then set, so each order stays "least recently heard first"; a peer lives in one map only.
     this.drop(swarm, key);
-    let blocksDropped: 'swarm' | 'total' | undefined;
+    let blocksDropped: 'swarm' | 'total' | 'geometry' | undefined;
     if (peer.blocks !== undefined) {
-      swarm.fileBytesBound ??= (peer.blocks.hex.length / 2) * 8 * peer.blocks.blockSize;
       const bytes = peer.blocks.hex.length;
-      if (swarm.bitfieldBytes + bytes > (this.opts.maxBitfieldBytesPerSwarm ?? Infinity)) blocksDropped = 'swarm';
+      const bound = swarm.fileBytesBound;
+      if (bound !== undefined && bytes > bitfieldBytesFor(bound, peer.blocks.blockSize) * 2) blocksDropped = 'geometry';
+      else if (swarm.bitfieldBytes + bytes > (this.opts.maxBitfieldBytesPerSwarm ?? Infinity)) blocksDropped = 'swarm';
       else if (this.totalBitfieldBytes + bytes > (this.opts.maxBitfieldBytes ?? Infinity)) blocksDropped = 'total';
       if (blocksDropped === undefined) {
+        if (bound === undefined) {
+          swarm.fileBytesBound = (bytes / 2) * 8 * peer.blocks.blockSize;
+          swarm.boundBy = key;
+        }
         rec.blocks = peer.blocks;
         swarm.bitfieldBytes += bytes;
         this.totalBitfieldBytes += bytes;
@@ -179,6 +187,10 @@ export class SwarmRegistry {
     if (rec.blocks !== undefined) {
       swarm.bitfieldBytes -= rec.blocks.hex.length;
       this.totalBitfieldBytes -= rec.blocks.hex.length;
+    }
+    if (swarm.boundBy === key) {
+      delete swarm.fileBytesBound;
+      delete swarm.boundBy;
     }
     this.total--;
     return true;

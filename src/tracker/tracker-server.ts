@@ -192,19 +192,12 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
           const message = `announced the same state too soon; retry after ${seconds} s`;
           return refuse(req, res, { status: 403, message, headers: { 'Retry-After': String(seconds) }, announcePath: true }, others());
         }
-        if (result.reason === 'blocks') {
-          const bytes = Math.ceil(update.blocks!.hex.length / 2);
-          const message =
-            `blocks is ${bytes} bytes; this swarm's bitfield at blocksize ${update.blocks!.blockSize} is at most ` +
-            `${result.maxBytes} bytes (ceil(blocks / 8) for the file its first bitfield described)`;
-          return refuse(req, res, { status: 400, message, field: 'blocks', announcePath: true }, others());
-        }
         log?.warn({ swarm: swarmId, what: result.what }, 'tracker: full');
         const message = `tracker is full (${result.what})`;
         return refuse(req, res, { status: 503, message, headers: { 'Retry-After': String(intervalSeconds) }, announcePath: true }, others());
       }
       if (result.blocksDropped !== undefined) {
-        log?.debug({ swarm: swarmId, peer: caller, cap: result.blocksDropped }, 'tracker: bitfield not kept (memory cap)');
+        log?.debug({ swarm: swarmId, peer: caller, cap: result.blocksDropped }, 'tracker: bitfield not kept (memory cap or swarm geometry)');
       }
       const peers = listed(swarmId, now, caller);
       log?.debug({ swarm: swarmId, peer: caller, replied: peers.length }, 'tracker: announce');

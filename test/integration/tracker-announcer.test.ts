@@ -9,6 +9,7 @@ import type { AnnounceResult } from '../../src/tracker/announce-client.js';
 import { createAnnounceStats } from '../../src/tracker/announce-stats.js';
 import { Announcer } from '../../src/tracker/announcer.js';
 import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
+import { LIMITS } from '../../src/limits.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 import { startAdversarialTracker, type AdversarialTracker } from '../helpers/adversarial-tracker.js';
 import { never, until, within } from '../helpers/wait.js';
@@ -71,10 +72,10 @@ describe('Announcer', () => {
   it('issue 10: a tracker that refuses our bitfield (field blocks) hears us without it, and we stay listed', async () => {
     real = await startTracker({ minIntervalMs: 0 });
     const url = `${real.url}/peers/${'34'.repeat(32)}.json`;
-    // Someone announced first with a 1-byte bitfield at 4096: the swarm's geometry now allows no more.
-    const first = await fetch(url, { method: 'POST', body: new URLSearchParams({ port: '4001', progress: '0', blocks: '00', blocksize: '4096' }) });
+    const first = await fetch(url, { method: 'POST', body: new URLSearchParams({ port: '4001', progress: '0' }) });
     expect(first.status).toBe(200);
-    const bf = Bitfield.full(20);
+    // More blocks than any bitfield may describe (LIMITS.maxBlocksPerSize): the tracker's parser refuses `blocks`.
+    const bf = Bitfield.full(LIMITS.maxBlocksPerSize + 8);
     const errors: KfetchError[] = [];
     const got: AnnounceResult[] = [];
     const a = make({ url, state: () => ({ port: 4002, progress: 1, blocks: { blockSize: 4096, bitfield: bf } }), onPeers: (r) => got.push(r), onError: (e) => errors.push(e) });

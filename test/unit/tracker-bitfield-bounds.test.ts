@@ -1,5 +1,5 @@
-// Issue 10 point 10: the bitfields the tracker keeps are bounded by the swarm's geometry (fixed by its first
-// bitfield), and their bytes are accounted per swarm and in all; over a cap a peer is listed without its bitfield.
+// Issue 10 point 10: the bitfields the tracker keeps are bounded by the swarm's geometry (fixed by the first
+// bitfield it kept, for as long as that record lives), and their bytes are accounted per swarm and in all; over a cap a peer is listed without its bitfield.
 // These use the registry's own byte account and what it hands out, not RSS.
 import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../../src/limits.js';
@@ -19,28 +19,34 @@ function handedOut(r: SwarmRegistry, ids: string[]): number {
 }
 
 describe('SwarmRegistry: bitfield geometry (issue 10)', () => {
-  it('refuses a bitfield longer than the swarm\'s first one at the same block size, accepts a shorter one', () => {
+  it('keeps a bitfield longer than the swarm\'s first one at the same block size only as a listed peer without it', () => {
     const r = new SwarmRegistry({ maxSwarms: 10, maxPeersPerSwarm: 100, expiryMs: 1000, minIntervalMs: 0 });
+    const geometry = { ok: true, blocksDropped: 'geometry' };
     // 11 blocks of 4096: ceil(11/8) = 2 bytes.
     expect(r.record(S(1), { ip: '10.0.0.1', port: 1, progress: 0.5, blocks: { hex: 'e040', blockSize: 4096 } }, 0, iso)).toEqual({ ok: true });
-    const long = r.record(S(1), { ip: '10.0.0.2', port: 1, progress: 0.5, blocks: { hex: 'e04000', blockSize: 4096 } }, 0, iso);
-    expect(long).toEqual({ ok: false, reason: 'blocks', maxBytes: 2 });
+    expect(r.record(S(1), { ip: '10.0.0.2', port: 1, progress: 0.5, blocks: { hex: 'e04000', blockSize: 4096 } }, 0, iso)).toEqual(geometry);
     // SPEC §4: missing trailing bytes are zeros.
-    expect(r.record(S(1), { ip: '10.0.0.3', port: 1, progress: 0, blocks: { hex: 'e0', blockSize: 4096 } }, 0, iso).ok).toBe(true);
+    expect(r.record(S(1), { ip: '10.0.0.3', port: 1, progress: 0, blocks: { hex: 'e0', blockSize: 4096 } }, 0, iso)).toEqual({ ok: true });
     // Half the block size: up to twice the bytes; a larger size: fewer.
-    expect(r.record(S(1), { ip: '10.0.0.4', port: 1, progress: 0, blocks: { hex: 'ffffffff', blockSize: 2048 } }, 0, iso).ok).toBe(true);
-    expect(r.record(S(1), { ip: '10.0.0.5', port: 1, progress: 0, blocks: { hex: 'ffffffff00', blockSize: 2048 } }, 0, iso)).toEqual({
-      ok: false,
-      reason: 'blocks',
-      maxBytes: 4,
-    });
-    expect(r.record(S(1), { ip: '10.0.0.6', port: 1, progress: 0, blocks: { hex: 'f000', blockSize: 65536 } }, 0, iso)).toEqual({
-      ok: false,
-      reason: 'blocks',
-      maxBytes: 1,
-    });
-    // A refused announce leaves nothing behind.
-    expect(r.stats()).toEqual({ swarms: 1, peers: 3 });
+    expect(r.record(S(1), { ip: '10.0.0.4', port: 1, progress: 0, blocks: { hex: 'ffffffff', blockSize: 2048 } }, 0, iso)).toEqual({ ok: true });
+    expect(r.record(S(1), { ip: '10.0.0.5', port: 1, progress: 0, blocks: { hex: 'ffffffff00', blockSize: 2048 } }, 0, iso)).toEqual(geometry);
+    expect(r.record(S(1), { ip: '10.0.0.6', port: 1, progress: 0, blocks: { hex: 'f000', blockSize: 65536 } }, 0, iso)).toEqual(geometry);
+    // Every one is listed (never refused); the over-long bitfields are not kept or handed out.
+    expect(r.stats()).toEqual({ swarms: 1, peers: 6 });
+    const byIp = new Map(r.sample(S(1), 100, 1, undefined, Math.random).map((p) => [p.ip, p.blocks]));
+    expect(byIp.get('10.0.0.2')).toBeUndefined();
+    expect(byIp.get('10.0.0.1')).toBe('e040');
+  });
+
+  it('the geometry goes with the record that set it: a liar who announced first cannot hold it', () => {
+    const r = new SwarmRegistry({ maxSwarms: 10, maxPeersPerSwarm: 100, expiryMs: 1000, minIntervalMs: 0 });
+    expect(r.record(S(1), { ip: '10.6.6.6', port: 1, progress: 0, blocks: { hex: '00', blockSize: 4096 } }, 0, iso)).toEqual({ ok: true });
+    const honest = { ip: '10.0.0.1', port: 1, progress: 0.5, blocks: { hex: 'ffff', blockSize: 4096 } };
+    expect(r.record(S(1), honest, 0, iso)).toEqual({ ok: true, blocksDropped: 'geometry' });
+    r.remove(S(1), '10.6.6.6', 1);
+    // The honest peer's next announce is kept whole, and its bitfield now bounds the swarm.
+    expect(r.record(S(1), { ...honest, progress: 0.6 }, 1, iso)).toEqual({ ok: true });
+    expect(r.record(S(1), { ip: '10.6.6.6', port: 2, progress: 0, blocks: { hex: 'ffffff', blockSize: 4096 } }, 1, iso)).toEqual({ ok: true, blocksDropped: 'geometry' });
   });
 
   it('an announce without a bitfield is never refused for one; the geometry goes with the swarm', () => {
