@@ -3,7 +3,7 @@
 // the workers); else none does, until all but one are removed. Never the first alphabetically: a bogus kascade
 // dropped in the folder must not displace the one that owns the file. Used by seed-box.ts.
 
-import { lstatSync } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
 import { recheck } from '../client/recheck.js';
 import type { HashPool } from '../hashing/pool.js';
@@ -68,13 +68,20 @@ export async function decideClaim(dataPath: string, claimants: readonly Claimant
     const winner = known[0]!;
     return { winner, reasons: losers(claimants, winner, (c) => `${both(c)}; ${basename(winner.path)} is used (the state already knows it); ignored`) };
   }
-  const scores = new Map<Claimant, number>();
-  for (const c of claimants) scores.set(c, await matchingBlocks(dataPath, c.kascade, o));
-  const best = Math.max(...scores.values());
-  const top = claimants.filter((c) => scores.get(c) === best);
+  // Scored by bytes that match, not blocks: a copy of the kascade at a smaller block size must not win by count.
+  const matched = new Map<Claimant, { blocks: number; bytes: number }>();
+  for (const c of claimants) matched.set(c, await matching(dataPath, c.kascade, o));
+  const best = Math.max(...[...matched.values()].map((m) => m.bytes));
+  let top = claimants.filter((c) => matched.get(c)!.bytes === best);
+  // Several match every byte block by block (one file, kascades at other block sizes): the whole-file SHA-256,
+  // taken once, says which of them name this file at all.
+  if (top.length > 1 && best === top[0]!.kascade.filesize) {
+    const hex = await fileSha256(dataPath, best, o);
+    if (hex !== undefined) top = top.filter((c) => c.kascade.filehash === hex);
+  }
   if (best > 0 && top.length === 1) {
     const winner = top[0]!;
-    const of = (c: Claimant): string => `${scores.get(c)} of ${c.kascade.geometry(c.kascade.preferredBlockSize).count}`;
+    const of = (c: Claimant): string => `${matched.get(c)!.blocks} of ${c.kascade.geometry(c.kascade.preferredBlockSize).count}`;
     return {
       winner,
       reasons: losers(claimants, winner, (c) => `${both(c)}; ${basename(winner.path)} is used (its blocks match the file: ${of(winner)}; this one's: ${of(c)}); ignored`),
@@ -90,15 +97,39 @@ function losers(all: readonly Claimant[], winner: Claimant | undefined, why: (c:
   return new Map(all.filter((c) => c !== winner).map((c) => [c.path, why(c)]));
 }
 
-/** Blocks of the file at `dataPath` that match `k` (0 when it is missing, not a regular file or of another size). */
-async function matchingBlocks(dataPath: string, k: Kascade, o: { pool: HashPool; signal: AbortSignal }): Promise<number> {
+/** Blocks (and their bytes) of the file at `dataPath` that match `k` (none when it is missing, not a regular file or of another size). */
+async function matching(dataPath: string, k: Kascade, o: { pool: HashPool; signal: AbortSignal }): Promise<{ blocks: number; bytes: number }> {
+  const none = { blocks: 0, bytes: 0 };
   try {
     // A file of another size is not this kascade's: say so without hashing it.
-    if (lstatSync(dataPath).size !== k.filesize) return 0;
-    const r = await recheck({ path: dataPath, kascade: k, blockSize: k.preferredBlockSize, pool: o.pool, trust: { kind: 'nothing' }, signal: o.signal });
-    return r.size === k.filesize ? r.durable.count : 0;
+    if (lstatSync(dataPath).size !== k.filesize) return none;
+    const bs = k.preferredBlockSize;
+    const r = await recheck({ path: dataPath, kascade: k, blockSize: bs, pool: o.pool, trust: { kind: 'nothing' }, signal: o.signal });
+    if (r.size !== k.filesize) return none;
+    const last = r.durable.length - 1;
+    const short = last >= 0 && r.durable.has(last) ? r.durable.length * bs - k.filesize : 0;
+    return { blocks: r.durable.count, bytes: r.durable.count * bs - short };
   } catch (err) {
     if (o.signal.aborted) throw err;
-    return 0; // missing, not a regular file, unreadable: it verifies for nobody
+    return none; // missing, not a regular file, unreadable: it verifies for nobody
+  }
+}
+
+/** The SHA-256 of the first `size` bytes of the file at `dataPath`, or undefined when it cannot be read. */
+async function fileSha256(dataPath: string, size: number, o: { pool: HashPool; signal: AbortSignal }): Promise<string | undefined> {
+  let fd: number;
+  try {
+    fd = openSync(dataPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const r = await o.pool.sha256File({ kind: 'sha256-file', fd, size }, o.signal);
+    return r.read === size ? r.hex : undefined;
+  } catch (err) {
+    if (o.signal.aborted) throw err;
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }

@@ -34,6 +34,25 @@ describe('issue 10 point 8: one data file named by two kascades', () => {
     expect(await box.run.exited(15_000)).toBe(0);
   });
 
+  it('a copy of the real kascade at a smaller block size (more blocks, another filehash) does not win by count', async () => {
+    const w = boxWorld(scope);
+    const real = boxPayload('shared.bin', 'real');
+    writeFileSync(join(w.data, 'shared.bin'), real.bytes);
+    // Every 16 KiB block matches the file too; only its filehash (and so its swarm) is the attacker's.
+    const small = 16_384;
+    const md5s = Array.from({ length: Math.ceil(real.bytes.length / small) }, (_, i) =>
+      createHash('md5').update(real.bytes.subarray(i * small, (i + 1) * small)).digest('hex'),
+    );
+    writeKascade(join(w.watch, 'a-copy.kascade'), { ...real.k, filehash: '00'.repeat(32), blockhashes: { [small]: md5s } });
+    writeKascade(join(w.watch, 'b-real.kascade'), real.k);
+
+    const box = await startBox(w);
+    const s = await waitBoxStatus(box.url, (x) => entryOf(x, 'b-real.kascade')?.state === 'seeding' && entryOf(x, 'a-copy.kascade')?.state === 'rejected', 'real seeding, copy rejected');
+    expect(entryOf(s, 'a-copy.kascade')!.error).toMatch(/b-real\.kascade/);
+    box.run.child.kill('SIGTERM');
+    expect(await box.run.exited(15_000)).toBe(0);
+  });
+
   it('the kascade already known to the state wins after a restart, whatever the new one is called', async () => {
     const w = boxWorld(scope);
     const real = boxPayload('shared.bin', 'real');
