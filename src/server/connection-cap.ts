@@ -6,6 +6,7 @@
 // so the owner can always see what is going on. Used by block-server.ts.
 
 import type { Socket } from 'node:net';
+import { sourceKey } from '../util/address-policy.js';
 
 export interface ConnectionCapLimits {
   maxConnections: number;
@@ -25,6 +26,7 @@ export interface ConnectionCapStats {
 }
 
 interface Entry {
+  /** Its source (sourceKey: the address, or an IPv6 address's /64). */
   address: string;
   /** Requests in progress on it (pipelined ones each count). */
   busy: number;
@@ -48,14 +50,16 @@ export class ConnectionCap {
 
   /** A new connection: admitted (closing an idle one first if a cap is full), on an owner slot, or destroyed. */
   open(socket: Socket): void {
-    const address = socket.remoteAddress ?? 'unknown';
+    const remote = socket.remoteAddress ?? 'unknown';
+    // Per source: an IPv6 client is its /64 (one host is handed a whole /64 and could spread over it).
+    const address = sourceKey(remote);
     const l = this.limits;
     const fits =
       ((this.perAddress.get(address) ?? 0) < l.maxConnectionsPerAddress || this.closeIdle((e) => !e.owner && e.address === address)) &&
       (this.regular < l.maxConnections || this.closeIdle((e) => !e.owner));
     let owner = false;
     if (!fits) {
-      owner = l.ownerConnections > 0 && this.isOwner(address) && (this.owners < l.ownerConnections || this.closeIdle((e) => e.owner));
+      owner = l.ownerConnections > 0 && this.isOwner(remote) && (this.owners < l.ownerConnections || this.closeIdle((e) => e.owner));
       if (!owner) {
         this.refused++;
         socket.destroy();

@@ -123,3 +123,15 @@ export function isLoopbackHost(hostname: string): boolean {
   const canon = canonicalIp(h);
   return canon !== undefined && ipaddr.parse(canon).range() === 'loopback';
 }
+
+/**
+ * The source a per-address limit counts: an IPv4 address as it is, an IPv6 address as its /64 (`2001:db8:1:2::/64`),
+ * since one host is routinely handed a whole /64. IPv4-mapped IPv6 counts as its IPv4; text that is not an IP
+ * literal is its own key.
+ */
+export function sourceKey(text: string): string {
+  const canon = canonicalIp(text);
+  if (canon === undefined || !canon.includes(':')) return canon ?? text;
+  const parts = (ipaddr.parse(canon) as IpAddr.IPv6).parts;
+  return `${parts.slice(0, 4).map((p) => p.toString(16)).join(':')}::/64`;
+}

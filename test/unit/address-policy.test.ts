@@ -2,7 +2,7 @@
 // carried-IPv4 forms of each included), loopback only by permission; the dial guard's floor and its lookup. No
 // test here dials anything: the guard's own dial tests are in test/integration/peer-dial-guard.test.ts.
 import { describe, expect, it } from 'vitest';
-import { canonicalIp, isLoopbackHost, judgeAddress } from '../../src/util/address-policy.js';
+import { canonicalIp, isLoopbackHost, judgeAddress, sourceKey } from '../../src/util/address-policy.js';
 import { AddressPolicyError, dialProblem, policedLookup } from '../../src/peer/dial-guard.js';
 import { parsePeerAddress } from '../../src/util/peer-address.js';
 
@@ -137,4 +137,16 @@ describe('isLoopbackHost', () => {
     ['tracker.example.org', false],
     ['[2001:db8::1]', false],
   ])('%s -> %s', (host, want) => expect(isLoopbackHost(host)).toBe(want));
+});
+
+describe('sourceKey (per-source limits)', () => {
+  it('keeps IPv4 as it is, counts IPv6 by its /64, and maps IPv4-mapped IPv6 to its IPv4', () => {
+    expect(sourceKey('10.1.2.3')).toBe('10.1.2.3');
+    expect(sourceKey('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(sourceKey('2001:db8:1:2:ffff:ffff:ffff:ffff')).toBe('2001:db8:1:2::/64');
+    expect(sourceKey('2001:db8:1:3::1')).not.toBe(sourceKey('2001:db8:1:2::1'));
+    expect(sourceKey('::ffff:127.0.0.1')).toBe('127.0.0.1');
+    expect(sourceKey('::1')).toBe('0:0:0:0::/64');
+    expect(sourceKey('unknown')).toBe('unknown');
+  });
 });
