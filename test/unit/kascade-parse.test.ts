@@ -7,6 +7,7 @@ import { KfetchError } from '../../src/errors.js';
 import { findDuplicateKey } from '../../src/kascade/duplicate-keys.js';
 import { filenameProblem } from '../../src/kascade/filename.js';
 import { parseKascade, type ParseKascadeOptions } from '../../src/kascade/parse.js';
+import { serializeKascade } from '../../src/kascade/serialize.js';
 import { parseTrackerReply } from '../../src/tracker/parse-reply.js';
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
@@ -177,5 +178,227 @@ describe('filenameProblem', () => {
 
   it('still accepts ordinary non-ASCII names', () => {
     for (const ok of ['Ελληνικά.txt', 'عربي.txt', 'עברית.pdf', '中文.zip', 'café.mp3', '🎵 song.ogg']) expect(filenameProblem(ok, 255), ok).toBeUndefined();
+  });
+});
+
+// Edge rows found by the mutation run (npm run mutate): exact codes, fields and details at each bound.
+describe('parseKascade edges', () => {
+  function errOf(o: unknown, opts?: ParseKascadeOptions): KfetchError {
+    try {
+      parseKascade(typeof o === 'string' ? o : JSON.stringify(o), 'x.json', opts);
+    } catch (err) {
+      if (err instanceof KfetchError) return err;
+      throw err;
+    }
+    throw new Error('parsed without error');
+  }
+  const H64 = 'ab'.repeat(32);
+
+  it('says which JSON type it got where a type is wrong', () => {
+    expect(errOf({ ...base(), filename: null }).message).toMatch(/null/);
+    expect(errOf({ ...base(), filename: [] }).message).toMatch(/array/);
+    expect(errOf({ ...base(), filename: {} }).message).toMatch(/object/);
+    expect(errOf({ ...base(), filename: {} }).message).not.toContain('[object');
+    expect(errOf({ ...base(), filename: 7 }).message).toMatch(/number 7/);
+    expect(errOf({ ...base(), filename: true }).message).toMatch(/boolean true/);
+    expect(errOf({ ...base(), filename: undefined }).message).toMatch(/missing/);
+    expect(errOf({ ...base(), filesize: '1000' }).message).toContain('"1000"');
+    expect(errOf({ ...base(), filesize: [] }).message).not.toMatch(/object/);
+    expect(errOf({ ...base(), filesize: null }).message).not.toMatch(/object|missing/);
+    expect(errOf({ ...base(), filesize: '' }).message).not.toMatch(/object|missing/);
+    expect(errOf([1]).message).toMatch(/array/);
+  });
+
+  it('refuses a missing blockhashes as missing and a scalar one as the wrong type, both SCHEMA blockhashes', () => {
+    const missing = errOf({ ...base(), blockhashes: undefined });
+    expect([missing.code, missing.field]).toEqual(['KF_E_KASCADE_SCHEMA', 'blockhashes']);
+    expect(missing.message).toMatch(/missing/);
+    const scalar = errOf({ ...base(), blockhashes: 5 });
+    expect([scalar.code, scalar.field]).toEqual(['KF_E_KASCADE_SCHEMA', 'blockhashes']);
+    expect(scalar.message).toMatch(/number 5/);
+    expect(scalar.message).not.toMatch(/missing/);
+  });
+
+  it('shows names in messages with invisible and control characters escaped, and long ones shortened', () => {
+    expect(errOf({ ...base(), filename: 'ab\u200bc.txt' }).message).toContain('"ab\\u200bc.txt"');
+    expect(errOf({ ...base(), filename: 'ab\u0001c.txt' }).message).toContain('"ab\\u0001c.txt"');
+    expect(errOf({ ...base(), filename: 'ab\u00adc.txt' }).message).toContain('"ab\\u00adc.txt"');
+    expect(errOf({ ...base(), filename: 'ab\u{e0041}c.txt' }).message).toContain('"ab\\u{e0041}c.txt"');
+    // 300 characters are shown whole; past that the name is cut there.
+    const at300 = errOf({ ...base(), filename: 'a'.repeat(300) });
+    expect(at300.code).toBe('KF_E_KASCADE_NAME');
+    expect(at300.message).toContain(`"${'a'.repeat(300)}"`);
+    expect(at300.message).not.toContain('…');
+    const long = errOf({ ...base(), filename: 'b'.repeat(5000) });
+    expect(long.message).toContain(`"${'b'.repeat(300)}…"`);
+    expect(long.message).not.toContain('b'.repeat(301));
+  });
+
+  it('gives the name problem character and position in detail, and only what is known', () => {
+    const slash = errOf({ ...base(), filename: 'ab/c' });
+    expect([slash.code, slash.field]).toEqual(['KF_E_KASCADE_NAME', 'filename']);
+    expect(slash.detail).toStrictEqual({ char: '/', position: 2 });
+    const dotdot = errOf({ ...base(), filename: '..' });
+    expect(dotdot.code).toBe('KF_E_KASCADE_NAME');
+    expect(Object.keys(dotdot.detail ?? {})).toEqual([]);
+  });
+
+  it('quotes the tracker URL as given, with only a password redacted', () => {
+    const plain = errOf({ ...base(), tracker: 'http://169.254.169.254/peers/x.json' });
+    expect([plain.code, plain.field]).toEqual(['KF_E_KASCADE_TRACKER', 'tracker']);
+    expect(plain.message).toContain('"http://169.254.169.254/peers/x.json"');
+    const pw = errOf({ ...base(), tracker: 'http://u:hunter2@169.254.169.254/' });
+    expect(pw.message).toContain('"http://u:***@169.254.169.254/"');
+    const notUrl = errOf({ ...base(), tracker: 'not a url' });
+    expect([notUrl.code, notUrl.field]).toEqual(['KF_E_KASCADE_TRACKER', 'tracker']);
+    expect(notUrl.message).toContain('"not a url"');
+  });
+
+  it('gives the byte offset of a JSON error when V8 names one, and no offset when it does not', () => {
+    const after = errOf('{"a":1}x');
+    expect(after.code).toBe('KF_E_KASCADE_JSON');
+    expect(after.detail).toStrictEqual({ offset: 7 });
+    expect(after.message).toContain('byte 7');
+    const token = errOf('{"a": x}');
+    expect(token.code).toBe('KF_E_KASCADE_JSON');
+    expect(token.detail).toBeUndefined();
+    expect(token.message).not.toMatch(/byte/);
+  });
+
+  it.each([
+    [-5, /negative/],
+    [1.5, /whole/],
+    [2 ** 53, /2\^53/],
+  ])('refuses filesize %d with KF_E_KASCADE_SIZE and why', (size, why) => {
+    const e = errOf({ ...base(), filesize: size });
+    expect([e.code, e.field]).toEqual(['KF_E_KASCADE_SIZE', 'filesize']);
+    expect(e.message).toMatch(why);
+  });
+
+  it('refuses a filesize too large for a double (1e400) as too large, not as negative or fractional', () => {
+    const e = errOf(JSON.stringify(base()).replace('"filesize":1000', '"filesize":1e400'));
+    expect([e.code, e.field]).toEqual(['KF_E_KASCADE_SIZE', 'filesize']);
+    expect(e.message).toMatch(/too large/);
+    expect(e.message).not.toMatch(/negative|whole|2\^53/);
+  });
+
+  it('takes filesize 2^53 - 1 as a size, then refuses it on the block-count limit', () => {
+    const e = errOf({ ...base(), filesize: 2 ** 53 - 1 });
+    expect([e.code, e.field]).toEqual(['KF_E_KASCADE_BLOCKS', 'blockhashes.512']);
+  });
+
+  it('names the algorithm and gives length or position details for a bad hash', () => {
+    const short = errOf({ ...base(), filehash: 'a'.repeat(63) });
+    expect([short.code, short.field]).toEqual(['KF_E_KASCADE_HASH', 'filehash']);
+    expect(short.detail).toStrictEqual({ expected: 64, actual: 63 });
+    expect(short.message).toContain('SHA-256');
+    const nonHex = errOf({ ...base(), filehash: `${'a'.repeat(10)}z${'a'.repeat(53)}` });
+    expect([nonHex.code, nonHex.field]).toEqual(['KF_E_KASCADE_HASH', 'filehash']);
+    expect(nonHex.detail).toStrictEqual({ position: 10 });
+    expect(nonHex.message).toContain('"z"');
+    // "0x" only counts as a prefix at the start: inside 64 characters it is a non-hex digit at its position.
+    const inner = errOf({ ...base(), filehash: `${'ab'.repeat(31)}0x` });
+    expect(inner.detail).toStrictEqual({ position: 63 });
+    const prefixed = errOf({ ...base(), filehash: `0x${'ab'.repeat(32)}` });
+    expect([prefixed.code, prefixed.field]).toEqual(['KF_E_KASCADE_HASH', 'filehash']);
+    expect(prefixed.message).toMatch(/0x/);
+    expect(prefixed.detail).toBeUndefined();
+    const wrongType = errOf({ ...base(), filehash: 5 });
+    expect([wrongType.code, wrongType.field]).toEqual(['KF_E_KASCADE_SCHEMA', 'filehash']);
+    const missing = errOf({ ...base(), filehash: undefined });
+    expect([missing.code, missing.field]).toEqual(['KF_E_KASCADE_SCHEMA', 'filehash']);
+  });
+
+  // Every character just outside 0-9, a-f and A-F (and a few far off) is refused in a block hash, at its index.
+  // Padded with digits, lowercase or uppercase hex, so a wrong range check on any of the three shows.
+  const badHexRows = ['0', 'a', 'A'].flatMap((pad) => ['/', ':', '@', 'G', '`', 'g', '!', ' ', 'é'].map((c) => [c, pad] as const));
+  it.each(badHexRows)('refuses %j (among %j) in an MD5 block hash as KF_E_KASCADE_HASH at blockhashes.512[1]', (c, pad) => {
+    const e = errOf({ ...base(), blockhashes: { '512': [md5('a'), `${pad.repeat(5)}${c}${pad.repeat(26)}`] } });
+    expect([e.code, e.field]).toEqual(['KF_E_KASCADE_HASH', 'blockhashes.512[1]']);
+    expect(e.detail).toStrictEqual({ position: 5 });
+  });
+
+  it('names MD5 and the lengths for a block hash of the wrong length', () => {
+    const e = errOf({ ...base(), blockhashes: { '512': [md5('a'), md5('b').slice(1)] } });
+    expect([e.code, e.field]).toEqual(['KF_E_KASCADE_HASH', 'blockhashes.512[1]']);
+    expect(e.detail).toStrictEqual({ expected: 32, actual: 31 });
+    expect(e.message).toContain('MD5');
+  });
+
+  it('accepts every hex digit in either case in block hashes, lowercased', () => {
+    const mixed = '0123456789abcdefABCDEF0123456789';
+    const k = parseKascade(JSON.stringify({ ...base(), blockhashes: { '512': [mixed, mixed.toUpperCase()] } }));
+    expect(k.blockhashes.get(512)).toEqual([mixed.toLowerCase(), mixed.toLowerCase()]);
+  });
+
+  it('refuses a non-string block hash, even one with a length of 32, as SCHEMA at its index', () => {
+    const arr = errOf({ ...base(), blockhashes: { '512': [md5('a'), Array.from({ length: 32 }, () => 'a')] } });
+    expect([arr.code, arr.field]).toEqual(['KF_E_KASCADE_SCHEMA', 'blockhashes.512[1]']);
+    const obj = errOf({ ...base(), blockhashes: { '512': [{ length: 32 }, md5('b')] } });
+    expect([obj.code, obj.field]).toEqual(['KF_E_KASCADE_SCHEMA', 'blockhashes.512[0]']);
+  });
+
+  it('accepts block sizes and block counts exactly at their limits, and gives the counts in detail past them', () => {
+    expect(codeOf({ ...base(), blockhashes: { '1000': [md5('a')] } }, { maxBlockSize: 1000 })).toBe('ok');
+    expect(codeOf({ ...base(), blockhashes: { '1001': [md5('a')] } }, { maxBlockSize: 1000 })).toBe('KF_E_KASCADE_BLOCKS blockhashes.1001');
+    expect(codeOf({ ...base(), blockhashes: [md5('a')], blocksize: 1000 }, { maxBlockSize: 1000 })).toBe('ok');
+    expect(codeOf(base(), { maxBlocksPerSize: 2 })).toBe('ok');
+    const over = errOf(base(), { maxBlocksPerSize: 1 });
+    expect(over.detail).toStrictEqual({ expected: 2, limit: 1 });
+    const wrongCount = errOf({ ...base(), blockhashes: { '512': [md5('a')] } });
+    expect([wrongCount.code, wrongCount.field]).toEqual(['KF_E_KASCADE_BLOCKS', 'blockhashes.512']);
+    expect(wrongCount.detail).toStrictEqual({ expected: 2, actual: 1 });
+  });
+
+  it('refuses a 2014 blocksize of 0 or out of range as BLOCKS blocksize, whatever the minimum', () => {
+    const b2014 = { ...base(), blockhashes: [md5('a'), md5('b')] };
+    expect(codeOf({ ...b2014, blocksize: 0 }, { minBlockSize: 0 })).toBe('KF_E_KASCADE_BLOCKS blocksize');
+    expect(codeOf({ ...b2014, blocksize: -512 }, { minBlockSize: -1024 })).toBe('KF_E_KASCADE_BLOCKS blocksize');
+    expect(codeOf({ ...b2014, blocksize: 256 })).toBe('KF_E_KASCADE_BLOCKS blocksize');
+    expect(codeOf({ ...b2014, blocksize: 512 })).toBe('ok');
+  });
+
+  it('shortens a huge block-size key in the message but names it whole in the field', () => {
+    const key = '9'.repeat(400);
+    const e = errOf({ ...base(), blockhashes: { [key]: [] } });
+    expect([e.code, e.field]).toEqual(['KF_E_KASCADE_BLOCKS', `blockhashes.${key}`]);
+    expect(e.message).toContain(`${'9'.repeat(16)}…`);
+    expect(e.message).not.toContain('9'.repeat(17));
+    const at16 = errOf({ ...base(), blockhashes: { ['1'.repeat(16)]: [] } });
+    expect(at16.message).toContain('1'.repeat(16));
+    expect(at16.message).not.toContain('…');
+    const small = errOf({ ...base(), blockhashes: { '100': [] } });
+    expect(small.message).not.toContain('…');
+  });
+
+  it('checks trackhash / kascadehash type and length bounds (32..128 hex, even)', () => {
+    expect(codeOf({ ...base(), trackhash: 5 })).toBe('KF_E_KASCADE_SCHEMA trackhash');
+    expect(errOf({ ...base(), trackhash: 5 }).message).toMatch(/number 5/);
+    expect(codeOf({ ...base(), kascadehash: null })).toBe('KF_E_KASCADE_SCHEMA kascadehash');
+    expect(codeOf({ ...base(), trackhash: 'ab'.repeat(15) })).toBe('KF_E_KASCADE_HASH trackhash');
+    expect(codeOf({ ...base(), trackhash: 'ab'.repeat(65) })).toBe('KF_E_KASCADE_HASH trackhash');
+    expect(codeOf({ ...base(), trackhash: 'xy'.repeat(16) })).toBe('KF_E_KASCADE_HASH trackhash');
+    expect(parseKascade(JSON.stringify({ ...base(), trackhash: 'AB'.repeat(64) })).swarmId).toBe('ab'.repeat(64));
+    expect(parseKascade(JSON.stringify({ ...base(), trackhash: 'cd'.repeat(16) })).swarmId).toBe('cd'.repeat(16));
+    const both = errOf({ ...base(), trackhash: 'ef'.repeat(16), kascadehash: 'cd'.repeat(16) });
+    expect(both.message).toMatch(/trackhash/);
+    expect(both.message).toMatch(/kascadehash/);
+    expect(parseKascade(JSON.stringify({ ...base(), filehash: H64.toUpperCase() })).filehash).toBe(H64);
+  });
+
+  it('accepts exactly maxPeers entries, and refuses a non-string entry as SCHEMA peers[i]', () => {
+    expect(codeOf({ ...base(), peers: ['a:1', 'b:2'] }, { maxPeers: 2 })).toBe('ok');
+    const over = errOf({ ...base(), peers: ['a:1', 'b:2', 'c:3'] }, { maxPeers: 2 });
+    expect([over.code, over.field]).toEqual(['KF_E_KASCADE_SCHEMA', 'peers']);
+    expect(over.message).toMatch(/3\b.*\b2\b/);
+    for (const p of [5, null, ['a:1'], { host: 'a', port: 1 }]) {
+      expect(codeOf({ ...base(), peers: ['a:1', p] }), JSON.stringify(p)).toBe('KF_E_KASCADE_SCHEMA peers[1]');
+    }
+  });
+
+  it('keeps unknown keys, enumerable, so they are written back', () => {
+    const k = parseKascade(JSON.stringify({ ...base(), 'created by': 'kfetch', comment: 'hi', note: 1 }));
+    expect(Object.keys(k.extra).sort()).toEqual(['comment', 'created by', 'note']);
+    expect(JSON.parse(serializeKascade(k))).toMatchObject({ comment: 'hi', 'created by': 'kfetch' });
   });
 });

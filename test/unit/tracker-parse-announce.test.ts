@@ -158,3 +158,59 @@ describe('parseAnnounce: good requests', () => {
     expect(parseAnnounce(fields({ ...ok, blocks: '', blocksize: '4096' })).blocks).toEqual({ hex: '', blockSize: 4096 });
   });
 });
+
+// Edge rows found by the mutation run (npm run mutate): bounds accepted exactly, and what each refusal tells the caller.
+describe('parseAnnounce: edges', () => {
+  function errOf(input: Array<[string, string]>, limits?: Parameters<typeof parseAnnounce>[1]): KfetchError {
+    try {
+      parseAnnounce(input, limits);
+    } catch (err) {
+      if (err instanceof KfetchError) return err;
+      throw err;
+    }
+    throw new Error('parsed without error');
+  }
+
+  // The message goes back to the client in {"error": "..."} (SPEC §2): it must say which field is wrong.
+  it.each(BAD)('%s -> the message names the field', (_name, input, field) => {
+    const e = errOf(Array.isArray(input) ? input : fields(input));
+    expect(e.message).toMatch(/^announce: /);
+    expect(e.message.slice('announce: '.length)).toMatch(new RegExp(`\\b${field}\\b`));
+  });
+
+  it('ignores an unknown field even when it is given twice', () => {
+    expect(parseAnnounce([['port', '80'], ['progress', '1'], ['uploaded', '0'], ['uploaded', '5']])).toEqual({ port: 80, progress: 1 });
+  });
+
+  it('accepts port and progress texts of exactly 64 characters', () => {
+    expect(parseAnnounce(fields({ ...ok, port: `${'0'.repeat(60)}8000` })).port).toBe(8000);
+    expect(parseAnnounce(fields({ ...ok, progress: `0.${'5'.repeat(62)}` })).progress).toBeCloseTo(5 / 9, 10);
+    expect(errOf(fields({ ...ok, progress: `0.${'5'.repeat(63)}` })).field).toBe('progress');
+  });
+
+  it('clamps a progress exactly at -slack or 1 + slack into [0, 1]', () => {
+    const limits = { minBlockSize: 512, maxBlockSize: 4096, maxBlocks: 64, progressSlack: 0.25 };
+    expect(parseAnnounce(fields({ ...ok, progress: '-0.25' }), limits).progress).toBe(0);
+    expect(parseAnnounce(fields({ ...ok, progress: '1.25' }), limits).progress).toBe(1);
+    expect(errOf(fields({ ...ok, progress: '-0.26' }), limits).field).toBe('progress');
+    expect(errOf(fields({ ...ok, progress: '1.26' }), limits).field).toBe('progress');
+  });
+
+  it('accepts a loopback ip (a tracker and its peers on one host)', () => {
+    expect(parseAnnounce(fields({ ...ok, ip: '127.0.0.1' })).ip).toBe('127.0.0.1');
+    expect(parseAnnounce(fields({ ...ok, ip: '::1' })).ip).toBe('::1');
+  });
+
+  it('reports a missing blocksize before looking at the blocks', () => {
+    expect(errOf(fields({ ...ok, blocks: 'zz' })).field).toBe('blocksize');
+    expect(errOf(fields({ ...ok, blocks: 'abc' })).field).toBe('blocksize');
+  });
+
+  it('accepts blocksize exactly at its bounds and refuses one past them', () => {
+    const b = (blocksize: string) => fields({ ...ok, blocks: 'ff', blocksize });
+    expect(parseAnnounce(b(String(LIMITS.maxBlockSize))).blocks).toEqual({ hex: 'ff', blockSize: LIMITS.maxBlockSize });
+    expect(parseAnnounce(b(String(LIMITS.minBlockSize))).blocks).toEqual({ hex: 'ff', blockSize: LIMITS.minBlockSize });
+    expect(errOf(b(String(LIMITS.maxBlockSize + 1))).field).toBe('blocksize');
+    expect(errOf(b(String(LIMITS.minBlockSize - 1))).field).toBe('blocksize');
+  });
+});
