@@ -2,7 +2,7 @@
 // (utime + stime), polled from /proc every ~50 ms until it exits. Every child is registered so run.ts can kill all.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
@@ -35,8 +35,10 @@ export interface Measured {
   seconds: number;
   /** Peak resident set (VmHWM), MiB; 0 if /proc could not be read. */
   peakRssMiB: number;
-  /** User + system CPU seconds at the last poll before exit. */
+  /** User + system CPU seconds at the last poll before exit, and the two parts. */
   cpuSeconds: number;
+  userSeconds: number;
+  sysSeconds: number;
   stdout: string;
   stderr: string;
 }
@@ -52,16 +54,17 @@ export interface MeasureOptions {
   keepStdout?: number;
 }
 
-/** Read peak RSS (MiB) and CPU seconds of `pid` from /proc, or undefined once it is gone. */
-export function sampleProc(pid: number): { rssMiB: number; cpu: number } | undefined {
+/** Read peak RSS (MiB) and CPU seconds (all, user, system) of `pid` from /proc, or undefined once it is gone. */
+export function sampleProc(pid: number): { rssMiB: number; cpu: number; user: number; sys: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
     // Fields after the `(comm)` which may contain spaces: state is field 3, utime 14, stime 15.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const cpu = (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
-    return { rssMiB: hwm === null ? 0 : Number(hwm[1]) / 1024, cpu };
+    const user = Number(rest[11]) / CLK_TCK;
+    const sys = Number(rest[12]) / CLK_TCK;
+    return { rssMiB: hwm === null ? 0 : Number(hwm[1]) / 1024, cpu: user + sys, user, sys };
   } catch {
     return undefined;
   }
@@ -79,12 +82,14 @@ export function runMeasured(cmd: string, args: string[], o: MeasureOptions): Pro
   let partial = '';
   let peak = 0;
   let cpu = 0;
+  let user = 0;
+  let sys = 0;
   const poll = (): void => {
     if (proc.pid === undefined) return;
     const s = sampleProc(proc.pid);
     if (s === undefined) return;
     peak = Math.max(peak, s.rssMiB);
-    cpu = Math.max(cpu, s.cpu);
+    if (s.cpu >= cpu) ({ cpu, user, sys } = s);
   };
   const timer = setInterval(poll, 50);
   const killer = setTimeout(() => proc.kill('SIGKILL'), o.timeoutMs);
@@ -112,7 +117,7 @@ export function runMeasured(cmd: string, args: string[], o: MeasureOptions): Pro
       clearInterval(timer);
       clearTimeout(killer);
       // stdout may still hold buffered data: wait for its end (bounded) before resolving.
-      const done = (): void => resolve({ code, signal, seconds, peakRssMiB: peak, cpuSeconds: cpu, stdout, stderr });
+      const done = (): void => resolve({ code, signal, seconds, peakRssMiB: peak, cpuSeconds: cpu, userSeconds: user, sysSeconds: sys, stdout, stderr });
       if (proc.stdout!.readableEnded) return done();
       const t = setTimeout(done, 2000);
       proc.stdout!.once('end', () => {
@@ -130,4 +135,33 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** `pid` and its descendants (nginx's workers under its master), from /proc. */
+export function processTree(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) for (const [child, parent] of parentOf) if (parent === tree[i]) tree.push(child);
+  return tree;
+}
+
+/** User and system CPU seconds of all of `pids` now (processes already gone count 0). */
+export function cpuOf(pids: readonly number[]): { user: number; sys: number } {
+  let user = 0;
+  let sys = 0;
+  for (const pid of pids) {
+    const s = sampleProc(pid);
+    user += s?.user ?? 0;
+    sys += s?.sys ?? 0;
+  }
+  return { user, sys };
 }

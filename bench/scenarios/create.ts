@@ -29,7 +29,7 @@ export async function create(ctx: ScenarioContext): Promise<ScenarioResult> {
     const b = await must('sha256sum', [file]);
     md5.push(a);
     sha.push(b);
-    both.push({ ...b, seconds: a.seconds + b.seconds, cpuSeconds: a.cpuSeconds + b.cpuSeconds, peakRssMiB: Math.max(a.peakRssMiB, b.peakRssMiB) });
+    both.push({ ...b, seconds: a.seconds + b.seconds, cpuSeconds: a.cpuSeconds + b.cpuSeconds, userSeconds: a.userSeconds + b.userSeconds, sysSeconds: a.sysSeconds + b.sysSeconds, peakRssMiB: Math.max(a.peakRssMiB, b.peakRssMiB) });
     const k = await must(KFETCH, ['create', file, '--tracker', 'http://127.0.0.1:9/announce', '-o', out, '--force']);
     const filehash = /filehash ([0-9a-f]{64})/.exec(k.stdout)?.[1];
     if (filehash !== b.stdout.split(' ')[0]) throw new Error(`kfetch create filehash ${filehash} != sha256sum's`);

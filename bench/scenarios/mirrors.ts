@@ -4,7 +4,7 @@
 
 import { mkdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { runMeasured, type Measured } from '../measure.js';
+import { cpuOf, median, runMeasured, type Measured } from '../measure.js';
 import type { Row, Target } from '../report.js';
 import { round } from '../report.js';
 import { ceilingsFor, kfetchMeasured, makeKascade, rowFrom, testFile, type ScenarioContext, type ScenarioResult } from './common.js';
@@ -23,6 +23,15 @@ export async function mirrors(ctx: ScenarioContext): Promise<ScenarioResult> {
   const name = basename(file);
   const kf: Measured[] = [];
   const ar: Measured[] = [];
+  /** CPU the servers spent during each run of each downloader (they serve the whole file once per run). */
+  const served = { kfetch: [] as { user: number; sys: number }[], aria2c: [] as { user: number; sys: number }[] };
+  const measuredServing = async (into: { user: number; sys: number }[], run: () => Promise<Measured>): Promise<Measured> => {
+    const before = cpuOf(servers.pids());
+    const m = await run();
+    const after = cpuOf(servers.pids());
+    into.push({ user: after.user - before.user, sys: after.sys - before.sys });
+    return m;
+  };
   try {
     for (let i = 0; i < runs; i++) {
       rmSync(out, { recursive: true, force: true });
@@ -30,13 +39,14 @@ export async function mirrors(ctx: ScenarioContext): Promise<ScenarioResult> {
       const args = ['get', k.path, '--out', out, '--json', '--timeout', '60'];
       for (const p of servers.ports) args.push('--peer', `127.0.0.1:${p}`);
       ctx.log(`mirrors: kfetch run ${i + 1}/${runs}`);
-      kf.push(await kfetchMeasured(args, home, 600_000));
+      kf.push(await measuredServing(served.kfetch, () => kfetchMeasured(args, home, 600_000)));
       rmSync(home, { recursive: true, force: true });
-      if (ctx.anchors.aria2c !== undefined) {
+      const aria2c = ctx.anchors.aria2c;
+      if (aria2c !== undefined) {
         rmSync(out, { recursive: true, force: true });
         ctx.log(`mirrors: aria2c run ${i + 1}/${runs}`);
-        const a = await runMeasured(
-          ctx.anchors.aria2c,
+        const a = await measuredServing(served.aria2c, () => runMeasured(
+          aria2c,
           [
             '-x4', '-s16', '-k16M', `--checksum=sha-256=${k.filehash}`,
             '-d', out, '-o', name, '--allow-overwrite=true', '--auto-file-renaming=false',
@@ -44,7 +54,7 @@ export async function mirrors(ctx: ScenarioContext): Promise<ScenarioResult> {
             ...servers.ports.map((p) => `http://127.0.0.1:${p}/${k.filehash}`),
           ],
           { timeoutMs: 600_000 },
-        );
+        ));
         if (a.code !== 0) throw new Error(`aria2c exited ${a.code ?? a.signal}: ${a.stdout.slice(-600)} ${a.stderr.slice(-600)}`);
         ar.push(a);
       }
@@ -57,9 +67,15 @@ export async function mirrors(ctx: ScenarioContext): Promise<ScenarioResult> {
   const rows: Row[] = [];
   const kRow = rowFrom('mirrors', `kfetch get (${peers} ${servers.kind === 'nginx' ? 'nginx' : 'node'})`, sizeMiB, kf, ceil);
   rows.push(kRow);
+  const serverAccount = (runs: { user: number; sys: number }[]): Record<string, number> => ({
+    'servers CPU-s/GiB served user': round(median(runs.map((c) => c.user)) / (sizeMiB / 1024), 2),
+    'servers CPU-s/GiB served sys': round(median(runs.map((c) => c.sys)) / (sizeMiB / 1024), 2),
+  });
+  kRow.extra = { ...kRow.extra, ...serverAccount(served.kfetch) };
   const targets: Target[] = [];
   if (ar.length > 0) {
     const aRow = rowFrom('mirrors', 'aria2c -x4 -s16 -k16M', sizeMiB, ar, ceil);
+    aRow.extra = { ...aRow.extra, ...serverAccount(served.aria2c) };
     rows.push(aRow);
     const ratio = kRow.seconds! / aRow.seconds!;
     kRow.ratios = { 'aria2c': round(ratio, 3) };

@@ -68,7 +68,7 @@ export async function resume(ctx: ScenarioContext): Promise<ScenarioResult> {
     delete row.MiBps; // it fetches 1% of the file: a rate over the whole size would mean nothing
     const firstRequestMs = (full.firstRequestAt() ?? NaN) - t0;
     const firstServedMs = (full.served[0]?.at ?? NaN) - t0;
-    row.extra = { 'first request ms': round(firstRequestMs, 0), 'first block served ms': round(firstServedMs, 0), 'first progress received>0 ms': round(firstFetchMs, 0) };
+    row.extra = { ...row.extra, 'first request ms': round(firstRequestMs, 0), 'first block served ms': round(firstServedMs, 0), 'first progress received>0 ms': round(firstFetchMs, 0) };
     const s = firstRequestMs / 1000;
     return {
       rows: [row],

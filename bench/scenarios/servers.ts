@@ -5,13 +5,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { trackChild } from '../measure.js';
+import { processTree, trackChild } from '../measure.js';
 import { STATIC_SERVER, freePort } from './common.js';
 import { spawnListening } from './spawn-listening.js';
 
 export interface HttpServers {
   kind: 'nginx' | 'node static server';
   ports: number[];
+  /** The server processes now (nginx: its master and workers), for their CPU account. */
+  pids(): number[];
   stop(): void;
 }
 
@@ -66,7 +68,7 @@ export async function startHttpServers(dir: string, file: string, filehash: stri
       }
       throw new Error(`nginx did not start: ${String(e)} ${err} ${log}`);
     }
-    return { kind: 'nginx', ports, stop: () => proc.kill('SIGTERM') };
+    return { kind: 'nginx', ports, pids: () => (proc.pid === undefined ? [] : processTree(proc.pid)), stop: () => proc.kill('SIGTERM') };
   }
   const procs: ChildProcess[] = [];
   const ports: number[] = [];
@@ -75,5 +77,5 @@ export async function startHttpServers(dir: string, file: string, filehash: stri
     procs.push(c.proc);
     ports.push(Number(new URL(c.url).port));
   }
-  return { kind: 'node static server', ports, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
+  return { kind: 'node static server', ports, pids: () => procs.flatMap((p) => (p.pid === undefined ? [] : [p.pid])), stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
 }

@@ -72,6 +72,7 @@ export async function singleBlock(ctx: ScenarioContext): Promise<ScenarioResult>
     const row = rowFrom('single-block', `kfetch get, ${variant.name} (${PEERS} single-block peers, ${DELAY_MS} ms)`, sizeMiB, runs[v]!.map((r) => r.m));
     const inflight = runs[v]!.map((r) => r.meanInFlight).sort((a, b) => a - b);
     row.extra = {
+      ...row.extra,
       'mean in flight': round(inflight[Math.floor(inflight.length / 2)]!, 1),
       'in-flight cap': Math.min(DEFAULT_ENGINE_LIMITS.maxInFlight, PEERS * DEFAULT_ENGINE_LIMITS.peer.maxSlots),
     };

@@ -6,7 +6,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Child } from '../../src/cli/local-swarm.js';
 import { stopChildren } from '../../src/cli/local-swarm.js';
-import type { Measured } from '../measure.js';
+import { cpuOf, median, type Measured } from '../measure.js';
 import type { Row, Target } from '../report.js';
 import { round } from '../report.js';
 import { torrentAnchors, type TorrentAnchor } from './torrent-anchors.js';
@@ -20,6 +20,10 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
   const children: Child[] = [];
   const notes: string[] = [];
   const kf: Measured[] = [];
+  const seeders: Child[] = [];
+  /** CPU the seeders spent during each kfetch run (they serve the whole file once per run). */
+  const seederCpu: { user: number; sys: number }[] = [];
+  const seedersNow = (): { user: number; sys: number } => cpuOf(seeders.flatMap((c) => (c.proc.pid === undefined ? [] : [c.proc.pid])));
   const anchors: TorrentAnchor[] = [];
   const anchorRuns = new Map<string, Measured[]>();
   const failedAnchors = new Set<string>();
@@ -28,14 +32,19 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
     children.push(tracker);
     const k = makeKascade(file, join(dir, 'swarm.json'), tracker.url);
     for (let i = 0; i < peers; i++) {
-      children.push(await startKfetch(['seed', k.path, '--data', dirname(file), '--port', '0', '--trust'], join(dir, `home-seed-${i}`)));
+      const seeder = await startKfetch(['seed', k.path, '--data', dirname(file), '--port', '0', '--trust'], join(dir, `home-seed-${i}`));
+      children.push(seeder);
+      seeders.push(seeder);
     }
     anchors.push(...(await torrentAnchors(ctx, file, join(dir, 'bt'), peers, notes)));
     for (let i = 0; i < runs; i++) {
       const out = join(dir, 'out');
       const home = join(dir, `home-get-${i}`);
       ctx.log(`swarm: kfetch run ${i + 1}/${runs}`);
+      const before = seedersNow();
       kf.push(await kfetchMeasured(['get', k.path, '--out', out, '--json', '--timeout', '60'], home, 600_000));
+      const after = seedersNow();
+      seederCpu.push({ user: after.user - before.user, sys: after.sys - before.sys });
       rmSync(out, { recursive: true, force: true });
       rmSync(home, { recursive: true, force: true });
       for (const a of anchors) {
@@ -59,6 +68,14 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
   }
   const ceil = ceilingsFor('download', ctx.ceilings);
   const kRow = rowFrom('swarm', `kfetch get (${peers} kfetch seeders)`, sizeMiB, kf, ceil);
+  if (seederCpu.length > 0) {
+    const gib = sizeMiB / 1024;
+    kRow.extra = {
+      ...kRow.extra,
+      'seeders CPU-s/GiB served user': round(median(seederCpu.map((c) => c.user)) / gib, 2),
+      'seeders CPU-s/GiB served sys': round(median(seederCpu.map((c) => c.sys)) / gib, 2),
+    };
+  }
   const rows: Row[] = [kRow];
   const targets: Target[] = [];
   kRow.ratios = {};

@@ -50,7 +50,7 @@ export async function tail(ctx: ScenarioContext): Promise<ScenarioResult> {
     const last = pct(100) - pct(99);
     const ratio = last / Math.max(med, 1);
     const row = rowFrom('tail', 'kfetch get (3 × 25 ms + 1 × 4 s peer)', sizeMiB, [m]);
-    row.extra = { 'last 1% ms': round(last, 1), 'median 1% ms': round(med, 1), 'slow peer requests': slow.requests() };
+    row.extra = { ...row.extra, 'last 1% ms': round(last, 1), 'median 1% ms': round(med, 1), 'slow peer requests': slow.requests() };
     return {
       rows: [row],
       targets: [
