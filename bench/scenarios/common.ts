@@ -155,12 +155,15 @@ export function rowFrom(scenario: string, tool: string, sizeMiB: number, runs: M
     MiBps: round(MiBps, 1),
     peakRssMiB: round(Math.max(...runs.map((r) => r.peakRssMiB)), 1),
     cpuSeconds: round(median(runs.map((r) => r.cpuSeconds))),
-    // The CPU account (issue 11): CPU-s per GiB moved, user and system apart.
-    extra: {
+  };
+  // The CPU account (issue 11): CPU-s per GiB moved, user and system apart. Below 64 MiB the process's start-up
+  // (about a CPU-second of Node and module loading) is most of it, and a per-GiB figure would mislead.
+  if (sizeMiB >= 64) {
+    row.extra = {
       'CPU-s/GiB user': round(median(runs.map((r) => r.userSeconds)) / (sizeMiB / 1024), 2),
       'CPU-s/GiB sys': round(median(runs.map((r) => r.sysSeconds)) / (sizeMiB / 1024), 2),
-    },
-  };
+    };
+  }
   if (ceilings !== undefined) {
     const b = bindingCeiling(ceilings);
     row.ceiling = { name: b.name, MiBps: round(b.MiBps, 0), ratio: round(MiBps / b.MiBps, 3) };
