@@ -3,10 +3,11 @@
 // the workers); else none does, until all but one are removed. Never the first alphabetically: a bogus kascade
 // dropped in the folder must not displace the one that owns the file. Used by seed-box.ts.
 
-import { closeSync, constants, lstatSync, openSync } from 'node:fs';
+import { closeSync, lstatSync } from 'node:fs';
 import { basename } from 'node:path';
 import { recheck } from '../client/recheck.js';
 import type { HashPool } from '../hashing/pool.js';
+import { openToVerify } from '../store/data-file.js';
 import type { Kascade } from '../kascade/kascade.js';
 import type { StateDb } from '../store/state-db.js';
 
@@ -119,7 +120,7 @@ async function matching(dataPath: string, k: Kascade, o: { pool: HashPool; signa
 async function fileSha256(dataPath: string, size: number, o: { pool: HashPool; signal: AbortSignal }): Promise<string | undefined> {
   let fd: number;
   try {
-    fd = openSync(dataPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = openToVerify(dataPath);
   } catch {
     return undefined;
   }

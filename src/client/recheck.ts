@@ -3,11 +3,12 @@
 // the session's repair after a whole-file mismatch, and the box's scrub. It opens the file read-only, so it can
 // never truncate, extend or write it: sizing a file is the caller's business (store/data-file.ts).
 
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { KfetchError, fromFsError } from '../errors.js';
 import type { HashPool } from '../hashing/pool.js';
 import { verifyFile } from '../hashing/verify-file.js';
 import type { Kascade } from '../kascade/kascade.js';
+import { openToVerify } from '../store/data-file.js';
 import { Bitfield } from '../util/bitfield.js';
 
 /** What the state recorded about the data file at its last checkpoint (mtime: the fixed one kfetch keeps). */
@@ -58,7 +59,7 @@ export interface RecheckResult {
  * not the kascade's and is left alone).
  */
 export async function recheck(o: RecheckOptions): Promise<RecheckResult> {
-  const fd = openForReading(o.path);
+  const fd = openToVerify(o.path);
   try {
     const st = fstatSync(fd);
     const identity = { dev: st.dev, ino: st.ino };
@@ -90,27 +91,4 @@ export async function recheck(o: RecheckOptions): Promise<RecheckResult> {
 /** Whether the file is still the one a checkpoint described (any difference: it was changed behind kfetch's back). */
 function unchanged(st: { size: number; mtimeMs: number; dev: number; ino: number }, f: RecordedFacts): boolean {
   return st.size === f.size && st.mtimeMs === f.mtimeMs && (f.ino === undefined || (st.ino === f.ino && st.dev === f.dev));
-}
-
-function openForReading(path: string): number {
-  let fd: number;
-  try {
-    // O_NONBLOCK: a FIFO put in the file's place must not hang the open (it is then refused as not a file).
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} is gone (restore it, or forget the download with \`kfetch remove\` and get it again)`, {
-        file: path,
-        cause: err,
-      });
-    }
-    if (code === 'ELOOP') throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} was replaced by a symlink`, { file: path });
-    throw fromFsError(err, path, 'cannot open the data file');
-  }
-  if (!fstatSync(fd).isFile()) {
-    closeSync(fd);
-    throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} is not a regular file`, { file: path });
-  }
-  return fd;
 }

@@ -180,6 +180,32 @@ export function createDataFile(path: string, size: number, opts: { overwrite?: b
 }
 
 /**
+ * Open a data file read-only to hash it (recheck.ts, the box's claim): never through a symlink, never hanging on a
+ * FIFO put in its place (O_NONBLOCK), a regular file or KF_E_DATA_MISSING naming the path. Returns the fd.
+ */
+export function openToVerify(path: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, RO_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} is gone (restore it, or forget the download with \`kfetch remove\` and get it again)`, {
+        file: path,
+        cause: err,
+      });
+    }
+    if (code === 'ELOOP') throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} was replaced by a symlink`, { file: path });
+    throw fromFsError(err, path, 'cannot open the data file');
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new KfetchError('KF_E_DATA_MISSING', `the data file ${path} is not a regular file`, { file: path });
+  }
+  return fd;
+}
+
+/**
  * Open an existing data file of a download being resumed; a missing file, a symlink or a non-file is refused. With
  * `expect` (the file recheck.ts checked), a different file found at the path is refused before it is sized.
  */
