@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { fstatSync, futimesSync, readSync, writeSync } from 'node:fs';
+import { busyNs } from './thread-cpu.js';
 
 export interface VerifyWriteTask {
   kind: 'verify-write';
@@ -29,6 +30,8 @@ export interface VerifyWriteResult {
   blocks: BlockOutcome[];
   /** A write failed: blocks `written` before it are on disk, the good ones after it are `unwritten`. */
   io?: { code: string; message: string };
+  /** Time this thread spent on the task's MD5s and on its writes (ns, busy time; the CPU account of issue 11). */
+  cpuNs: { md5: number; write: number };
 }
 
 export interface Sha256FileTask {
@@ -49,6 +52,7 @@ export interface Sha256FileResult {
  * short writes looped). Never throws for I/O: a failed write is reported in `io`.
  */
 export function verifyWrite(t: VerifyWriteTask): VerifyWriteResult {
+  const c0 = busyNs();
   const out: VerifyWriteResult['blocks'] = [];
   let at = t.byteOffset;
   let allOk = true;
@@ -61,6 +65,8 @@ export function verifyWrite(t: VerifyWriteTask): VerifyWriteResult {
     }
     at += b.length;
   }
+  const c1 = busyNs();
+  const cpuNs = (): { md5: number; write: number } => ({ md5: c1 - c0, write: busyNs() - c1 });
   // Runs of consecutive good blocks, each written with one positional write.
   const runs: { first: number; last: number }[] = [];
   if (allOk) runs.push({ first: 0, last: t.blocks.length - 1 });
@@ -96,11 +102,11 @@ export function verifyWrite(t: VerifyWriteTask): VerifyWriteResult {
       const e = err as NodeJS.ErrnoException;
       // This run and every later one are not (wholly) on disk: report them as not written.
       for (let k = r.first; k < out.length; k++) if (out[k]!.status === 'written') out[k] = { status: 'unwritten' };
-      return { kind: 'verify-write', blocks: out, io: { code: e.code ?? 'EIO', message: e.message } };
+      return { kind: 'verify-write', blocks: out, io: { code: e.code ?? 'EIO', message: e.message }, cpuNs: cpuNs() };
     }
   }
   if (runs.length > 0) futimesSync(t.fd, Date.now() / 1000, t.mtimeSec);
-  return { kind: 'verify-write', blocks: out };
+  return { kind: 'verify-write', blocks: out, cpuNs: cpuNs() };
 }
 
 /** SHA-256 of the first `size` bytes of an open file, read with positional reads in 4 MiB steps. */

@@ -20,12 +20,14 @@ import { Availability } from './availability.js';
 import type { BlockSlab, Slot } from './block-slab.js';
 import { BlockTable, type BlockRequest } from './block-table.js';
 import { Checkpointer, dataFileFacts } from './checkpointer.js';
+import { CpuMeter } from './cpu-account.js';
 import { crashArmed, crashPoint } from './crash-point.js';
 import type { EventSink } from './events.js';
 import type { EngineLimits } from './engine-limits.js';
 import { finalCheck } from './final-check.js';
 import { PeerStats } from './peer-stats.js';
 import { PrefixHasher } from './prefix-hasher.js';
+import { Sha256Thread } from './sha256-thread.js';
 import { schedule } from './scheduler.js';
 import { banForBadBlock, judgeFailure } from './trust.js';
 
@@ -80,6 +82,9 @@ export class DownloadSession {
   private readonly checkpointer: Checkpointer;
   /** The whole-file SHA-256 over the verified prefix, kept up to date while downloading (finalCheck uses it). */
   private readonly prefix: PrefixHasher;
+  /** The thread that runs the prefix hash (its CPU goes into the done event's account). */
+  private readonly sha: Sha256Thread;
+  private readonly cpu = new CpuMeter();
   private announcer: Announcer | undefined;
   private received = 0;
   private lastProgressAt = performance.now();
@@ -114,12 +119,14 @@ export class DownloadSession {
         this.emitProgress();
       },
       onError: (err) => this.fail(err),
+      timeCommit: (commit) => this.cpu.commit(commit),
     });
+    this.sha = new Sha256Thread(init.dataFile.fd);
     this.prefix = new PrefixHasher({
       size: init.row.filesize,
       blockSize: this.blockSize,
       isVerified: (i) => this.table.isWritten(i),
-      read: (buf, length, position) => init.dataFile.read(buf, length, position),
+      backend: this.sha,
     });
   }
 
@@ -176,7 +183,7 @@ export class DownloadSession {
       this.d.db.setStatus(row.id, 'complete');
       this.d.emit({
         event: 'done', id: row.id, name: row.filename, path: dataFile.path, size: row.filesize, filehash: row.filehash,
-        seconds, hashSeconds, bytesPerSecond: this.received / Math.max(seconds, 1e-3),
+        seconds, hashSeconds, bytesPerSecond: this.received / Math.max(seconds, 1e-3), cpu: this.cpu.report(this.sha.cpuSeconds),
       });
       return { outcome: 'complete', seconds };
     } catch (err) {
@@ -408,6 +415,7 @@ export class DownloadSession {
         ...(crashArmed('mid-write') ? { crashMidWrite: true } : {}),
       });
       this.workerFailures = 0;
+      this.cpu.task(r.cpuNs);
     } catch (err) {
       // A crashed worker (piscina replaces the thread): the blocks are simply not written and are fetched again.
       // Only repeated failures end the session.
@@ -418,16 +426,25 @@ export class DownloadSession {
       throw err;
     }
     crashPoint('mid-write'); // counts hits so the n-th write is the one armed above
+    let allWritten = true;
     r.blocks.forEach((o, k) => {
       const i = grp[k]!.i;
       if (o.status === 'written') {
         this.table.writeDone(i, true);
         this.checkpointer.written(i, peer.addr);
-      } else if (o.status === 'bad') {
-        this.banForHash(peer, i, o.actualMd5);
+      } else {
+        allWritten = false;
+        if (o.status === 'bad') this.banForHash(peer, i, o.actualMd5);
       }
     });
-    this.prefix.advance();
+    if (allWritten) {
+      // At the edge of the hashed prefix, the SHA-256 takes these bytes from the slot (held until it has).
+      const first = grp[0]!.i;
+      const last = grp[grp.length - 1]!.i;
+      await this.prefix.offer(g.start(first), slot.shared, grp[0]!.at, g.start(last) + g.size(last) - g.start(first));
+    } else {
+      this.prefix.advance();
+    }
     if (r.io !== undefined) {
       throw fromFsError(Object.assign(new Error(r.io.message), { code: r.io.code }), this.s.dataFile.path, `writing block ${grp[0]!.i}`);
     }
