@@ -34,6 +34,25 @@ export interface VerifyWriteResult {
   cpuNs: { md5: number; write: number };
 }
 
+/** Several runs verified and written in one worker task: fewer tasks and one mtime restore (issue 11). */
+export interface VerifyWriteBatchTask {
+  kind: 'verify-write-batch';
+  fd: number;
+  /** Each run: consecutive blocks from its own place in shared memory (`blocks`, `shared`, `byteOffset` as above). */
+  runs: readonly Pick<VerifyWriteTask, 'shared' | 'byteOffset' | 'blocks'>[];
+  mtimeSec: number;
+  /** Test-only crash point (`mid-write`): SIGKILL the process between two partial writes of the first run. */
+  crashMidWrite?: boolean;
+}
+
+export interface VerifyWriteBatchResult {
+  kind: 'verify-write-batch';
+  /** Per run, per block: as VerifyWriteResult. After a failed write, every later run's blocks are `unwritten`. */
+  runs: BlockOutcome[][];
+  io?: { code: string; message: string };
+  cpuNs: { md5: number; write: number };
+}
+
 export interface Sha256FileTask {
   kind: 'sha256-file';
   fd: number;
@@ -51,7 +70,7 @@ export interface Sha256FileResult {
  * Hash every block, compare, and write only blocks that match (a whole matching run in one positional write,
  * short writes looped). Never throws for I/O: a failed write is reported in `io`.
  */
-export function verifyWrite(t: VerifyWriteTask): VerifyWriteResult {
+export function verifyWrite(t: VerifyWriteTask, pinMtime = true): VerifyWriteResult {
   const c0 = busyNs();
   const out: VerifyWriteResult['blocks'] = [];
   let at = t.byteOffset;
@@ -105,8 +124,45 @@ export function verifyWrite(t: VerifyWriteTask): VerifyWriteResult {
       return { kind: 'verify-write', blocks: out, io: { code: e.code ?? 'EIO', message: e.message }, cpuNs: cpuNs() };
     }
   }
-  if (runs.length > 0) futimesSync(t.fd, Date.now() / 1000, t.mtimeSec);
+  if (runs.length > 0 && pinMtime) futimesSync(t.fd, Date.now() / 1000, t.mtimeSec);
   return { kind: 'verify-write', blocks: out, cpuNs: cpuNs() };
+}
+
+/**
+ * Verify and write each run as `verifyWrite` does, then put the file's mtime back once. A failed write ends the
+ * task: the runs after it are neither hashed nor written (`unwritten`, fetched again).
+ */
+export function verifyWriteBatch(t: VerifyWriteBatchTask): VerifyWriteBatchResult {
+  const out: BlockOutcome[][] = [];
+  const cpuNs = { md5: 0, write: 0 };
+  let io: VerifyWriteBatchResult['io'];
+  let wrote = false;
+  t.runs.forEach((run, k) => {
+    if (io !== undefined) {
+      out.push(run.blocks.map(() => ({ status: 'unwritten' })));
+      return;
+    }
+    const r = verifyWrite(
+      { kind: 'verify-write', fd: t.fd, mtimeSec: t.mtimeSec, ...run, ...(k === 0 && t.crashMidWrite === true ? { crashMidWrite: true } : {}) },
+      false,
+    );
+    out.push(r.blocks);
+    io = r.io;
+    cpuNs.md5 += r.cpuNs.md5;
+    cpuNs.write += r.cpuNs.write;
+    if (r.blocks.some((b) => b.status === 'written')) wrote = true;
+  });
+  if (wrote) {
+    const t0 = busyNs();
+    try {
+      futimesSync(t.fd, Date.now() / 1000, t.mtimeSec);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      io ??= { code: e.code ?? 'EIO', message: e.message };
+    }
+    cpuNs.write += busyNs() - t0;
+  }
+  return { kind: 'verify-write-batch', runs: out, ...(io === undefined ? {} : { io }), cpuNs };
 }
 
 /** SHA-256 of the first `size` bytes of an open file, read with positional reads in 4 MiB steps. */

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { sha256File, verifyWrite } from './block-write.js';
+import { sha256File, verifyWriteBatch } from './block-write.js';
 import type { Md5BlocksResult, Md5BlocksTask, VerifyRangeResult, VerifyRangeTask, WorkerResult, WorkerTask } from './hash-task.js';
 
 /** Bytes read per positional read when verifying small blocks: several whole blocks at once, one buffer per thread. */
@@ -21,8 +21,8 @@ export default function hash(task: WorkerTask): WorkerResult | ReturnType<typeof
       return md5Blocks(task);
     case 'verify-range':
       return verifyRange(task);
-    case 'verify-write':
-      return verifyWrite(task);
+    case 'verify-write-batch':
+      return verifyWriteBatch(task);
     case 'sha256-file':
       return sha256File(task);
   }

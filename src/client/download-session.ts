@@ -21,12 +21,13 @@ import type { BlockSlab, Slot } from './block-slab.js';
 import { BlockTable, type BlockRequest } from './block-table.js';
 import { Checkpointer, dataFileFacts } from './checkpointer.js';
 import { CpuMeter } from './cpu-account.js';
-import { crashArmed, crashPoint } from './crash-point.js';
+import { crashPoint } from './crash-point.js';
 import type { EventSink } from './events.js';
 import type { EngineLimits } from './engine-limits.js';
 import { finalCheck } from './final-check.js';
 import { PeerStats } from './peer-stats.js';
 import { PrefixHasher } from './prefix-hasher.js';
+import { WriteBatcher, type RunOutcome } from './write-batcher.js';
 import { Sha256Thread } from './sha256-thread.js';
 import { schedule } from './scheduler.js';
 import { banForBadBlock, judgeFailure } from './trust.js';
@@ -92,6 +93,9 @@ export class DownloadSession {
   private wake: (() => void) | undefined;
   private stopping = false;
   private workerFailures = 0;
+  private lastWorkerError: unknown;
+  /** Runs of fetched blocks on their way to the workers, batched into few tasks. */
+  private readonly writes: WriteBatcher;
   private ticks = 0;
   private readonly random: () => number;
 
@@ -120,6 +124,14 @@ export class DownloadSession {
       },
       onError: (err) => this.fail(err),
       timeCommit: (commit) => this.cpu.commit(commit),
+    });
+    this.writes = new WriteBatcher({
+      pool: deps.workers,
+      fd: init.dataFile.fd,
+      mtimeSec: init.mtimeSec,
+      maxTasks: deps.workers.threads,
+      maxTaskBytes: deps.slab.slotBytes * deps.slab.slots,
+      onTask: (r) => this.cpu.task(r.cpuNs),
     });
     this.sha = new Sha256Thread(init.dataFile.fd);
     this.prefix = new PrefixHasher({
@@ -399,33 +411,28 @@ export class DownloadSession {
     }
   }
 
-  /** Verify and write `mine[a..b)` (consecutive blocks) from the slot in one worker task. */
+  /** Verify and write `mine[a..b)` (consecutive blocks) from the slot, batched with other runs into worker tasks. */
   private async verifyAndWrite(mine: { i: number; at: number }[], a: number, b: number, slot: Slot, peer: PeerStats): Promise<void> {
     const g = this.k.geometry(this.blockSize);
     const grp = mine.slice(a, b);
-    let r: Awaited<ReturnType<HashPool['verifyWrite']>>;
+    let r: RunOutcome;
     try {
-      r = await this.d.workers.verifyWrite({
-        kind: 'verify-write',
-        fd: this.s.dataFile.fd,
+      r = await this.writes.submit({
         shared: slot.shared,
         byteOffset: grp[0]!.at,
         blocks: grp.map(({ i }) => ({ offset: g.start(i), length: g.size(i), expectedMd5: this.k.blockHash(this.blockSize, i) })),
-        mtimeSec: this.s.mtimeSec,
-        ...(crashArmed('mid-write') ? { crashMidWrite: true } : {}),
       });
       this.workerFailures = 0;
-      this.cpu.task(r.cpuNs);
     } catch (err) {
       // A crashed worker (piscina replaces the thread): the blocks are simply not written and are fetched again.
-      // Only repeated failures end the session.
-      if (isKfetchError(err) && err.code === 'KF_E_WORKER' && ++this.workerFailures < MAX_WORKER_FAILURES) {
-        this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message, block: grp[0]!.i });
+      // Only repeated failures end the session (each failed task counts once, whatever runs it carried).
+      if (isKfetchError(err) && err.code === 'KF_E_WORKER' && (err === this.lastWorkerError || ++this.workerFailures < MAX_WORKER_FAILURES)) {
+        if (err !== this.lastWorkerError) this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message, block: grp[0]!.i });
+        this.lastWorkerError = err;
         return;
       }
       throw err;
     }
-    crashPoint('mid-write'); // counts hits so the n-th write is the one armed above
     let allWritten = true;
     r.blocks.forEach((o, k) => {
       const i = grp[k]!.i;
