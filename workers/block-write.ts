@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { fstatSync, futimesSync, readSync, writeSync } from 'node:fs';
+import { verifyMany } from './md5-multi.js';
 
 export interface VerifyWriteTask {
   kind: 'verify-write';
@@ -44,22 +45,42 @@ export interface Sha256FileResult {
   read: number;
 }
 
+/** Per-thread scratch for one task's digests (expected and actual, 16 bytes a block) and flags, grown on demand. */
+let scratch: { expected: Buffer; actual: Buffer; matched: Uint8Array; valid: Uint8Array } | undefined;
+function digestScratch(n: number): NonNullable<typeof scratch> {
+  if (scratch === undefined || scratch.matched.length < n) {
+    const cap = Math.max(n, 64);
+    scratch = { expected: Buffer.alloc(16 * cap), actual: Buffer.alloc(16 * cap), matched: new Uint8Array(cap), valid: new Uint8Array(cap) };
+  }
+  return scratch;
+}
+
 /**
  * Hash every block, compare, and write only blocks that match (a whole matching run in one positional write,
  * short writes looped). Never throws for I/O: a failed write is reported in `io`.
  */
 export function verifyWrite(t: VerifyWriteTask): VerifyWriteResult {
   const out: VerifyWriteResult['blocks'] = [];
+  // All the task's blocks hashed in one call (one per SIMD lane with the md5x addon), then compared as bytes.
+  const n = t.blocks.length;
+  const d = digestScratch(n);
+  const views: Buffer[] = new Array<Buffer>(n);
   let at = t.byteOffset;
+  for (let k = 0; k < n; k++) {
+    const b = t.blocks[k]!;
+    views[k] = Buffer.from(t.shared, at, b.length);
+    // An expected hash that is not 32 hex digits never matches, whatever bytes its slot of `expected` holds.
+    d.valid[k] = b.expectedMd5.length === 32 && d.expected.write(b.expectedMd5, 16 * k, 16, 'hex') === 16 ? 1 : 0;
+    at += b.length;
+  }
+  verifyMany(views, d.expected, d.actual, d.matched);
   let allOk = true;
-  for (const b of t.blocks) {
-    const actual = createHash('md5').update(Buffer.from(t.shared, at, b.length)).digest('hex');
-    if (actual === b.expectedMd5) out.push({ status: 'written' });
+  for (let k = 0; k < n; k++) {
+    if (d.matched[k] === 1 && d.valid[k] === 1) out.push({ status: 'written' });
     else {
-      out.push({ status: 'bad', actualMd5: actual });
+      out.push({ status: 'bad', actualMd5: d.actual.toString('hex', 16 * k, 16 * k + 16) });
       allOk = false;
     }
-    at += b.length;
   }
   // Runs of consecutive good blocks, each written with one positional write.
   const runs: { first: number; last: number }[] = [];
