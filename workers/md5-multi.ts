@@ -29,19 +29,17 @@ interface Active {
   reason?: string;
 }
 
+/** node:crypto, one view after another. */
+function opensslHash(views: readonly ArrayBufferView[], out: ArrayBufferView): void {
+  const o = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  for (let k = 0; k < views.length; k++) {
+    const v = views[k]!;
+    o.set(createHash('md5').update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)).digest(), 16 * k);
+  }
+}
+
 function openssl(reason: string): Active {
-  return {
-    name: 'openssl',
-    lanes: 1,
-    reason,
-    hash(views, out) {
-      const o = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-      for (let k = 0; k < views.length; k++) {
-        const v = views[k]!;
-        o.set(createHash('md5').update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)).digest(), 16 * k);
-      }
-    },
-  };
+  return { name: 'openssl', lanes: 1, reason, hash: opensslHash };
 }
 
 /** The addon's best kernel (or the one KFETCH_MD5 names), else OpenSSL; decided once per thread, at first use. */
@@ -92,7 +90,9 @@ export function md5Lanes(): number {
 export function md5Many(views: readonly ArrayBufferView[], out: Uint8Array): void {
   if (out.byteLength < 16 * views.length) throw new RangeError(`md5Many: ${out.byteLength} bytes of output for ${views.length} digests`);
   const { hash } = impl();
-  if (views.length <= PER_CALL) hash(views, out);
+  // One view alone: OpenSSL's scalar MD5 is a little faster than one busy SIMD lane (619 vs 568 MB/s, AVX-512).
+  if (views.length === 1) opensslHash(views, out);
+  else if (views.length <= PER_CALL) hash(views, out);
   else for (let k = 0; k < views.length; k += PER_CALL) hash(views.slice(k, k + PER_CALL), out.subarray(16 * k));
 }
 

@@ -39,7 +39,12 @@ typedef void (*kernel_fn)(uint32_t st[4][MAX_LANES], const uint8_t *const p[MAX_
 // The 64 steps, shared by both kernels. Each kernel defines ADD, ROL, SET1 and the round functions F, G, H, I over
 // its vector type, and W[16] (the block's words, lane-wise). a + W + K does not depend on the previous step, so it
 // is summed first and the dependency chain of a step is f(b, c, d), one add, the rotate and the add of b.
-#define STEP(f, a, b, c, d, w, i, s) a = ADD(b, ROL(ADD(ADD(a, ADD(W[w], SET1(K[i]))), f(b, c, d)), s))
+#define STEP(f, a, b, c, d, w, i, s)            \
+  do {                                                \
+    a = ADD(a, ADD(W[w], SET1(K[i])));                \
+    __asm__("" : "+v"(a)); /* keep that sum first */ \
+    a = ADD(b, ROL(ADD(a, f(b, c, d)), s));           \
+  } while (0)
 #define ROUNDS(a, b, c, d) \
   STEP(F, a, b, c, d, 0, 0, 7);   STEP(F, d, a, b, c, 1, 1, 12);  STEP(F, c, d, a, b, 2, 2, 17);  STEP(F, b, c, d, a, 3, 3, 22); \
   STEP(F, a, b, c, d, 4, 4, 7);   STEP(F, d, a, b, c, 5, 5, 12);  STEP(F, c, d, a, b, 6, 6, 17);  STEP(F, b, c, d, a, 7, 7, 22); \
