@@ -2,7 +2,8 @@
 // node:crypto's digests — random counts, lengths around the 56/64-byte padding edges, block sizes 512 B..1 MiB,
 // unequal lengths in one call, views at odd offsets of a SharedArrayBuffer — and the addon really is in use where
 // it was built, so a broken build cannot pass as the OpenSSL fallback. Checked red with a wrong round constant
-// (K[37]) and a wrong rotate in the AVX2 kernel: the avx512x16 / avx2x8 cases fail, openssl stays green.
+// (K[37]), a wrong rotate in the AVX2 kernel, the wrong group's d in AVX2's interleaved 16-lane kernel (calls of
+// 12+ views) and an unloadable build artefact: the avx512x16 / avx2x8 / addon cases fail, openssl stays green.
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
