@@ -1,5 +1,5 @@
 // `npm run bench [-- [name...] [--size MiB] [--peers N] [--runs N] [--quick]]`: measures the machine's ceilings,
-// then runs the scenarios (create, mirrors, swarm, rss, resume, tail, single-block, picker, box-scale, box-soak) one after another,
+// then runs the scenarios (create, mirrors, swarm, rss, resume, tail, single-block, picker, md5, box-scale, box-soak) one after another,
 // prints one table, and writes every figure to bench/results/<name>-<ISO date>.json (--results DIR, --name NAME; default bench). Anchors missing on the machine are skipped and named.
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { formatTable, machineInfo, writeReport, type Report, type Row, type Targ
 import { findAnchors, type BenchOptions, type Scenario } from './scenarios/common.js';
 import { boxScale, boxSoak } from './scenarios/box.js';
 import { create } from './scenarios/create.js';
+import { md5 } from './scenarios/md5.js';
 import { mirrors } from './scenarios/mirrors.js';
 import { picker } from './scenarios/picker.js';
 import { resume } from './scenarios/resume.js';
@@ -22,7 +23,7 @@ import { swarm } from './scenarios/swarm.js';
 import { tail } from './scenarios/tail.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-const SCENARIOS: Record<string, Scenario> = { create, mirrors, swarm, rss, resume, tail, 'single-block': singleBlock, picker, 'box-scale': boxScale, 'box-soak': boxSoak };
+const SCENARIOS: Record<string, Scenario> = { create, mirrors, swarm, rss, resume, tail, 'single-block': singleBlock, picker, md5, 'box-scale': boxScale, 'box-soak': boxSoak };
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;

@@ -70,7 +70,7 @@ export class Sha256Thread implements PrefixHashBackend {
 
   private start(): Worker {
     const data: Sha256StreamData = { fd: this.fd };
-    const w = new Worker(workerFile(), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    const w = new Worker(workerFile(), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     w.unref(); // ref'd only while a request is in flight: an idle thread never keeps the process up
     w.on('message', (r: Sha256StreamReply) => {
       const p = this.waiting.get(r.id);

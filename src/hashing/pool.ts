@@ -64,7 +64,7 @@ export function createHashPool(opts: { threads?: number } = {}): HashPool {
     idleTimeout: 60_000,
     // Workers allocate almost nothing per task (blocks arrive in shared slots, buffers are reused): a small young
     // generation keeps each thread's RSS down.
-    resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    resourceLimits: { maxYoungGenerationSizeMb: 2 },
     concurrentTasksPerWorker: 1,
   });
 
