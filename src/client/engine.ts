@@ -8,7 +8,6 @@ import { dirname, resolve, sep } from 'node:path';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { KfetchError, isKfetchError } from '../errors.js';
-import { availableParallelism } from 'node:os';
 import { createHashPool, type HashPool } from '../hashing/pool.js';
 import type { Kascade } from '../kascade/kascade.js';
 import { parseKascade } from '../kascade/parse.js';
