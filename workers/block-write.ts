@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { fstatSync, futimesSync, readSync, writeSync } from 'node:fs';
 import { verifyMany } from './md5-multi.js';
-import { busyNs } from './thread-cpu.js';
+import { threadId } from 'node:worker_threads';
+import { busyNs, threadCpuNs } from './thread-cpu.js';
 
 export interface VerifyWriteTask {
   kind: 'verify-write';
@@ -48,6 +49,8 @@ export interface VerifyWriteBatchTask {
 
 export interface VerifyWriteBatchResult {
   kind: 'verify-write-batch';
+  /** The worker thread (worker_threads threadId) and all the CPU it has used so far, ns: its task overhead shows. */
+  thread: { id: number; cpuNs: number };
   /** Per run, per block: as VerifyWriteResult. After a failed write, the good blocks of every later run are `unwritten`. */
   runs: BlockOutcome[][];
   io?: { code: string; message: string };
@@ -195,7 +198,8 @@ function batch(t: VerifyWriteBatchTask, pinMtime: boolean): VerifyWriteBatchResu
       io ??= { code: e.code ?? 'EIO', message: e.message };
     }
   }
-  return { kind: 'verify-write-batch', runs: out, ...(io === undefined ? {} : { io }), cpuNs: { md5: c1 - c0, write: busyNs() - c1 } };
+  const c2 = busyNs();
+  return { kind: 'verify-write-batch', runs: out, ...(io === undefined ? {} : { io }), cpuNs: { md5: c1 - c0, write: c2 - c1 }, thread: { id: threadId, cpuNs: threadCpuNs() } };
 }
 
 /** SHA-256 of the first `size` bytes of an open file, read with positional reads in 4 MiB steps. */

@@ -19,20 +19,25 @@ export interface CpuAccount {
   write: number;
   /** The checkpoints' SQLite commits on the main thread (their fdatasync runs in libuv's pool: in `other`). */
   checkpoint: number;
-  /** Everything else: worker task overhead, the fdatasyncs, garbage collection and compiler threads. */
+  /** The worker threads' CPU beyond their MD5s and writes: task messages, wake-ups, result objects. */
+  dispatch: number;
+  /** Everything else: libuv's pool (the checkpoints' fdatasync), V8's garbage collection and compiler threads. */
   other: number;
 }
 
 export class CpuMeter {
   private readonly mainAtStart = threadCpuNs();
   private md5Ns = 0;
+  /** Each worker thread's CPU so far (the latest its tasks reported). */
+  private readonly workerNs = new Map<number, number>();
   private writeNs = 0;
   private commitNs = 0;
 
-  /** A worker task's CPU (VerifyWriteResult.cpuNs). */
-  task(cpuNs: { md5: number; write: number }): void {
+  /** A worker task's CPU (VerifyWriteBatchResult's cpuNs and thread). */
+  task(cpuNs: { md5: number; write: number }, thread: { id: number; cpuNs: number }): void {
     this.md5Ns += cpuNs.md5;
     this.writeNs += cpuNs.write;
+    if (thread.cpuNs > (this.workerNs.get(thread.id) ?? 0)) this.workerNs.set(thread.id, thread.cpuNs);
   }
 
   /** Time a synchronous part of the main thread that is not receiving (a checkpoint's commit). */
@@ -58,8 +63,12 @@ export class CpuMeter {
       write: s(this.writeNs),
       checkpoint: s(this.commitNs),
     };
+    let workers = 0;
+    for (const ns of this.workerNs.values()) workers += ns;
+    // A worker thread's CPU includes what it did before this session (verification, a box's other downloads).
+    const dispatch = s(Math.max(0, workers - this.md5Ns - this.writeNs));
     const total = (user + system) / 1e6;
-    const attributed = parts.startup + parts.receive + parts.md5 + parts.sha256 + parts.write + parts.checkpoint;
-    return { user: s(user * 1e3), sys: s(system * 1e3), ...parts, other: Math.round(Math.max(0, total - attributed) * 1e3) / 1e3 };
+    const attributed = parts.startup + parts.receive + parts.md5 + parts.sha256 + parts.write + parts.checkpoint + dispatch;
+    return { user: s(user * 1e3), sys: s(system * 1e3), ...parts, dispatch, other: Math.round(Math.max(0, total - attributed) * 1e3) / 1e3 };
   }
 }

@@ -131,7 +131,7 @@ export class DownloadSession {
       mtimeSec: init.mtimeSec,
       maxTasks: deps.workers.threads,
       maxTaskBytes: deps.slab.slotBytes * deps.slab.slots,
-      onTask: (r) => this.cpu.task(r.cpuNs),
+      onTask: (r) => this.cpu.task(r.cpuNs, r.thread),
     });
     this.sha = new Sha256Thread(init.dataFile.fd);
     this.prefix = new PrefixHasher({
