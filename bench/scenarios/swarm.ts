@@ -37,11 +37,8 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
     const tracker = await startKfetch(['tracker', '--port', '0', '--host', '127.0.0.1'], join(dir, 'home-tracker'));
     children.push(tracker);
     const k = makeKascade(file, join(dir, 'swarm.json'), tracker.url);
-    for (let i = 0; i < peers; i++) {
-      const seeder = await startKfetch(['seed', k.path, '--data', dirname(file), '--port', '0', '--trust'], join(dir, `home-seed-${i}`));
-      children.push(seeder);
-      seeders.push(seeder);
-    }
+    // The anchors first: their seed dirs hold hard links of the file, and a link made after a kfetch seeder opened
+    // it changes its identity (link count, ctime), so the seeder would rightly stop serving it.
     for (const a of await torrentAnchors(ctx, file, join(dir, 'bt'), peers, notes)) {
       anchors.push(a);
       try {
@@ -50,6 +47,11 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
         failedAnchors.add(a.name);
         notes.push(`skip: ${a.name}: FAILED: ${(err instanceof Error ? err.message : String(err)).slice(0, 200)}`);
       }
+    }
+    for (let i = 0; i < peers; i++) {
+      const seeder = await startKfetch(['seed', k.path, '--data', dirname(file), '--port', '0', '--trust'], join(dir, `home-seed-${i}`));
+      children.push(seeder);
+      seeders.push(seeder);
     }
     for (let i = 0; i < runs; i++) {
       const out = join(dir, 'out');
