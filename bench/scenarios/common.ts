@@ -22,6 +22,8 @@ export const STATIC_SERVER = fileURLToPath(new URL('../static-server.js', import
 
 export interface BenchOptions {
   sizeMiB: number;
+  /** --size was given (scenarios with their own default size, like swarm-shaped, then take it). */
+  sizeExplicit: boolean;
   peers: number;
   runs: number;
   quick: boolean;
