@@ -39,7 +39,11 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
     const k = makeKascade(file, join(dir, 'swarm.json'), tracker.url);
     // The anchors first: their seed dirs hold hard links of the file, and a link made after a kfetch seeder opened
     // it changes its identity (link count, ctime), so the seeder would rightly stop serving it.
-    for (const a of await torrentAnchors(ctx, file, join(dir, 'bt'), peers, notes)) {
+    // --quick (CI's smoke test, kept short): no calibration (aria2c's BitTorrent start-up alone is seconds a run;
+    // falloc, the usual winner) and no WebTorrent (its seeders verify the file at start).
+    const quick = ctx.opts.quick;
+    if (quick) notes.push('skip: WebTorrent: not under --quick');
+    for (const a of await torrentAnchors(ctx, file, join(dir, 'bt'), peers, notes, quick ? { calibrate: false, only: ['aria2'] } : {})) {
       anchors.push(a);
       try {
         await a.prepare();
