@@ -3,7 +3,8 @@
 // the default class is left unlimited, so nothing else on `lo` is slowed): 2 fast and 2 slow seeders. kfetch (its
 // tracker + 4 `kfetch seed`) against aria2 BitTorrent (4 aria2c seeders, `--file-allocation=falloc`) under the same
 // caps, alternated. Reported: the share of the aggregate cap used, bytes / (sum of caps × seconds from the first
-// shaped byte to the downloader's exit), and the tail: the time of the last 1% of the bytes against the median 1%,
+// shaped byte to the download's completion: kfetch's `done` event, aria2c's `Download complete` notice), the steady
+// share (the median 1% slice's rate over the caps), and the tail: the time of the last 1% of the bytes against the median 1%,
 // from the classes' byte counters polled every 50 ms (the same clock for both tools). Target: kfetch ≥ 90% of the
 // aggregate rate. Needs root and `tc` with htb; otherwise (and under --quick) skipped with a note. The qdisc is
 // removed in a finally block and, through measure.ts's atCleanup, on SIGINT/SIGTERM and on a crash.
@@ -13,9 +14,12 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { stopChildren, type Child } from '../../src/cli/local-swarm.js';
-import { atCleanup, median, type Measured } from '../measure.js';
+import { atCleanup, cpuOf, median, type Measured } from '../measure.js';
 import { round, type Row, type Target } from '../report.js';
-import { MiB, kfetchMeasured, makeKascade, rowFrom, startKfetch, testFile, type KfetchMeasured, type ScenarioContext, type ScenarioResult } from './common.js';
+import {
+  MiB, kfetchMeasured, makeKascade, rowFrom, servedPerGiB, startKfetch, testFile,
+  type KfetchMeasured, type ScenarioContext, type ScenarioResult,
+} from './common.js';
 import { torrentAnchors, type TorrentAnchor } from './torrent-anchors.js';
 
 /** Each seeder's cap, MiB/s: 2 fast, 2 slow; 80 MiB/s in all, well under what 2 cores move (so the caps bind). */
@@ -81,7 +85,7 @@ function classBytes(): Promise<Map<number, number>> {
 /** One shaped download: the measured process and what the classes carried meanwhile. */
 interface ShapedRun {
   m: Measured;
-  /** Seconds from the first shaped byte to the downloader's exit. */
+  /** Seconds from the first shaped byte to the download's completion (its done event or notice, else exit). */
   window: number;
   /** Bytes the classes of this swarm carried, and those of the slow seeders. */
   bytes: number;
@@ -95,7 +99,7 @@ interface ShapedRun {
  * Run `download` while polling the byte counters of `classes` (this swarm's, the slow ones marked), and work out
  * the transfer window and the tail from them.
  */
-async function shapedRun(download: () => Promise<Measured>, classes: { minor: number; slow: boolean }[], size: number): Promise<ShapedRun> {
+async function shapedRun(download: (onDone: (ms: number) => void) => Promise<Measured>, classes: { minor: number; slow: boolean }[], size: number): Promise<ShapedRun> {
   const sum = (m: Map<number, number>, f: (c: { slow: boolean }) => boolean): number => classes.filter(f).reduce((a, c) => a + (m.get(c.minor) ?? 0), 0);
   const base = await classBytes();
   const samples: { t: number; bytes: number }[] = [];
@@ -108,8 +112,11 @@ async function shapedRun(download: () => Promise<Measured>, classes: { minor: nu
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   })();
-  const m = await download();
-  const end = performance.now();
+  let doneMs: number | undefined;
+  const m = await download((ms) => (doneMs ??= ms));
+  const exit = performance.now();
+  // The download ends when the downloader says it is complete (kfetch's `done` event, aria2c's notice), else at exit.
+  const end = doneMs === undefined ? exit : exit - m.seconds * 1000 + doneMs;
   stop = true;
   await poller;
   const after = await classBytes();
@@ -117,7 +124,7 @@ async function shapedRun(download: () => Promise<Measured>, classes: { minor: nu
   const slowBytes = sum(after, (c) => c.slow) - sum(base, (c) => c.slow);
   // The time the counters first passed `b` bytes, interpolated between polls.
   const when = (b: number): number => {
-    let prev = { t: end - m.seconds * 1000, bytes: 0 };
+    let prev = { t: exit - m.seconds * 1000, bytes: 0 };
     for (const s of samples) {
       if (s.bytes >= b) return s.bytes === prev.bytes ? s.t : prev.t + ((b - prev.bytes) / (s.bytes - prev.bytes)) * (s.t - prev.t);
       prev = s;
@@ -127,7 +134,7 @@ async function shapedRun(download: () => Promise<Measured>, classes: { minor: nu
   const first = when(1);
   const marks = Array.from({ length: 100 }, (_, q) => when((size * q) / 100)).concat([end]);
   const slices = marks.slice(1).map((t, i) => t - marks[i]!);
-  return { m, window: (end - first) / 1000, bytes, slowBytes, lastMs: slices[99]!, medianMs: median(slices.slice(1, 99)) };
+  return { m, window: (end - first) / 1000, bytes, slowBytes, lastMs: Math.max(0, slices[99]!), medianMs: median(slices.slice(1, 99)) };
 }
 
 export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult> {
@@ -154,6 +161,9 @@ export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult>
   const anchors: TorrentAnchor[] = [];
   let teardown: (() => void) | undefined;
   const kf: { run: ShapedRun; m: KfetchMeasured }[] = [];
+  /** The kfetch seeders' CPU during each kfetch run. */
+  const seederCpu: { user: number; sys: number }[] = [];
+  const seederPids: number[] = [];
   const ar: ShapedRun[] = [];
   let aria2Problem: string | undefined;
   try {
@@ -168,6 +178,7 @@ export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult>
     for (let i = 0; i < caps.length; i++) {
       const seeder = await startKfetch(['seed', k.path, '--data', dirname(file), '--port', '0', '--trust'], join(dir, `home-seed-${i}`));
       children.push(seeder);
+      if (seeder.proc.pid !== undefined) seederPids.push(seeder.proc.pid);
       kPorts.push(Number(new URL(seeder.url).port));
     }
     const aria2 = anchors[0];
@@ -184,7 +195,14 @@ export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult>
       const home = join(dir, `home-get-${i}`);
       ctx.log(`${name}: kfetch run ${i + 1}/${runs}`);
       let km: KfetchMeasured | undefined;
-      const run = await shapedRun(async () => (km = await kfetchMeasured(['get', k.path, '--out', out, '--json', '--timeout', '60'], home, 600_000)), kClasses, size);
+      const before = cpuOf(seederPids);
+      const get = async (onDone: (ms: number) => void): Promise<Measured> =>
+        (km = await kfetchMeasured(['get', k.path, '--out', out, '--json', '--timeout', '60'], home, 600_000, (line, ms) => {
+          if (line.includes('"event":"done"')) onDone(ms);
+        }));
+      const run = await shapedRun(get, kClasses, size);
+      const after = cpuOf(seederPids);
+      seederCpu.push({ user: after.user - before.user, sys: after.sys - before.sys });
       kf.push({ run, m: km! });
       rmSync(out, { recursive: true, force: true });
       rmSync(home, { recursive: true, force: true });
@@ -192,7 +210,7 @@ export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult>
         ctx.log(`${name}: aria2 BitTorrent run ${i + 1}/${runs}`);
         const dest = join(dir, `out-aria2-${i}`);
         try {
-          ar.push(await shapedRun(() => aria2.download(dest), aClasses, size));
+          ar.push(await shapedRun((onDone) => aria2.download(dest, onDone), aClasses, size));
         } catch (err) {
           aria2Problem = `FAILED: ${(err instanceof Error ? err.message : String(err)).slice(0, 200)}`;
         }
@@ -208,6 +226,8 @@ export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult>
     const share = median(rs.map((r) => size / (aggregate * MiB * r.window)));
     return {
       'share of aggregate %': round(share * 100, 1),
+      // The rate of the median 1% slice against the caps: the share once running, without start and tail.
+      'steady share %': round(median(rs.map((r) => (100 * (size / 100)) / (aggregate * MiB * (r.medianMs / 1000)))), 1),
       'window s': round(median(rs.map((r) => r.window)), 2),
       'last 1% ms': round(median(rs.map((r) => r.lastMs)), 0),
       'median 1% ms': round(median(rs.map((r) => r.medianMs)), 0),
@@ -219,6 +239,8 @@ export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult>
   const targets: Target[] = [];
   const kRow = rowFrom(name, `kfetch get (4 kfetch seeders, ${capsText})`, sizeMiB, kf.map((x) => x.m));
   kRow.extra = { ...kRow.extra, ...shares(kf.map((x) => x.run)) };
+  const served = servedPerGiB('4 kfetch seed', seederCpu, sizeMiB);
+  if (kRow.cpu !== undefined && served !== undefined) kRow.cpu.served = served;
   rows.push(kRow);
   const kShare = Number(kRow.extra['share of aggregate %']);
   targets.push({
@@ -237,7 +259,7 @@ export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult>
     rows.push({ scenario: name, tool: 'aria2 BitTorrent', sizeMiB, skipped: aria2Problem ?? 'aria2c not installed' });
   }
   notes.push(
-    `${name}: caps by tc htb on lo per seeder port (${capsText}; default class unlimited); share = file bytes / (${aggregate} MiB/s × seconds from the first shaped byte to the downloader's exit); tail and bytes from the classes' counters polled every ${POLL_MS} ms`,
+    `${name}: caps by tc htb on lo per seeder port (${capsText}; default class unlimited); share = file bytes / (${aggregate} MiB/s × seconds from the first shaped byte to completion: kfetch's done event, aria2c's Download complete notice); tail and bytes from the classes' counters polled every ${POLL_MS} ms`,
   );
   return { rows, targets, notes: notes.filter((n) => !n.startsWith('skip:')) };
 }

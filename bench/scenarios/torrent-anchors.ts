@@ -25,8 +25,11 @@ export interface TorrentAnchor {
   seederPorts: number[];
   /** Pick the downloader's configuration (aria2c: the calibration); notes what it measured. */
   prepare(): Promise<void>;
-  /** Download the torrent into `out`, measured; throws on failure. */
-  download(out: string): Promise<Measured>;
+  /**
+   * Download the torrent into `out`, measured; throws on failure. `onDone` gets the ms from spawn to the moment the
+   * anchor says the download is complete (aria2c's `Download complete` notice), where it says so.
+   */
+  download(out: string, onDone?: (ms: number) => void): Promise<Measured>;
   stop(): Promise<void>;
 }
 
@@ -41,7 +44,7 @@ export interface TorrentAnchorOptions {
 const CALIBRATION_MAX_MIB = 512;
 
 /** aria2c with everything that would look beyond the tracker off. */
-const ARIA2_BT = ['--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false', '--summary-interval=0', '--console-log-level=warn'];
+const ARIA2_BT = ['--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false', '--summary-interval=0'];
 
 function stopAll(procs: ChildProcess[]): Promise<void> {
   return Promise.all(
@@ -216,16 +219,20 @@ export async function torrentAnchors(ctx: ScenarioContext, file: string, dir: st
       seederPorts.push(port);
       seeders.push(
         trackChild(
-          spawn(a.aria2c!, [...ARIA2_BT, '--file-allocation=none', '-d', d, '--seed-ratio=0.0', '--bt-seed-unverified=true', '--check-integrity=false', `--listen-port=${port}`, ...torrents], { stdio: 'ignore' }),
+          spawn(a.aria2c!, [...ARIA2_BT, '--console-log-level=warn', '--file-allocation=none', '-d', d, '--seed-ratio=0.0', '--bt-seed-unverified=true', '--check-integrity=false', `--listen-port=${port}`, ...torrents], { stdio: 'ignore' }),
         ),
       );
     }
     // Let the seeders announce before the first download.
     await new Promise((r) => setTimeout(r, 1500));
     let config: AnchorConfig = { label: '--file-allocation=falloc', args: ['--file-allocation=falloc'] };
-    const get = async (t: string, dest: string, c: AnchorConfig): Promise<Measured> => {
+    const get = async (t: string, dest: string, c: AnchorConfig, onDone?: (ms: number) => void): Promise<Measured> => {
       const port = await freePort();
-      const m = await runMeasured(a.aria2c!, [...ARIA2_BT, ...c.args, '-d', dest, '--seed-time=0', `--listen-port=${port}`, t], { timeoutMs });
+      // Notices on: one line `[NOTICE] Download complete: <path>` when the last piece is verified and written.
+      const onLine = (line: string, ms: number): void => {
+        if (line.includes('Download complete')) onDone?.(ms);
+      };
+      const m = await runMeasured(a.aria2c!, [...ARIA2_BT, '--console-log-level=notice', ...c.args, '-d', dest, '--seed-time=0', `--listen-port=${port}`, t], { timeoutMs, onLine });
       if (m.code !== 0) throw new Error(`aria2c (BitTorrent) exited ${m.code ?? m.signal}: ${m.stdout.slice(-600)}`);
       return m;
     };
@@ -250,7 +257,7 @@ export async function torrentAnchors(ctx: ScenarioContext, file: string, dir: st
         config = cal.best;
         notes.push(calibrationNote('aria2 BitTorrent (aria2c verifies every piece\'s SHA-1)', cal));
       },
-      download: (dest) => get(torrent, dest, config),
+      download: (dest, onDone) => get(torrent, dest, config, onDone),
       stop: async () => {
         await stopAll(seeders);
         await releaseTracker();
