@@ -165,6 +165,7 @@ export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult>
   const seederCpu: { user: number; sys: number }[] = [];
   const seederPids: number[] = [];
   const ar: ShapedRun[] = [];
+  const arSeederCpu: { user: number; sys: number }[] = [];
   let aria2Problem: string | undefined;
   try {
     const tracker = await startKfetch(['tracker', '--port', '0', '--host', '127.0.0.1'], join(dir, 'home-tracker'));
@@ -210,7 +211,10 @@ export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult>
         ctx.log(`${name}: aria2 BitTorrent run ${i + 1}/${runs}`);
         const dest = join(dir, `out-aria2-${i}`);
         try {
+          const before = cpuOf(aria2.seederPids());
           ar.push(await shapedRun((onDone) => aria2.download(dest, onDone), aClasses, size));
+          const after = cpuOf(aria2.seederPids());
+          arSeederCpu.push({ user: after.user - before.user, sys: after.sys - before.sys });
         } catch (err) {
           aria2Problem = `FAILED: ${(err instanceof Error ? err.message : String(err)).slice(0, 200)}`;
         }
@@ -252,6 +256,8 @@ export async function swarmShaped(ctx: ScenarioContext): Promise<ScenarioResult>
   if (ar.length > 0 && aria2Problem === undefined) {
     const aRow = rowFrom(name, `aria2 BitTorrent (4 aria2c seeders, ${capsText}; ${anchors[0]!.config()})`, sizeMiB, ar.map((r) => r.m));
     aRow.extra = { ...aRow.extra, ...shares(ar) };
+    const aServed = servedPerGiB('4 aria2c seeders', arSeederCpu, sizeMiB);
+    if (aRow.cpu !== undefined && aServed !== undefined) aRow.cpu.served = aServed;
     rows.push(aRow);
     kRow.ratios = { 'aria2 BitTorrent speed': round(aRow.seconds! / kRow.seconds!, 2) };
     targets.push({ scenario: name, text: 'aria2 BitTorrent under the same caps (no target: for comparison)', value: `${Number(aRow.extra['share of aggregate %']).toFixed(1)}%`, met: null });

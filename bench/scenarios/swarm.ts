@@ -32,6 +32,8 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
   const seedersNow = (): { user: number; sys: number } => cpuOf(seeders.flatMap((c) => (c.proc.pid === undefined ? [] : [c.proc.pid])));
   const anchors: TorrentAnchor[] = [];
   const anchorRuns = new Map<string, Measured[]>();
+  /** The anchors' seeders' CPU during each of their downloads. */
+  const anchorSeederCpu = new Map<string, { user: number; sys: number }[]>();
   const failedAnchors = new Set<string>();
   try {
     const tracker = await startKfetch(['tracker', '--port', '0', '--host', '127.0.0.1'], join(dir, 'home-tracker'));
@@ -71,8 +73,11 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
         if (failedAnchors.has(a.name)) continue;
         ctx.log(`swarm: ${a.name} run ${i + 1}/${runs}`);
         try {
+          const before = cpuOf(a.seederPids());
           const m = await a.download(join(dir, `out-${a.key}-${i}`));
+          const after = cpuOf(a.seederPids());
           anchorRuns.set(a.name, [...(anchorRuns.get(a.name) ?? []), m]);
+          anchorSeederCpu.set(a.name, [...(anchorSeederCpu.get(a.name) ?? []), { user: after.user - before.user, sys: after.sys - before.sys }]);
         } catch (err) {
           // An anchor that fails is reported and dropped; kfetch's figures still count.
           failedAnchors.add(a.name);
@@ -103,6 +108,8 @@ export async function swarm(ctx: ScenarioContext): Promise<ScenarioResult> {
       continue;
     }
     const r = rowFrom('swarm', `${name} (${peers} own seeders; ${anchor.config()})`, sizeMiB, ms, ceil);
+    const aServed = servedPerGiB(`${peers} ${name} seeders`, anchorSeederCpu.get(name) ?? [], sizeMiB);
+    if (r.cpu !== undefined && aServed !== undefined) r.cpu.served = aServed;
     rows.push(r);
     const speedup = r.seconds! / kRow.seconds!;
     kRow.ratios[`${name} speed`] = round(speedup, 2);

@@ -23,6 +23,8 @@ export interface TorrentAnchor {
   config(): string;
   /** The seeders' listening ports (the shaped swarm caps each one's rate by its port). */
   seederPorts: number[];
+  /** The seeders' process ids (for their CPU per GiB served). */
+  seederPids(): number[];
   /** Pick the downloader's configuration (aria2c: the calibration); notes what it measured. */
   prepare(): Promise<void>;
   /**
@@ -241,6 +243,7 @@ export async function torrentAnchors(ctx: ScenarioContext, file: string, dir: st
       key: 'aria2',
       config: () => config.label,
       seederPorts,
+      seederPids: () => seeders.flatMap((p) => (p.pid === undefined ? [] : [p.pid])),
       prepare: async () => {
         if (!calibrating) {
           notes.push(`aria2 BitTorrent: ${config.label} (not calibrated here)`);
@@ -282,6 +285,7 @@ export async function torrentAnchors(ctx: ScenarioContext, file: string, dir: st
         key: 'webtorrent',
         config: () => 'over TCP; node-datachannel stubbed; no DHT/LSD/uTP/UPnP',
         seederPorts,
+        seederPids: () => seeders.flatMap((p) => (p.pid === undefined ? [] : [p.pid])),
         prepare: async () => {},
         download: async (dest) => {
           const m = await runMeasured(process.execPath, [WEBTORRENT_PEER, a.webtorrent!, 'get', torrent, dest, String(await freePort())], { timeoutMs });
