@@ -1,5 +1,5 @@
-// The BitTorrent anchors of the `swarm` scenarios: a .torrent made by mktorrent for a local tracker (opentracker,
-// else bittorrent-tracker from the anchors folder), N seeders of the anchor's own kind, and a measured download:
+// The BitTorrent anchors of the `swarm` scenarios: a .torrent per anchor made by mktorrent for a local tracker
+// (opentracker, else bittorrent-tracker from the anchors folder), N seeders of the anchor's own kind, and a measured download:
 // aria2c (DHT, LPD and PEX off; its write configuration the fastest of calibrate.ts's set, picked by one
 // calibration download each on a smaller torrent the same seeders serve) and WebTorrent (the library webtorrent-cli
 // runs, driven by bench/webtorrent-peer.ts: TCP only, no DHT/LSD/UPnP/WebRTC; node-datachannel stubbed).
@@ -140,9 +140,9 @@ function cliProblem(name: string, path: string): string | undefined {
   return `${name} does not start: ${/Error: .*/.exec(r.stderr)?.[0] ?? r.stderr.slice(0, 200)}`;
 }
 
-/** A .torrent of `file` (1 MiB pieces, not private: like a typical large-file torrent) for `announce`. */
-function makeTorrent(mktorrent: string, file: string, out: string, announce: string): string {
-  const mk = spawnSync(mktorrent, ['-a', announce, '-l', '20', '-o', out, file], { encoding: 'utf8', timeout: 300_000 });
+/** A .torrent of `file` (1 MiB pieces, not private: like a typical large-file torrent) for `announce`, tagged `source`. */
+function makeTorrent(mktorrent: string, file: string, out: string, announce: string, source: string): string {
+  const mk = spawnSync(mktorrent, ['-a', announce, '-l', '20', '-s', `kfetch-bench-${source}`, '-o', out, file], { encoding: 'utf8', timeout: 300_000 });
   if (mk.status !== 0) throw new Error(`mktorrent failed: ${mk.stderr}`);
   return out;
 }
@@ -191,17 +191,20 @@ export async function torrentAnchors(ctx: ScenarioContext, file: string, dir: st
   }
   const port = await freePort();
   const announce = `http://127.0.0.1:${port}/announce`;
-  const torrent = makeTorrent(a.mktorrent, file, join(dir, 'bench.torrent'), announce);
+  // One torrent per anchor (a source string of its own in the info dict, so another info hash): with one shared
+  // tracker, each downloader must find only its own kind of seeders.
+  const ariaTorrent = wantAria ? makeTorrent(a.mktorrent, file, join(dir, 'aria2.torrent'), announce, 'aria2') : '';
+  const webTorrent = wantWeb ? makeTorrent(a.mktorrent, file, join(dir, 'webtorrent.torrent'), announce, 'webtorrent') : '';
   // aria2c's calibration torrent: a smaller file the same seeders serve as well (the scenario's own when small).
   const sizeMiB = ctx.opts.sizeMiB;
   const calMiB = Math.min(sizeMiB, CALIBRATION_MAX_MIB);
   const calibrating = wantAria && (o.calibrate ?? true);
   const calFile = calibrating && calMiB < sizeMiB ? testFile(ctx, calMiB) : undefined;
-  const calTorrent = calFile === undefined ? torrent : makeTorrent(a.mktorrent, calFile, join(dir, 'calibration.torrent'), announce);
+  const calTorrent = calFile === undefined ? ariaTorrent : makeTorrent(a.mktorrent, calFile, join(dir, 'aria2-calibration.torrent'), announce, 'aria2');
   // Bounded: a stuck anchor (no peers from its tracker) must not hang the run; 5 s/GiB would be very slow.
   const timeoutMs = 60_000 + sizeMiB * 200;
   const trackerProcs: ChildProcess[] = [];
-  const hashes = [...new Set([torrent, calTorrent])].map((t) => infoHash(readFileSync(t)));
+  const hashes = [...new Set([ariaTorrent, calTorrent, webTorrent])].filter((t) => t !== '').map((t) => infoHash(readFileSync(t)));
   await startTracker(ctx, dir, port, hashes, trackerProcs, notes);
   const out: TorrentAnchor[] = [];
   // The tracker stops when the last anchor using it stops.
@@ -214,7 +217,7 @@ export async function torrentAnchors(ctx: ScenarioContext, file: string, dir: st
     shared++;
     const seeders: ChildProcess[] = [];
     const seederPorts: number[] = [];
-    const torrents = calFile === undefined ? [torrent] : [torrent, calTorrent];
+    const torrents = calFile === undefined ? [ariaTorrent] : [ariaTorrent, calTorrent];
     for (const d of seedDirs(dir, file, n, 'aria2')) {
       if (calFile !== undefined) linkSync(calFile, join(d, basename(calFile)));
       const port = await freePort();
@@ -260,7 +263,7 @@ export async function torrentAnchors(ctx: ScenarioContext, file: string, dir: st
         config = cal.best;
         notes.push(calibrationNote('aria2 BitTorrent (aria2c verifies every piece\'s SHA-1)', cal));
       },
-      download: (dest, onDone) => get(torrent, dest, config, onDone),
+      download: (dest, onDone) => get(ariaTorrent, dest, config, onDone),
       stop: async () => {
         await stopAll(seeders);
         await releaseTracker();
@@ -272,7 +275,7 @@ export async function torrentAnchors(ctx: ScenarioContext, file: string, dir: st
     const seederPorts: number[] = [];
     const dirs = seedDirs(dir, file, n, 'webtorrent');
     for (let i = 0; i < n; i++) seederPorts.push(await freePort());
-    const started = await Promise.allSettled(dirs.map((d, i) => startWebtorrentSeeder(a.webtorrent!, torrent, d, seederPorts[i]!, timeoutMs)));
+    const started = await Promise.allSettled(dirs.map((d, i) => startWebtorrentSeeder(a.webtorrent!, webTorrent, d, seederPorts[i]!, timeoutMs)));
     const seeders = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = started.find((r) => r.status === 'rejected');
     if (failed !== undefined) {
@@ -288,7 +291,7 @@ export async function torrentAnchors(ctx: ScenarioContext, file: string, dir: st
         seederPids: () => seeders.flatMap((p) => (p.pid === undefined ? [] : [p.pid])),
         prepare: async () => {},
         download: async (dest) => {
-          const m = await runMeasured(process.execPath, [WEBTORRENT_PEER, a.webtorrent!, 'get', torrent, dest, String(await freePort())], { timeoutMs });
+          const m = await runMeasured(process.execPath, [WEBTORRENT_PEER, a.webtorrent!, 'get', webTorrent, dest, String(await freePort())], { timeoutMs });
           if (m.code !== 0) throw new Error(`webtorrent exited ${m.code ?? m.signal}: ${m.stderr.slice(-600)}`);
           return m;
         },
