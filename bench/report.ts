@@ -28,13 +28,15 @@ export interface Row {
   cpu?: CpuAccount;
 }
 
-/** kfetch's in-process CPU breakdown, CPU-s per GiB (from the `done` event's `cpu`); `other` is the rest of user+sys. */
+/** kfetch's in-process CPU breakdown, CPU-s per GiB (from the `done` event's `cpu`); `other` is the rest of user+sys (fdatasyncs, worker task overhead, GC, JIT). */
 export interface CpuParts {
   receive: number;
   md5: number;
   sha256: number;
   write: number;
   checkpoint: number;
+  /** The main thread before the download started (module loading, state database), where kfetch reports it. */
+  startup?: number;
   other: number;
 }
 
@@ -123,8 +125,8 @@ export function formatTable(r: Report): string {
       '',
       'CPU account, CPU-s per GiB (downloader: whole process from /proc, and kfetch\'s own breakdown from its `done` event; servers: per GiB served)',
       '',
-      '| scenario | tool | user | sys | total | receive | MD5 | SHA-256 | writes | checkpoint | other | served by | user | sys | total |',
-      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
+      '| scenario | tool | user | sys | total | receive | MD5 | SHA-256 | writes | checkpoint | startup | other | served by | user | sys | total |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
     );
     const dash = (x: number | undefined): string => (x === undefined ? '—' : x.toFixed(2));
     for (const row of accounted) {
@@ -132,7 +134,7 @@ export function formatTable(r: Report): string {
       const p = a.parts;
       const s = a.served;
       lines.push(
-        `| ${row.scenario} | ${row.tool} | ${dash(a.user)} | ${dash(a.sys)} | ${dash(a.user + a.sys)} | ${dash(p?.receive)} | ${dash(p?.md5)} | ${dash(p?.sha256)} | ${dash(p?.write)} | ${dash(p?.checkpoint)} | ${dash(p?.other)} | ${s?.by ?? '—'} | ${dash(s?.user)} | ${dash(s?.sys)} | ${s === undefined ? '—' : dash(s.user + s.sys)} |`,
+        `| ${row.scenario} | ${row.tool} | ${dash(a.user)} | ${dash(a.sys)} | ${dash(a.user + a.sys)} | ${dash(p?.receive)} | ${dash(p?.md5)} | ${dash(p?.sha256)} | ${dash(p?.write)} | ${dash(p?.checkpoint)} | ${dash(p?.startup)} | ${dash(p?.other)} | ${s?.by ?? '—'} | ${dash(s?.user)} | ${dash(s?.sys)} | ${s === undefined ? '—' : dash(s.user + s.sys)} |`,
       );
     }
   }

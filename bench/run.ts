@@ -1,8 +1,8 @@
 // `npm run bench [-- [name...] [--size MiB] [--peers N] [--runs N] [--quick]]`: measures the machine's ceilings,
-// then runs the scenarios (create, mirrors, swarm, swarm-shaped, rss, resume, tail, single-block, picker, box-scale,
-// box-soak) one after another, prints one table, the CPU account (CPU-s per GiB: downloader user/sys, kfetch's
-// in-process breakdown, the servers' CPU per GiB served) and the targets as met / not met, and writes every figure
-// to bench/results/<name>-<ISO date>.json (--results DIR, --name NAME; default bench). Anchors (aria2c, nginx,
+// then runs the scenarios (create, mirrors, swarm, swarm-shaped, rss, resume, tail, single-block, picker, md5,
+// box-scale, box-soak) one after another, prints one table, the CPU account (CPU-s per GiB: downloader user/sys,
+// kfetch's in-process breakdown, the servers' CPU per GiB served) and the targets as met / not met, and writes every
+// figure to bench/results/<name>-<ISO date>.json (--results DIR, --name NAME; default bench). Anchors (aria2c, nginx,
 // WebTorrent...: scripts/install-anchors.sh) missing on the machine are skipped and named; each runs in the fastest
 // of a fixed set of configurations, calibrated at the start of its scenario and printed. A missed target never
 // makes the exit status non-zero (only a scenario that fails does). On SIGINT/SIGTERM every child is killed and
@@ -19,6 +19,7 @@ import { formatTable, machineInfo, writeReport, type Report, type Row, type Targ
 import { findAnchors, type BenchOptions, type Scenario } from './scenarios/common.js';
 import { boxScale, boxSoak } from './scenarios/box.js';
 import { create } from './scenarios/create.js';
+import { md5 } from './scenarios/md5.js';
 import { mirrors } from './scenarios/mirrors.js';
 import { picker } from './scenarios/picker.js';
 import { resume } from './scenarios/resume.js';
@@ -29,7 +30,9 @@ import { swarmShaped } from './scenarios/swarm-shaped.js';
 import { tail } from './scenarios/tail.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-const SCENARIOS: Record<string, Scenario> = { create, mirrors, swarm, 'swarm-shaped': swarmShaped, rss, resume, tail, 'single-block': singleBlock, picker, 'box-scale': boxScale, 'box-soak': boxSoak };
+const SCENARIOS: Record<string, Scenario> = {
+  create, mirrors, swarm, 'swarm-shaped': swarmShaped, rss, resume, tail, 'single-block': singleBlock, picker, md5, 'box-scale': boxScale, 'box-soak': boxSoak,
+};
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;

@@ -1,7 +1,7 @@
 // Task and result types of the hashing worker (workers/hash.ts). The pool (src/hashing/pool.ts) and its callers
 // import these; nothing here imports from src/, so workers stay independent of it.
 
-import type { Sha256FileResult, Sha256FileTask, VerifyWriteResult, VerifyWriteTask } from './block-write.js';
+import type { Sha256FileResult, Sha256FileTask, VerifyWriteBatchResult, VerifyWriteBatchTask } from './block-write.js';
 
 /**
  * Hash every block of every given size inside one chunk of a file with MD5.
@@ -57,5 +57,5 @@ export type HashTask = Md5BlocksTask | VerifyRangeTask;
 export type HashResult = Md5BlocksResult | VerifyRangeResult;
 
 /** Every task the worker dispatches: hashing (this file) and the download's block writes (block-write.ts). */
-export type WorkerTask = HashTask | VerifyWriteTask | Sha256FileTask;
-export type WorkerResult = HashResult | VerifyWriteResult | Sha256FileResult;
+export type WorkerTask = HashTask | VerifyWriteBatchTask | Sha256FileTask;
+export type WorkerResult = HashResult | VerifyWriteBatchResult | Sha256FileResult;

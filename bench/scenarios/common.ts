@@ -154,6 +154,8 @@ export interface DoneCpu {
   sha256: number;
   write: number;
   checkpoint: number;
+  /** The main thread before the session started (module loading, the state database), where reported. */
+  startup?: number;
 }
 
 /** A measured kfetch download, with the `done` event's `cpu` when it has one. */
@@ -169,7 +171,9 @@ export function doneCpuOf(line: string): DoneCpu | undefined {
     if (e.event !== 'done' || typeof e.cpu !== 'object' || e.cpu === null) return undefined;
     const cpu = e.cpu;
     if (!CPU_KEYS.every((k) => typeof cpu[k] === 'number' && Number.isFinite(cpu[k]))) return undefined;
-    return Object.fromEntries(CPU_KEYS.map((k) => [k, cpu[k] as number])) as unknown as DoneCpu;
+    const out = Object.fromEntries(CPU_KEYS.map((k) => [k, cpu[k] as number])) as unknown as DoneCpu;
+    if (typeof cpu.startup === 'number' && Number.isFinite(cpu.startup)) out.startup = cpu.startup;
+    return out;
   } catch {
     return undefined;
   }
@@ -197,13 +201,16 @@ function partsPerGiB(runs: KfetchMeasured[], gib: number): CpuParts | undefined 
   if (all.length === 0 || all.some((c) => c === undefined)) return undefined;
   const cs = all as DoneCpu[];
   const per = (f: (c: DoneCpu) => number): number => round(median(cs.map(f)) / gib, 2);
+  const withStartup = cs.every((c) => c.startup !== undefined);
   return {
     receive: per((c) => c.receive),
     md5: per((c) => c.md5),
     sha256: per((c) => c.sha256),
     write: per((c) => c.write),
     checkpoint: per((c) => c.checkpoint),
-    other: per((c) => c.user + c.sys - c.receive - c.md5 - c.sha256 - c.write - c.checkpoint),
+    ...(withStartup ? { startup: per((c) => c.startup!) } : {}),
+    // Not clamped at 0: a negative rest says the thread clocks and rusage disagree (a loaded machine).
+    other: per((c) => c.user + c.sys - c.receive - c.md5 - c.sha256 - c.write - c.checkpoint - (withStartup ? c.startup! : 0)),
   };
 }
 

@@ -36,7 +36,7 @@ export function addDownloadOptions(cmd: Command): Command {
     .option('--no-serve', 'do not serve blocks to other peers while downloading')
     .option('--json', 'print newline-delimited JSON events (schema v1, see README) on stdout instead of a progress bar', false)
     .option('--seed', 'keep serving (and announcing) the files after they are complete, until SIGINT/SIGTERM', false)
-    .option('--threads <n>', 'worker threads that verify and write blocks (default: the number of cores)', intArg(1, 1024))
+    .option('--threads <n>', 'worker threads that verify and write blocks (default: the number of cores less one, at least 1)', intArg(1, 1024))
     .option('--max-in-flight <n>', 'requests in flight over all peers and files (also bounded by --max-in-flight-bytes; per peer by its measured rate × latency)', intArg(1, 4096), DEFAULT_ENGINE_LIMITS.maxInFlight)
     .option('--max-in-flight-bytes <bytes>', 'memory for the bodies of requests in flight (a request of one block takes its size, a multi-block range up to --max-range-bytes)', intArg(1024 * 1024, 4 * 1024 * 1024 * 1024), DEFAULT_ENGINE_LIMITS.maxInFlightBytes)
     .option('--timeout <s>', 'give up (exit 4, resumable) when no block arrived for this many seconds; 0 waits forever', secondsOrZeroArg(86_400 * 30), DEFAULT_ENGINE_LIMITS.stallTimeoutMs / 1000)

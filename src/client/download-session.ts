@@ -20,12 +20,15 @@ import { Availability } from './availability.js';
 import type { BlockSlab, Slot } from './block-slab.js';
 import { BlockTable, type BlockRequest } from './block-table.js';
 import { Checkpointer, dataFileFacts } from './checkpointer.js';
-import { crashArmed, crashPoint } from './crash-point.js';
+import { CpuMeter } from './cpu-account.js';
+import { crashPoint } from './crash-point.js';
 import type { EventSink } from './events.js';
 import type { EngineLimits } from './engine-limits.js';
 import { finalCheck } from './final-check.js';
 import { PeerStats } from './peer-stats.js';
 import { PrefixHasher } from './prefix-hasher.js';
+import { WriteBatcher, type RunOutcome } from './write-batcher.js';
+import { Sha256Thread } from './sha256-thread.js';
 import { schedule } from './scheduler.js';
 import { banForBadBlock, judgeFailure } from './trust.js';
 
@@ -80,6 +83,9 @@ export class DownloadSession {
   private readonly checkpointer: Checkpointer;
   /** The whole-file SHA-256 over the verified prefix, kept up to date while downloading (finalCheck uses it). */
   private readonly prefix: PrefixHasher;
+  /** The thread that runs the prefix hash (its CPU goes into the done event's account). */
+  private readonly sha: Sha256Thread;
+  private readonly cpu = new CpuMeter();
   private announcer: Announcer | undefined;
   private received = 0;
   private lastProgressAt = performance.now();
@@ -87,6 +93,9 @@ export class DownloadSession {
   private wake: (() => void) | undefined;
   private stopping = false;
   private workerFailures = 0;
+  private lastWorkerError: unknown;
+  /** Runs of fetched blocks on their way to the workers, batched into few tasks. */
+  private readonly writes: WriteBatcher;
   private ticks = 0;
   private readonly random: () => number;
 
@@ -114,12 +123,22 @@ export class DownloadSession {
         this.emitProgress();
       },
       onError: (err) => this.fail(err),
+      timeCommit: (commit) => this.cpu.commit(commit),
     });
+    this.writes = new WriteBatcher({
+      pool: deps.workers,
+      fd: init.dataFile.fd,
+      mtimeSec: init.mtimeSec,
+      maxTasks: deps.workers.threads,
+      maxTaskBytes: deps.slab.slotBytes * deps.slab.slots,
+      onTask: (r) => this.cpu.task(r.cpuNs),
+    });
+    this.sha = new Sha256Thread(init.dataFile.fd);
     this.prefix = new PrefixHasher({
       size: init.row.filesize,
       blockSize: this.blockSize,
       isVerified: (i) => this.table.isWritten(i),
-      read: (buf, length, position) => init.dataFile.read(buf, length, position),
+      backend: this.sha,
     });
   }
 
@@ -176,7 +195,7 @@ export class DownloadSession {
       this.d.db.setStatus(row.id, 'complete');
       this.d.emit({
         event: 'done', id: row.id, name: row.filename, path: dataFile.path, size: row.filesize, filehash: row.filehash,
-        seconds, hashSeconds, bytesPerSecond: this.received / Math.max(seconds, 1e-3),
+        seconds, hashSeconds, bytesPerSecond: this.received / Math.max(seconds, 1e-3), cpu: this.cpu.report(this.sha.cpuSeconds),
       });
       return { outcome: 'complete', seconds };
     } catch (err) {
@@ -392,42 +411,47 @@ export class DownloadSession {
     }
   }
 
-  /** Verify and write `mine[a..b)` (consecutive blocks) from the slot in one worker task. */
+  /** Verify and write `mine[a..b)` (consecutive blocks) from the slot, batched with other runs into worker tasks. */
   private async verifyAndWrite(mine: { i: number; at: number }[], a: number, b: number, slot: Slot, peer: PeerStats): Promise<void> {
     const g = this.k.geometry(this.blockSize);
     const grp = mine.slice(a, b);
-    let r: Awaited<ReturnType<HashPool['verifyWrite']>>;
+    let r: RunOutcome;
     try {
-      r = await this.d.workers.verifyWrite({
-        kind: 'verify-write',
-        fd: this.s.dataFile.fd,
+      r = await this.writes.submit({
         shared: slot.shared,
         byteOffset: grp[0]!.at,
         blocks: grp.map(({ i }) => ({ offset: g.start(i), length: g.size(i), expectedMd5: this.k.blockHash(this.blockSize, i) })),
-        mtimeSec: this.s.mtimeSec,
-        ...(crashArmed('mid-write') ? { crashMidWrite: true } : {}),
       });
       this.workerFailures = 0;
     } catch (err) {
       // A crashed worker (piscina replaces the thread): the blocks are simply not written and are fetched again.
-      // Only repeated failures end the session.
-      if (isKfetchError(err) && err.code === 'KF_E_WORKER' && ++this.workerFailures < MAX_WORKER_FAILURES) {
-        this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message, block: grp[0]!.i });
+      // Only repeated failures end the session (each failed task counts once, whatever runs it carried).
+      if (isKfetchError(err) && err.code === 'KF_E_WORKER' && (err === this.lastWorkerError || ++this.workerFailures < MAX_WORKER_FAILURES)) {
+        if (err !== this.lastWorkerError) this.d.emit({ event: 'warning', id: this.id, code: err.code, message: err.message, block: grp[0]!.i });
+        this.lastWorkerError = err;
         return;
       }
       throw err;
     }
-    crashPoint('mid-write'); // counts hits so the n-th write is the one armed above
+    let allWritten = true;
     r.blocks.forEach((o, k) => {
       const i = grp[k]!.i;
       if (o.status === 'written') {
         this.table.writeDone(i, true);
         this.checkpointer.written(i, peer.addr);
-      } else if (o.status === 'bad') {
-        this.banForHash(peer, i, o.actualMd5);
+      } else {
+        allWritten = false;
+        if (o.status === 'bad') this.banForHash(peer, i, o.actualMd5);
       }
     });
-    this.prefix.advance();
+    if (allWritten) {
+      // At the edge of the hashed prefix, the SHA-256 takes these bytes from the slot (held until it has).
+      const first = grp[0]!.i;
+      const last = grp[grp.length - 1]!.i;
+      await this.prefix.offer(g.start(first), slot.shared, grp[0]!.at, g.start(last) + g.size(last) - g.start(first));
+    } else {
+      this.prefix.advance();
+    }
     if (r.io !== undefined) {
       throw fromFsError(Object.assign(new Error(r.io.message), { code: r.io.code }), this.s.dataFile.path, `writing block ${grp[0]!.i}`);
     }

@@ -1,6 +1,8 @@
 // The download events of `kfetch get/resume --json` (schema version 1, documented in the README), also
 // driving the TTY progress bar. Emitted by download sessions.
 
+import type { CpuAccount } from './cpu-account.js';
+
 export const EVENT_SCHEMA_VERSION = 1;
 
 export type DownloadEvent =
@@ -22,7 +24,19 @@ export type DownloadEvent =
   | { event: 'peer'; id: number; peer: string; action: 'added' | 'banned' | 'dropped'; source?: string; reason?: string; code?: string }
   | { event: 'warning'; id: number; code: string; message: string; peer?: string; block?: number }
   | { event: 'verify'; id: number; phase: 'blocks' | 'file'; done: number; total: number }
-  | { event: 'done'; id: number; name: string; path: string; size: number; filehash: string; seconds: number; hashSeconds: number; bytesPerSecond: number }
+  | {
+      event: 'done';
+      id: number;
+      name: string;
+      path: string;
+      size: number;
+      filehash: string;
+      seconds: number;
+      hashSeconds: number;
+      bytesPerSecond: number;
+      /** Where the CPU went (cpu-account.ts); absent when nothing was downloaded in this run. */
+      cpu?: CpuAccount;
+    }
   | { event: 'error'; id: number; code: string; message: string; file?: string };
 
 export type EventSink = (e: DownloadEvent) => void;

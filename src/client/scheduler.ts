@@ -79,16 +79,22 @@ export function bufferBytes(s: Pick<ScheduleInput, 'blockSize' | 'slotBytes'>, r
 }
 
 /**
- * The blocks to ask `peer` for, starting at the picked block `i`: with a peer that takes multi-block ranges
- * (kfetch seeders, plain HTTP servers), the waiting blocks after `i` that it holds, up to one slot's worth —
- * one request and one worker task instead of several. Duplicates in the endgame stay single blocks.
+ * The blocks to ask `peer` for around the picked block `i`: with a peer that takes multi-block ranges (kfetch
+ * seeders, plain HTTP servers), a run of waiting blocks it holds, up to one slot's worth — one request and one
+ * worker task instead of several. The run starts at the slot-aligned boundary below `i` when the blocks between
+ * are waiting too, so a pick inside a free stretch does not cut it into two short runs (issue 11: with the picker's
+ * random low window, 1 GiB from mirrors took ~1,600 requests of 0.64 MiB on average instead of 1,024 of 1 MiB).
+ * Duplicates in the endgame stay single blocks.
  */
 export function runFrom(s: Pick<ScheduleInput, 'table' | 'availability' | 'blockSize' | 'slotBytes'>, i: number, peer: PeerStats): number[] {
-  const run = [i];
-  if (peer.multiBlock === false || !s.table.isWaiting(i)) return run;
+  if (peer.multiBlock === false || !s.table.isWaiting(i)) return [i];
   const held = s.availability.held(peer.addr)!;
   const max = Math.max(1, Math.floor(s.slotBytes / s.blockSize));
   const n = s.table.blockCount;
-  for (let j = i + 1; j < n && run.length < max && s.table.isWaiting(j) && held.has(j); j++) run.push(j);
+  let first = i;
+  const aligned = i - (i % max);
+  while (first > aligned && s.table.isWaiting(first - 1) && held.has(first - 1)) first--;
+  const run = [first];
+  for (let j = first + 1; j < n && run.length < max && s.table.isWaiting(j) && held.has(j); j++) run.push(j);
   return run;
 }

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { Sha256FileResult, Sha256FileTask, VerifyWriteResult, VerifyWriteTask } from '../../workers/block-write.js';
+import type { Sha256FileResult, Sha256FileTask, VerifyWriteBatchResult, VerifyWriteBatchTask } from '../../workers/block-write.js';
 import type {
   Md5BlocksResult,
   Md5BlocksTask,
@@ -24,11 +24,12 @@ export interface HashPool {
   /** Re-hash a range of blocks of an open fd and compare with the expected MD5s. */
   verifyRange(task: VerifyRangeTask, opts?: { signal?: AbortSignal }): Promise<VerifyRangeResult>;
   /**
-   * Download: verify a block's MD5 and write it from a shared-memory slot the caller holds until this settles.
+   * Download: verify runs of blocks and write the good ones from shared-memory slots the caller holds until this
+   * settles.
    * A signal aborted before the call rejects at once; once submitted the write is never cut off by the signal
    * (piscina would kill the worker mid-write), the caller discards the result instead.
    */
-  verifyWrite(task: VerifyWriteTask, signal?: AbortSignal): Promise<VerifyWriteResult>;
+  verifyWrite(task: VerifyWriteBatchTask, signal?: AbortSignal): Promise<VerifyWriteBatchResult>;
   /** Download: SHA-256 of an open file's first `size` bytes; aborting ends the read (a read is safe to cut). */
   sha256File(task: Sha256FileTask, signal?: AbortSignal): Promise<Sha256FileResult>;
   /** Stop every worker; queued tasks are rejected. */
@@ -63,7 +64,7 @@ export function createHashPool(opts: { threads?: number } = {}): HashPool {
     idleTimeout: 60_000,
     // Workers allocate almost nothing per task (blocks arrive in shared slots, buffers are reused): a small young
     // generation keeps each thread's RSS down.
-    resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    resourceLimits: { maxYoungGenerationSizeMb: 2 },
     concurrentTasksPerWorker: 1,
   });
 
@@ -95,7 +96,7 @@ export function createHashPool(opts: { threads?: number } = {}): HashPool {
     verifyRange: (task, o = {}) => run<VerifyRangeResult>(task, [], o.signal),
     verifyWrite: async (task, signal) => {
       signal?.throwIfAborted();
-      return run<VerifyWriteResult>(task, [], undefined);
+      return run<VerifyWriteBatchResult>(task, [], undefined);
     },
     sha256File: (task, signal) => run<Sha256FileResult>(task, [], signal),
     destroy: () => piscina.destroy(),

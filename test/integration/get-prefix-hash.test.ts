@@ -11,7 +11,7 @@ import { WORLD, closeWorlds, getArgs, sha, world } from '../helpers/download-wor
 const { SIZE } = WORLD;
 afterEach(closeWorlds);
 
-type Ev = { event: string; phase?: string; done?: number; total?: number; filehash?: string; code?: string };
+type Ev = { event: string; phase?: string; done?: number; total?: number; filehash?: string; code?: string; cpu?: Record<string, number> };
 
 describe('whole-file hash while downloading', () => {
   it('the final check starts with most of the file hashed and ends with the right SHA-256', async () => {
@@ -26,6 +26,12 @@ describe('whole-file hash while downloading', () => {
     expect(events.filter((e) => e.code === 'KF_E_FILE_HASH_MISMATCH')).toEqual([]);
     expect(events.at(-1)).toMatchObject({ event: 'done', filehash: sha(w.bytes) });
     expect(sha(readFileSync(join(w.out, 'data.bin')))).toBe(sha(w.bytes));
+    // The CPU account (issue 11): every part there, none negative; the SHA-256 ran in its own thread, so its CPU is
+    // measured there (nothing of it on the main thread's `receive`).
+    const cpu = events.at(-1)!.cpu!;
+    for (const k of ['user', 'sys', 'startup', 'receive', 'md5', 'sha256', 'write', 'checkpoint', 'other']) expect(cpu[k]).toBeGreaterThanOrEqual(0);
+    expect(cpu.user! + cpu.sys!).toBeGreaterThan(0);
+    expect(cpu.startup).toBeGreaterThan(0);
     // One of the lowest few first: the requests climb the file (the first quarter asked for lies well below the
     // last quarter), which random order would not do.
     const all = w.peers.flatMap((p) => p.requests);

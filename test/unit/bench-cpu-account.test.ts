@@ -11,6 +11,8 @@ const done = (extra: Record<string, unknown>): string => JSON.stringify({ v: 1, 
 
 it('doneCpuOf reads the done event\'s cpu and nothing else', () => {
   expect(doneCpuOf(done({ cpu }))).toEqual(cpu);
+  // Extra fields (kfetch's own `other`) are ignored; `startup` is kept where reported.
+  expect(doneCpuOf(done({ cpu: { ...cpu, startup: 0.5, other: 9 } }))).toEqual({ ...cpu, startup: 0.5 });
   expect(doneCpuOf(done({}))).toBeUndefined();
   expect(doneCpuOf(done({ cpu: { ...cpu, md5: 'x' } }))).toBeUndefined();
   expect(doneCpuOf(done({ cpu: { ...cpu, sha256: undefined } }))).toBeUndefined();
@@ -18,7 +20,7 @@ it('doneCpuOf reads the done event\'s cpu and nothing else', () => {
   expect(doneCpuOf('done {not json')).toBeUndefined();
 });
 
-function measured(doneCpu?: typeof cpu): KfetchMeasured {
+function measured(doneCpu?: typeof cpu & { startup?: number }): KfetchMeasured {
   const m: Measured = { code: 0, signal: null, seconds: 2, peakRssMiB: 100, cpuSeconds: 4.5, userSeconds: 3.25, sysSeconds: 1.25, stdout: '', stderr: '' };
   return doneCpu === undefined ? m : { ...m, doneCpu };
 }
@@ -41,6 +43,9 @@ it('rowFrom puts the breakdown per GiB in the row, with other = user + sys - the
     rows: [row, bare], targets: [], notes: [],
   };
   const text = formatTable(report);
-  expect(text).toContain('| mirrors | kfetch get | 6.50 | 2.50 | 9.00 | 1.00 | 2.50 | 1.00 | 0.50 | 0.25 | 2.75 | — | — | — | — |');
-  expect(text).toContain('| mirrors | aria2c | 6.50 | 2.50 | 9.00 | — | — | — | — | — | — | 4 nginx | 0.10 | 0.40 | 0.50 |');
+  expect(text).toContain('| mirrors | kfetch get | 6.50 | 2.50 | 9.00 | 1.00 | 2.50 | 1.00 | 0.50 | 0.25 | — | 2.75 | — | — | — | — |');
+  expect(text).toContain('| mirrors | aria2c | 6.50 | 2.50 | 9.00 | — | — | — | — | — | — | — | 4 nginx | 0.10 | 0.40 | 0.50 |');
+  // With startup reported, it is a part of its own and out of `other`.
+  const withStartup = rowFrom('mirrors', 'kfetch get', 512, [measured({ ...cpu, startup: 0.5 })]);
+  expect(withStartup.cpu?.parts).toEqual({ receive: 1, md5: 2.5, sha256: 1, write: 0.5, checkpoint: 0.25, startup: 1, other: 1.75 });
 });

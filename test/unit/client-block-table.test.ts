@@ -143,6 +143,23 @@ describe('schedule', () => {
     ]);
   });
 
+  it('a pick inside a free stretch takes the run from the slot-aligned boundary below it (issue 11)', () => {
+    const n = 16;
+    const t = new BlockTable(bits(n, [9]));
+    const av = new Availability(n, (i, c) => t.waiting.update(i, c));
+    const p = new PeerStats('a', { ...DEFAULT_PEER_STATS, initialSlots: 4 });
+    av.setPeer('a', Bitfield.full(n));
+    const r = recorder(t);
+    // random() near 1: the picker takes the highest of its low window (3 of 0..3, 7, 12, then 11 of 8, 10, 11).
+    schedule(input(n, { table: t, availability: av, peers: [p], picker: { endgameBlocks: 0, endgameCopies: 2, random: () => 0.99, lowFirst: true } }), r.issue);
+    expect(r.out).toEqual([
+      ['a', [0, 1, 2, 3], 4 * B],
+      ['a', [4, 5, 6, 7], 4 * B],
+      ['a', [12, 13, 14, 15], 4 * B],
+      ['a', [10, 11], 4 * B], // block 9 is written: the run starts after it, not at 8
+    ]);
+  });
+
   it('a single-block peer gets one block per request in a piece its own size, and slots sized by one block', () => {
     const n = 64;
     const t = new BlockTable(new Bitfield(n));

@@ -8,17 +8,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PrefixHasher } from '../../src/client/prefix-hasher.js';
-import { readAt } from '../../src/store/data-file.js';
+import { Sha256Thread } from '../../src/client/sha256-thread.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 
 const BLOCK = 1000;
 let dir: string;
 const fds: number[] = [];
+const threads: Sha256Thread[] = [];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'kfetch-prefix-'));
 });
-afterAll(() => {
+afterAll(async () => {
+  for (const t of threads) await t.close();
   for (const fd of fds) closeSync(fd);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -35,22 +37,31 @@ function world(name: string, size: number, o: { readBytes?: number; failAt?: num
   const n = Math.ceil(size / BLOCK);
   const verified = new Bitfield(n);
   const reads: { position: number; length: number; edge: number }[] = [];
-  const make = (): PrefixHasher =>
-    new PrefixHasher({
+  const make = (): PrefixHasher => {
+    // The real hashing thread over the file; its file reads are logged (and made to fail at `failAt`).
+    const thread = new Sha256Thread(fd);
+    threads.push(thread);
+    return new PrefixHasher({
       size,
       blockSize: BLOCK,
       isVerified: (i) => verified.has(i),
-      read: async (buf, length, position) => {
-        // Where the verified prefix ends at the time of the read: no read may go past it.
-        let edge = 0;
-        while (edge < n && verified.has(edge)) edge++;
-        reads.push({ position, length, edge: Math.min(size, edge * BLOCK) });
-        if (o.failAt !== undefined && position >= o.failAt) throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
-        return readAt(fd, buf, length, position);
+      backend: {
+        hashFile: async (position, length) => {
+          // Where the verified prefix ends at the time of the read: no read may go past it.
+          let edge = 0;
+          while (edge < n && verified.has(edge)) edge++;
+          reads.push({ position, length, edge: Math.min(size, edge * BLOCK) });
+          if (o.failAt !== undefined && position >= o.failAt) throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+          return thread.hashFile(position, length);
+        },
+        hashMemory: (shared, byteOffset, length) => thread.hashMemory(shared, byteOffset, length),
+        digest: () => thread.digest(),
+        close: () => thread.close(),
       },
       ...(o.readBytes === undefined ? {} : { readBytes: o.readBytes }),
     });
-  return { data, path, n, verified, reads, make };
+  };
+  return { data, path, n, verified, reads, make, threads };
 }
 
 describe('prefix hasher', () => {
@@ -174,5 +185,52 @@ describe('prefix hasher', () => {
     await expect(p).rejects.toThrow('stop now');
     expect(h.hashed).toBeLessThan(w.data.length);
     await expect(w.make().finish(ac.signal)).rejects.toThrow('stop now');
+  });
+});
+
+describe('prefix hasher: bytes still in a slot (issue 11)', () => {
+  /** `data[from, to)` in shared memory at an odd offset, as a block slot holds it. */
+  function inSlot(data: Buffer, from: number, to: number): { shared: SharedArrayBuffer; at: number } {
+    const shared = new SharedArrayBuffer(to - from + 13);
+    Buffer.from(shared).set(data.subarray(from, to), 13);
+    return { shared, at: 13 };
+  }
+
+  it('hashes a run at the edge from memory, reads back blocks written ahead, and gives the file hash', async () => {
+    const w = world('offer', 8 * BLOCK + 5);
+    const h = w.make();
+    // Blocks 3 and 4 arrive first (ahead of the edge): not hashable yet, and not taken from memory.
+    w.verified.set(3);
+    w.verified.set(4);
+    const ahead = inSlot(w.data, 3 * BLOCK, 5 * BLOCK);
+    expect(h.offer(3 * BLOCK, ahead.shared, ahead.at, 2 * BLOCK)).toBeUndefined();
+    // Then 0..2 at the edge: taken from memory; 3 and 4 are read back from the file after them.
+    for (let i = 0; i < 3; i++) w.verified.set(i);
+    const edge = inSlot(w.data, 0, 3 * BLOCK);
+    const p = h.offer(0, edge.shared, edge.at, 3 * BLOCK);
+    expect(p).toBeDefined();
+    await p;
+    await h.idle();
+    expect(h.hashed).toBe(5 * BLOCK);
+    expect(w.reads.map((r) => [r.position, r.length])).toEqual([[3 * BLOCK, 2 * BLOCK]]);
+    for (let i = 5; i < w.n; i++) w.verified.set(i);
+    const tail = inSlot(w.data, 5 * BLOCK, w.data.length);
+    await h.offer(5 * BLOCK, tail.shared, tail.at, w.data.length - 5 * BLOCK);
+    expect(await h.finish()).toEqual({ hex: sha(w.data), read: w.data.length });
+    expect(w.threads.at(-1)!.bytes).toEqual({ memory: w.data.length - 2 * BLOCK, file: 2 * BLOCK });
+  });
+
+  it('never takes memory that is not the next bytes: a run behind, ahead or while a read is in flight', async () => {
+    const w = world('offer-not', 6 * BLOCK);
+    const h = w.make();
+    for (let i = 0; i < 4; i++) w.verified.set(i);
+    h.advance(); // a read-back of 0..3 is in flight
+    const wrong = inSlot(Buffer.alloc(6 * BLOCK, 0xee), 0, 2 * BLOCK); // bytes that are not the file's
+    expect(h.offer(0, wrong.shared, wrong.at, 2 * BLOCK)).toBeUndefined();
+    await h.idle();
+    expect(h.offer(0, wrong.shared, wrong.at, 2 * BLOCK)).toBeUndefined(); // behind the hash
+    expect(h.offer(5 * BLOCK, wrong.shared, wrong.at, BLOCK)).toBeUndefined(); // beyond the verified edge
+    for (let i = 4; i < w.n; i++) w.verified.set(i);
+    expect(await h.finish()).toEqual({ hex: sha(w.data), read: w.data.length });
   });
 });

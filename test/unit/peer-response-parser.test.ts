@@ -171,3 +171,39 @@ describe('response parser: the connection ends first', () => {
     expect(parse(`${h206('Content-Length: 16')}0123`, { eof: reset }).v).toMatchObject({ kind: 'fail', problem: { code: 'KF_E_PEER_CONNECT', cause: reset } });
   });
 });
+
+describe('response parser: body read in place (issue 11)', () => {
+  it('offers the rest of the slot once a Content-Length body starts, and takes bytes read there', () => {
+    const p = new ResponseParser(1024);
+    const slot = Buffer.alloc(20, 0x2e);
+    p.begin(0, 15, slot);
+    expect(p.inPlaceWindow()).toBeUndefined(); // the head goes to the shared buffer
+    const head = Buffer.from(h206('Content-Length: 16') + BODY.slice(0, 4), 'latin1');
+    expect(p.feed(head, 0, head.length)).toEqual({ kind: 'more' });
+    const w = p.inPlaceWindow()!;
+    // The window is the slot's own memory, exactly the 12 bytes still wanted: a read cannot land past the range.
+    expect(w.buffer).toBe(slot.buffer);
+    expect(w.byteOffset).toBe(slot.byteOffset + 4);
+    expect(w.length).toBe(12);
+    w.write(BODY.slice(4, 9), 'latin1');
+    expect(p.receivedInPlace(5)).toEqual({ kind: 'more' });
+    expect(p.inPlaceWindow()!.length).toBe(7);
+    p.inPlaceWindow()!.write(BODY.slice(9), 'latin1');
+    expect(p.receivedInPlace(7)).toEqual({ kind: 'done', reuse: true });
+    expect(p.inPlaceWindow()).toBeUndefined();
+    expect(slot.toString('latin1')).toBe(`${BODY}....`);
+  });
+
+  it('offers no window for a close-delimited body, and refuses more than the window', () => {
+    const p = new ResponseParser(1024);
+    p.begin(0, 15, Buffer.alloc(16));
+    const head = Buffer.from('HTTP/1.0 206 Partial Content\r\nRange: bytes=0-15/100\r\n\r\n', 'latin1');
+    expect(p.feed(head, 0, head.length)).toEqual({ kind: 'more' });
+    expect(p.inPlaceWindow()).toBeUndefined(); // bytes past the range must be seen to be refused
+    const q = new ResponseParser(1024);
+    q.begin(0, 15, Buffer.alloc(16));
+    const h = Buffer.from(h206('Content-Length: 16'), 'latin1');
+    q.feed(h, 0, h.length);
+    expect(q.receivedInPlace(17)).toMatchObject({ kind: 'fail', problem: { code: 'KF_E_PEER_PROTOCOL' } });
+  });
+});

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sha256File, verifyWrite, type VerifyWriteTask } from '../../workers/block-write.js';
+import { sha256File, verifyWrite, verifyWriteBatch, type VerifyWriteTask } from '../../workers/block-write.js';
 import { testScope } from '../helpers/test-scope.js';
 
 const scope = testScope();
@@ -65,7 +65,8 @@ describe('verify-write worker: a block is written only after its MD5 matched', (
     const { path, fd } = dataFile(4096);
     const { t, bytes } = task(fd, [4096], { bad: [0] });
     const r = verifyWrite(t);
-    expect(r).toEqual({ kind: 'verify-write', blocks: [{ status: 'bad', actualMd5: md5(bytes[0]!) }] });
+    expect(r).toMatchObject({ kind: 'verify-write', blocks: [{ status: 'bad', actualMd5: md5(bytes[0]!) }] });
+    expect(r.io).toBeUndefined();
     expect(readFileSync(path).equals(Buffer.alloc(4096, BEFORE))).toBe(true);
     expect(fstatSync(fd).mtimeMs).toBe(OLD_MTIME_SEC * 1000);
   });
@@ -97,7 +98,8 @@ describe('verify-write worker: a block is written only after its MD5 matched', (
     const { path, fd } = dataFile(8192 + 4096 + 100);
     const { t, bytes } = task(fd, [4096, 100], { fileOffset: 8192, byteOffset: 333 });
     const r = verifyWrite(t);
-    expect(r).toEqual({ kind: 'verify-write', blocks: [{ status: 'written' }, { status: 'written' }] });
+    expect(r).toMatchObject({ kind: 'verify-write', blocks: [{ status: 'written' }, { status: 'written' }] });
+    expect(r.io).toBeUndefined();
     const disk = readFileSync(path);
     expect(disk.subarray(0, 8192).equals(Buffer.alloc(8192, BEFORE))).toBe(true);
     expect(disk.subarray(8192, 8192 + 4096).equals(bytes[0]!)).toBe(true);
@@ -145,6 +147,32 @@ describe('verify-write worker: a block is written only after its MD5 matched', (
     expect(r.io?.code).toBe('EBADF');
     expect(r.blocks.map((b) => b.status)).toEqual(['bad', 'unwritten']);
     expect(readFileSync(path).equals(Buffer.alloc(2048, BEFORE))).toBe(true);
+  });
+});
+
+describe('verify-write-batch worker task (issue 11)', () => {
+  it('verifies and writes several runs from their own slots, restores the mtime once, and keeps bad blocks out', () => {
+    const { path, fd } = dataFile(6 * 1024);
+    const a = task(fd, [1024, 1024], { byteOffset: 7 });
+    const b = task(fd, [1024, 1024], { fileOffset: 4096, bad: [0] });
+    const r = verifyWriteBatch({ kind: 'verify-write-batch', fd, mtimeSec: MTIME_SEC, runs: [a.t, b.t] });
+    expect(r.io).toBeUndefined();
+    expect(r.runs).toEqual([[{ status: 'written' }, { status: 'written' }], [{ status: 'bad', actualMd5: md5(b.bytes[0]!) }, { status: 'written' }]]);
+    const disk = readFileSync(path);
+    expect(disk.subarray(0, 2048).equals(Buffer.concat(a.bytes))).toBe(true);
+    expect(disk.subarray(2048, 5120).equals(Buffer.alloc(3072, BEFORE))).toBe(true); // the gap, and the bad block
+    expect(disk.subarray(5120).equals(b.bytes[1]!)).toBe(true);
+    expect(Math.floor(fstatSync(fd).mtimeMs / 1000)).toBe(MTIME_SEC);
+  });
+
+  it.skipIf(!existsSync('/dev/full'))('after a failed write, later runs are neither written nor called written', () => {
+    const fd = openSync('/dev/full', 'r+');
+    fds.push(fd);
+    const a = task(fd, [1024]);
+    const b = task(fd, [1024], { fileOffset: 1024 });
+    const r = verifyWriteBatch({ kind: 'verify-write-batch', fd, mtimeSec: MTIME_SEC, runs: [a.t, b.t] });
+    expect(r.io?.code).toBe('ENOSPC');
+    expect(r.runs).toEqual([[{ status: 'unwritten' }], [{ status: 'unwritten' }]]);
   });
 });
 
