@@ -283,6 +283,9 @@ export async function torrentAnchors(ctx: ScenarioContext, file: string, dir: st
       await releaseTracker();
       notes.push(`skip: WebTorrent: ${String((failed as PromiseRejectedResult).reason).slice(0, 200)}`);
     } else {
+      notes.push(
+        'WebTorrent over TCP: bench/webtorrent-peer.ts runs the webtorrent library (webtorrent-cli\'s engine; the CLI cannot turn off DHT, LSD, UPnP/NAT-PMP) with DHT, LSD, PEX, uTP and NAT traversal off; node-datachannel stubbed (no native binding here: WebRTC unavailable and never used over TCP)',
+      );
       out.push({
         name: 'WebTorrent',
         key: 'webtorrent',
