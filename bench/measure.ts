@@ -1,5 +1,6 @@
 // Runs one child process for a benchmark and measures it: wall time, peak RSS (VmHWM) and CPU seconds
-// (utime + stime), polled from /proc every ~50 ms until it exits. Every child is registered so run.ts can kill all.
+// (utime + stime), polled from /proc every ~50 ms until it exits. Every child is registered so run.ts can kill all,
+// and so is every undo of a change outside the processes (atCleanup: the shaped swarm's qdisc).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -19,12 +20,31 @@ export function trackChild(proc: ChildProcess, signal: NodeJS.Signals = 'SIGKILL
   return proc;
 }
 
-/** Kill every child still running (on error, SIGINT, and at the end of a run). */
+const cleanups = new Set<() => void>();
+
+/**
+ * Register a synchronous undo of something outside the processes (the shaped swarm's `tc` qdisc on `lo`), run by
+ * `killAllChildren` (after a scenario, on SIGINT/SIGTERM, on a crash) unless the returned function removed it first.
+ */
+export function atCleanup(undo: () => void): () => void {
+  cleanups.add(undo);
+  return () => void cleanups.delete(undo);
+}
+
+/** Kill every child still running and run the registered undos (on error, SIGINT, and at the end of a run). */
 export function killAllChildren(): void {
   for (const [p, signal] of live) {
     if (p.exitCode === null && p.signalCode === null) p.kill(signal);
   }
   live.clear();
+  for (const undo of [...cleanups]) {
+    cleanups.delete(undo);
+    try {
+      undo();
+    } catch {
+      // best effort: the others must still run
+    }
+  }
 }
 
 /** What a measured child did. */

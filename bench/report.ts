@@ -1,5 +1,6 @@
-// The benchmark's output: one table on stdout (a row per scenario and tool, then the targets as met / not met)
-// and every figure as JSON in bench/results/<name>-<ISO date>.json.
+// The benchmark's output on stdout: one table (a row per scenario and tool), the CPU account (CPU-s per GiB of the
+// downloader, user and sys, kfetch's in-process breakdown, and the serving processes' CPU per GiB served), then the
+// targets as met / not met; and every figure as JSON in bench/results/<name>-<ISO date>.json.
 
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
@@ -23,6 +24,31 @@ export interface Row {
   ceiling?: { name: string; MiBps: number; ratio: number };
   /** Scenario-specific figures (e.g. tail's last and median 1%). */
   extra?: Record<string, number | string>;
+  /** The CPU account (issue 11), for files of 64 MiB and more. */
+  cpu?: CpuAccount;
+}
+
+/** kfetch's in-process CPU breakdown, CPU-s per GiB (from the `done` event's `cpu`); `other` is the rest of user+sys (fdatasyncs, worker task overhead, GC, JIT). */
+export interface CpuParts {
+  receive: number;
+  md5: number;
+  sha256: number;
+  write: number;
+  checkpoint: number;
+  /** The main thread before the download started (module loading, state database), where kfetch reports it. */
+  startup?: number;
+  other: number;
+}
+
+/** CPU-s per GiB moved, medians over the runs. */
+export interface CpuAccount {
+  /** The measured process (the downloader), whole-process rusage from /proc. */
+  user: number;
+  sys: number;
+  /** kfetch only, when its `--json` `done` event carries `cpu`. */
+  parts?: CpuParts;
+  /** The processes that served the bytes (nginx master + workers, the seeders all together), per GiB served. */
+  served?: { by: string; user: number; sys: number };
 }
 
 /** A target from the issue, judged on this run. `met` is null when it could not be judged (anchor missing). */
@@ -92,6 +118,25 @@ export function formatTable(r: Report): string {
     lines.push(
       `| ${row.scenario} | ${row.tool} | ${row.sizeMiB} | ${fmt(row.seconds)} | ${fmt(row.MiBps, 0)} | ${fmt(row.peakRssMiB, 0)} | ${fmt(row.cpuSeconds)} | ${[ratios, extra].filter((s) => s !== '').join('; ')} | ${ceiling} |`,
     );
+  }
+  const accounted = r.rows.filter((row) => row.cpu !== undefined);
+  if (accounted.length > 0) {
+    lines.push(
+      '',
+      'CPU account, CPU-s per GiB (downloader: whole process from /proc, and kfetch\'s own breakdown from its `done` event; servers: per GiB served)',
+      '',
+      '| scenario | tool | user | sys | total | receive | MD5 | SHA-256 | writes | checkpoint | startup | other | served by | user | sys | total |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
+    );
+    const dash = (x: number | undefined): string => (x === undefined ? '—' : x.toFixed(2));
+    for (const row of accounted) {
+      const a = row.cpu!;
+      const p = a.parts;
+      const s = a.served;
+      lines.push(
+        `| ${row.scenario} | ${row.tool} | ${dash(a.user)} | ${dash(a.sys)} | ${dash(a.user + a.sys)} | ${dash(p?.receive)} | ${dash(p?.md5)} | ${dash(p?.sha256)} | ${dash(p?.write)} | ${dash(p?.checkpoint)} | ${dash(p?.startup)} | ${dash(p?.other)} | ${s?.by ?? '—'} | ${dash(s?.user)} | ${dash(s?.sys)} | ${s === undefined ? '—' : dash(s.user + s.sys)} |`,
+      );
+    }
   }
   if (r.targets.length > 0) {
     lines.push('', '| target | value | |', '|---|---|---|');

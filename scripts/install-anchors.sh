@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the benchmark anchors (issue 4): aria2, nginx, mktorrent and opentracker from Debian packages, and
-# WebTorrent (webtorrent-cli) plus bittorrent-tracker from npm into a folder outside the project's dependencies.
+# WebTorrent (webtorrent-cli) plus bittorrent-tracker from npm into a folder outside the project's dependencies,
+# with node-datachannel's native binding stubbed (see below).
 # Usage: scripts/install-anchors.sh [anchors-dir]   (default: $KFETCH_ANCHORS or ~/.cache/kfetch-anchors)
 # `npm run bench` looks in the same folder; a missing anchor is skipped and the table says so.
 set -euo pipefail
@@ -32,9 +33,32 @@ if [ ! -f "$ANCHORS/package.json" ]; then
 fi
 # --ignore-scripts: a dependency (ip-set) runs `npx only-allow pnpm` on install; no native build is needed.
 npm install --prefix "$ANCHORS" --no-audit --no-fund --loglevel=error --ignore-scripts webtorrent-cli@6 bittorrent-tracker@11
-# WebTorrent needs node-datachannel's native module (a prebuilt binary downloaded from GitHub, else a cmake build).
-npm rebuild --prefix "$ANCHORS" --loglevel=error node-datachannel \
-  || echo "node-datachannel did not build: webtorrent-cli will not start and the bench will skip WebTorrent" >&2
+# WebTorrent imports node-datachannel (WebRTC) at start-up, whose native module is a prebuilt binary downloaded
+# from GitHub (else a long cmake build of libdatachannel): neither can be had here. A swarm over TCP on loopback
+# never makes a WebRTC connection, so the binding is replaced by a stub whose every function throws if called
+# (the bench says "WebTorrent over TCP; node-datachannel stubbed"). Idempotent; a real binding, if one was built, is
+# left alone.
+NDC="$ANCHORS/node_modules/node-datachannel"
+if [ -d "$NDC" ] && [ ! -f "$NDC/build/Release/node_datachannel.node" ]; then
+  mkdir -p "$NDC/stub"
+  cat >"$NDC/stub/node_datachannel_stub.cjs" <<'STUB'
+'use strict';
+// Installed by kfetch's scripts/install-anchors.sh in place of node-datachannel's native binding (not fetchable
+// here). WebTorrent over TCP never calls it; any use of WebRTC throws.
+function stubbed(name) {
+  const f = function () {
+    throw new Error(`node-datachannel is stubbed (no native binding): ${name} is unavailable; WebRTC cannot be used`);
+  };
+  Object.defineProperty(f, 'name', { value: name });
+  return f;
+}
+module.exports = new Proxy({}, { get: (target, name) => (typeof name === 'string' && name !== 'then' ? (target[name] ??= stubbed(name)) : undefined) });
+STUB
+  for f in "$NDC/dist/cjs/lib/node-datachannel.cjs" "$NDC/dist/esm/lib/node-datachannel.mjs"; do
+    if [ -f "$f" ]; then sed -i 's#"\.\./\.\./\.\./build/Release/node_datachannel\.node"#"../../../stub/node_datachannel_stub.cjs"#' "$f"; fi
+  done
+  echo "node-datachannel: native binding stubbed (WebRTC unavailable; WebTorrent runs over TCP only)"
+fi
 
 echo "== installed"
 for c in aria2c nginx mktorrent opentracker; do

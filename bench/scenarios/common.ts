@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { startKfetchChild, type Child } from '../../src/cli/local-swarm.js';
 import { bindingCeiling, ceilingsFor, type Ceilings } from '../ceilings.js';
 import { median, runMeasured, trackChild, type Measured } from '../measure.js';
-import { round, type Row, type Target } from '../report.js';
+import { round, type CpuParts, type Row, type Target } from '../report.js';
 
 export const MiB = 1024 * 1024;
 /** The built CLI. */
@@ -22,6 +22,8 @@ export const STATIC_SERVER = fileURLToPath(new URL('../static-server.js', import
 
 export interface BenchOptions {
   sizeMiB: number;
+  /** --size was given (scenarios with their own default size, like swarm-shaped, then take it). */
+  sizeExplicit: boolean;
   peers: number;
   runs: number;
   quick: boolean;
@@ -51,6 +53,7 @@ export interface Anchors {
   nginx?: string;
   mktorrent?: string;
   opentracker?: string;
+  /** The `webtorrent` package folder (the library webtorrent-cli runs; bench/webtorrent-peer.ts drives it). */
   webtorrent?: string;
   bittorrentTracker?: string;
 }
@@ -81,7 +84,8 @@ export function findAnchors(without: string[] = []): Anchors {
   set('nginx', which('nginx'));
   set('mktorrent', which('mktorrent'));
   set('opentracker', which('opentracker'));
-  set('webtorrent', npmBin('webtorrent'));
+  const wt = join(folder, 'node_modules', 'webtorrent');
+  set('webtorrent', existsSync(join(wt, 'index.js')) ? wt : undefined);
   set('bittorrentTracker', npmBin('bittorrent-tracker'));
   return a;
 }
@@ -121,6 +125,9 @@ export async function startKfetch(args: string[], home: string): Promise<Child> 
   return c;
 }
 
+/** bench/webtorrent-peer.js, built. */
+export const WEBTORRENT_PEER = fileURLToPath(new URL('../webtorrent-peer.js', import.meta.url));
+
 /** A free TCP port on 127.0.0.1 (for programs that need a port given up front). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -134,16 +141,88 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Run `kfetch <args> --json --home <home>` measured; throws if it does not exit 0 (unless `allowFail`). */
-export async function kfetchMeasured(args: string[], home: string, timeoutMs: number, onLine?: (line: string, ms: number) => void): Promise<Measured> {
-  const o = { env: { KFETCH_HOME: home }, timeoutMs, ...(onLine === undefined ? {} : { onLine }) };
+/**
+ * kfetch's in-process CPU seconds, the `cpu` field of its `--json` `done` event: user and sys of the process, main-
+ * thread time in the socket read path (receive), worker-thread busy seconds hashing MD5 / SHA-256 and writing, and
+ * the checkpoints' fdatasync + commit.
+ */
+export interface DoneCpu {
+  user: number;
+  sys: number;
+  receive: number;
+  md5: number;
+  sha256: number;
+  write: number;
+  checkpoint: number;
+  /** The main thread before the session started (module loading, the state database), where reported. */
+  startup?: number;
+}
+
+/** A measured kfetch download, with the `done` event's `cpu` when it has one. */
+export type KfetchMeasured = Measured & { doneCpu?: DoneCpu };
+
+const CPU_KEYS = ['user', 'sys', 'receive', 'md5', 'sha256', 'write', 'checkpoint'] as const;
+
+/** The `cpu` of a `--json` line if it is a `done` event carrying one (every field a finite number), else undefined. */
+export function doneCpuOf(line: string): DoneCpu | undefined {
+  if (!line.startsWith('{') || !line.includes('"done"')) return undefined;
+  try {
+    const e = JSON.parse(line) as { event?: unknown; cpu?: Record<string, unknown> };
+    if (e.event !== 'done' || typeof e.cpu !== 'object' || e.cpu === null) return undefined;
+    const cpu = e.cpu;
+    if (!CPU_KEYS.every((k) => typeof cpu[k] === 'number' && Number.isFinite(cpu[k]))) return undefined;
+    const out = Object.fromEntries(CPU_KEYS.map((k) => [k, cpu[k] as number])) as unknown as DoneCpu;
+    if (typeof cpu.startup === 'number' && Number.isFinite(cpu.startup)) out.startup = cpu.startup;
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Run `kfetch <args> --json --home <home>` measured; throws if it does not exit 0. Keeps the `done` event's `cpu`. */
+export async function kfetchMeasured(args: string[], home: string, timeoutMs: number, onLine?: (line: string, ms: number) => void): Promise<KfetchMeasured> {
+  let doneCpu: DoneCpu | undefined;
+  const o = {
+    env: { KFETCH_HOME: home },
+    timeoutMs,
+    onLine: (line: string, ms: number): void => {
+      doneCpu = doneCpuOf(line) ?? doneCpu;
+      onLine?.(line, ms);
+    },
+  };
   const m = await runMeasured(KFETCH, [...args, '--home', home], o);
   if (m.code !== 0) throw new Error(`kfetch ${args[0]} exited ${m.code ?? m.signal}: ${m.stderr.trim().slice(-600)}`);
-  return m;
+  return doneCpu === undefined ? m : { ...m, doneCpu };
+}
+
+/** The in-process breakdown per GiB (medians), when every run has one. */
+function partsPerGiB(runs: KfetchMeasured[], gib: number): CpuParts | undefined {
+  const all = runs.map((r) => r.doneCpu);
+  if (all.length === 0 || all.some((c) => c === undefined)) return undefined;
+  const cs = all as DoneCpu[];
+  const per = (f: (c: DoneCpu) => number): number => round(median(cs.map(f)) / gib, 2);
+  const withStartup = cs.every((c) => c.startup !== undefined);
+  return {
+    receive: per((c) => c.receive),
+    md5: per((c) => c.md5),
+    sha256: per((c) => c.sha256),
+    write: per((c) => c.write),
+    checkpoint: per((c) => c.checkpoint),
+    ...(withStartup ? { startup: per((c) => c.startup!) } : {}),
+    // Not clamped at 0: a negative rest says the thread clocks and rusage disagree (a loaded machine).
+    other: per((c) => c.user + c.sys - c.receive - c.md5 - c.sha256 - c.write - c.checkpoint - (withStartup ? c.startup! : 0)),
+  };
+}
+
+/** The serving processes' CPU per GiB served, medians over the runs (`runs`: their CPU during each download). */
+export function servedPerGiB(by: string, runs: { user: number; sys: number }[], sizeMiB: number): { by: string; user: number; sys: number } | undefined {
+  if (runs.length === 0) return undefined;
+  const gib = sizeMiB / 1024;
+  return { by, user: round(median(runs.map((c) => c.user)) / gib, 2), sys: round(median(runs.map((c) => c.sys)) / gib, 2) };
 }
 
 /** A table row from several measured runs of one tool: medians (peak RSS: the largest). */
-export function rowFrom(scenario: string, tool: string, sizeMiB: number, runs: Measured[], ceilings?: Record<string, number>): Row {
+export function rowFrom(scenario: string, tool: string, sizeMiB: number, runs: KfetchMeasured[], ceilings?: Record<string, number>): Row {
   const seconds = median(runs.map((r) => r.seconds));
   const MiBps = sizeMiB / seconds;
   const row: Row = {
@@ -156,12 +235,16 @@ export function rowFrom(scenario: string, tool: string, sizeMiB: number, runs: M
     peakRssMiB: round(Math.max(...runs.map((r) => r.peakRssMiB)), 1),
     cpuSeconds: round(median(runs.map((r) => r.cpuSeconds))),
   };
-  // The CPU account (issue 11): CPU-s per GiB moved, user and system apart. Below 64 MiB the process's start-up
-  // (about a CPU-second of Node and module loading) is most of it, and a per-GiB figure would mislead.
+  // The CPU account (issue 11): CPU-s per GiB moved, user and system apart, and kfetch's own breakdown. Below
+  // 64 MiB the process's start-up (about a CPU-second of Node and module loading) is most of it, and a per-GiB
+  // figure would mislead.
   if (sizeMiB >= 64) {
-    row.extra = {
-      'CPU-s/GiB user': round(median(runs.map((r) => r.userSeconds)) / (sizeMiB / 1024), 2),
-      'CPU-s/GiB sys': round(median(runs.map((r) => r.sysSeconds)) / (sizeMiB / 1024), 2),
+    const gib = sizeMiB / 1024;
+    const parts = partsPerGiB(runs, gib);
+    row.cpu = {
+      user: round(median(runs.map((r) => r.userSeconds)) / gib, 2),
+      sys: round(median(runs.map((r) => r.sysSeconds)) / gib, 2),
+      ...(parts === undefined ? {} : { parts }),
     };
   }
   if (ceilings !== undefined) {
@@ -169,6 +252,11 @@ export function rowFrom(scenario: string, tool: string, sizeMiB: number, runs: M
     row.ceiling = { name: b.name, MiBps: round(b.MiBps, 0), ratio: round(MiBps / b.MiBps, 3) };
   }
   return row;
+}
+
+/** CPU-s per GiB of the downloader of `row` (user + sys), or undefined (small file: no account). */
+export function downloaderPerGiB(row: Row): number | undefined {
+  return row.cpu === undefined ? undefined : round(row.cpu.user + row.cpu.sys, 2);
 }
 
 export { ceilingsFor };

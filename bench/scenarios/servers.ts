@@ -14,6 +14,8 @@ export interface HttpServers {
   ports: number[];
   /** The server processes now (nginx: its master and workers), for their CPU account. */
   pids(): number[];
+  /** Serve another file at `/<id>` too; false where the servers serve only their one file (the Node fallback). */
+  add(file: string, id: string): boolean;
   stop(): void;
 }
 
@@ -68,7 +70,16 @@ export async function startHttpServers(dir: string, file: string, filehash: stri
       }
       throw new Error(`nginx did not start: ${String(e)} ${err} ${log}`);
     }
-    return { kind: 'nginx', ports, pids: () => (proc.pid === undefined ? [] : processTree(proc.pid)), stop: () => proc.kill('SIGTERM') };
+    return {
+      kind: 'nginx',
+      ports,
+      pids: () => (proc.pid === undefined ? [] : processTree(proc.pid)),
+      add: (f, id) => {
+        linkSync(f, join(www, id));
+        return true;
+      },
+      stop: () => proc.kill('SIGTERM'),
+    };
   }
   const procs: ChildProcess[] = [];
   const ports: number[] = [];
@@ -77,5 +88,11 @@ export async function startHttpServers(dir: string, file: string, filehash: stri
     procs.push(c.proc);
     ports.push(Number(new URL(c.url).port));
   }
-  return { kind: 'node static server', ports, pids: () => procs.flatMap((p) => (p.pid === undefined ? [] : [p.pid])), stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
+  return {
+    kind: 'node static server',
+    ports,
+    pids: () => procs.flatMap((p) => (p.pid === undefined ? [] : [p.pid])),
+    add: () => false,
+    stop: () => procs.forEach((p) => p.kill('SIGTERM')),
+  };
 }
