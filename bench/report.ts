@@ -37,6 +37,8 @@ export interface CpuParts {
   checkpoint: number;
   /** The main thread before the download started (module loading, state database), where kfetch reports it. */
   startup?: number;
+  /** The worker threads' task overhead (their CPU less MD5 and writes), where kfetch reports it. */
+  dispatch?: number;
   other: number;
 }
 
@@ -125,7 +127,7 @@ export function formatTable(r: Report): string {
       '',
       'CPU account, CPU-s per GiB (downloader: whole process from /proc, and kfetch\'s own breakdown from its `done` event; servers: per GiB served)',
       '',
-      '| scenario | tool | user | sys | total | receive | MD5 | SHA-256 | writes | checkpoint | startup | other | served by | user | sys | total |',
+      '| scenario | tool | user | sys | total | receive | MD5 | SHA-256 | writes | checkpoint | startup | dispatch | other | served by | user | sys | total |',
       '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
     );
     const dash = (x: number | undefined): string => (x === undefined ? '—' : x.toFixed(2));
@@ -134,7 +136,7 @@ export function formatTable(r: Report): string {
       const p = a.parts;
       const s = a.served;
       lines.push(
-        `| ${row.scenario} | ${row.tool} | ${dash(a.user)} | ${dash(a.sys)} | ${dash(a.user + a.sys)} | ${dash(p?.receive)} | ${dash(p?.md5)} | ${dash(p?.sha256)} | ${dash(p?.write)} | ${dash(p?.checkpoint)} | ${dash(p?.startup)} | ${dash(p?.other)} | ${s?.by ?? '—'} | ${dash(s?.user)} | ${dash(s?.sys)} | ${s === undefined ? '—' : dash(s.user + s.sys)} |`,
+        `| ${row.scenario} | ${row.tool} | ${dash(a.user)} | ${dash(a.sys)} | ${dash(a.user + a.sys)} | ${dash(p?.receive)} | ${dash(p?.md5)} | ${dash(p?.sha256)} | ${dash(p?.write)} | ${dash(p?.checkpoint)} | ${dash(p?.startup)} | ${dash(p?.dispatch)} | ${dash(p?.other)} | ${s?.by ?? '—'} | ${dash(s?.user)} | ${dash(s?.sys)} | ${s === undefined ? '—' : dash(s.user + s.sys)} |`,
       );
     }
   }

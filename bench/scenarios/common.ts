@@ -156,6 +156,8 @@ export interface DoneCpu {
   checkpoint: number;
   /** The main thread before the session started (module loading, the state database), where reported. */
   startup?: number;
+  /** The worker threads' CPU beyond their MD5s and writes (task messages, wake-ups), where reported. */
+  dispatch?: number;
 }
 
 /** A measured kfetch download, with the `done` event's `cpu` when it has one. */
@@ -173,6 +175,7 @@ export function doneCpuOf(line: string): DoneCpu | undefined {
     if (!CPU_KEYS.every((k) => typeof cpu[k] === 'number' && Number.isFinite(cpu[k]))) return undefined;
     const out = Object.fromEntries(CPU_KEYS.map((k) => [k, cpu[k] as number])) as unknown as DoneCpu;
     if (typeof cpu.startup === 'number' && Number.isFinite(cpu.startup)) out.startup = cpu.startup;
+    if (typeof cpu.dispatch === 'number' && Number.isFinite(cpu.dispatch)) out.dispatch = cpu.dispatch;
     return out;
   } catch {
     return undefined;
@@ -202,6 +205,7 @@ function partsPerGiB(runs: KfetchMeasured[], gib: number): CpuParts | undefined 
   const cs = all as DoneCpu[];
   const per = (f: (c: DoneCpu) => number): number => round(median(cs.map(f)) / gib, 2);
   const withStartup = cs.every((c) => c.startup !== undefined);
+  const withDispatch = cs.every((c) => c.dispatch !== undefined);
   return {
     receive: per((c) => c.receive),
     md5: per((c) => c.md5),
@@ -209,8 +213,9 @@ function partsPerGiB(runs: KfetchMeasured[], gib: number): CpuParts | undefined 
     write: per((c) => c.write),
     checkpoint: per((c) => c.checkpoint),
     ...(withStartup ? { startup: per((c) => c.startup!) } : {}),
+    ...(withDispatch ? { dispatch: per((c) => c.dispatch!) } : {}),
     // Not clamped at 0: a negative rest says the thread clocks and rusage disagree (a loaded machine).
-    other: per((c) => c.user + c.sys - c.receive - c.md5 - c.sha256 - c.write - c.checkpoint - (withStartup ? c.startup! : 0)),
+    other: per((c) => c.user + c.sys - c.receive - c.md5 - c.sha256 - c.write - c.checkpoint - (withStartup ? c.startup! : 0) - (withDispatch ? c.dispatch! : 0)),
   };
 }
 

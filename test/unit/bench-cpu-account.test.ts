@@ -43,9 +43,12 @@ it('rowFrom puts the breakdown per GiB in the row, with other = user + sys - the
     rows: [row, bare], targets: [], notes: [],
   };
   const text = formatTable(report);
-  expect(text).toContain('| mirrors | kfetch get | 6.50 | 2.50 | 9.00 | 1.00 | 2.50 | 1.00 | 0.50 | 0.25 | — | 2.75 | — | — | — | — |');
-  expect(text).toContain('| mirrors | aria2c | 6.50 | 2.50 | 9.00 | — | — | — | — | — | — | — | 4 nginx | 0.10 | 0.40 | 0.50 |');
+  expect(text).toContain('| mirrors | kfetch get | 6.50 | 2.50 | 9.00 | 1.00 | 2.50 | 1.00 | 0.50 | 0.25 | — | — | 2.75 | — | — | — | — |');
+  expect(text).toContain('| mirrors | aria2c | 6.50 | 2.50 | 9.00 | — | — | — | — | — | — | — | — | 4 nginx | 0.10 | 0.40 | 0.50 |');
   // With startup reported, it is a part of its own and out of `other`.
   const withStartup = rowFrom('mirrors', 'kfetch get', 512, [measured({ ...cpu, startup: 0.5 })]);
   expect(withStartup.cpu?.parts).toEqual({ receive: 1, md5: 2.5, sha256: 1, write: 0.5, checkpoint: 0.25, startup: 1, other: 1.75 });
+  // With dispatch reported too, it is out of `other` as well.
+  const withDispatch = rowFrom('mirrors', 'kfetch get', 512, [measured({ ...cpu, startup: 0.5, dispatch: 0.25 } as typeof cpu)]);
+  expect(withDispatch.cpu?.parts).toEqual({ receive: 1, md5: 2.5, sha256: 1, write: 0.5, checkpoint: 0.25, startup: 1, dispatch: 0.5, other: 1.25 });
 });
