@@ -25,6 +25,7 @@ export interface DownloadFlags {
   timeout: number;
   checkpointMs: number;
   maxRangeBytes: number;
+  requestMs: number;
 }
 
 /** The options `get` and `resume` share. */
@@ -41,6 +42,7 @@ export function addDownloadOptions(cmd: Command): Command {
     .option('--max-in-flight-bytes <bytes>', 'memory for the bodies of requests in flight (a request of one block takes its size, a multi-block range up to --max-range-bytes)', intArg(1024 * 1024, 4 * 1024 * 1024 * 1024), DEFAULT_ENGINE_LIMITS.maxInFlightBytes)
     .option('--timeout <s>', 'give up (exit 4, resumable) when no block arrived for this many seconds; 0 waits forever', secondsOrZeroArg(86_400 * 30), DEFAULT_ENGINE_LIMITS.stallTimeoutMs / 1000)
     .option('--max-range-bytes <bytes>', 'largest multi-block range asked of one peer at once (kfetch seeders, HTTP servers)', intArg(512, 64 * 1024 * 1024), DEFAULT_ENGINE_LIMITS.maxRangeBytes)
+    .option('--request-ms <ms>', 'size a multi-block range to about this much of its peer\'s measured throughput, at least one block, at most --max-range-bytes (0: always --max-range-bytes)', intArg(0, 60_000), DEFAULT_ENGINE_LIMITS.requestMs)
     .option('--checkpoint-ms <ms>', 'longest time between checkpoints (fdatasync + state commit)', intArg(10, 60_000), DEFAULT_ENGINE_LIMITS.checkpointMs);
 }
 
@@ -52,6 +54,7 @@ export function engineLimits(f: DownloadFlags): EngineLimits {
     stallTimeoutMs: f.timeout * 1000,
     checkpointMs: f.checkpointMs,
     maxRangeBytes: f.maxRangeBytes,
+    requestMs: f.requestMs,
   };
 }
 

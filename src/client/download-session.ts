@@ -320,6 +320,7 @@ export class DownloadSession {
         availability: this.availability,
         blockSize: this.blockSize,
         slotBytes: slab.slotBytes,
+        requestMs: this.d.limits.requestMs,
         now: performance.now(),
         room: () => q.size === 0 && q.pending < q.concurrency && slab.canAcquire(this.blockSize),
         canBuffer: (bytes) => slab.canAcquire(bytes),

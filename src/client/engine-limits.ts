@@ -13,6 +13,12 @@ export interface EngineLimits {
   maxInFlightBytes: number;
   /** Largest multi-block range asked of one peer in one request (kfetch seeders and plain HTTP servers). */
   maxRangeBytes: number;
+  /**
+   * A multi-block range asks about this much transfer time of its peer at the peer's measured throughput (at least
+   * one block, at most maxRangeBytes; 0: always maxRangeBytes): a slow peer's requests take small pieces of the
+   * slab, so the memory in flight goes to peers in proportion to their speed instead of waiting on the slow ones.
+   */
+  requestMs: number;
   /** Checkpoint after this many written blocks, or this many ms, whichever first (DESIGN.md checkpoint rule). */
   checkpointBlocks: number;
   checkpointMs: number;
@@ -32,6 +38,10 @@ export const DEFAULT_ENGINE_LIMITS: EngineLimits = {
   maxInFlight: 128,
   maxInFlightBytes: 8 * 1024 * 1024,
   maxRangeBytes: 1024 * 1024,
+  // Issue 11, swarm-shaped (2 × 32 + 2 × 8 MiB/s seeders, 8 MiB in flight): whole 1 MiB ranges used 58% of the
+  // seeders' aggregate rate, the 8 MiB/s seeders holding the slab; ~25 ms ranges (one block from a slow seeder,
+  // four from a fast one) keep every seeder's link busy. Peers on loopback still get whole 1 MiB ranges.
+  requestMs: 25,
   checkpointBlocks: 256,
   checkpointMs: 500,
   endgameBlocks: 16,

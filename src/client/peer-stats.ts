@@ -90,6 +90,11 @@ export class PeerStats {
     return this.rate;
   }
 
+  /** The peer's throughput as a whole (all its requests together), bytes per ms; undefined until measured. */
+  get throughputBytesPerMs(): number | undefined {
+    return this.throughput;
+  }
+
   /** Bytes per second, 0 before any block arrived. */
   get bytesPerSecond(): number {
     return (this.rate ?? 0) * 1000;

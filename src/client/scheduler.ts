@@ -15,6 +15,8 @@ export interface ScheduleInput {
   blockSize: number;
   /** Bytes of one slab slot: the largest request. */
   slotBytes: number;
+  /** A multi-block range asks about this many ms of its peer's measured throughput (EngineLimits.requestMs; 0: a slot). */
+  requestMs: number;
   now: number;
   /** Whether the process can take one more request at all (global queue, a slot or piece of the block size). */
   room: () => boolean;
@@ -75,7 +77,18 @@ export function schedule(s: ScheduleInput, issue: Issue): number {
  * whole slots for its next runs: measured ~10% more CPU per GiB from 4 HTTP mirrors.)
  */
 export function bufferBytes(s: Pick<ScheduleInput, 'blockSize' | 'slotBytes'>, run: readonly number[], peer: PeerStats): number {
-  return run.length === 1 && peer.multiBlock === false ? s.blockSize : s.slotBytes;
+  if (run.length === 1 && peer.multiBlock === false) return s.blockSize;
+  // A run cut short by its peer's speed (runBlocks) takes a piece its size; one cut short by a written or absent
+  // block keeps a whole slot.
+  return run.length < runBlocks(s, peer) ? s.slotBytes : Math.min(s.slotBytes, run.length * s.blockSize);
+}
+
+/** Blocks in a full run for `peer`: a slot's worth, or fewer for a peer whose throughput covers less in requestMs. */
+export function runBlocks(s: Pick<ScheduleInput, 'blockSize' | 'slotBytes'> & Partial<Pick<ScheduleInput, 'requestMs'>>, peer: PeerStats): number {
+  const slot = Math.max(1, Math.floor(s.slotBytes / s.blockSize));
+  const t = peer.throughputBytesPerMs;
+  if (s.requestMs === undefined || s.requestMs <= 0 || t === undefined) return slot;
+  return Math.min(slot, Math.max(1, Math.ceil((t * s.requestMs) / s.blockSize)));
 }
 
 /**
@@ -84,12 +97,13 @@ export function bufferBytes(s: Pick<ScheduleInput, 'blockSize' | 'slotBytes'>, r
  * worker task instead of several. The run starts at the slot-aligned boundary below `i` when the blocks between
  * are waiting too, so a pick inside a free stretch does not cut it into two short runs (issue 11: with the picker's
  * random low window, 1 GiB from mirrors took ~1,600 requests of 0.64 MiB on average instead of 1,024 of 1 MiB).
+ * A peer whose measured throughput covers less than a slot in `requestMs` gets shorter runs (`runBlocks`).
  * Duplicates in the endgame stay single blocks.
  */
-export function runFrom(s: Pick<ScheduleInput, 'table' | 'availability' | 'blockSize' | 'slotBytes'>, i: number, peer: PeerStats): number[] {
+export function runFrom(s: Pick<ScheduleInput, 'table' | 'availability' | 'blockSize' | 'slotBytes'> & Partial<Pick<ScheduleInput, 'requestMs'>>, i: number, peer: PeerStats): number[] {
   if (peer.multiBlock === false || !s.table.isWaiting(i)) return [i];
   const held = s.availability.held(peer.addr)!;
-  const max = Math.max(1, Math.floor(s.slotBytes / s.blockSize));
+  const max = runBlocks(s, peer);
   const n = s.table.blockCount;
   let first = i;
   const aligned = i - (i % max);

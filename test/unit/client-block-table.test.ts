@@ -107,6 +107,7 @@ describe('schedule', () => {
       peers: [],
       blockSize: B,
       slotBytes: 4 * B,
+      requestMs: 0,
       now: 0,
       room: () => true,
       canBuffer: () => true,
@@ -141,6 +142,36 @@ describe('schedule', () => {
       ['a', [4], 4 * B], // block 5 is written: the run stops before it
       ['a', [6, 7, 8, 9], 4 * B],
     ]);
+  });
+
+  it('with requestMs, a slow peer gets short runs in pieces of the slab, a fast one whole slots (issue 11)', () => {
+    const n = 32;
+    const t = new BlockTable(new Bitfield(n));
+    const av = new Availability(n, (i, c) => t.waiting.update(i, c));
+    const fast = new PeerStats('fast', { ...DEFAULT_PEER_STATS, initialSlots: 1, rateWindowMs: 1 });
+    const slow = new PeerStats('slow', { ...DEFAULT_PEER_STATS, initialSlots: 1, rateWindowMs: 1 });
+    // Measured throughput: fast 4 blocks per 10 ms, slow 1 block per 40 ms.
+    fast.success(4 * B, 10, 100);
+    fast.success(4 * B, 10, 110);
+    slow.success(B, 40, 100);
+    slow.success(B, 40, 140);
+    fast.inFlight = slow.inFlight = 0;
+    av.setPeer('fast', Bitfield.full(n));
+    av.setPeer('slow', Bitfield.full(n));
+    const r = recorder(t);
+    schedule(input(n, { table: t, availability: av, peers: [fast, slow], requestMs: 20, now: 200, room: () => r.out.length < 2 }), r.issue);
+    expect(r.out).toEqual([
+      ['fast', [0, 1, 2, 3], 4 * B], // 20 ms of 0.4 blocks/ms: 8 blocks, capped at a slot
+      ['slow', [4], B], // 20 ms of 1/40 block per ms: one block, in a piece its size
+    ]);
+    // Without requestMs both get whole slots.
+    const t2 = new BlockTable(new Bitfield(n));
+    const av2 = new Availability(n, (i, c) => t2.waiting.update(i, c));
+    av2.setPeer('slow', Bitfield.full(n));
+    const r2 = recorder(t2);
+    slow.inFlight = 0;
+    schedule(input(n, { table: t2, availability: av2, peers: [slow], now: 200, room: () => r2.out.length < 1 }), r2.issue);
+    expect(r2.out).toEqual([['slow', [0, 1, 2, 3], 4 * B]]);
   });
 
   it('a pick inside a free stretch takes the run from the slot-aligned boundary below it (issue 11)', () => {
