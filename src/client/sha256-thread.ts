@@ -36,6 +36,8 @@ export class Sha256Thread implements PrefixHashBackend {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (r: Sha256StreamReply) => void; reject: (e: Error) => void }>();
   private closed = false;
+  /** Why the thread died: its running hash died with it, so every later request fails (never a fresh hash). */
+  private lost: Error | undefined;
   /** CPU seconds the thread has used (from its last reply). */
   cpuSeconds = 0;
   /** Bytes hashed from slots and read back from the file (how often the in-memory path is taken). */
@@ -82,7 +84,7 @@ export class Sha256Thread implements PrefixHashBackend {
     const failAll = (e: Error): void => {
       for (const p of this.waiting.values()) p.reject(e);
       this.waiting.clear();
-      if (this.worker === w) this.worker = undefined;
+      this.lost ??= e;
     };
     w.on('error', (err) => failAll(new KfetchError('KF_E_WORKER', `SHA-256 thread failed: ${err.message}`, { cause: err })));
     w.on('exit', () => failAll(new KfetchError('KF_E_WORKER', 'SHA-256 thread stopped')));
@@ -91,6 +93,7 @@ export class Sha256Thread implements PrefixHashBackend {
 
   private call(m: { op: 'file'; position: number; length: number } | { op: 'memory'; shared: SharedArrayBuffer; byteOffset: number; length: number } | { op: 'digest' }): Promise<Sha256StreamReply & { ok: true }> {
     if (this.closed) return Promise.reject(new KfetchError('KF_E_WORKER', 'SHA-256 thread closed'));
+    if (this.lost !== undefined) return Promise.reject(this.lost);
     this.worker ??= this.start();
     const id = this.nextId++;
     const req = { ...m, id } as Sha256StreamRequest;

@@ -1,6 +1,7 @@
 // The hot path of a download: HTTP/1.1 Range GETs over keep-alive sockets (net `onread`). The response head is read
 // into one shared buffer and parsed by the pure `ResponseParser` (response-parser.ts); once the body starts, each
-// socket read lands straight in the caller's block slot, so body bytes are never copied in user space (issue 11).
+// socket read lands straight in the caller's block slot, so body bytes are never copied in user space (issue 11)
+// but the last one (see ResponseParser.inPlaceWindow).
 // Anything but the answer asked for is a per-peer error and the socket is dropped.
 //
 // Why not undici here (it remains the client for trackers and /blocks): measured on this 2-core VM, receiving

@@ -82,15 +82,17 @@ export class ResponseParser {
   }
 
   /**
-   * Where the next socket read may land in place: the rest of the slot while a Content-Length body is being read
-   * (the read then fills at most the bytes still wanted, so nothing past the range can land there), else
-   * undefined (head, close-delimited body, done: read into the shared buffer and `feed` it). The range client
-   * hands this to the socket so body bytes are never copied (issue 11: the copy from the read buffer into a
-   * SharedArrayBuffer slot cost about 1 CPU-s per GiB).
+   * Where the next socket read may land in place: the rest of the slot but its last byte while a Content-Length
+   * body is being read (the read then fills at most the bytes still wanted, so nothing past the range can land
+   * there), else undefined (head, close-delimited body, the last byte, done: read into the shared buffer and
+   * `feed` it). The range client hands this to the socket so body bytes are never copied (issue 11: the copy from
+   * the read buffer into a SharedArrayBuffer slot cost about 1 CPU-s per GiB). The last byte is always fed, so bytes
+   * past the body that arrive with it are seen as before (done, not reused) and never left on a connection handed
+   * to the next request.
    */
   inPlaceWindow(): Buffer | undefined {
-    if (this.phase !== 'body' || this.closeDelimited || this.got >= this.want) return undefined;
-    return this.into.subarray(this.got, this.want);
+    if (this.phase !== 'body' || this.closeDelimited || this.want - this.got <= 1) return undefined;
+    return this.into.subarray(this.got, this.want - 1);
   }
 
   /**

@@ -181,17 +181,34 @@ describe('response parser: body read in place (issue 11)', () => {
     const head = Buffer.from(h206('Content-Length: 16') + BODY.slice(0, 4), 'latin1');
     expect(p.feed(head, 0, head.length)).toEqual({ kind: 'more' });
     const w = p.inPlaceWindow()!;
-    // The window is the slot's own memory, exactly the 12 bytes still wanted: a read cannot land past the range.
+    // The window is the slot's own memory, the 12 bytes still wanted but the last: a read cannot land past the range.
     expect(w.buffer).toBe(slot.buffer);
     expect(w.byteOffset).toBe(slot.byteOffset + 4);
-    expect(w.length).toBe(12);
+    expect(w.length).toBe(11);
     w.write(BODY.slice(4, 9), 'latin1');
     expect(p.receivedInPlace(5)).toEqual({ kind: 'more' });
-    expect(p.inPlaceWindow()!.length).toBe(7);
-    p.inPlaceWindow()!.write(BODY.slice(9), 'latin1');
-    expect(p.receivedInPlace(7)).toEqual({ kind: 'done', reuse: true });
+    expect(p.inPlaceWindow()!.length).toBe(6);
+    p.inPlaceWindow()!.write(BODY.slice(9, 15), 'latin1');
+    expect(p.receivedInPlace(6)).toEqual({ kind: 'more' });
+    // The last byte is fed from the shared buffer, with whatever came after it.
+    expect(p.inPlaceWindow()).toBeUndefined();
+    const last = Buffer.from(BODY.slice(15), 'latin1');
+    expect(p.feed(last, 0, 1)).toEqual({ kind: 'done', reuse: true });
     expect(p.inPlaceWindow()).toBeUndefined();
     expect(slot.toString('latin1')).toBe(`${BODY}....`);
+  });
+
+  it('bytes past the body that arrive with its last byte end the exchange, the connection not reused', () => {
+    const p = new ResponseParser(1024);
+    const slot = Buffer.alloc(16);
+    p.begin(0, 15, slot);
+    const head = Buffer.from(h206('Content-Length: 16'), 'latin1');
+    expect(p.feed(head, 0, head.length)).toEqual({ kind: 'more' });
+    p.inPlaceWindow()!.write(BODY.slice(0, 15), 'latin1');
+    expect(p.receivedInPlace(15)).toEqual({ kind: 'more' });
+    const tail = Buffer.from(`${BODY.slice(15)}JUNK`, 'latin1');
+    expect(p.feed(tail, 0, tail.length)).toEqual({ kind: 'done', reuse: false });
+    expect(slot.toString('latin1')).toBe(BODY);
   });
 
   it('offers no window for a close-delimited body, and refuses more than the window', () => {
