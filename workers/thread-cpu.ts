@@ -1,32 +1,22 @@
 // The calling thread's own CPU time, for the download's CPU account (issue 11): Linux's per-thread schedstat
-// (`/proc/thread-self/schedstat`, the nanoseconds the thread has run), read through one fd kept per thread.
+// (`/proc/thread-self/schedstat`, the nanoseconds the thread has run) where the md5x addon's exact clock is not built.
 // The kernel brings a running thread's figure up to date only at scheduler ticks and switches, so it is right
 // over a whole run (to a tick) but not for a task of a millisecond: per-task parts are timed with `busyNs`, the
 // addon's exact thread clock where it is built.
 // Used by the worker threads (workers/block-write.ts, workers/sha256-stream.ts) and the main thread.
 
-import { openSync, readSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { addonThreadCpuClock } from './md5-multi.js';
 
 const exact = addonThreadCpuClock();
-let fd: number | undefined;
-const buf = Buffer.alloc(64);
 
 /** Nanoseconds of CPU this thread has used (the addon's exact clock, else schedstat), or 0 where neither says. */
 export function threadCpuNs(): number {
   if (exact !== undefined) return exact();
-  if (fd === undefined) {
-    try {
-      fd = openSync('/proc/thread-self/schedstat', 'r');
-    } catch {
-      fd = -1;
-    }
-  }
-  if (fd < 0) return 0;
   try {
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    const space = buf.indexOf(0x20);
-    return Number(buf.toString('latin1', 0, space < 0 || space > n ? n : space)) || 0;
+    // Read whole each time (an fd kept per thread would leak as piscina retires idle workers).
+    const text = readFileSync('/proc/thread-self/schedstat', 'latin1');
+    return Number(text.slice(0, text.indexOf(' '))) || 0;
   } catch {
     return 0;
   }

@@ -65,23 +65,26 @@ export class WriteBatcher {
       const batch = this.queue.slice(0, take);
       this.queue = this.queue.slice(take);
       this.inFlight++;
+      // The mid-write crash point counts tasks as they are sent, so with tasks overlapping the n-th is still the one
+      // killed mid-write; only the armed one is counted (and killed) on completion if the worker did not.
+      const armed = crashArmed('mid-write');
+      if (!armed) crashPoint('mid-write');
       this.o.pool
         .verifyWrite({
           kind: 'verify-write-batch',
           fd: this.o.fd,
           mtimeSec: this.o.mtimeSec,
           runs: batch.map((w) => w.run),
-          ...(crashArmed('mid-write') ? { crashMidWrite: true } : {}),
+          ...(armed ? { crashMidWrite: true } : {}),
         })
         .then(
           (r) => {
-            crashPoint('mid-write'); // counts tasks, so the n-th task is the one armed above
+            if (armed) crashPoint('mid-write'); // the worker did not get to a mid-write kill (nothing to write)
             this.o.onTask?.(r);
             batch.forEach((w, k) => {
               const blocks = r.runs[k] ?? w.run.blocks.map((): BlockOutcome => ({ status: 'unwritten' }));
-              // A run with a block left unwritten was at or after the write that failed.
-              const io = r.io !== undefined && blocks.some((b) => b.status === 'unwritten') ? r.io : undefined;
-              w.resolve({ blocks, ...(io === undefined ? {} : { io }) });
+              // Any I/O error of the task (a write, or the mtime restore after them) ends the session: every run says so.
+              w.resolve({ blocks, ...(r.io === undefined ? {} : { io: r.io }) });
             });
           },
           (err: unknown) => {
