@@ -25,7 +25,7 @@ import { torrentAnchors, type TorrentAnchor } from './torrent-anchors.js';
 /** Each seeder's cap, MiB/s: 2 fast, 2 slow; 80 MiB/s in all, well under what 2 cores move (so the caps bind). */
 export const SEEDER_CAPS_MIBPS = [32, 32, 8, 8] as const;
 /** The default file size (--size overrides): about 3 s at the aggregate cap. */
-const DEFAULT_MIB = 256;
+const DEFAULT_MIB = 1024;
 const POLL_MS = 50;
 
 /** Run `tc args`; throws with its stderr when it fails. */

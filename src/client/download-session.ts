@@ -321,6 +321,7 @@ export class DownloadSession {
         blockSize: this.blockSize,
         slotBytes: slab.slotBytes,
         requestMs: this.d.limits.requestMs,
+        bufferBytesTotal: slab.slotBytes * slab.slots,
         now: performance.now(),
         room: () => q.size === 0 && q.pending < q.concurrency && slab.canAcquire(this.blockSize),
         canBuffer: (bytes) => slab.canAcquire(bytes),
@@ -346,6 +347,7 @@ export class DownloadSession {
     const { signal } = req.ctrl;
     this.table.requested(req);
     peer.inFlight++;
+    peer.inFlightBytes += bufferBytes;
     const slot = this.d.slab.acquire(bufferBytes)!;
     const deadline = Math.ceil(peer.deadlineMs(len, swarmBytesPerMs));
     const work = async (): Promise<void> => {
@@ -369,6 +371,7 @@ export class DownloadSession {
       .finally(() => {
         this.table.settled(req, this.holders);
         peer.inFlight--;
+        peer.inFlightBytes -= bufferBytes;
         this.d.slab.release(slot);
         this.wake?.();
       });

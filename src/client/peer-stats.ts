@@ -48,6 +48,8 @@ export const DEFAULT_PEER_STATS: PeerStatsOptions = {
 export class PeerStats {
   readonly addr: string;
   inFlight = 0;
+  /** Bytes of slab its requests in flight hold (the scheduler's share of the memory in flight). */
+  inFlightBytes = 0;
   strikes = 0;
   consecutiveFailures = 0;
   banned: string | undefined;

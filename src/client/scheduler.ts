@@ -17,6 +17,12 @@ export interface ScheduleInput {
   slotBytes: number;
   /** A multi-block range asks about this many ms of its peer's measured throughput (EngineLimits.requestMs; 0: a slot). */
   requestMs: number;
+  /**
+   * Bytes of buffer for all requests in flight (the slab). With it and requestMs, a peer whose throughput is known
+   * holds at most its share of them, in proportion to its throughput among the usable peers (never less than one
+   * request), so slow peers cannot hold the memory fast ones need.
+   */
+  bufferBytesTotal?: number;
   now: number;
   /** Whether the process can take one more request at all (global queue, a slot or piece of the block size). */
   room: () => boolean;
@@ -48,12 +54,14 @@ export function schedule(s: ScheduleInput, issue: Issue): number {
     isNeeded: (j: number) => s.table.isNeeded(j),
     countsAsCopy: s.countsAsCopy,
   };
+  const share = bufferShares(s, order);
   let issued = 0;
   let progress = true;
   while (progress && s.room()) {
     progress = false;
     for (const p of order) {
       if (!s.room()) break;
+      if (p.inFlight > 0 && p.inFlightBytes >= share(p)) continue;
       // Slots from the bytes this peer's requests carry: one block from a single-block peer, else what its
       // requests have been (a run of up to a slot).
       const bytes = p.multiBlock === false ? s.blockSize : (p.requestBytes ?? s.slotBytes);
@@ -69,6 +77,33 @@ export function schedule(s: ScheduleInput, issue: Issue): number {
     }
   }
   return issued;
+}
+
+/** Headroom over a peer's proportional share of the buffer: throughput estimates lag, and a share is not a quota to fill exactly. */
+const SHARE_HEADROOM = 1.25;
+
+/**
+ * Each peer's share of the buffer memory in flight: in proportion to its measured throughput among `peers` (with
+ * headroom), once requestMs and the total are set and at least two peers are measured; otherwise unbounded.
+ */
+function bufferShares(s: Pick<ScheduleInput, 'requestMs' | 'bufferBytesTotal'>, peers: readonly PeerStats[]): (p: PeerStats) => number {
+  const unbounded = (): number => Infinity;
+  if (s.requestMs <= 0 || s.bufferBytesTotal === undefined) return unbounded;
+  let total = 0;
+  let measured = 0;
+  for (const p of peers) {
+    const t = p.throughputBytesPerMs;
+    if (t !== undefined && t > 0) {
+      total += t;
+      measured++;
+    }
+  }
+  if (measured < 2) return unbounded;
+  const budget = s.bufferBytesTotal;
+  return (p) => {
+    const t = p.throughputBytesPerMs;
+    return t === undefined || t <= 0 ? Infinity : (budget * SHARE_HEADROOM * t) / total;
+  };
 }
 
 /**

@@ -174,6 +174,41 @@ describe('schedule', () => {
     expect(r2.out).toEqual([['slow', [0, 1, 2, 3], 4 * B]]);
   });
 
+  it('with a buffer total, a measured peer holds at most its share of it, in proportion to its throughput (issue 11)', () => {
+    const n = 64;
+    const make = (): { t: BlockTable; av: Availability } => {
+      const t = new BlockTable(new Bitfield(n));
+      return { t, av: new Availability(n, (i, c) => t.waiting.update(i, c)) };
+    };
+    const peers = (): PeerStats[] => {
+      const fast = new PeerStats('fast', { ...DEFAULT_PEER_STATS, minSlots: 32, rateWindowMs: 1 });
+      const slow = new PeerStats('slow', { ...DEFAULT_PEER_STATS, minSlots: 32, rateWindowMs: 1 });
+      fast.success(30 * B, 10, 100); // throughput 3 B/ms …
+      fast.success(30 * B, 10, 110);
+      slow.success(10 * B, 10, 100); // … and 1 B/ms (per-request rates: fast first in the round)
+      slow.success(10 * B, 10, 110);
+      return [fast, slow];
+    };
+    const run = (bufferBytesTotal: number | undefined): string[] => {
+      const { t, av } = make();
+      const ps = peers();
+      for (const p of ps) av.setPeer(p.addr, Bitfield.full(n));
+      const out: string[] = [];
+      const issue: Parameters<typeof schedule>[1] = (r, peer, bytes) => {
+        out.push(peer.addr);
+        t.requested(req(peer.addr, r));
+        peer.inFlight++;
+        peer.inFlightBytes += bytes;
+      };
+      schedule(input(n, { table: t, availability: av, peers: ps, requestMs: 1000, now: 200, room: () => out.length < 6, ...(bufferBytesTotal === undefined ? {} : { bufferBytesTotal }) }), issue);
+      return out;
+    };
+    // Shares of 16 blocks of buffer (× 1.25): fast 15 blocks, slow 5; each request a 4-block slot.
+    expect(run(16 * B)).toEqual(['fast', 'slow', 'fast', 'slow', 'fast', 'fast']);
+    // Without a total, round robin: the slow peer takes as many slots as the fast one.
+    expect(run(undefined)).toEqual(['fast', 'slow', 'fast', 'slow', 'fast', 'slow']);
+  });
+
   it('a pick inside a free stretch takes the run from the slot-aligned boundary below it (issue 11)', () => {
     const n = 16;
     const t = new BlockTable(bits(n, [9]));
