@@ -1,0 +1,188 @@
+// One server's CPU per GiB served (issue 11 item 4): a `kfetch seed --trust`, nginx (sendfile, when installed) and
+// the bench's plain Node static server each serve the same file to one lean in-process client — raw keep-alive
+// sockets asking aligned ranges, the body counted and dropped — so the client's CPU stays out of the figure. The
+// server's user and system CPU come from /proc (whole process tree: nginx's master and workers) before and after.
+// Run: node dist/bench/seeder-cpu.js [--size 512] [--passes 2] [--conns 4] [--range-kib 1024] [--only kfetch,nginx,node]
+// [--seed-node-args='--cpu-prof --cpu-prof-dir=DIR'] (Node flags for the seeder alone, e.g. to profile it).
+// Prints one line per server and cleans up everything it started (children, temp dir).
+
+import { randomFillSync } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { spawnListening, startKfetchChild, stopChildren } from '../src/cli/local-swarm.js';
+import { cpuOf, killAllChildren, trackChild } from './measure.js';
+import { findAnchors, KFETCH, makeKascade, MiB, startKfetch } from './scenarios/common.js';
+import { startHttpServers } from './scenarios/servers.js';
+
+interface Served {
+  bytes: number;
+  seconds: number;
+  user: number;
+  sys: number;
+}
+
+/**
+ * Fetch every `range`-byte slice of [0, size) `passes` times over `conns` keep-alive connections to 127.0.0.1:port
+ * at `/<id>`, one request at a time per connection; rejects on any status but 206 or a wrong body length.
+ */
+function fetchAll(port: number, id: string, size: number, range: number, passes: number, conns: number): Promise<number> {
+  const total = Math.ceil(size / range) * passes;
+  let next = 0;
+  let received = 0;
+  return new Promise((resolve, reject) => {
+    let open = conns;
+    const sockets: Socket[] = [];
+    const fail = (err: Error): void => {
+      for (const s of sockets) s.destroy();
+      reject(err);
+    };
+    const one = (): void => {
+      const s = connect(port, '127.0.0.1');
+      sockets.push(s);
+      let head = '';
+      let body = -1; // bytes of body still to come; -1 while reading the head
+      let want = 0;
+      const ask = (): boolean => {
+        if (next >= total) return false;
+        const first = ((next++ % Math.ceil(size / range)) * range) % size;
+        const last = Math.min(first + range, size) - 1;
+        want = last - first + 1;
+        head = '';
+        body = -1;
+        s.write(`GET /${id} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=${first}-${last}\r\n\r\n`);
+        return true;
+      };
+      const finishOne = (): void => {
+        received += want;
+        if (!ask()) {
+          s.end();
+          if (--open === 0) resolve(received);
+        }
+      };
+      s.on('data', (chunk: Buffer) => {
+        let off = 0;
+        while (off < chunk.length) {
+          if (body < 0) {
+            const end = chunk.indexOf('\r\n\r\n', off);
+            head += chunk.toString('latin1', off, end < 0 ? chunk.length : end + 4);
+            if (end < 0) return;
+            off = end + 4;
+            const status = /^HTTP\/1\.1 (\d+)/.exec(head)?.[1];
+            const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
+            if (status !== '206' || len !== want) return fail(new Error(`unexpected response: ${head.split('\r\n')[0]} length ${len}, want ${want}`));
+            body = len;
+          }
+          const take = Math.min(body, chunk.length - off);
+          body -= take;
+          off += take;
+          if (body === 0) finishOne();
+        }
+      });
+      s.on('error', fail);
+      s.once('connect', () => void ask());
+    };
+    for (let i = 0; i < conns; i++) one();
+  });
+}
+
+async function measure(pids: () => number[], port: number, id: string, size: number, range: number, passes: number, conns: number): Promise<Served> {
+  // One short warm-up pass (page cache, JIT), not counted.
+  await fetchAll(port, id, Math.min(size, 32 * MiB), range, 1, conns);
+  const before = cpuOf(pids());
+  const t0 = performance.now();
+  const bytes = await fetchAll(port, id, size, range, passes, conns);
+  const seconds = (performance.now() - t0) / 1000;
+  const after = cpuOf(pids());
+  return { bytes, seconds, user: after.user - before.user, sys: after.sys - before.sys };
+}
+
+function line(name: string, s: Served): string {
+  const gib = s.bytes / (1024 * MiB);
+  const per = (x: number): string => (x / gib).toFixed(2);
+  return (
+    `${name.padEnd(22)} ${per(s.user + s.sys)} CPU-s/GiB served (user ${per(s.user)}, sys ${per(s.sys)}); ` +
+    `${(s.bytes / MiB).toFixed(0)} MiB in ${s.seconds.toFixed(2)} s (${(s.bytes / MiB / s.seconds).toFixed(0)} MiB/s)`
+  );
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      size: { type: 'string', default: '512' },
+      passes: { type: 'string', default: '2' },
+      conns: { type: 'string', default: '4' },
+      'range-kib': { type: 'string', default: '1024' },
+      only: { type: 'string', default: 'kfetch,nginx,node' },
+      /** Node flags for the seeder alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (it is stopped with SIGTERM). */
+      'seed-node-args': { type: 'string', default: '' },
+    },
+  });
+  const size = Number(values.size) * MiB;
+  const passes = Number(values.passes);
+  const conns = Number(values.conns);
+  const range = Number(values['range-kib']) * 1024;
+  const only = new Set(values.only.split(','));
+  const dir = mkdtempSync(join(tmpdir(), 'kfetch-seeder-cpu-'));
+  const stops: (() => void)[] = [];
+  const cleanup = (): void => {
+    for (const s of stops) s();
+    killAllChildren();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  try {
+    const file = join(dir, 'data.bin');
+    const fd = openSync(file, 'w');
+    const chunk = Buffer.allocUnsafe(8 * MiB);
+    for (let done = 0; done < size; done += chunk.length) writeSync(fd, randomFillSync(chunk), 0, Math.min(chunk.length, size - done));
+    closeSync(fd);
+    console.log(`seeder-cpu: ${values.size} MiB file × ${passes} passes, ${conns} keep-alive connections, ${range / 1024} KiB ranges`);
+    if (only.has('kfetch')) {
+      const tracker = await startKfetch(['tracker', '--port', '0', '--host', '127.0.0.1'], join(dir, 'home-tracker'));
+      stops.push(() => tracker.proc.kill('SIGKILL'));
+      const k = makeKascade(file, join(dir, 'data.kascade'), tracker.url);
+      const home = join(dir, 'home-seed');
+      const args = ['seed', k.path, '--data', dir, '--port', '0', '--trust', '--home', home];
+      const nodeArgs = values['seed-node-args'].split(' ').filter((a) => a !== '');
+      const seeder =
+        nodeArgs.length === 0
+          ? await startKfetchChild(args, { KFETCH_HOME: home })
+          : await spawnListening(process.execPath, ['--max-semi-space-size=4', ...nodeArgs, KFETCH, ...args], { KFETCH_HOME: home });
+      trackChild(seeder.proc);
+      stops.push(() => seeder.proc.kill('SIGKILL'));
+      const port = Number(new URL(seeder.url).port);
+      console.log(line('kfetch seed --trust', await measure(() => [seeder.proc.pid!], port, k.filehash, size, range, passes, conns)));
+      await stopChildren([seeder]); // SIGTERM first: a --cpu-prof profile is written on a clean exit
+      tracker.proc.kill('SIGKILL');
+    }
+    const filehash = 'f'.repeat(64); // the plain servers serve the file at any fixed name
+    for (const kind of ['nginx', 'node'] as const) {
+      if (!only.has(kind)) continue;
+      const nginx = kind === 'nginx' ? findAnchors().nginx : undefined;
+      if (kind === 'nginx' && nginx === undefined) {
+        console.log('nginx                  skipped: not installed (apt-get install nginx-light)');
+        continue;
+      }
+      const servers = await startHttpServers(join(dir, kind), file, filehash, 1, nginx);
+      stops.push(() => servers.stop());
+      const name = kind === 'nginx' ? 'nginx (sendfile)' : 'node static server';
+      console.log(line(name, await measure(() => servers.pids(), servers.ports[0]!, filehash, size, range, passes, conns)));
+      servers.stop();
+    }
+  } finally {
+    cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  killAllChildren();
+  process.exit(1);
+});
