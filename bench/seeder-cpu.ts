@@ -3,17 +3,18 @@
 // sockets asking aligned ranges, the body counted and dropped — so the client's CPU stays out of the figure. The
 // server's user and system CPU come from /proc (whole process tree: nginx's master and workers) before and after.
 // Run: node dist/bench/seeder-cpu.js [--size 512] [--passes 2] [--conns 4] [--range-kib 1024] [--only kfetch,nginx,node]
-// [--seed-node-args='--cpu-prof --cpu-prof-dir=DIR'] (Node flags for the seeder alone, e.g. to profile it).
+// [--seed-node-args='--cpu-prof --cpu-prof-dir=DIR'] (Node flags for the seeder alone, e.g. to profile it)
+// [--baseline OTHER/dist/src/cli/main.js --rounds 3] (another build measured alternately with this one).
 // Prints one line per server and cleans up everything it started (children, temp dir).
 
 import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { spawnListening, startKfetchChild, stopChildren } from '../src/cli/local-swarm.js';
+import { spawnListening, stopChildren } from '../src/cli/local-swarm.js';
 import { cpuOf, killAllChildren, trackChild } from './measure.js';
 import { findAnchors, KFETCH, makeKascade, MiB, startKfetch } from './scenarios/common.js';
 import { startHttpServers } from './scenarios/servers.js';
@@ -23,6 +24,25 @@ interface Served {
   seconds: number;
   user: number;
   sys: number;
+  /** The first process's main thread alone (the rest: libuv's pool, V8's GC and compiler threads; nginx's workers). */
+  mainThread: { user: number; sys: number };
+}
+
+/** CPU seconds of `pid`'s main thread and of all its other threads, from /proc/<pid>/task. */
+function threadCpu(pid: number): { main: { user: number; sys: number }; others: { user: number; sys: number } } {
+  const out = { main: { user: 0, sys: 0 }, others: { user: 0, sys: 0 } };
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const s = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      const o = t === String(pid) ? out.main : out.others;
+      o.user += Number(f[11]) / 100; // utime, stime: fields 14 and 15 of stat (USER_HZ ticks)
+      o.sys += Number(f[12]) / 100;
+    }
+  } catch {
+    // gone
+  }
+  return out;
 }
 
 /**
@@ -92,12 +112,16 @@ function fetchAll(port: number, id: string, size: number, range: number, passes:
 async function measure(pids: () => number[], port: number, id: string, size: number, range: number, passes: number, conns: number): Promise<Served> {
   // One short warm-up pass (page cache, JIT), not counted.
   await fetchAll(port, id, Math.min(size, 32 * MiB), range, 1, conns);
+  const main = pids()[0]!;
+  const threadsBefore = threadCpu(main);
   const before = cpuOf(pids());
   const t0 = performance.now();
   const bytes = await fetchAll(port, id, size, range, passes, conns);
   const seconds = (performance.now() - t0) / 1000;
   const after = cpuOf(pids());
-  return { bytes, seconds, user: after.user - before.user, sys: after.sys - before.sys };
+  const threadsAfter = threadCpu(main);
+  const mainThread = { user: threadsAfter.main.user - threadsBefore.main.user, sys: threadsAfter.main.sys - threadsBefore.main.sys };
+  return { bytes, seconds, user: after.user - before.user, sys: after.sys - before.sys, mainThread };
 }
 
 function line(name: string, s: Served): string {
@@ -105,6 +129,7 @@ function line(name: string, s: Served): string {
   const per = (x: number): string => (x / gib).toFixed(2);
   return (
     `${name.padEnd(22)} ${per(s.user + s.sys)} CPU-s/GiB served (user ${per(s.user)}, sys ${per(s.sys)}); ` +
+    `main thread ${per(s.mainThread.user + s.mainThread.sys)} (user ${per(s.mainThread.user)}, sys ${per(s.mainThread.sys)}); ` +
     `${(s.bytes / MiB).toFixed(0)} MiB in ${s.seconds.toFixed(2)} s (${(s.bytes / MiB / s.seconds).toFixed(0)} MiB/s)`
   );
 }
@@ -119,6 +144,10 @@ async function main(): Promise<void> {
       only: { type: 'string', default: 'kfetch,nginx,node' },
       /** Node flags for the seeder alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (it is stopped with SIGTERM). */
       'seed-node-args': { type: 'string', default: '' },
+      /** Another build's dist/src/cli/main.js, measured alternately with this one (A/B on a busy machine). */
+      baseline: { type: 'string', default: '' },
+      /** Rounds of the kfetch measurements (alternated with the baseline's). */
+      rounds: { type: 'string', default: '1' },
     },
   });
   const size = Number(values.size) * MiB;
@@ -144,22 +173,29 @@ async function main(): Promise<void> {
     for (let done = 0; done < size; done += chunk.length) writeSync(fd, randomFillSync(chunk), 0, Math.min(chunk.length, size - done));
     closeSync(fd);
     console.log(`seeder-cpu: ${values.size} MiB file × ${passes} passes, ${conns} keep-alive connections, ${range / 1024} KiB ranges`);
-    if (only.has('kfetch')) {
+    if (only.has('kfetch') || values.baseline !== '') {
       const tracker = await startKfetch(['tracker', '--port', '0', '--host', '127.0.0.1'], join(dir, 'home-tracker'));
       stops.push(() => tracker.proc.kill('SIGKILL'));
       const k = makeKascade(file, join(dir, 'data.kascade'), tracker.url);
-      const home = join(dir, 'home-seed');
-      const args = ['seed', k.path, '--data', dir, '--port', '0', '--trust', '--home', home];
       const nodeArgs = values['seed-node-args'].split(' ').filter((a) => a !== '');
-      const seeder =
-        nodeArgs.length === 0
-          ? await startKfetchChild(args, { KFETCH_HOME: home })
-          : await spawnListening(process.execPath, ['--max-semi-space-size=4', ...nodeArgs, KFETCH, ...args], { KFETCH_HOME: home });
-      trackChild(seeder.proc);
-      stops.push(() => seeder.proc.kill('SIGKILL'));
-      const port = Number(new URL(seeder.url).port);
-      console.log(line('kfetch seed --trust', await measure(() => [seeder.proc.pid!], port, k.filehash, size, range, passes, conns)));
-      await stopChildren([seeder]); // SIGTERM first: a --cpu-prof profile is written on a clean exit
+      const builds: [string, string][] = [];
+      if (values.baseline !== '') builds.push(['kfetch (baseline)', values.baseline]);
+      if (only.has('kfetch')) builds.push(['kfetch seed --trust', KFETCH]);
+      for (let round = 0; round < Number(values.rounds); round++) {
+        for (const [name, main] of builds) {
+          const home = join(dir, 'home-seed');
+          rmSync(home, { recursive: true, force: true });
+          const args = ['seed', k.path, '--data', dir, '--port', '0', '--trust', '--home', home];
+          // The bin itself unless Node flags are asked for (its shebang carries kfetch's own V8 flags).
+          const seeder = await spawnListening(process.execPath, ['--max-semi-space-size=4', ...nodeArgs, main, ...args], { KFETCH_HOME: home });
+          trackChild(seeder.proc);
+          if (nodeArgs.length > 0) console.log(`seeder pid ${seeder.proc.pid}`);
+          stops.push(() => seeder.proc.kill('SIGKILL'));
+          const port = Number(new URL(seeder.url).port);
+          console.log(line(name, await measure(() => [seeder.proc.pid!], port, k.filehash, size, range, passes, conns)));
+          await stopChildren([seeder]); // SIGTERM first: a --cpu-prof profile is written on a clean exit
+        }
+      }
       tracker.proc.kill('SIGKILL');
     }
     const filehash = 'f'.repeat(64); // the plain servers serve the file at any fixed name

@@ -103,6 +103,8 @@ export const LIMITS = {
   serverMaxRangeBytes: 64 * MiB,
   /** Peer server: read chunk size for streaming a range from disk. */
   serverReadChunkBytes: 256 * KiB,
+  /** Peer server: read buffers kept for reuse when no response holds them (server/buffer-pool.ts), in bytes. */
+  serverPoolFreeBytes: 16 * MiB,
   /**
    * Peer server: open connections at most (overall by default: the fd limit less serverFdReserve, within
    * [16, serverMaxConnections]) and per client address; beyond them idle ones are closed first, then new ones.

@@ -18,13 +18,14 @@ import { VERSION } from '../version.js';
 import { isLoopbackHost as isLoopbackAddress } from '../util/address-policy.js';
 import { NotHeldNowError } from '../store/data-file.js';
 import { Admission, type BusyReason, type Release } from './admission.js';
+import { BufferPool } from './buffer-pool.js';
 import { ConnectionCap } from './connection-cap.js';
 import { openFileLimit } from './fd-limit.js';
 import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
 import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from './observability-route.js';
 import { parseRequest, type ServerRequest } from './parse-request.js';
-import { drained, goneSignal } from './response-waits.js';
+import { goneSignal } from './response-waits.js';
 import { UploadRate, chunkBytesFor } from './upload-rate.js';
 
 export type { BusyReason } from './admission.js';
@@ -170,6 +171,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   const chunkBytes = rateLimited
     ? chunkBytesFor(limits.maxUploadBytesPerSec, LIMITS.serverUploadChunkMs, LIMITS.serverUploadMinChunkBytes, limits.readChunkBytes)
     : limits.readChunkBytes;
+  const pool = new BufferPool(chunkBytes, Math.max(1, Math.floor(LIMITS.serverPoolFreeBytes / chunkBytes)));
   const stats = { requests: 0, statuses: {} as Record<number, number>, bytesSent: 0, bytesRead: 0, observabilityRequests: 0 };
   const bytesBySwarm = new Map<string, number>();
   const rejectedBusy: Record<BusyReason, number> = { maxClients: 0, queueFull: 0, clientQueueFull: 0, queueTimeout: 0 };
@@ -259,57 +261,84 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     });
   };
 
-  /** Stream [first, last] of the file as the body of a `status` response (empty when last < first). */
+  /**
+   * Stream [first, last] of the file as the body of a `status` response (empty when last < first). The response
+   * holds one pooled buffer for its whole body: read a chunk into it, hand it to the socket, and read the next only
+   * once the socket has taken all of it (the write's callback), so a slow or paused reader holds one chunk plus the
+   * socket buffers, and one that takes nothing for idleTimeoutMs is cut (its slot is freed on close).
+   */
   const stream = async (client: string, res: ServerResponse, gone: AbortSignal, p: Plan & { kind: 'stream' }): Promise<void> => {
     const { file, first, last, status, head } = p;
     const length = last - first + 1;
     const all = { ...p.headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(Math.max(0, length)) };
     const swarmId = file.kascade.swarmId;
-    const readChunk = async (pos: number): Promise<Buffer> => {
-      const n = Math.min(chunkBytes, last - pos + 1);
-      const buf = Buffer.allocUnsafe(n);
-      stats.bytesRead += await file.read(buf, n, pos); // all n bytes, or a rejection (a short read is one)
-      return buf;
-    };
-    /** Tokens for the chunk at pos, taken before it is read so a waiting response holds no buffer. */
-    const pace = (pos: number): true | Promise<boolean> => paced(client, Math.min(chunkBytes, last - pos + 1), gone);
     if (head || length <= 0) {
       stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
       res.writeHead(status, all).end();
       return;
     }
+    /** Tokens for the chunk at pos, taken before it is read so a waiting response holds no buffer. */
+    const pace = (pos: number): true | Promise<boolean> => paced(client, Math.min(chunkBytes, last - pos + 1), gone);
     let ok = pace(first);
     if (ok !== true && !(await ok)) return; // the client left while waiting for tokens
-    // The first chunk is read before the headers go out, so a failing disk still gets a clean 500 and not a 206.
-    let buf = await readChunk(first);
-    stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
-    res.writeHead(status, all);
-    let pos = first;
-    for (;;) {
-      if (res.destroyed || gone.aborted) return;
-      const flowing = res.write(buf);
-      stats.bytesSent += buf.length;
-      bytesBySwarm.set(swarmId, (bytesBySwarm.get(swarmId) ?? 0) + buf.length);
-      pos += buf.length;
-      if (pos > last) break;
-      // Backpressure: a slow or paused reader holds at most one chunk plus the socket buffers in memory, and one
-      // that drains nothing for idleTimeoutMs is cut (its slot is freed on close).
-      if (!flowing && !(await drained(res, gone, limits.idleTimeoutMs))) {
-        res.destroy();
-        return;
+    const buf = pool.take();
+    /** A write the socket has not finished with: the buffer is dropped, never reused, if the response ends so. */
+    let writing = false;
+    let wake: ((ok: boolean) => void) | undefined;
+    const onGone = (): void => wake?.(false);
+    gone.addEventListener('abort', onGone, { once: true });
+    try {
+      let pos = first;
+      for (;;) {
+        const n = Math.min(chunkBytes, last - pos + 1);
+        const chunk = n === buf.length ? buf : buf.subarray(0, n);
+        try {
+          stats.bytesRead += await file.read(chunk, n, pos); // all n bytes, or a rejection (a short read is one)
+        } catch (err) {
+          if (pos === first) throw err; // before the headers: a clean 400 "not held now" or 500
+          // Headers are gone: never send wrong or missing bytes in their place; the client sees a short body.
+          log.warn({ err: String(err), file: file.kascade.filename, pos }, 'read failed mid-response; dropping connection');
+          res.destroy();
+          return;
+        }
+        if (pos === first) {
+          // The first chunk is read before the headers go out, so a failing disk still gets a clean 500, not a 206.
+          stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
+          res.writeHead(status, all);
+        }
+        if (res.destroyed || gone.aborted) return;
+        writing = true;
+        let timer: NodeJS.Timeout | undefined;
+        const taken = new Promise<boolean>((resolve) => {
+          wake = resolve;
+          const flowing = res.write(chunk, (err) => {
+            writing = false;
+            resolve(err === null || err === undefined);
+          });
+          if (!flowing) {
+            timer = setTimeout(() => resolve(false), limits.idleTimeoutMs);
+            timer.unref();
+          }
+        });
+        stats.bytesSent += n;
+        bytesBySwarm.set(swarmId, (bytesBySwarm.get(swarmId) ?? 0) + n);
+        pos += n;
+        const written = await taken;
+        clearTimeout(timer);
+        if (!written || writing) {
+          if (!gone.aborted) res.destroy(); // idle for idleTimeoutMs, or the write failed
+          return;
+        }
+        if (pos > last) break;
+        ok = pace(pos);
+        if (ok !== true && !(await ok)) return;
       }
-      ok = pace(pos);
-      if (ok !== true && !(await ok)) return;
-      try {
-        buf = await readChunk(pos);
-      } catch (err) {
-        // Headers are gone: never send wrong or missing bytes in their place; the client sees a short body.
-        log.warn({ err: String(err), file: file.kascade.filename, pos }, 'read failed mid-response; dropping connection');
-        res.destroy();
-        return;
-      }
+      res.end();
+    } finally {
+      gone.removeEventListener('abort', onGone);
+      if (writing) pool.drop();
+      else pool.give(buf);
     }
-    res.end();
   };
 
   /** Check a parsed request against the library: an error to send at once (no slot needed), or what to serve. */

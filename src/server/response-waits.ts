@@ -1,31 +1,9 @@
 // Waiting on one block-server response: `goneSignal` aborts when the client is gone (response closed, or its
-// connection closed under a pipelined response), `drained` is backpressure bounded by an idle timeout. Used by
-// block-server.ts for its slot, queue, rate-limit and drain waits.
+// connection closed under a pipelined response). Used by block-server.ts for its slot, queue, rate-limit and write
+// waits.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-
-/**
- * Wait for 'drain'; false if the request is gone or the response stayed blocked for idleMs. Listeners are removed
- * either way.
- */
-export function drained(res: ServerResponse, gone: AbortSignal, idleMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      res.off('drain', onDrain);
-      gone.removeEventListener('abort', onGone);
-      resolve(ok);
-    };
-    const onDrain = (): void => done(true);
-    const onGone = (): void => done(false);
-    const timer = setTimeout(() => done(false), idleMs);
-    timer.unref();
-    res.on('drain', onDrain);
-    if (gone.aborted) return done(false);
-    gone.addEventListener('abort', onGone, { once: true });
-  });
-}
 
 /** Per connection, what to run when it closes: one 'close' listener however many requests it pipelines. */
 const onSocketClose = new WeakMap<Duplex, Set<() => void>>();
