@@ -18,7 +18,7 @@ import { VERSION } from '../version.js';
 import { isLoopbackHost as isLoopbackAddress } from '../util/address-policy.js';
 import { NotHeldNowError } from '../store/data-file.js';
 import { Admission, type BusyReason, type Release } from './admission.js';
-import { BufferPool } from './buffer-pool.js';
+import { ReadBuffers, type ReadBuffersStats } from './buffer-pool.js';
 import { ConnectionCap } from './connection-cap.js';
 import { openFileLimit } from './fd-limit.js';
 import { isLoopbackHost } from './host-policy.js';
@@ -50,7 +50,12 @@ export interface BlockServerLimits {
   /** A response waiting this long for the client to drain is destroyed. */
   idleTimeoutMs: number;
   maxRangeBytes: number;
+  /** Read (and write) chunk of a response holding a large buffer: a whole ≤ 1 MiB range in one read by default. */
   readChunkBytes: number;
+  /** Chunk of a response that finds readBufferMaxBytes of large buffers out (many slow readers): a small buffer. */
+  readChunkSmallBytes: number;
+  /** Large read buffers at most, in bytes, over all responses (they are pooled; responses beyond get small ones). */
+  readBufferMaxBytes: number;
   /** close(): in-flight responses get this long to finish before their connections are cut. */
   closeGraceMs: number;
   /** Open connections overall and per client address (connection-cap.ts); default below the fd limit. */
@@ -99,6 +104,8 @@ export interface BlockServerStats {
   ownerConnections: number;
   refusedConnections: number;
   idleClosed: number;
+  /** Pooled read buffers: held by responses now (≤ one each), free, ever allocated (server/buffer-pool.ts). */
+  readBuffers: ReadBuffersStats;
 }
 
 export interface BlockServer {
@@ -124,6 +131,8 @@ const DEFAULTS: BlockServerLimits = {
   idleTimeoutMs: LIMITS.serverIdleTimeoutMs,
   maxRangeBytes: LIMITS.serverMaxRangeBytes,
   readChunkBytes: LIMITS.serverReadChunkBytes,
+  readChunkSmallBytes: LIMITS.serverReadChunkSmallBytes,
+  readBufferMaxBytes: LIMITS.serverReadBufferMaxBytes,
   closeGraceMs: 1_000,
   maxConnections: Math.max(16, Math.min(LIMITS.serverMaxConnections, openFileLimit() - LIMITS.serverFdReserve)),
   maxConnectionsPerAddress: LIMITS.serverMaxConnectionsPerAddress,
@@ -171,7 +180,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   const chunkBytes = rateLimited
     ? chunkBytesFor(limits.maxUploadBytesPerSec, LIMITS.serverUploadChunkMs, LIMITS.serverUploadMinChunkBytes, limits.readChunkBytes)
     : limits.readChunkBytes;
-  const pool = new BufferPool(chunkBytes, Math.max(1, Math.floor(LIMITS.serverPoolFreeBytes / chunkBytes)));
+  const buffers = new ReadBuffers(chunkBytes, limits.readChunkSmallBytes, limits.readBufferMaxBytes, LIMITS.serverPoolFreeBytes);
   const stats = { requests: 0, statuses: {} as Record<number, number>, bytesSent: 0, bytesRead: 0, observabilityRequests: 0 };
   const bytesBySwarm = new Map<string, number>();
   const rejectedBusy: Record<BusyReason, number> = { maxClients: 0, queueFull: 0, clientQueueFull: 0, queueTimeout: 0 };
@@ -277,11 +286,11 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       res.writeHead(status, all).end();
       return;
     }
-    /** Tokens for the chunk at pos, taken before it is read so a waiting response holds no buffer. */
-    const pace = (pos: number): true | Promise<boolean> => paced(client, Math.min(chunkBytes, last - pos + 1), gone);
-    let ok = pace(first);
+    // Tokens for the first chunk are taken before the buffer, so a response waiting for them holds none (with only
+    // a small buffer left the surplus tokens are lost: the limit is under-used, never exceeded).
+    const ok = paced(client, Math.min(chunkBytes, length), gone);
     if (ok !== true && !(await ok)) return; // the client left while waiting for tokens
-    const buf = pool.take();
+    const buf = buffers.take();
     /** A write the socket has not finished with: the buffer is dropped, never reused, if the response ends so. */
     let writing = false;
     let wake: ((ok: boolean) => void) | undefined;
@@ -290,7 +299,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     try {
       let pos = first;
       for (;;) {
-        const n = Math.min(chunkBytes, last - pos + 1);
+        const n = Math.min(buf.length, last - pos + 1);
         const chunk = n === buf.length ? buf : buf.subarray(0, n);
         try {
           stats.bytesRead += await file.read(chunk, n, pos); // all n bytes, or a rejection (a short read is one)
@@ -330,14 +339,14 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
           return;
         }
         if (pos > last) break;
-        ok = pace(pos);
-        if (ok !== true && !(await ok)) return;
+        const more = paced(client, Math.min(buf.length, last - pos + 1), gone);
+        if (more !== true && !(await more)) return;
       }
       res.end();
     } finally {
       gone.removeEventListener('abort', onGone);
-      if (writing) pool.drop();
-      else pool.give(buf);
+      if (writing) buffers.drop(buf);
+      else buffers.give(buf);
     }
   };
 
@@ -511,6 +520,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       queueWaitCount: admission.queueWaitCount,
       rejectedBusy: { ...rejectedBusy },
       rateWaiting: rate?.waiting ?? 0,
+      readBuffers: buffers.stats(),
       ...connections.stats(),
     }),
   };

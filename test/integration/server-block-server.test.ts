@@ -365,6 +365,33 @@ describe('under load', () => {
     expect(rssPeak - rss0).toBeLessThan(64 * 1024 * 1024);
   });
 
+  it('many paused readers hold one read buffer each, and large ones only up to readBufferMaxBytes', async () => {
+    const lib = new Library();
+    lib.add(new VerifiedServedFile(big.k, big.data, Bitfield.full(128), 1024 * 1024));
+    lib.add(new VerifiedServedFile(full.k, full.data, Bitfield.full(25), 4096));
+    const LARGE = 64 * 1024;
+    const SMALL = 4096;
+    const s = await start(lib, { readChunkBytes: LARGE, readChunkSmallBytes: SMALL, readBufferMaxBytes: 2 * LARGE, idleTimeoutMs: 30_000 });
+    const READERS = 8;
+    for (let i = 0; i < READERS; i++) await paused(s.port);
+    const held = (): number => s.stats().readBuffers.large.live + s.stats().readBuffers.small.live;
+    // Each reader's socket buffers fill up, then its response waits with its buffer in the unfinished write.
+    await until(() => s.stats().inFlight === READERS && held() === READERS, 20_000, 'every paused response holding its buffer');
+    const b = s.stats().readBuffers;
+    expect(b.large.allocated).toBeLessThanOrEqual(2); // never more large buffers than the cap, whoever asked
+    expect(b.large.live).toBe(2);
+    expect(b.small.live).toBe(READERS - 2);
+    expect(b.liveBytes).toBe(2 * LARGE + (READERS - 2) * SMALL);
+    // A response served from a small buffer sends the same bytes (25 chunks of 4 KiB, the last one short).
+    const r = await get(s.port, `/${full.k.filehash}`);
+    expect(r.status).toBe(200);
+    expect(r.body.equals(full.bytes)).toBe(true);
+    expect(s.stats().readBuffers.small.allocated).toBeLessThanOrEqual(READERS + 1);
+    // The readers leave: every buffer comes back (or is dropped if its write was cut short), none is held.
+    for (const c of conns.splice(0)) c.close();
+    await until(() => s.stats().inFlight === 0 && held() === 0, 10_000, 'buffers released');
+  });
+
   it('caps requests per client and overall with 503 + Retry-After, and frees slots when clients leave', async () => {
     const lib = new Library();
     lib.add(new VerifiedServedFile(big.k, big.data, Bitfield.full(128), 1024 * 1024));
