@@ -185,6 +185,16 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   const bytesBySwarm = new Map<string, number>();
   const rejectedBusy: Record<BusyReason, number> = { maxClients: 0, queueFull: 0, clientQueueFull: 0, queueTimeout: 0 };
   let loopbackOnly = false;
+  // The Host check is pure and clients send the same Host on every request: remember the last answer.
+  let lastHost = '';
+  let lastHostLoopback = false;
+  const loopbackHostMemo = (host: string): boolean => {
+    if (host !== lastHost) {
+      lastHostLoopback = isLoopbackHost(host);
+      lastHost = host;
+    }
+    return lastHostLoopback;
+  };
 
   const server = createServer({
     maxHeaderSize: MAX_HEADER_BYTES,
@@ -422,7 +432,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     }
     // DNS rebinding needs a browser, and browsers always send Host: a request without one (HTTP/1.0; node:http
     // refuses HTTP/1.1 without Host itself) is a plain client on this machine, like an original peer (SPEC §6).
-    if (loopbackOnly && req.headers.host !== undefined && !isLoopbackHost(req.headers.host)) {
+    if (loopbackOnly && req.headers.host !== undefined && !loopbackHostMemo(req.headers.host)) {
       stats.requests++;
       return sendError(res, 403, 'Host header must name a loopback address on a loopback-bound server');
     }

@@ -5,6 +5,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
+/**
+ * The reason of every gone signal: one object, because abort() without a reason builds a DOMException (with a stack
+ * trace) for every response that closes — ~4% of a seeder's main thread. Nothing reads the reason.
+ */
+const GONE = Object.freeze(new Error('the client is gone'));
+
 /** Per connection, what to run when it closes: one 'close' listener however many requests it pipelines. */
 const onSocketClose = new WeakMap<Duplex, Set<() => void>>();
 
@@ -16,7 +22,7 @@ export function goneSignal(req: IncomingMessage, res: ServerResponse): AbortSign
   const ac = new AbortController();
   const socket = req.socket;
   if (socket.destroyed) {
-    ac.abort();
+    ac.abort(GONE);
     return ac.signal;
   }
   let hooks = onSocketClose.get(socket);
@@ -32,7 +38,7 @@ export function goneSignal(req: IncomingMessage, res: ServerResponse): AbortSign
   const done = (): void => {
     res.off('close', done);
     hooks.delete(done);
-    ac.abort();
+    ac.abort(GONE);
   };
   res.once('close', done);
   hooks.add(done);
