@@ -4,9 +4,12 @@
 // server's user and system CPU come from /proc (whole process tree: nginx's master and workers) before and after.
 // Run: node dist/bench/seeder-cpu.js [--size 512] [--passes 2] [--conns 4] [--range-kib 1024] [--only kfetch,nginx,node]
 // [--seed-node-args='--cpu-prof --cpu-prof-dir=DIR'] (Node flags for the seeder alone, e.g. to profile it)
-// [--baseline OTHER/dist/src/cli/main.js --rounds 3] (another build measured alternately with this one).
+// [--baseline OTHER/dist/src/cli/main.js --rounds 3] (another build measured alternately with this one)
+// [--warmup 32] (MiB fetched before measuring) [--client get] (kfetch get downloads the file `passes` times instead
+// of the lean client: the real downloader's requests, its CPU still out of the figure).
 // Prints one line per server and cleans up everything it started (children, temp dir).
 
+import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -109,14 +112,37 @@ function fetchAll(port: number, id: string, size: number, range: number, passes:
   });
 }
 
-async function measure(pids: () => number[], port: number, id: string, size: number, range: number, passes: number, conns: number): Promise<Served> {
-  // One short warm-up pass (page cache, JIT), not counted.
-  await fetchAll(port, id, Math.min(size, 32 * MiB), range, 1, conns);
+/** `kfetch get` of the kascade into a fresh directory, `passes` times (the real downloader as the client). */
+function getAll(kascade: string, dir: string, size: number, passes: number): number {
+  for (let i = 0; i < passes; i++) {
+    const out = join(dir, `get-${i}`);
+    const home = join(dir, `home-get-${i}`);
+    const r = spawnSync(KFETCH, ['get', kascade, '--out', out, '--json', '--timeout', '60', '--home', home], { encoding: 'utf8', timeout: 600_000 });
+    rmSync(out, { recursive: true, force: true });
+    rmSync(home, { recursive: true, force: true });
+    if (r.status !== 0) throw new Error(`kfetch get failed (${r.status}): ${r.stderr.slice(-500)}`);
+  }
+  return size * passes;
+}
+
+async function measure(
+  pids: () => number[],
+  port: number,
+  id: string,
+  size: number,
+  range: number,
+  passes: number,
+  conns: number,
+  warmup: number,
+  get?: () => number,
+): Promise<Served> {
+  // A warm-up (page cache, V8's optimising compiler), not counted.
+  if (warmup > 0) await fetchAll(port, id, Math.min(size, warmup), range, 1, conns);
   const main = pids()[0]!;
   const threadsBefore = threadCpu(main);
   const before = cpuOf(pids());
   const t0 = performance.now();
-  const bytes = await fetchAll(port, id, size, range, passes, conns);
+  const bytes = get !== undefined ? get() : await fetchAll(port, id, size, range, passes, conns);
   const seconds = (performance.now() - t0) / 1000;
   const after = cpuOf(pids());
   const threadsAfter = threadCpu(main);
@@ -148,12 +174,17 @@ async function main(): Promise<void> {
       baseline: { type: 'string', default: '' },
       /** Rounds of the kfetch measurements (alternated with the baseline's). */
       rounds: { type: 'string', default: '1' },
+      /** The client: `lean` (raw keep-alive sockets, the default) or `get` (kfetch get; the seeders only). */
+      client: { type: 'string', default: 'lean' },
+      /** MiB fetched (lean client) before measuring, not counted. */
+      warmup: { type: 'string', default: '32' },
     },
   });
   const size = Number(values.size) * MiB;
   const passes = Number(values.passes);
   const conns = Number(values.conns);
   const range = Number(values['range-kib']) * 1024;
+  const warmup = Number(values.warmup) * MiB;
   const only = new Set(values.only.split(','));
   const dir = mkdtempSync(join(tmpdir(), 'kfetch-seeder-cpu-'));
   const stops: (() => void)[] = [];
@@ -172,7 +203,8 @@ async function main(): Promise<void> {
     const chunk = Buffer.allocUnsafe(8 * MiB);
     for (let done = 0; done < size; done += chunk.length) writeSync(fd, randomFillSync(chunk), 0, Math.min(chunk.length, size - done));
     closeSync(fd);
-    console.log(`seeder-cpu: ${values.size} MiB file × ${passes} passes, ${conns} keep-alive connections, ${range / 1024} KiB ranges`);
+    const how = values.client === 'get' ? 'kfetch get as the client' : `${conns} keep-alive connections, ${range / 1024} KiB ranges`;
+    console.log(`seeder-cpu: ${values.size} MiB file × ${passes} passes, ${how}, ${values.warmup} MiB warm-up`);
     if (only.has('kfetch') || values.baseline !== '') {
       const tracker = await startKfetch(['tracker', '--port', '0', '--host', '127.0.0.1'], join(dir, 'home-tracker'));
       stops.push(() => tracker.proc.kill('SIGKILL'));
@@ -192,7 +224,8 @@ async function main(): Promise<void> {
           if (nodeArgs.length > 0) console.log(`seeder pid ${seeder.proc.pid}`);
           stops.push(() => seeder.proc.kill('SIGKILL'));
           const port = Number(new URL(seeder.url).port);
-          console.log(line(name, await measure(() => [seeder.proc.pid!], port, k.filehash, size, range, passes, conns)));
+          const get = values.client === 'get' ? (): number => getAll(k.path, dir, size, passes) : undefined;
+          console.log(line(name, await measure(() => [seeder.proc.pid!], port, k.filehash, size, range, passes, conns, warmup, get)));
           await stopChildren([seeder]); // SIGTERM first: a --cpu-prof profile is written on a clean exit
         }
       }
@@ -209,7 +242,7 @@ async function main(): Promise<void> {
       const servers = await startHttpServers(join(dir, kind), file, filehash, 1, nginx);
       stops.push(() => servers.stop());
       const name = kind === 'nginx' ? 'nginx (sendfile)' : 'node static server';
-      console.log(line(name, await measure(() => servers.pids(), servers.ports[0]!, filehash, size, range, passes, conns)));
+      console.log(line(name, await measure(() => servers.pids(), servers.ports[0]!, filehash, size, range, passes, conns, warmup)));
       servers.stop();
     }
   } finally {
