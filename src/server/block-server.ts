@@ -312,7 +312,10 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
         const n = Math.min(buf.length, last - pos + 1);
         const chunk = n === buf.length ? buf : buf.subarray(0, n);
         try {
-          stats.bytesRead += await file.read(chunk, n, pos); // all n bytes, or a rejection (a short read is one)
+          // All n bytes, or a rejection (a short read is one). Not `stats.bytesRead += await …`: that reads the
+          // counter before the await and loses what concurrent responses added meanwhile.
+          const got = await file.read(chunk, n, pos);
+          stats.bytesRead += got;
         } catch (err) {
           if (pos === first) throw err; // before the headers: a clean 400 "not held now" or 500
           // Headers are gone: never send wrong or missing bytes in their place; the client sees a short body.

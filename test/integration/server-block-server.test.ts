@@ -211,6 +211,16 @@ describe('ranges', () => {
 });
 
 describe('whole file, HEAD, bitfield, keep-alive', () => {
+  it('counts every byte read and sent while many responses stream at once', async () => {
+    const s = await start(library, { readChunkBytes: 4096 });
+    const N = 8;
+    const rs = await Promise.all(Array.from({ length: N }, () => get(s.port, `/${full.k.filehash}`)));
+    for (const r of rs) expect(r.body.equals(full.bytes)).toBe(true);
+    // 25 chunks each, interleaved: a counter updated across an await would lose some of them.
+    expect(s.stats().bytesSent).toBe(N * SIZE);
+    expect(s.stats().bytesRead).toBe(N * SIZE);
+  });
+
   it('GET without Range gives 200 and the whole file; HEAD gives the length and no body', async () => {
     const res = await get(server.port, `/${full.k.filehash}`);
     expect(res.status).toBe(200);
