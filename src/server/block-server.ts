@@ -25,7 +25,7 @@ import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
 import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from './observability-route.js';
 import { parseRequest, type ServerRequest } from './parse-request.js';
-import { goneSignal } from './response-waits.js';
+import { goneSignal, type Gone } from './response-waits.js';
 import { UploadRate, chunkBytesFor } from './upload-rate.js';
 
 export type { BusyReason } from './admission.js';
@@ -233,13 +233,13 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
    * Wait for a slot: a Release, a BusyReason (answer 503), or 'gone' when the client left while queued. A queued
    * request leaves the queue on timeout or when `gone` aborts, so it never gets a slot it cannot use.
    */
-  const admit = (client: string, gone: AbortSignal): Promise<Release | BusyReason | 'gone'> =>
+  const admit = (client: string, gone: Gone): Promise<Release | BusyReason | 'gone'> =>
     new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       let onGone: (() => void) | undefined;
       const settle = (v: Release | BusyReason | 'gone'): void => {
         clearTimeout(timer);
-        if (onGone !== undefined) gone.removeEventListener('abort', onGone);
+        if (onGone !== undefined) gone.off(onGone);
         resolve(v);
       };
       const entry = admission.enter(client, settle);
@@ -254,11 +254,11 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
         entry.leave();
         settle('gone');
       };
-      gone.addEventListener('abort', onGone, { once: true });
+      gone.on(onGone);
     });
 
   /** Wait for upload tokens for `bytes`: true at once without a limit or with tokens to spare, false if gone meanwhile. */
-  const paced = (client: string, bytes: number, gone: AbortSignal): true | Promise<boolean> => {
+  const paced = (client: string, bytes: number, gone: Gone): true | Promise<boolean> => {
     if (rate === undefined) return true;
     let settle: ((ok: boolean) => void) | undefined;
     const withdraw = rate.take(client, bytes, () => settle?.(true));
@@ -273,10 +273,10 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
         settle?.(false);
       };
       settle = (ok) => {
-        gone.removeEventListener('abort', onGone);
+        gone.off(onGone);
         resolve(ok);
       };
-      gone.addEventListener('abort', onGone, { once: true });
+      gone.on(onGone);
     });
   };
 
@@ -286,7 +286,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
    * once the socket has taken all of it (the write's callback), so a slow or paused reader holds one chunk plus the
    * socket buffers, and one that takes nothing for idleTimeoutMs is cut (its slot is freed on close).
    */
-  const stream = async (client: string, res: ServerResponse, gone: AbortSignal, p: Plan & { kind: 'stream' }): Promise<void> => {
+  const stream = async (client: string, res: ServerResponse, gone: Gone, p: Plan & { kind: 'stream' }): Promise<void> => {
     const { file, first, last, status, head } = p;
     const length = last - first + 1;
     const all = { ...p.headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(Math.max(0, length)) };
@@ -305,7 +305,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     let writing = false;
     let wake: ((ok: boolean) => void) | undefined;
     const onGone = (): void => wake?.(false);
-    gone.addEventListener('abort', onGone, { once: true });
+    gone.on(onGone);
     try {
       let pos = first;
       for (;;) {
@@ -357,7 +357,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       }
       res.end();
     } finally {
-      gone.removeEventListener('abort', onGone);
+      gone.off(onGone);
       if (writing) buffers.drop(buf);
       else buffers.give(buf);
     }
@@ -390,7 +390,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   };
 
   /** Wait for a slot, then serve; 503 + Retry-After when refused or queued too long. */
-  const serve = async (client: string, res: ServerResponse, gone: AbortSignal, p: Plan): Promise<void> => {
+  const serve = async (client: string, res: ServerResponse, gone: Gone, p: Plan): Promise<void> => {
     const slot = await admit(client, gone);
     if (slot === 'gone') return;
     if (typeof slot === 'string') {
@@ -398,7 +398,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       return sendError(res, 503, BUSY_MESSAGES[slot], { 'Retry-After': '1' });
     }
     if (gone.aborted) return slot();
-    gone.addEventListener('abort', slot, { once: true });
+    gone.on(slot);
     // Waiting may have taken seconds: serve only if the file is still in the library.
     if (library.get(p.file.kascade.swarmId) !== p.file) return sendError(res, 404, 'unknown file');
     // …and only blocks still held (a block found bad on disk meanwhile is no longer served).
