@@ -139,6 +139,12 @@ const DEFAULTS: BlockServerLimits = {
   ownerConnections: LIMITS.serverOwnerConnections,
 };
 
+/**
+ * The Server header, given to writeHead with the others rather than set first with setHeader: with no header set
+ * beforehand node:http takes writeHead's object as is instead of validating and storing every field twice.
+ */
+const SERVER = `kfetch/${VERSION}`;
+
 /** Node's default header limit, stated so a change of Node default cannot widen it silently (64 KiB headers -> 431). */
 const MAX_HEADER_BYTES = 16 * 1024;
 
@@ -218,7 +224,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
 
   const reply = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string>): void => {
     const bytes = Buffer.from(body, 'utf8');
-    res.writeHead(status, { ...headers, 'Content-Type': type, 'Content-Length': String(bytes.length) });
+    res.writeHead(status, { Server: SERVER, ...headers, 'Content-Type': type, 'Content-Length': String(bytes.length) });
     res.end(bytes); // Node drops the body itself for HEAD.
   };
   const send = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string> = {}): void => {
@@ -289,7 +295,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   const stream = async (client: string, res: ServerResponse, gone: Gone, p: Plan & { kind: 'stream' }): Promise<void> => {
     const { file, first, last, status, head } = p;
     const length = last - first + 1;
-    const all = { ...p.headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(Math.max(0, length)) };
+    const all = { Server: SERVER, ...p.headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(Math.max(0, length)) };
     const swarmId = file.kascade.swarmId;
     if (head || length <= 0) {
       stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
@@ -424,7 +430,6 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     res.on('error', () => undefined); // a client gone mid-write is normal; 'close' handles it
-    res.setHeader('Server', `kfetch/${VERSION}`);
     const socket = req.socket;
     connections.busy(socket);
     res.once('close', () => connections.done(socket));

@@ -259,6 +259,20 @@ describe('whole file, HEAD, bitfield, keep-alive', () => {
     expect(c.closed).toBe(false);
   });
 
+  it('every answer carries the Server header: errors, HEAD, the bitfield, a whole file', async () => {
+    const answers = [
+      await get(server.port, `/${'0'.repeat(64)}`),
+      await get(server.port, `/${full.k.filehash}`, { Range: 'bytes=999999-' }),
+      await get(server.port, `/${partial.k.filehash}`, { Range: 'bytes=4096-8191' }),
+      await get(server.port, `/${full.k.filehash}`, {}, 'HEAD'),
+      await get(server.port, `/${full.k.filehash}/blocks?blocksize=4096`),
+      await get(server.port, `/${full.k.filehash}`),
+      await get(server.port, `/${full.k.filehash}`, {}, 'POST'),
+    ];
+    expect(answers.map((r) => r.status)).toEqual([404, 416, 400, 200, 200, 200, 405]);
+    for (const r of answers) expect(r.headers.server).toBe(`kfetch/${VERSION}`);
+  });
+
   it('answers 431 to a 64 KiB header', async () => {
     const res = await rawRequest(
       server.port,
