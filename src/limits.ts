@@ -101,8 +101,17 @@ export const LIMITS = {
   serverIdleTimeoutMs: 30_000,
   /** Peer server: the largest single range served (bounds memory per request). */
   serverMaxRangeBytes: 64 * MiB,
-  /** Peer server: read chunk size for streaming a range from disk. */
-  serverReadChunkBytes: 256 * KiB,
+  /**
+   * Peer server: read chunk for streaming a range from disk: a whole 1 MiB range (what kfetch asks) in one read,
+   * one after-read check and one socket write. Per response one buffer; see serverReadBufferMaxBytes.
+   */
+  serverReadChunkBytes: 1 * MiB,
+  /** Peer server: the chunk of responses beyond serverReadBufferMaxBytes of large buffers (many slow readers). */
+  serverReadChunkSmallBytes: 64 * KiB,
+  /** Peer server: large read buffers at most over all responses, bytes (server/buffer-pool.ts). */
+  serverReadBufferMaxBytes: 32 * MiB,
+  /** Peer server: small read buffers kept for reuse when no response holds them, bytes. */
+  serverPoolFreeBytes: 4 * MiB,
   /**
    * Peer server: open connections at most (overall by default: the fd limit less serverFdReserve, within
    * [16, serverMaxConnections]) and per client address; beyond them idle ones are closed first, then new ones.

@@ -18,13 +18,14 @@ import { VERSION } from '../version.js';
 import { isLoopbackHost as isLoopbackAddress } from '../util/address-policy.js';
 import { NotHeldNowError } from '../store/data-file.js';
 import { Admission, type BusyReason, type Release } from './admission.js';
+import { ReadBuffers, type ReadBuffersStats } from './buffer-pool.js';
 import { ConnectionCap } from './connection-cap.js';
 import { openFileLimit } from './fd-limit.js';
 import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
 import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from './observability-route.js';
 import { parseRequest, type ServerRequest } from './parse-request.js';
-import { drained, goneSignal } from './response-waits.js';
+import { goneSignal, type Gone } from './response-waits.js';
 import { UploadRate, chunkBytesFor } from './upload-rate.js';
 
 export type { BusyReason } from './admission.js';
@@ -49,7 +50,12 @@ export interface BlockServerLimits {
   /** A response waiting this long for the client to drain is destroyed. */
   idleTimeoutMs: number;
   maxRangeBytes: number;
+  /** Read (and write) chunk of a response holding a large buffer: a whole ≤ 1 MiB range in one read by default. */
   readChunkBytes: number;
+  /** Chunk of a response that finds readBufferMaxBytes of large buffers out (many slow readers): a small buffer. */
+  readChunkSmallBytes: number;
+  /** Large read buffers at most, in bytes, over all responses (they are pooled; responses beyond get small ones). */
+  readBufferMaxBytes: number;
   /** close(): in-flight responses get this long to finish before their connections are cut. */
   closeGraceMs: number;
   /** Open connections overall and per client address (connection-cap.ts); default below the fd limit. */
@@ -98,6 +104,8 @@ export interface BlockServerStats {
   ownerConnections: number;
   refusedConnections: number;
   idleClosed: number;
+  /** Pooled read buffers: held by responses now (≤ one each), free, ever allocated (server/buffer-pool.ts). */
+  readBuffers: ReadBuffersStats;
 }
 
 export interface BlockServer {
@@ -123,11 +131,19 @@ const DEFAULTS: BlockServerLimits = {
   idleTimeoutMs: LIMITS.serverIdleTimeoutMs,
   maxRangeBytes: LIMITS.serverMaxRangeBytes,
   readChunkBytes: LIMITS.serverReadChunkBytes,
+  readChunkSmallBytes: LIMITS.serverReadChunkSmallBytes,
+  readBufferMaxBytes: LIMITS.serverReadBufferMaxBytes,
   closeGraceMs: 1_000,
   maxConnections: Math.max(16, Math.min(LIMITS.serverMaxConnections, openFileLimit() - LIMITS.serverFdReserve)),
   maxConnectionsPerAddress: LIMITS.serverMaxConnectionsPerAddress,
   ownerConnections: LIMITS.serverOwnerConnections,
 };
+
+/**
+ * The Server header, given to writeHead with the others rather than set first with setHeader: with no header set
+ * beforehand node:http takes writeHead's object as is instead of validating and storing every field twice.
+ */
+const SERVER = `kfetch/${VERSION}`;
 
 /** Node's default header limit, stated so a change of Node default cannot widen it silently (64 KiB headers -> 431). */
 const MAX_HEADER_BYTES = 16 * 1024;
@@ -170,10 +186,21 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   const chunkBytes = rateLimited
     ? chunkBytesFor(limits.maxUploadBytesPerSec, LIMITS.serverUploadChunkMs, LIMITS.serverUploadMinChunkBytes, limits.readChunkBytes)
     : limits.readChunkBytes;
+  const buffers = new ReadBuffers(chunkBytes, limits.readChunkSmallBytes, limits.readBufferMaxBytes, LIMITS.serverPoolFreeBytes);
   const stats = { requests: 0, statuses: {} as Record<number, number>, bytesSent: 0, bytesRead: 0, observabilityRequests: 0 };
   const bytesBySwarm = new Map<string, number>();
   const rejectedBusy: Record<BusyReason, number> = { maxClients: 0, queueFull: 0, clientQueueFull: 0, queueTimeout: 0 };
   let loopbackOnly = false;
+  // The Host check is pure and clients send the same Host on every request: remember the last answer.
+  let lastHost = '';
+  let lastHostLoopback = false;
+  const loopbackHostMemo = (host: string): boolean => {
+    if (host !== lastHost) {
+      lastHostLoopback = isLoopbackHost(host);
+      lastHost = host;
+    }
+    return lastHostLoopback;
+  };
 
   const server = createServer({
     maxHeaderSize: MAX_HEADER_BYTES,
@@ -197,7 +224,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
 
   const reply = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string>): void => {
     const bytes = Buffer.from(body, 'utf8');
-    res.writeHead(status, { ...headers, 'Content-Type': type, 'Content-Length': String(bytes.length) });
+    res.writeHead(status, { Server: SERVER, ...headers, 'Content-Type': type, 'Content-Length': String(bytes.length) });
     res.end(bytes); // Node drops the body itself for HEAD.
   };
   const send = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string> = {}): void => {
@@ -212,13 +239,13 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
    * Wait for a slot: a Release, a BusyReason (answer 503), or 'gone' when the client left while queued. A queued
    * request leaves the queue on timeout or when `gone` aborts, so it never gets a slot it cannot use.
    */
-  const admit = (client: string, gone: AbortSignal): Promise<Release | BusyReason | 'gone'> =>
+  const admit = (client: string, gone: Gone): Promise<Release | BusyReason | 'gone'> =>
     new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       let onGone: (() => void) | undefined;
       const settle = (v: Release | BusyReason | 'gone'): void => {
         clearTimeout(timer);
-        if (onGone !== undefined) gone.removeEventListener('abort', onGone);
+        if (onGone !== undefined) gone.off(onGone);
         resolve(v);
       };
       const entry = admission.enter(client, settle);
@@ -233,11 +260,11 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
         entry.leave();
         settle('gone');
       };
-      gone.addEventListener('abort', onGone, { once: true });
+      gone.on(onGone);
     });
 
   /** Wait for upload tokens for `bytes`: true at once without a limit or with tokens to spare, false if gone meanwhile. */
-  const paced = (client: string, bytes: number, gone: AbortSignal): true | Promise<boolean> => {
+  const paced = (client: string, bytes: number, gone: Gone): true | Promise<boolean> => {
     if (rate === undefined) return true;
     let settle: ((ok: boolean) => void) | undefined;
     const withdraw = rate.take(client, bytes, () => settle?.(true));
@@ -252,64 +279,94 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
         settle?.(false);
       };
       settle = (ok) => {
-        gone.removeEventListener('abort', onGone);
+        gone.off(onGone);
         resolve(ok);
       };
-      gone.addEventListener('abort', onGone, { once: true });
+      gone.on(onGone);
     });
   };
 
-  /** Stream [first, last] of the file as the body of a `status` response (empty when last < first). */
-  const stream = async (client: string, res: ServerResponse, gone: AbortSignal, p: Plan & { kind: 'stream' }): Promise<void> => {
+  /**
+   * Stream [first, last] of the file as the body of a `status` response (empty when last < first). The response
+   * holds one pooled buffer for its whole body: read a chunk into it, hand it to the socket, and read the next only
+   * once the socket has taken all of it (the write's callback), so a slow or paused reader holds one chunk plus the
+   * socket buffers, and one that takes nothing for idleTimeoutMs is cut (its slot is freed on close).
+   */
+  const stream = async (client: string, res: ServerResponse, gone: Gone, p: Plan & { kind: 'stream' }): Promise<void> => {
     const { file, first, last, status, head } = p;
     const length = last - first + 1;
-    const all = { ...p.headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(Math.max(0, length)) };
+    const all = { Server: SERVER, ...p.headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(Math.max(0, length)) };
     const swarmId = file.kascade.swarmId;
-    const readChunk = async (pos: number): Promise<Buffer> => {
-      const n = Math.min(chunkBytes, last - pos + 1);
-      const buf = Buffer.allocUnsafe(n);
-      stats.bytesRead += await file.read(buf, n, pos); // all n bytes, or a rejection (a short read is one)
-      return buf;
-    };
-    /** Tokens for the chunk at pos, taken before it is read so a waiting response holds no buffer. */
-    const pace = (pos: number): true | Promise<boolean> => paced(client, Math.min(chunkBytes, last - pos + 1), gone);
     if (head || length <= 0) {
       stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
       res.writeHead(status, all).end();
       return;
     }
-    let ok = pace(first);
+    // Tokens for the first chunk are taken before the buffer, so a response waiting for them holds none (with only
+    // a small buffer left the surplus tokens are lost: the limit is under-used, never exceeded).
+    const ok = paced(client, Math.min(chunkBytes, length), gone);
     if (ok !== true && !(await ok)) return; // the client left while waiting for tokens
-    // The first chunk is read before the headers go out, so a failing disk still gets a clean 500 and not a 206.
-    let buf = await readChunk(first);
-    stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
-    res.writeHead(status, all);
-    let pos = first;
-    for (;;) {
-      if (res.destroyed || gone.aborted) return;
-      const flowing = res.write(buf);
-      stats.bytesSent += buf.length;
-      bytesBySwarm.set(swarmId, (bytesBySwarm.get(swarmId) ?? 0) + buf.length);
-      pos += buf.length;
-      if (pos > last) break;
-      // Backpressure: a slow or paused reader holds at most one chunk plus the socket buffers in memory, and one
-      // that drains nothing for idleTimeoutMs is cut (its slot is freed on close).
-      if (!flowing && !(await drained(res, gone, limits.idleTimeoutMs))) {
-        res.destroy();
-        return;
+    const buf = buffers.take();
+    /** A write the socket has not finished with: the buffer is dropped, never reused, if the response ends so. */
+    let writing = false;
+    let wake: ((ok: boolean) => void) | undefined;
+    const onGone = (): void => wake?.(false);
+    gone.on(onGone);
+    try {
+      let pos = first;
+      for (;;) {
+        const n = Math.min(buf.length, last - pos + 1);
+        const chunk = n === buf.length ? buf : buf.subarray(0, n);
+        try {
+          // All n bytes, or a rejection (a short read is one). Not `stats.bytesRead += await …`: that reads the
+          // counter before the await and loses what concurrent responses added meanwhile.
+          const got = await file.read(chunk, n, pos);
+          stats.bytesRead += got;
+        } catch (err) {
+          if (pos === first) throw err; // before the headers: a clean 400 "not held now" or 500
+          // Headers are gone: never send wrong or missing bytes in their place; the client sees a short body.
+          log.warn({ err: String(err), file: file.kascade.filename, pos }, 'read failed mid-response; dropping connection');
+          res.destroy();
+          return;
+        }
+        if (pos === first) {
+          // The first chunk is read before the headers go out, so a failing disk still gets a clean 500, not a 206.
+          stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
+          res.writeHead(status, all);
+        }
+        if (res.destroyed || gone.aborted) return;
+        writing = true;
+        let timer: NodeJS.Timeout | undefined;
+        const taken = new Promise<boolean>((resolve) => {
+          wake = resolve;
+          const flowing = res.write(chunk, (err) => {
+            writing = false;
+            resolve(err === null || err === undefined);
+          });
+          if (!flowing) {
+            timer = setTimeout(() => resolve(false), limits.idleTimeoutMs);
+            timer.unref();
+          }
+        });
+        stats.bytesSent += n;
+        bytesBySwarm.set(swarmId, (bytesBySwarm.get(swarmId) ?? 0) + n);
+        pos += n;
+        const written = await taken;
+        clearTimeout(timer);
+        if (!written || writing) {
+          if (!gone.aborted) res.destroy(); // idle for idleTimeoutMs, or the write failed
+          return;
+        }
+        if (pos > last) break;
+        const more = paced(client, Math.min(buf.length, last - pos + 1), gone);
+        if (more !== true && !(await more)) return;
       }
-      ok = pace(pos);
-      if (ok !== true && !(await ok)) return;
-      try {
-        buf = await readChunk(pos);
-      } catch (err) {
-        // Headers are gone: never send wrong or missing bytes in their place; the client sees a short body.
-        log.warn({ err: String(err), file: file.kascade.filename, pos }, 'read failed mid-response; dropping connection');
-        res.destroy();
-        return;
-      }
+      res.end();
+    } finally {
+      gone.off(onGone);
+      if (writing) buffers.drop(buf);
+      else buffers.give(buf);
     }
-    res.end();
   };
 
   /** Check a parsed request against the library: an error to send at once (no slot needed), or what to serve. */
@@ -339,7 +396,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   };
 
   /** Wait for a slot, then serve; 503 + Retry-After when refused or queued too long. */
-  const serve = async (client: string, res: ServerResponse, gone: AbortSignal, p: Plan): Promise<void> => {
+  const serve = async (client: string, res: ServerResponse, gone: Gone, p: Plan): Promise<void> => {
     const slot = await admit(client, gone);
     if (slot === 'gone') return;
     if (typeof slot === 'string') {
@@ -347,7 +404,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       return sendError(res, 503, BUSY_MESSAGES[slot], { 'Retry-After': '1' });
     }
     if (gone.aborted) return slot();
-    gone.addEventListener('abort', slot, { once: true });
+    gone.on(slot);
     // Waiting may have taken seconds: serve only if the file is still in the library.
     if (library.get(p.file.kascade.swarmId) !== p.file) return sendError(res, 404, 'unknown file');
     // …and only blocks still held (a block found bad on disk meanwhile is no longer served).
@@ -373,7 +430,6 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     res.on('error', () => undefined); // a client gone mid-write is normal; 'close' handles it
-    res.setHeader('Server', `kfetch/${VERSION}`);
     const socket = req.socket;
     connections.busy(socket);
     res.once('close', () => connections.done(socket));
@@ -384,7 +440,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     }
     // DNS rebinding needs a browser, and browsers always send Host: a request without one (HTTP/1.0; node:http
     // refuses HTTP/1.1 without Host itself) is a plain client on this machine, like an original peer (SPEC §6).
-    if (loopbackOnly && req.headers.host !== undefined && !isLoopbackHost(req.headers.host)) {
+    if (loopbackOnly && req.headers.host !== undefined && !loopbackHostMemo(req.headers.host)) {
       stats.requests++;
       return sendError(res, 403, 'Host header must name a loopback address on a loopback-bound server');
     }
@@ -482,6 +538,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       queueWaitCount: admission.queueWaitCount,
       rejectedBusy: { ...rejectedBusy },
       rateWaiting: rate?.waiting ?? 0,
+      readBuffers: buffers.stats(),
       ...connections.stats(),
     }),
   };

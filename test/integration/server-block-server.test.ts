@@ -211,6 +211,16 @@ describe('ranges', () => {
 });
 
 describe('whole file, HEAD, bitfield, keep-alive', () => {
+  it('counts every byte read and sent while many responses stream at once', async () => {
+    const s = await start(library, { readChunkBytes: 4096 });
+    const N = 8;
+    const rs = await Promise.all(Array.from({ length: N }, () => get(s.port, `/${full.k.filehash}`)));
+    for (const r of rs) expect(r.body.equals(full.bytes)).toBe(true);
+    // 25 chunks each, interleaved: a counter updated across an await would lose some of them.
+    expect(s.stats().bytesSent).toBe(N * SIZE);
+    expect(s.stats().bytesRead).toBe(N * SIZE);
+  });
+
   it('GET without Range gives 200 and the whole file; HEAD gives the length and no body', async () => {
     const res = await get(server.port, `/${full.k.filehash}`);
     expect(res.status).toBe(200);
@@ -247,6 +257,20 @@ describe('whole file, HEAD, bitfield, keep-alive', () => {
     expect([r1.status, r2.status]).toEqual([206, 206]);
     expect(r2.body.equals(full.bytes.subarray(8192, 12288))).toBe(true);
     expect(c.closed).toBe(false);
+  });
+
+  it('every answer carries the Server header: errors, HEAD, the bitfield, a whole file', async () => {
+    const answers = [
+      await get(server.port, `/${'0'.repeat(64)}`),
+      await get(server.port, `/${full.k.filehash}`, { Range: 'bytes=999999-' }),
+      await get(server.port, `/${partial.k.filehash}`, { Range: 'bytes=4096-8191' }),
+      await get(server.port, `/${full.k.filehash}`, {}, 'HEAD'),
+      await get(server.port, `/${full.k.filehash}/blocks?blocksize=4096`),
+      await get(server.port, `/${full.k.filehash}`),
+      await get(server.port, `/${full.k.filehash}`, {}, 'POST'),
+    ];
+    expect(answers.map((r) => r.status)).toEqual([404, 416, 400, 200, 200, 200, 405]);
+    for (const r of answers) expect(r.headers.server).toBe(`kfetch/${VERSION}`);
   });
 
   it('answers 431 to a 64 KiB header', async () => {
@@ -363,6 +387,33 @@ describe('under load', () => {
     // Over the reader's whole life only what fits in the socket buffers plus a chunk or two was read, not the file.
     expect(s.stats().bytesRead).toBeLessThan(24 * 1024 * 1024);
     expect(rssPeak - rss0).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('many paused readers hold one read buffer each, and large ones only up to readBufferMaxBytes', async () => {
+    const lib = new Library();
+    lib.add(new VerifiedServedFile(big.k, big.data, Bitfield.full(128), 1024 * 1024));
+    lib.add(new VerifiedServedFile(full.k, full.data, Bitfield.full(25), 4096));
+    const LARGE = 64 * 1024;
+    const SMALL = 4096;
+    const s = await start(lib, { readChunkBytes: LARGE, readChunkSmallBytes: SMALL, readBufferMaxBytes: 2 * LARGE, idleTimeoutMs: 30_000 });
+    const READERS = 8;
+    for (let i = 0; i < READERS; i++) await paused(s.port);
+    const held = (): number => s.stats().readBuffers.large.live + s.stats().readBuffers.small.live;
+    // Each reader's socket buffers fill up, then its response waits with its buffer in the unfinished write.
+    await until(() => s.stats().inFlight === READERS && held() === READERS, 20_000, 'every paused response holding its buffer');
+    const b = s.stats().readBuffers;
+    expect(b.large.allocated).toBeLessThanOrEqual(2); // never more large buffers than the cap, whoever asked
+    expect(b.large.live).toBe(2);
+    expect(b.small.live).toBe(READERS - 2);
+    expect(b.liveBytes).toBe(2 * LARGE + (READERS - 2) * SMALL);
+    // A response served from a small buffer sends the same bytes (25 chunks of 4 KiB, the last one short).
+    const r = await get(s.port, `/${full.k.filehash}`);
+    expect(r.status).toBe(200);
+    expect(r.body.equals(full.bytes)).toBe(true);
+    expect(s.stats().readBuffers.small.allocated).toBeLessThanOrEqual(READERS + 1);
+    // The readers leave: every buffer comes back (or is dropped if its write was cut short), none is held.
+    for (const c of conns.splice(0)) c.close();
+    await until(() => s.stats().inFlight === 0 && held() === 0, 10_000, 'buffers released');
   });
 
   it('caps requests per client and overall with 503 + Retry-After, and frees slots when clients leave', async () => {
