@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
       `usage: npm run bench -- [scenario...] [--size MiB] [--peers N] [--runs N] [--quick] [--results DIR] [--name NAME] [--without nginx,aria2c,...]\n` +
         `scenarios: ${Object.keys(SCENARIOS).join(', ')} (a name filter: an exact name, else substrings; default all)\n` +
         `--quick: 64 MiB, 2 peers, 1 run (a smoke test, about a minute; swarm-shaped skipped); default 1024 MiB, 4 peers, 3 runs\n` +
-        `swarm-shaped: 2 fast + 2 slow seeders capped with tc on lo (root only); default 256 MiB, --size sets it\n` +
+        `swarm-shaped: 2 fast + 2 slow seeders capped with tc on lo (root only); default 1024 MiB, --size sets it\n` +
         `anchors: scripts/install-anchors.sh (aria2c, nginx, mktorrent, opentracker; WebTorrent over TCP with node-datachannel stubbed)\n`,
     );
     return 0;

@@ -24,7 +24,7 @@ import { torrentAnchors, type TorrentAnchor } from './torrent-anchors.js';
 
 /** Each seeder's cap, MiB/s: 2 fast, 2 slow; 80 MiB/s in all, well under what 2 cores move (so the caps bind). */
 export const SEEDER_CAPS_MIBPS = [32, 32, 8, 8] as const;
-/** The default file size (--size overrides): about 3 s at the aggregate cap. */
+/** The default file size (--size overrides): about 13 s at the aggregate cap, so the ramp and the tail weigh as in a real download. */
 const DEFAULT_MIB = 1024;
 const POLL_MS = 50;
 
