@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAdversarialPeer } from '../helpers/adversarial-peer.js';
 import { startCli } from '../helpers/cli.js';
+import { until } from '../helpers/wait.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
 import { testScope } from '../helpers/test-scope.js';
 
@@ -113,6 +114,7 @@ describe('a data file overwritten in place while served (issue 10 point 1)', () 
     const after = await block(url, w.id, 2);
     expect(after.status, after.text).toBe(400);
     expect(after.text).toMatch(/block not held now/);
-    expect(run.stderr()).toMatch(/data file changed while seeding/);
+    // The box logs why after it has answered (the response does not wait for the log line).
+    await until(() => /data file changed while seeding/.test(run.stderr()), 10_000, 'the box to log the changed data file');
   });
 });
