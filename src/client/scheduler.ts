@@ -118,11 +118,16 @@ export function bufferBytes(s: Pick<ScheduleInput, 'blockSize' | 'slotBytes'>, r
   return run.length < runBlocks(s, peer) ? s.slotBytes : Math.min(s.slotBytes, run.length * s.blockSize);
 }
 
-/** Blocks in a full run for `peer`: a slot's worth, or fewer for a peer whose throughput covers less in requestMs. */
+/**
+ * Blocks in a full run for `peer`: a slot's worth, or fewer for a peer whose throughput (its per-request rate until
+ * that is measured) covers less in requestMs; one block for a peer not measured at all, so a slow peer's first
+ * requests do not hold whole slots for long (its first answer measures it).
+ */
 export function runBlocks(s: Pick<ScheduleInput, 'blockSize' | 'slotBytes'> & Partial<Pick<ScheduleInput, 'requestMs'>>, peer: PeerStats): number {
   const slot = Math.max(1, Math.floor(s.slotBytes / s.blockSize));
-  const t = peer.throughputBytesPerMs;
-  if (s.requestMs === undefined || s.requestMs <= 0 || t === undefined) return slot;
+  if (s.requestMs === undefined || s.requestMs <= 0) return slot;
+  const t = peer.throughputBytesPerMs ?? peer.bytesPerMs;
+  if (t === undefined) return 1;
   return Math.min(slot, Math.max(1, Math.ceil((t * s.requestMs) / s.blockSize)));
 }
 

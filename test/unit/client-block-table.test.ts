@@ -159,10 +159,13 @@ describe('schedule', () => {
     av.setPeer('fast', Bitfield.full(n));
     av.setPeer('slow', Bitfield.full(n));
     const r = recorder(t);
-    schedule(input(n, { table: t, availability: av, peers: [fast, slow], requestMs: 20, now: 200, room: () => r.out.length < 2 }), r.issue);
+    const fresh = new PeerStats('fresh', { ...DEFAULT_PEER_STATS, initialSlots: 1 });
+    av.setPeer('fresh', Bitfield.full(n));
+    schedule(input(n, { table: t, availability: av, peers: [fast, slow, fresh], requestMs: 20, now: 200, room: () => r.out.length < 3 }), r.issue);
     expect(r.out).toEqual([
       ['fast', [0, 1, 2, 3], 4 * B], // 20 ms of 0.4 blocks/ms: 8 blocks, capped at a slot
       ['slow', [4], B], // 20 ms of 1/40 block per ms: one block, in a piece its size
+      ['fresh', [5], B], // not measured yet: one block, which measures it
     ]);
     // Without requestMs both get whole slots.
     const t2 = new BlockTable(new Bitfield(n));
