@@ -219,7 +219,7 @@ async function main(): Promise<void> {
           rmSync(home, { recursive: true, force: true });
           const args = ['seed', k.path, '--data', dir, '--port', '0', '--trust', '--home', home];
           // The bin itself unless Node flags are asked for (its shebang carries kfetch's own V8 flags).
-          const seeder = await spawnListening(process.execPath, ['--max-semi-space-size=2', ...nodeArgs, main, ...args], { KFETCH_HOME: home });
+          const seeder = await spawnListening(process.execPath, ['--max-semi-space-size=4', ...nodeArgs, main, ...args], { KFETCH_HOME: home });
           trackChild(seeder.proc);
           if (nodeArgs.length > 0) console.log(`seeder pid ${seeder.proc.pid}`);
           stops.push(() => seeder.proc.kill('SIGKILL'));

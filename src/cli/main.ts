@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=4
 // The kfetch command line: builds the commander program from one module per command, wires the global
 // options, the logger and the shutdown signal, and is the only place that sets the exit code.
 
