@@ -2,11 +2,10 @@
 // from the data file, or bytes still in a block slot, in the order asked, and give the digest. Used by the prefix
 // hasher (prefix-hasher.ts), which decides what is hashed when; this only carries requests to the thread.
 
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Sha256StreamData, Sha256StreamReply, Sha256StreamRequest } from '../../workers/sha256-stream.js';
 import { KfetchError } from '../errors.js';
+import { builtWorkerFile } from '../hashing/pool.js';
 
 /** What the prefix hasher needs of a running SHA-256 over the file (sha256-thread.ts gives it in a thread). */
 export interface PrefixHashBackend {
@@ -18,15 +17,6 @@ export interface PrefixHashBackend {
   digest(): Promise<string>;
   /** Stop the thread; requests in flight reject. */
   close(): Promise<void>;
-}
-
-function workerFile(): string {
-  const candidates = [new URL('../../workers/sha256-stream.js', import.meta.url), new URL('../../dist/workers/sha256-stream.js', import.meta.url)];
-  for (const url of candidates) {
-    const path = fileURLToPath(url);
-    if (existsSync(path)) return path;
-  }
-  throw new KfetchError('KF_E_INTERNAL', `SHA-256 worker not found at ${fileURLToPath(candidates[0]!)}; run \`npm run build\``);
 }
 
 /** A SHA-256 thread over the data file `fd`, started on the first request. */
@@ -72,7 +62,7 @@ export class Sha256Thread implements PrefixHashBackend {
 
   private start(): Worker {
     const data: Sha256StreamData = { fd: this.fd };
-    const w = new Worker(workerFile(), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    const w = new Worker(builtWorkerFile('sha256-stream', 'SHA-256 worker'), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     w.unref(); // ref'd only while a request is in flight: an idle thread never keeps the process up
     w.on('message', (r: Sha256StreamReply) => {
       const p = this.waiting.get(r.id);

@@ -37,16 +37,17 @@ export interface HashPool {
 }
 
 /**
- * The worker file, from the build: dist/src/hashing/pool.js -> dist/workers/hash.js. When this module itself runs
- * from source (vitest transforms src/ but never worker threads), use the built worker under dist/.
+ * A worker entry file from the build: dist/src/<dir>/x.js -> dist/workers/<name>.js. When the caller runs from
+ * source (vitest transforms src/ but never worker threads), the built worker under dist/. Used by this pool and the
+ * download's SHA-256 thread (client/sha256-thread.ts).
  */
-function workerFile(): string {
-  const candidates = [new URL('../../workers/hash.js', import.meta.url), new URL('../../dist/workers/hash.js', import.meta.url)];
+export function builtWorkerFile(name: string, what: string): string {
+  const candidates = [new URL(`../../workers/${name}.js`, import.meta.url), new URL(`../../dist/workers/${name}.js`, import.meta.url)];
   for (const url of candidates) {
     const path = fileURLToPath(url);
     if (existsSync(path)) return path;
   }
-  throw new KfetchError('KF_E_INTERNAL', `hash worker not found at ${fileURLToPath(candidates[0]!)}; run \`npm run build\``);
+  throw new KfetchError('KF_E_INTERNAL', `${what} not found at ${fileURLToPath(candidates[0]!)}; run \`npm run build\``);
 }
 
 /** Start a pool of hashing workers; `threads` defaults to the number of cores. */
@@ -56,7 +57,7 @@ export function createHashPool(opts: { threads?: number } = {}): HashPool {
     throw new KfetchError('KF_E_INPUT', `thread count must be a positive integer, got ${threads}`, { field: '--threads' });
   }
   const piscina = new Piscina<WorkerTask, WorkerResult>({
-    filename: workerFile(),
+    filename: builtWorkerFile('hash', 'hash worker'),
     // Threads start on the first task (a command that fails its checks never pays for them) and stop after a
     // minute idle; a long-lived seeder does not keep idle threads around.
     minThreads: 0,

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { seeded as prng } from '../helpers/seeded.js';
 
 type Module = typeof import('../../workers/md5-multi.js');
 const ADDON = fileURLToPath(new URL('../../src/native/md5x/build/Release/md5x.node', import.meta.url));
@@ -27,17 +28,6 @@ async function load(impl: string | undefined): Promise<Module> {
   return import('../../workers/md5-multi.js');
 }
 
-/** mulberry32: a small seeded PRNG, so a failure names a reproducible case. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const md5 = (v: Uint8Array): string => createHash('md5').update(v).digest('hex');
 const EDGES = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129];

@@ -3,18 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../../src/limits.js';
 import { RETRY_RESET, nextRetry, retryAfterMs, spreadStartDelayMs, type RetryPolicy, type RetryState } from '../../src/tracker/backoff.js';
+import { seeded } from '../helpers/seeded.js';
 
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const mid = (): number => 0.5;
 
