@@ -16,7 +16,7 @@ import { Library, VerifiedServedFile } from '../../server/library.js';
 import { openDataFileToSeed, type DataChangedError, type DataFile } from '../../store/data-file.js';
 import { Announcer } from '../../tracker/announcer.js';
 import { Bitfield } from '../../util/bitfield.js';
-import { cidrArg, intArg, rateArg, secondsArg as secondsArgOf, secondsOrZeroArg } from '../arg-parsers.js';
+import { cidrArg, hostNameArg, originArg, intArg, rateArg, secondsArg as secondsArgOf, secondsOrZeroArg } from '../arg-parsers.js';
 import type { BoxFlags } from '../box-run.js';
 import type { CommandContext } from '../context.js';
 import { createProgress } from '../progress.js';
@@ -70,6 +70,10 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
     .option('--rescan-interval <s>', 'box: rescan the watch folder this often besides file-system events (SIGHUP rescans at once)', secondsArgOf(86_400), LIMITS.boxRescanMs / 1000)
     .option('--scrub-interval <s>', 'box: re-verify one complete file this often, least recently checked first, so bit rot is caught before peers ban us; 0 = never', secondsOrZeroArg(86_400 * 365), LIMITS.boxScrubMs / 1000)
     .option('--metrics-allow <addr/cidr>', 'box: also let these addresses read /metrics and /status (repeatable; loopback always may)', cidrArg)
+    .option('--api-port <n>', 'box: serve the control API (/api/v1/) and page (/ui/) on this port instead of the box\'s own (0 picks one)', intArg(0, 65535))
+    .option('--api-allow <addr/cidr>', 'box: also let these addresses use the control API and page (repeatable; loopback always may; a token is still needed)', cidrArg)
+    .option('--api-host <name>', 'box: a Host name the API accepts besides IP addresses and localhost, e.g. behind a reverse proxy (repeatable; guards against DNS rebinding)', hostNameArg)
+    .option('--api-cors <origin>', 'box: let a web page from this origin call the API (e.g. https://dash.example:8443); off by default', originArg)
     .addHelpText(
       'after',
       '\nEach data file is opened once, read-only, never through a symlink, and must have the kascade\'s filesize.\n' +
