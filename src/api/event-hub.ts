@@ -111,21 +111,25 @@ export class EventHub {
   constructor(o: EventHubOptions) {
     const d = EVENT_HUB_DEFAULTS;
     const clientMaxBytes = positive(o.clientMaxBytes, d.clientMaxBytes, 'clientMaxBytes');
+    const bufferBytes = positive(o.bufferBytes, d.bufferBytes, 'bufferBytes');
     this.o = {
       bufferEvents: positive(o.bufferEvents, d.bufferEvents, 'bufferEvents'),
-      bufferBytes: positive(o.bufferBytes, d.bufferBytes, 'bufferBytes'),
+      bufferBytes,
       clientMaxBytes,
       maxClients: positive(o.maxClients, d.maxClients, 'maxClients'),
       coalesceMs: nonNegative(o.coalesceMs, d.coalesceMs, 'coalesceMs'),
       heartbeatMs: positive(o.heartbeatMs, d.heartbeatMs, 'heartbeatMs'),
       startId: nonNegative(o.startId, Date.now() * 1000, 'startId'),
-      maxEventBytes: positive(o.maxEventBytes, Math.min(d.maxEventBytes, clientMaxBytes), 'maxEventBytes'),
+      maxEventBytes: positive(o.maxEventBytes, Math.min(d.maxEventBytes, clientMaxBytes, bufferBytes), 'maxEventBytes'),
       burstDrainMs: nonNegative(o.burstDrainMs, d.burstDrainMs, 'burstDrainMs'),
     };
     this.snapshot = o.snapshot;
     this.log = o.log;
     this.nextId = this.o.startId;
-    this.ring = new EventRing(this.o.bufferEvents, Math.max(this.o.bufferBytes, this.o.maxEventBytes));
+    if (this.o.maxEventBytes > bufferBytes) {
+      throw new KfetchError('KF_E_INTERNAL', 'EventHubOptions.maxEventBytes must not exceed bufferBytes', { field: 'maxEventBytes' });
+    }
+    this.ring = new EventRing(this.o.bufferEvents, bufferBytes);
     this.coalescer = new KeyCoalescer(this.o.coalesceMs, (type, data) => this.emit(type, data));
     this.heartbeat = setInterval(() => this.beat(), this.o.heartbeatMs);
     this.heartbeat.unref();
