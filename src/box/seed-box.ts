@@ -356,4 +356,14 @@ export class SeedBox {
     }, delayMs);
     entry.retry.unref();
   }
+
+  /** Downloads allowed at once (the API's `maxDownloads`). */
+  get maxDownloads(): number {
+    return this.downloadQueue.concurrency;
+  }
+
+  /** Change it at once: more starts waiting downloads now; fewer lets running ones finish (slot-queue.ts). */
+  setMaxDownloads(n: number): void {
+    this.downloadQueue.setConcurrency(n);
+  }
 }
