@@ -530,5 +530,13 @@ export class SeedBox {
     this.o.engine.db.setPaused(filehash, paused);
     if (paused) this.paused.add(filehash);
     else this.paused.delete(filehash);
+  /** Downloads allowed at once (the API's `maxDownloads`). */
+  get maxDownloads(): number {
+    return this.downloadQueue.concurrency;
+  }
+
+  /** Change it at once: more starts waiting downloads now; fewer lets running ones finish (slot-queue.ts). */
+  setMaxDownloads(n: number): void {
+    this.downloadQueue.setConcurrency(n);
   }
 }

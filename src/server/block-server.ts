@@ -121,6 +121,20 @@ export interface BlockServer {
   /** Stop accepting, let in-flight responses finish for closeGraceMs, then cut the rest. Idempotent. */
   close(): Promise<void>;
   stats(): BlockServerStats;
+  /** Change the live limits at once (the API's PATCH /settings); KF_E_INPUT naming the field for a bad value. */
+  setLimits(l: LiveLimits): void;
+  /** The live limits now. */
+  limits(): Required<LiveLimits>;
+}
+
+/**
+ * The limits that change at run time without a restart. The upload rate (0: none) paces the next chunk of every
+ * response, also those running (upload-rate.ts setRate); maxClients bounds client addresses admitted from now on
+ * (addresses already served or queued keep their requests).
+ */
+export interface LiveLimits {
+  maxUploadBytesPerSec?: number;
+  maxClients?: number;
 }
 
 const DEFAULTS: BlockServerLimits = {
@@ -180,18 +194,19 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   }
   const { library, log, observability, extraRoutes } = opts;
   const admission = new Admission(limits);
-  const rateLimited = limits.maxUploadBytesPerSec > 0;
-  const rate = rateLimited
-    ? new UploadRate({
-        bytesPerSec: limits.maxUploadBytesPerSec,
-        burstBytes: Math.max(LIMITS.serverUploadMinChunkBytes, (limits.maxUploadBytesPerSec * LIMITS.serverUploadBurstMs) / 1000),
-      })
-    : undefined;
+  // The upload rate and the admission's maxClients change at run time (setLimits); the rate decides the chunk size
+  // and so the read buffers' size.
+  const burstFor = (r: number): number => Math.max(LIMITS.serverUploadMinChunkBytes, (r * LIMITS.serverUploadBurstMs) / 1000);
   // Under a low rate a full read chunk would wait seconds for its tokens (and hold its buffer meanwhile).
-  const chunkBytes = rateLimited
-    ? chunkBytesFor(limits.maxUploadBytesPerSec, LIMITS.serverUploadChunkMs, LIMITS.serverUploadMinChunkBytes, limits.readChunkBytes)
-    : limits.readChunkBytes;
-  const buffers = new ReadBuffers(chunkBytes, limits.readChunkSmallBytes, limits.readBufferMaxBytes, LIMITS.serverPoolFreeBytes);
+  const chunkFor = (r: number): number =>
+    r > 0 ? chunkBytesFor(r, LIMITS.serverUploadChunkMs, LIMITS.serverUploadMinChunkBytes, limits.readChunkBytes) : limits.readChunkBytes;
+  const newBuffers = (chunk: number): ReadBuffers =>
+    new ReadBuffers(chunk, limits.readChunkSmallBytes, limits.readBufferMaxBytes, LIMITS.serverPoolFreeBytes);
+  const rate = new UploadRate({ bytesPerSec: limits.maxUploadBytesPerSec, burstBytes: burstFor(limits.maxUploadBytesPerSec) });
+  let chunkBytes = chunkFor(limits.maxUploadBytesPerSec);
+  let buffers = newBuffers(chunkBytes);
+  /** Pools replaced by a change of chunk size that responses still hold buffers of (counted in stats until empty). */
+  let retired: ReadBuffers[] = [];
   const stats = { requests: 0, statuses: {} as Record<number, number>, bytesSent: 0, bytesRead: 0, observabilityRequests: 0 };
   const bytesBySwarm = new Map<string, number>();
   const rejectedBusy: Record<BusyReason, number> = { maxClients: 0, queueFull: 0, clientQueueFull: 0, queueTimeout: 0 };
@@ -268,24 +283,26 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       gone.on(onGone);
     });
 
-  /** Wait for upload tokens for `bytes`: true at once without a limit or with tokens to spare, false if gone meanwhile. */
-  const paced = (client: string, bytes: number, gone: Gone): true | Promise<boolean> => {
-    if (rate === undefined) return true;
-    let settle: ((ok: boolean) => void) | undefined;
-    const withdraw = rate.take(client, bytes, () => settle?.(true));
-    if (withdraw === undefined) return true;
+  /**
+   * Wait for upload tokens for up to `bytes`: the bytes granted (at once without a limit or with tokens to spare;
+   * fewer than asked if the rate was lowered meanwhile), or 0 if the client left meanwhile.
+   */
+  const paced = (client: string, bytes: number, gone: Gone): number | Promise<number> => {
+    let settle: ((granted: number) => void) | undefined;
+    const withdraw = rate.take(client, bytes, (granted) => settle?.(granted));
+    if (withdraw === undefined) return bytes;
     if (gone.aborted) {
       withdraw();
-      return Promise.resolve(false);
+      return Promise.resolve(0);
     }
-    return new Promise<boolean>((resolve) => {
+    return new Promise<number>((resolve) => {
       const onGone = (): void => {
         withdraw();
-        settle?.(false);
+        settle?.(0);
       };
-      settle = (ok) => {
+      settle = (granted) => {
         gone.off(onGone);
-        resolve(ok);
+        resolve(granted);
       };
       gone.on(onGone);
     });
@@ -308,10 +325,14 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       return;
     }
     // Tokens for the first chunk are taken before the buffer, so a response waiting for them holds none (with only
-    // a small buffer left the surplus tokens are lost: the limit is under-used, never exceeded).
-    const ok = paced(client, Math.min(chunkBytes, length), gone);
-    if (ok !== true && !(await ok)) return; // the client left while waiting for tokens
-    const buf = buffers.take();
+    // a small buffer left the surplus tokens are lost: the limit is under-used, never exceeded). Each chunk is as
+    // large as the tokens taken for it, and those follow the rate now (setLimits may change it mid-response).
+    // (No await when granted at once: a microtask per chunk is measurable on the hot path.)
+    const first0 = paced(client, Math.min(chunkBytes, length), gone);
+    let grant = typeof first0 === 'number' ? first0 : await first0;
+    if (grant === 0) return; // the client left while waiting for tokens
+    const pool = buffers;
+    const buf = pool.take();
     /** A write the socket has not finished with: the buffer is dropped, never reused, if the response ends so. */
     let writing = false;
     let wake: ((ok: boolean) => void) | undefined;
@@ -320,7 +341,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     try {
       let pos = first;
       for (;;) {
-        const n = Math.min(buf.length, last - pos + 1);
+        const n = Math.min(buf.length, grant, last - pos + 1);
         const chunk = n === buf.length ? buf : buf.subarray(0, n);
         try {
           // All n bytes, or a rejection (a short read is one). Not `stats.bytesRead += await …`: that reads the
@@ -363,14 +384,15 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
           return;
         }
         if (pos > last) break;
-        const more = paced(client, Math.min(buf.length, last - pos + 1), gone);
-        if (more !== true && !(await more)) return;
+        const more = paced(client, Math.min(buf.length, chunkBytes, last - pos + 1), gone);
+        grant = typeof more === 'number' ? more : await more;
+        if (grant === 0) return;
       }
       res.end();
     } finally {
       gone.off(onGone);
-      if (writing) buffers.drop(buf);
-      else buffers.give(buf);
+      if (writing) pool.drop(buf);
+      else pool.give(buf);
     }
   };
 
@@ -517,6 +539,36 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   const host = opts.host.includes(':') && !opts.host.startsWith('[') ? `[${opts.host}]` : opts.host;
   let closing: Promise<void> | undefined;
 
+  const readBufferStats = (): ReadBuffersStats => {
+    const now = buffers.stats();
+    retired = retired.filter((b) => b.stats().liveBytes > 0);
+    return { ...now, liveBytes: retired.reduce((sum, b) => sum + b.stats().liveBytes, now.liveBytes) };
+  };
+
+  const setLimits = (l: LiveLimits): void => {
+    const rateNow = l.maxUploadBytesPerSec;
+    if (rateNow !== undefined && (!Number.isSafeInteger(rateNow) || rateNow < 0)) {
+      throw new KfetchError('KF_E_INPUT', `maxUploadBytesPerSec must be an integer >= 0, got ${rateNow}`, { field: 'maxUploadBytesPerSec' });
+    }
+    if (l.maxClients !== undefined && (!Number.isSafeInteger(l.maxClients) || l.maxClients < 1)) {
+      throw new KfetchError('KF_E_INPUT', `maxClients must be an integer >= 1, got ${l.maxClients}`, { field: 'maxClients' });
+    }
+    // Admission reads `limits` on every request: clients already served or queued keep their place, new addresses
+    // meet the new bound.
+    if (l.maxClients !== undefined) limits.maxClients = l.maxClients;
+    if (rateNow === undefined || rateNow === limits.maxUploadBytesPerSec) return;
+    limits.maxUploadBytesPerSec = rateNow;
+    const chunk = chunkFor(rateNow);
+    rate.setRate(rateNow, burstFor(rateNow), chunk);
+    if (chunk !== chunkBytes) {
+      chunkBytes = chunk;
+      // New responses take buffers of the new size; those running keep theirs (using at most `chunkBytes` of it).
+      if (buffers.stats().liveBytes > 0) retired.push(buffers);
+      buffers = newBuffers(chunk);
+    }
+    log.info({ maxUploadBytesPerSec: rateNow, chunkBytes }, 'upload rate limit changed');
+  };
+
   return {
     url: `http://${host}:${addr.port}`,
     host: opts.host,
@@ -527,11 +579,13 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
-          rate?.stop();
+          rate.stop();
           resolve();
         });
         server.closeIdleConnections();
       })),
+    setLimits,
+    limits: () => ({ maxUploadBytesPerSec: limits.maxUploadBytesPerSec, maxClients: limits.maxClients }),
     stats: () => ({
       ...stats,
       statuses: { ...stats.statuses },
@@ -543,8 +597,8 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       queueWaitMsSum: admission.queueWaitMsSum,
       queueWaitCount: admission.queueWaitCount,
       rejectedBusy: { ...rejectedBusy },
-      rateWaiting: rate?.waiting ?? 0,
-      readBuffers: buffers.stats(),
+      rateWaiting: rate.waiting,
+      readBuffers: readBufferStats(),
       ...connections.stats(),
     }),
   };
