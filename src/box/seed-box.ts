@@ -530,6 +530,8 @@ export class SeedBox {
     this.o.engine.db.setPaused(filehash, paused);
     if (paused) this.paused.add(filehash);
     else this.paused.delete(filehash);
+  }
+
   /** Downloads allowed at once (the API's `maxDownloads`). */
   get maxDownloads(): number {
     return this.downloadQueue.concurrency;
