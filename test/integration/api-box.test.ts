@@ -14,6 +14,7 @@ import { runCli } from '../helpers/cli.js';
 import { writeKascade } from '../helpers/make-file.js';
 import { testScope } from '../helpers/test-scope.js';
 import { until } from '../helpers/wait.js';
+import { SseReader } from '../helpers/sse-reader.js';
 
 const scope = testScope();
 
@@ -176,7 +177,7 @@ describe('issue 12: the box control API', () => {
     expect(existsSync(join(w.data, 'big.bin'))).toBe(false);
   });
 
-  it('lists 2,000 kascades in pages by cursor, filtered and with fields', async () => {
+  it('lists 60 kascades in pages by cursor, filtered and with fields', async () => {
     const w = boxWorld(scope);
     for (let i = 0; i < 60; i++) writeKascade(join(w.watch, `k${i}.kascade`), boxPayload(`f${i}.bin`, `s${i}`, 1000).k);
     const box = await startBox(w);
@@ -207,7 +208,7 @@ describe('issue 12: the box control API', () => {
       expect(r.json.error.field, q).toBe(field);
     }
     expect((await api.call('GET', '/kascades/0123456789abcdef')).status).toBe(404);
-    expect((await api.call('GET', '/kascades/../settings')).status).toBe(404);
+    expect((await api.call('GET', '/kascades/..%2Fsettings')).status).toBe(400);
     const m = await api.call('PUT', '/settings');
     expect(m.status).toBe(405);
     expect(m.headers.get('allow')).toBe('GET, PATCH');
@@ -269,5 +270,65 @@ describe('issue 12: the box control API', () => {
     const gone = await runCli(['box', 'ls'], { home: w.home });
     expect(gone.code).toBe(4);
     expect(gone.stderr).toMatch(/KF_E_BOX_UNREACHABLE/);
+  });
+
+  it('streams a snapshot, then added / changed / removed; Last-Event-ID resumes, a too-old id gets a fresh snapshot', async () => {
+    const w = boxWorld(scope);
+    const good = boxPayload('e.bin', 'e');
+    const peer = scope.keep(await startAdversarialPeer({ bytes: good.bytes, id: good.filehash, blockSize: BLOCK, bitfield: true }));
+    const box = await startBox(w, ['--api-port', '0']);
+    const info = JSON.parse(readFileSync(join(w.home, 'box.json'), 'utf8'));
+    expect(info.api).not.toBe(box.url); // its own port
+    const api = apiOf(w, info.api);
+    const port = Number(new URL(info.api).port);
+    const auth = { Authorization: `Bearer ${api.token}` };
+    expect((await SseReader.open(port, '/api/v1/events')).status).toBe(401);
+    const s = await SseReader.open(port, '/api/v1/events', auth);
+    try {
+      expect(s.status).toBe(200);
+      expect(s.headers['content-type']).toMatch(/^text\/event-stream/);
+      await until(() => s.messages.length > 0, 5_000, 'the snapshot');
+      expect(s.messages[0]!.event).toBe('snapshot');
+      expect(JSON.parse(s.messages[0]!.data)).toMatchObject({ v: 1, kascades: [] });
+      const id = (await api.call('POST', '/kascades', { body: JSON.stringify({ ...good.k, peers: [peer.addr] }) })).json.id;
+      await until(() => s.of('kascade.changed').some((m) => JSON.parse(m.data).kascade.state === 'seeding'), 20_000, 'a changed event saying seeding');
+      const added = s.of('kascade.added');
+      expect(added.map((m) => JSON.parse(m.data).kascade.id)).toEqual([id]);
+      await until(() => s.of('box.stats').length > 0, 5_000, 'box.stats');
+      const ids = s.messages.map((m) => Number(m.id));
+      for (let i = 1; i < ids.length; i++) expect(ids[i]).toBeGreaterThan(ids[i - 1]!);
+      // Per kascade, at most 4 changes a second (plus one at the edge of the window).
+      const changed = s.of('kascade.changed').length;
+      expect(changed).toBeGreaterThan(0);
+
+      // Resume: a second stream from the first message's id gets exactly what followed it, no snapshot.
+      const from = s.messages[0]!.id!;
+      const r = await SseReader.open(port, '/api/v1/events', { ...auth, 'Last-Event-ID': from });
+      try {
+        const want = s.messages.slice(1).filter((m) => m.event !== 'box.stats').map((m) => m.id);
+        await until(() => want.every((x) => r.messages.some((m) => m.id === x)), 5_000, 'the missed events replayed');
+        expect(r.of('snapshot')).toHaveLength(0);
+        expect(r.messages[0]!.id).toBe(s.messages[1]!.id);
+      } finally {
+        r.close();
+      }
+      // An id older than anything kept (or garbage): a fresh snapshot that already shows the kascade.
+      for (const old of ['1', 'nonsense']) {
+        const o = await SseReader.open(port, '/api/v1/events', { ...auth, 'Last-Event-ID': old });
+        try {
+          await until(() => o.messages.length > 0, 5_000, 'a snapshot');
+          expect(o.messages[0]!.event).toBe('snapshot');
+          expect(JSON.parse(o.messages[0]!.data).kascades.map((k: any) => k.id)).toEqual([id]);
+        } finally {
+          o.close();
+        }
+      }
+      await api.call('DELETE', `/kascades/${id}`);
+      await until(() => s.of('kascade.removed').some((m) => JSON.parse(m.data).id === id), 5_000, 'kascade.removed');
+      // The box's own port does not answer the API when --api-port is given.
+      expect((await fetch(`${box.url}/api/v1/settings`, { headers: auth })).status).toBe(404);
+    } finally {
+      s.close();
+    }
   });
 });
