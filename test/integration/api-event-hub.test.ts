@@ -319,6 +319,33 @@ describe('event hub: limits and lifecycle', () => {
     expect(live.ended).toBe(false);
   });
 
+  it('lets a snapshot larger than clientMaxBytes through to a reader, but not sit forever with a stalled one', async () => {
+    const clientMaxBytes = 64 * 1024;
+    const big = 'z'.repeat(16 * 1024 * 1024); // 16 MiB: more than the loopback socket buffers absorb
+    // A reader takes it whole though heartbeats are written behind it all along (default burstDrainMs: 30 s).
+    const easy = await world({ clientMaxBytes, heartbeatMs: 20, snapshot: () => ({ v: 1, big }) });
+    const r = await reader(easy.port);
+    await until(() => r.messages.length === 1, 20_000, 'the big snapshot');
+    expect((data(r.messages[0]) as { big: string }).big.length).toBe(big.length);
+    expect(easy.hub.stats().droppedSlow).toBe(0);
+    expect(easy.hub.stats().clients).toBe(1);
+
+    // A stalled reader gets burstDrainMs to take it, then goes at the next write.
+    const w = await world({ clientMaxBytes, burstDrainMs: 300, heartbeatMs: 50, snapshot: () => ({ v: 1, big }) });
+
+    const stalled = connect({ host: '127.0.0.1', port: w.port });
+    sockets.push(stalled);
+    stalled.pause();
+    await new Promise<void>((resolve) => stalled.once('connect', resolve));
+    stalled.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    await until(() => w.attached.length === 1, 5_000, 'stalled attached');
+    // Past burstDrainMs the next write (a heartbeat) finds it still holding the snapshot: dropped.
+    await until(() => w.hub.stats().droppedSlow === 1, 5_000, 'the stalled stream dropped');
+    expect(w.attached[0]?.res.destroyed).toBe(true);
+    expect(w.hub.stats().clients).toBe(0);
+    expect(r.ended).toBe(false);
+  });
+
   it('leaves nothing behind after 1,000 attach/close cycles: no streams, no listeners, no timers', async () => {
     const w = await world({ maxClients: 64 });
     const timers = (): number => process.getActiveResourcesInfo().filter((t) => t === 'Timeout').length;
