@@ -180,9 +180,10 @@ export class EventHub {
     res.once('close', s.onClose);
     this.streams.add(s);
     // The first write may exceed clientMaxBytes (a big snapshot, a long resume): allowed on top, until it drains.
-    s.burst = first.reduce((n, m) => n + m.length, 0);
-    if (first.length === 0) res.flushHeaders(); // resumed with nothing missed: the headers go out now
-    for (const m of first) if (!this.write(s, m)) break;
+    s.burst = first.msgs.reduce((n, m) => n + m.length, 0);
+    if (first.msgs.length === 0) res.flushHeaders(); // resumed with nothing missed: the headers go out now
+    this.log?.debug({ remote: s.remote, resumed: first.resumed, clients: this.streams.size }, 'event stream attached');
+    for (const m of first.msgs) if (!this.write(s, m)) break;
     return true;
   }
 
@@ -224,10 +225,10 @@ export class EventHub {
   }
 
   /** What a new stream gets first: the buffered events after `lastId` when none was lost, else a new snapshot. */
-  private firstWrite(lastId: number | undefined): Buffer[] | undefined {
+  private firstWrite(lastId: number | undefined): { msgs: Buffer[]; resumed: boolean } | undefined {
     // Resumable: the id was handed out by this hub (≥ startId, < nextId) and nothing after it left the buffer.
     if (lastId !== undefined && lastId >= this.o.startId && lastId < this.nextId && lastId >= this.ring.droppedUpTo) {
-      return this.ring.after(lastId);
+      return { msgs: this.ring.after(lastId), resumed: true };
     }
     let msg: Buffer;
     try {
@@ -237,7 +238,7 @@ export class EventHub {
       return undefined;
     }
     this.nextId++;
-    return [msg];
+    return { msgs: [msg], resumed: false };
   }
 
   /** Number, format, buffer and send one event to every stream. Never throws. */

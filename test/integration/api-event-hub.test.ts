@@ -5,6 +5,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventHub, type EventHubOptions } from '../../src/api/event-hub.js';
 import { SseReader } from '../helpers/sse-reader.js';
@@ -280,7 +281,9 @@ describe('event hub: limits and lifecycle', () => {
 
   it('drops a stalled reader at clientMaxBytes (+ one message) while a live reader gets everything', async () => {
     const clientMaxBytes = 1024 * 1024;
-    const w = await world({ clientMaxBytes });
+    const logged: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void logged.push(line) });
+    const w = await world({ clientMaxBytes, log });
     const live = await reader(w.port, {}, false);
     // A raw socket that sends its request and never reads a byte.
     const stalled = connect({ host: '127.0.0.1', port: w.port });
@@ -311,6 +314,9 @@ describe('event hub: limits and lifecycle', () => {
     const s = w.hub.stats();
     expect(s.droppedSlow).toBe(1);
     expect(stalledRes.destroyed).toBe(true);
+    const drops = logged.map((l) => JSON.parse(l) as { reason?: string; unsentBytes?: number }).filter((l) => l.reason === 'slow consumer');
+    expect(drops).toHaveLength(1);
+    expect(drops[0]?.unsentBytes).toBeGreaterThan(clientMaxBytes);
     expect(peak).toBeGreaterThan(clientMaxBytes / 2); // the probe saw it fill…
     expect(peak).toBeLessThanOrEqual(clientMaxBytes + msgBytes + 64); // …and never past the bound + one message
     expect(s.peakUnsentBytes).toBeLessThanOrEqual(clientMaxBytes + msgBytes + 64);
