@@ -162,6 +162,31 @@ describe('event hub: the stream', () => {
     expect(sent).toBeGreaterThanOrEqual(2);
   });
 
+  it('shares one snapshot among streams attaching together, and builds a new one once anything was published', async () => {
+    let built = 0;
+    const state = { n: 0 };
+    const w = await world({
+      snapshot: () => {
+        built++;
+        return { v: 1, n: state.n };
+      },
+    });
+    const storm = await Promise.all(Array.from({ length: 6 }, () => reader(w.port)));
+    await until(() => storm.every((r) => r.messages.length === 1), 5_000, 'snapshots');
+    expect(built).toBe(1);
+    expect(new Set(storm.map((r) => r.messages[0]?.id)).size).toBe(1);
+    expect(w.hub.stats().snapshots).toBe(1);
+
+    state.n = 1;
+    w.hub.publish('box.stats', { v: 1, n: 1 }, 'stats'); // even a held (keyed) publish means the state moved
+    const after = await reader(w.port);
+    await until(() => after.messages.length >= 1, 5_000, 'snapshot');
+    expect(built).toBe(2);
+    expect(data(after.messages[0])).toEqual({ v: 1, n: 1 });
+    expect(Number(after.messages[0]?.id)).toBeGreaterThan(Number(storm[0]?.messages[0]?.id));
+    for (const r of storm) await until(() => r.messages.length === 2, 5_000, 'the event after the shared snapshot');
+  });
+
   it('sends a heartbeat comment every heartbeatMs', async () => {
     const w = await world({ heartbeatMs: 40 });
     const r = await reader(w.port);
