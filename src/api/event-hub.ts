@@ -150,7 +150,10 @@ export class EventHub {
   /**
    * Queue an event. With `key` (e.g. `kascade.changed:<id>`), events of one key coalesce: the first of a quiet key
    * goes out at once, later ones within coalesceMs of it collapse into the latest, which goes out when the window
-   * ends (see key-coalescer.ts). Without a key: sent at once. Throws KF_E_INTERNAL for a malformed type (a bug);
+   * ends (see key-coalescer.ts). Without a key: sent at once. Order holds within a key, not across: publish every
+   * event about one thing under its key (`kascade.added|changed|removed` of one kascade under `kascade:<id>`), or a
+   * held `changed` goes out after an unkeyed `removed` and brings the kascade back in the reader's view; under one
+   * key the `removed` replaces the held `changed`. Throws KF_E_INTERNAL for a malformed type (a bug);
    * an event that cannot be serialised or is over maxEventBytes is logged and refused, never thrown.
    */
   publish(type: string, data: unknown, key?: string): void {

@@ -141,6 +141,18 @@ describe('event hub: the stream', () => {
     expect(values('a')).toEqual([0, 999, 1000]);
   });
 
+  it('keeps order within a key: a removed published under the key replaces a held changed and ends the key', async () => {
+    const w = await world({ coalesceMs: 100 });
+    const r = await reader(w.port);
+    await until(() => r.messages.length === 1, 5_000, 'snapshot');
+    w.hub.publish('kascade.changed', { v: 1, n: 1 }, 'kascade:x'); // out at once
+    w.hub.publish('kascade.changed', { v: 1, n: 2 }, 'kascade:x'); // held
+    w.hub.publish('kascade.removed', { v: 1, id: 'x' }, 'kascade:x'); // replaces the held one
+    await until(() => r.of('kascade.removed').length === 1, 5_000, 'removed');
+    await until(() => w.hub.stats().pendingKeys === 0, 5_000, 'the window closed');
+    expect(r.messages.slice(1).map((m) => m.event)).toEqual(['kascade.changed', 'kascade.removed']);
+  });
+
   it('coalescing bounds the rate of a key that changes all the time: at most one message per window', async () => {
     const coalesceMs = 50;
     const w = await world({ coalesceMs });
