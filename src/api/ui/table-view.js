@@ -131,7 +131,7 @@ function makeSlot() {
   cells.pct = pct;
   const actions = /** @type {HTMLElement} */ (cells.actions);
   delete actions.dataset.testid;
-  for (const [action, label, title] of /** @type {const} */ ([['pause', '⏸', 'pause'], ['verify', '✓', 're-verify its data'], ['remove', '✕', 'remove']])) {
+  for (const [action, label, title] of /** @type {const} */ ([['pause', '', 'pause'], ['verify', '✓', 're-verify its data'], ['remove', '✕', 'remove']])) {
     const b = document.createElement('button');
     b.type = 'button';
     b.dataset.action = action;
@@ -167,13 +167,13 @@ function fill(slot, r) {
   set('up', rate(r.upRate));
   set('peers', typeof r.peers === 'number' ? String(r.peers) : '–');
   set('eta', duration(r.eta));
+  // The pause and resume icons are drawn by style.css from data-action (fonts may lack ⏸).
   const toggle = /** @type {HTMLElement} */ (c.pause);
   const paused = r.state === 'paused';
   const action = paused ? 'resume' : 'pause';
   if (toggle.dataset.action !== action) {
     toggle.dataset.action = action;
     toggle.dataset.testid = action;
-    toggle.textContent = paused ? '▶' : '⏸';
     toggle.title = action;
     toggle.setAttribute('aria-label', action);
   }
