@@ -2,7 +2,7 @@
 // here) against a real box child on loopback, a real tracker and a real seeder of a generated file: the token from
 // the URL fragment, adding the kascade with the file picker, its row reaching 100% and seeding, the detail panel,
 // pause and resume from the row, the "disconnected — retrying" banner while the box is down and the reconnect
-// when it is back, removal with its data; no page errors and no CSP violations. Screenshots in the test's temp dir.
+// when it is back (sending Last-Event-ID), removal with its data; no page errors and no CSP violations. Screenshots in the test's temp dir.
 
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
@@ -66,6 +66,13 @@ describe.skipIf(skip)('issue 12: the box page in Chromium', () => {
     page.on('console', (m) => {
       if (/Content Security Policy|Refused to/i.test(m.text())) pageErrors.push(m.text());
     });
+    // Every opening of the event stream, with the Last-Event-ID it sent ('' for none) and whether it had the token.
+    const streams: { lastEventId: string; bearer: boolean }[] = [];
+    page.on('request', (r) => {
+      if (!r.url().endsWith('/api/v1/events')) return;
+      const h = r.headers();
+      streams.push({ lastEventId: h['last-event-id'] ?? '', bearer: h.authorization === `Bearer ${token}` });
+    });
 
     // The token comes from the fragment, which leaves the address bar at once.
     await page.goto(`${box.url}/ui/#token=${token}`);
@@ -118,6 +125,11 @@ describe.skipIf(skip)('issue 12: the box page in Chromium', () => {
     box = await startBox(w, ['--port', port]);
     await expect.poll(() => banner.getAttribute('data-state'), { timeout: WAIT }).toBe('connected');
     await expect.poll(stateOf, { timeout: WAIT }).toBe('seeding');
+    // The first stream started fresh; every reconnect sent the last id it had seen, and every one the token.
+    expect(streams.length).toBeGreaterThanOrEqual(2);
+    expect(streams[0]!.lastEventId).toBe('');
+    for (const st of streams.slice(1)) expect(st.lastEventId).toMatch(/^\d+$/);
+    expect(streams.every((st) => st.bearer)).toBe(true);
 
     // Remove, asked first; cancel keeps it, confirm with "delete data" removes the kascade and its data file.
     await mine.getByTestId('remove').click();
