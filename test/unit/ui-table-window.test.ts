@@ -55,7 +55,7 @@ describe('rowWindow', () => {
           expect(w.last - w.first + 1).toBeLessThanOrEqual(Math.ceil(viewportHeight / rowHeight) + 2 + 2 * overscan);
         },
       ),
-      { numRuns: 2000 },
+      { numRuns: 1000 },
     );
   });
 });
@@ -99,7 +99,7 @@ describe('foldRuns', () => {
           if (out.length > 0) expect(Math.abs(sum - have)).toBeLessThanOrEqual(out.length);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 150 },
     );
   });
 });

@@ -75,14 +75,18 @@ let paintedStats = /** @type {unknown} */ (null);
 let paintedSettings = /** @type {unknown} */ (null);
 function paint() {
   const f = [...filter].join(',');
+  let listChanged = false;
   if (state.shape !== shownShape || f !== shownFilter) {
     ids = visibleIds(state, filter);
     shownShape = state.shape;
     shownFilter = f;
+    listChanged = true;
     $('count').textContent = filter.size ? `${ids.length} of ${state.kascades.size}` : `${ids.length}`;
-    $('empty').hidden = ids.length > 0;
+    const empty = $('empty');
+    empty.hidden = ids.length > 0;
+    empty.textContent = filter.size ? 'No kascades in this state.' : 'No kascades. Drop a .kascade file here or use “Add”.';
   }
-  if (paintedVersion !== state.version) {
+  if (listChanged || paintedVersion !== state.version) {
     table.update(ids, state.kascades);
     paintedVersion = state.version;
   }

@@ -50,8 +50,9 @@ export function drawRates(canvas, points, slots) {
   }
 }
 
-/** Cell size in CSS px of the block map's grid. */
-const CELL = 6;
+/** Smallest and largest cell of the block map's grid, in CSS px. */
+const MIN_CELL = 3;
+const MAX_CELL = 24;
 
 /**
  * @param {HTMLCanvasElement} canvas
@@ -60,24 +61,25 @@ const CELL = 6;
  */
 export function drawBlockMap(canvas, runs, blocks) {
   const { ctx, w, h } = prepare(canvas);
-  const cols = Math.max(1, Math.floor(w / CELL));
-  const rows = Math.max(1, Math.floor(h / CELL));
+  // The largest square cell with one cell per block, down to MIN_CELL; past that a cell holds several blocks.
+  let size = Math.max(MIN_CELL, Math.min(MAX_CELL, Math.floor(Math.sqrt((w * h) / Math.max(1, blocks)))));
+  while (size > MIN_CELL && Math.floor(w / size) * Math.floor(h / size) < blocks) size--;
+  const cols = Math.max(1, Math.floor(w / size));
+  const rows = Math.max(1, Math.floor(h / size));
   const cells = foldRuns(runs, blocks, cols * rows);
-  const used = Math.ceil(cells.length / cols);
-  const cw = w / cols;
-  const ch = Math.min(h / Math.max(1, used), 3 * CELL);
   const have = cssVar('--ok');
   const flight = cssVar('--flight');
   const missing = cssVar('--line');
+  const gap = size > 4 ? 1 : 0;
   cells.forEach((c, i) => {
-    const cx = (i % cols) * cw;
-    const cy = Math.floor(i / cols) * ch;
+    const cx = (i % cols) * size;
+    const cy = Math.floor(i / cols) * size;
     // A cell is drawn as its shares, left to right: have, in flight, missing.
     let off = 0;
     for (const [share, color] of /** @type {const} */ ([[c.have, have], [c.flight, flight], [c.missing, missing]])) {
       if (share <= 0) continue;
       ctx.fillStyle = color;
-      ctx.fillRect(cx + off * (cw - 1), cy, share * (cw - 1), ch - 1);
+      ctx.fillRect(cx + off * (size - gap), cy, share * (size - gap), size - gap);
       off += share;
     }
   });

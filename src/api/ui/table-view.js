@@ -1,7 +1,8 @@
 // @ts-check
 // The kascade table, virtualised: only the rows in view (plus a few either side) are in the DOM, the rest is two
-// spacers, so 10,000 kascades cost what 40 do. Row elements are reused as the window moves; a row's cells are
-// rewritten only when its record object changed (the reducer makes a new one per change).
+// spacers, so 10,000 kascades cost what 40 do. A row keeps its element while it stays in the window, elements of
+// rows that left are reused for rows that came in, and a row's cells are rewritten only when its record object
+// changed (the reducer makes a new one per change).
 
 import { bytes, duration, percent, rate } from './format.js';
 import { rowWindow } from './table-window.js';
@@ -47,25 +48,37 @@ export function createTableView({ scroller, rows, spacerTop, spacerBottom, onAct
   function render() {
     const w = rowWindow({ scrollTop: scroller.scrollTop, viewportHeight: scroller.clientHeight, rowHeight: ROW_HEIGHT, total: ids.length, overscan: OVERSCAN });
     const count = w.last - w.first + 1;
-    while (slots.length < count) {
-      const s = makeSlot();
-      slots.push(s);
-      rows.append(s.el);
-    }
-    while (slots.length > count) slots.pop()?.el.remove();
     spacerTop.style.height = `${w.top}px`;
     spacerBottom.style.height = `${w.bottom}px`;
+    // Rows still in the window keep their element (and skip the rewrite); rows that left it lend theirs to the
+    // rows that came in. A scroll by one row so moves and fills one element, not the whole window.
+    const wanted = new Set(ids.slice(w.first, w.last + 1));
+    /** @type {Map<string, Slot>} */
+    const kept = new Map();
+    /** @type {Slot[]} */
+    const free = [];
+    for (const slot of slots) {
+      if (wanted.has(slot.id) && !kept.has(slot.id)) kept.set(slot.id, slot);
+      else {
+        slot.el.remove();
+        free.push(slot);
+      }
+    }
+    slots.length = 0;
     for (let k = 0; k < count; k++) {
-      const slot = /** @type {Slot} */ (slots[k]);
       const id = /** @type {string} */ (ids[w.first + k]);
+      const slot = kept.get(id) ?? free.pop() ?? makeSlot();
+      slots.push(slot);
+      if (rows.children[k] !== slot.el) rows.insertBefore(slot.el, rows.children[k] ?? null);
       const rec = records.get(id) ?? null;
       if (slot.id !== id || slot.rec !== rec) {
         slot.id = id;
         slot.rec = rec;
         slot.el.dataset.id = id;
-        slot.el.setAttribute('aria-rowindex', String(w.first + k + 2));
         if (rec) fill(slot, rec);
       }
+      const index = String(w.first + k + 2);
+      if (slot.el.getAttribute('aria-rowindex') !== index) slot.el.setAttribute('aria-rowindex', index);
       slot.el.classList.toggle('selected', id === selected);
     }
   }
@@ -131,7 +144,7 @@ function makeSlot() {
   cells.pct = pct;
   const actions = /** @type {HTMLElement} */ (cells.actions);
   delete actions.dataset.testid;
-  for (const [action, label, title] of /** @type {const} */ ([['pause', '⏸', 'pause'], ['verify', '✓', 're-verify its data'], ['remove', '✕', 'remove']])) {
+  for (const [action, label, title] of /** @type {const} */ ([['pause', '', 'pause'], ['verify', '✓', 're-verify its data'], ['remove', '✕', 'remove']])) {
     const b = document.createElement('button');
     b.type = 'button';
     b.dataset.action = action;
@@ -167,13 +180,13 @@ function fill(slot, r) {
   set('up', rate(r.upRate));
   set('peers', typeof r.peers === 'number' ? String(r.peers) : '–');
   set('eta', duration(r.eta));
+  // The pause and resume icons are drawn by style.css from data-action (fonts may lack ⏸).
   const toggle = /** @type {HTMLElement} */ (c.pause);
   const paused = r.state === 'paused';
   const action = paused ? 'resume' : 'pause';
   if (toggle.dataset.action !== action) {
     toggle.dataset.action = action;
     toggle.dataset.testid = action;
-    toggle.textContent = paused ? '▶' : '⏸';
     toggle.title = action;
     toggle.setAttribute('aria-label', action);
   }
