@@ -56,7 +56,8 @@ const PIPE_GRACE_MS = 1_000;
  * absolute, or found on PATH, an executable regular file). KF_E_USAGE naming `flag` for anything else.
  */
 export function checkHookCommand(flag: string, cmd: string): string[] {
-  const bad = (why: string): KfetchError => new KfetchError('KF_E_USAGE', `${flag}: ${why}`, { field: flag });
+  // The CLI prints the field before the message (`kfetch: --on-done: … [KF_E_USAGE]`).
+  const bad = (why: string): KfetchError => new KfetchError('KF_E_USAGE', why, { field: flag });
   if (cmd.length > MAX_COMMAND_CHARS) throw bad(`the command is longer than ${MAX_COMMAND_CHARS} characters`);
   if (cmd.includes('\0')) throw bad('the command contains a NUL character');
   if (!quotesBalanced(cmd)) throw bad('the command has an unclosed quote');

@@ -71,7 +71,7 @@ describe('checkHookCommand', () => {
     [`/bin/echo ${'x'.repeat(9000)}`, 'longer than'],
   ])('%j -> KF_E_USAGE (%s), naming the flag', (cmd, why) => {
     expect(() => checkHookCommand('--on-done', cmd)).toThrow(expect.objectContaining({ code: 'KF_E_USAGE', field: '--on-done' }));
-    expect(() => checkHookCommand('--on-done', cmd)).toThrow(new RegExp(`--on-done: .*${why}`));
+    expect(() => checkHookCommand('--on-done', cmd)).toThrow(new RegExp(why));
   });
 
   it('splits words like a shell without expanding anything, and resolves the program on PATH', () => {
