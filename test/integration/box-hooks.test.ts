@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { entryId } from '../../src/box/entry-id.js';
 import { startAdversarialPeer } from '../helpers/adversarial-peer.js';
-import { BLOCK, boxPayload, boxWorld, entryOf, waitBoxStatus } from '../helpers/box-world.js';
+import { BLOCK, boxPayload, boxStatus, boxWorld, entryOf, waitBoxStatus } from '../helpers/box-world.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { writeKascade } from '../helpers/make-file.js';
 import { testScope } from '../helpers/test-scope.js';
@@ -75,7 +75,7 @@ describe('issue 12: --on-done and --on-error', () => {
     expect(error.get('KFETCH_NAME')).toBe('taken.bin');
     expect(error.get('KFETCH_STATE')).toBe('failed');
     expect(error.get('KFETCH_ERROR')).toMatch(/^KF_E_[A-Z_]+: /);
-    expect(error.get('KFETCH_ERROR')).toBe(entryOf(await (await fetch(`${url}/status`)).json(), 'bad.kascade')?.error);
+    expect(error.get('KFETCH_ERROR')).toBe(entryOf(await boxStatus(url), 'bad.kascade')?.error);
 
     for (const f of ['pwned1', 'pwned2', 'pwned3', 'pwned4']) expect(existsSync(join(w.dir, f)), f).toBe(false);
     expect(existsSync(join(w.dir, 'victim'))).toBe(true);

@@ -114,7 +114,7 @@ describe('upload rate changed while serving (BlockServer.setLimits)', () => {
     expect(s.stats().rateWaiting).toBe(0);
   });
 
-  it('lowered mid-response: no stall on the old rate, the new rate holds; new responses take chunks of the new rate; raised: it speeds up', async () => {
+  it('lowered mid-response: no stall on the old rate, the new rate holds; buffers follow the chunk size; raised: it speeds up', async () => {
     const s = await start({ maxUploadBytesPerSec: 8 * MiB });
     const a = pull(s, addr(1));
     await until(() => a.bytes() >= 2 * MiB, 20_000, 'two MiB at 8 MiB/s');
@@ -125,13 +125,13 @@ describe('upload rate changed while serving (BlockServer.setLimits)', () => {
     const low = await measure(s, 16 * KiB, 2 * LOW, 30_000);
     console.log(`8 MiB/s -> ${LOW} B/s mid-response: measured ${Math.round(low)} B/s`);
     expect(low).toBeLessThan(LOW * 1.35);
-    // A new response takes a read buffer of one chunk at the new rate (50 ms of it), not the old rate's.
-    const before = s.stats().readBuffers.liveBytes;
+    // A new response takes a read buffer of one chunk at the new rate (50 ms of it), not the old rate's…
+    // The running one traded its 400 KiB buffer for one of that size at its next chunk (memory follows the rate).
+    const lowChunk = chunkBytesFor(LOW, LIMITS.serverUploadChunkMs, LIMITS.serverUploadMinChunkBytes, LIMITS.serverReadChunkBytes);
+    expect(s.stats().readBuffers.liveBytes).toBe(lowChunk);
     const b = pull(s, addr(2));
     await until(() => b.bytes() > 0, 20_000, 'the second response to start');
-    expect(s.stats().readBuffers.liveBytes - before).toBe(
-      chunkBytesFor(LOW, LIMITS.serverUploadChunkMs, LIMITS.serverUploadMinChunkBytes, LIMITS.serverReadChunkBytes),
-    );
+    expect(s.stats().readBuffers.liveBytes).toBe(2 * lowChunk);
     // Raised: 32 MiB more (over 8 minutes at 64 KiB/s) within the bound, and never above the new rate.
     const HIGH = 16 * MiB;
     s.setLimits({ maxUploadBytesPerSec: HIGH });
