@@ -32,6 +32,8 @@ const ZONES = {
   server: ['cli', 'client', 'tracker', 'box'],
   tracker: ['cli', 'client', 'server', 'box'],
   box: ['cli'],
+  // The control API (issue 12) may use box, client, server, store, kascade, util and the shared base.
+  api: ['cli', 'tracker', 'peer', 'hashing'],
 };
 
 export default tseslint.config(

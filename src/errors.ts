@@ -37,6 +37,15 @@ export const ERROR_CATALOGUE = {
   KF_E_WORKER: { exit: 5, advice: 'A hashing/writing worker failed repeatedly; see the cause.' },
   KF_E_FILE_HASH_MISMATCH: { exit: 6, advice: 'The data does not match the .kascade filehash; the file or the .kascade is wrong.' },
   KF_E_INTERRUPTED: { exit: 130, advice: 'Stopped by SIGINT (130) or SIGTERM (143) after a clean checkpoint; `kfetch resume` continues.' },
+  KF_E_API_REQUEST: { exit: 3, advice: 'A control API request had a bad query, path or body; the message names the field (docs/api.md).' },
+  KF_E_API_AUTH: { exit: 2, advice: 'Send `Authorization: Bearer <token>` with the token in <home>/api-token (kfetch box reads it itself).' },
+  KF_E_API_FORBIDDEN: { exit: 2, advice: 'The box refused this address or Host header; see --api-allow and --api-host.' },
+  KF_E_API_NOT_FOUND: { exit: 3, advice: 'No such API route or kascade id; list them with `kfetch box ls`.' },
+  KF_E_API_METHOD: { exit: 3, advice: 'The route does not take this method; the Allow header lists those it does.' },
+  KF_E_API_CONFLICT: { exit: 3, advice: 'The kascade is already in the box, or its state does not allow this action now.' },
+  KF_E_API_TOO_LARGE: { exit: 3, advice: 'The request body is larger than the API accepts.' },
+  KF_E_API_BUSY: { exit: 4, advice: 'Too many event streams are open; close some, or retry later.' },
+  KF_E_BOX_UNREACHABLE: { exit: 4, advice: 'No seeding box answers for this --home; start one with `kfetch seed --watch <dir> --data <dir>`.' },
   KF_E_INTERNAL: { exit: 1, advice: 'A bug in kfetch; please report it with the message.' },
 } as const satisfies Record<string, { exit: number; advice: string }>;
 

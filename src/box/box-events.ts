@@ -28,15 +28,20 @@ export function onBoxEvent(e: DownloadEvent, entry: BoxEntry | undefined, counte
     case 'progress':
       if (entry === undefined) return;
       entry.bytesFetched = entry.fetchedBase + e.received;
+      entry.progress = { received: e.received, verified: e.verified, durable: e.durable, peers: e.peers };
       entry.stallWatch?.progress(e.verified, e.size);
       return;
     case 'warning':
-      if (e.code === 'KF_E_PEER_HASH_MISMATCH') counters.hashFailures++;
+      if (e.code === 'KF_E_PEER_HASH_MISMATCH') {
+        counters.hashFailures++;
+        if (entry !== undefined) entry.badBlocks++;
+      }
       log.debug({ file: entry?.path, code: e.code, peer: e.peer }, e.message);
       return;
     case 'peer':
       if (e.action === 'banned') {
         counters.bannedPeers++;
+        if (entry !== undefined) entry.bans++;
         log.warn({ file: entry?.path, peer: e.peer, reason: e.reason }, 'peer banned');
       }
       return;

@@ -7,6 +7,8 @@ export interface BoxInfo {
   watch: string;
   data: string;
   startedAt: string;
+  /** Where the control API answers (`<url>/api/v1/`, the page at `<url>/ui/`). */
+  api?: string;
 }
 
 export const BOX_INFO_FILE = 'box.json';

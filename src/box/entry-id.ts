@@ -1,10 +1,9 @@
-// The id the control API and the hooks give a box entry: stable across restarts because it depends only on the
-// kascade file's name in the watch folder. Used by box-run.ts (hook facts) and the API.
+// The id of a box entry in the control API, hooks and `kfetch box`: 16 hex digits of the SHA-256 of the kascade
+// file's name in the watch folder. Stable across restarts, opaque, and safe in a URL.
 
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 
-/** 16 hex digits of the SHA-256 of the kascade file's basename (`path` may be the full path or the name). */
 export function entryId(path: string): string {
-  return createHash('sha256').update(basename(path), 'utf8').digest('hex').slice(0, 16);
+  return createHash('sha256').update(basename(path)).digest('hex').slice(0, 16);
 }

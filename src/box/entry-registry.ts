@@ -3,6 +3,7 @@
 // Used by seed-box.ts; read by box-status.ts and box-metrics.ts.
 
 import type { Kascade } from '../kascade/kascade.js';
+import { entryId } from './entry-id.js';
 import type { Announcer } from '../tracker/announcer.js';
 import type { EntryState } from './entry-state.js';
 import type { StallWatch } from './stall-watch.js';
@@ -11,13 +12,27 @@ import type { SeenFile } from './watch-folder.js';
 /** One kascade file in the watched folder and what the box does with it. */
 export interface BoxEntry {
   readonly path: string;
+  /** Its id in the control API (entry-id.ts). */
+  readonly id: string;
+  /** When the box took the file in (ms since epoch). */
+  readonly addedAt: number;
   readonly seen: SeenFile;
   state: EntryState;
   /**
    * All work on this entry (reading it, verifying, waiting for a slot, downloading) runs under this signal; it
-   * aborts when the file leaves the folder or the box stops.
+   * aborts when the file leaves the folder or the box stops. A pause aborts it too and puts a fresh one in its place
+   * (work started before the pause sees its own signal aborted and the state `paused`).
    */
-  readonly work: AbortController;
+  work: AbortController;
+  /** This entry's background work (verification, download) still running: a resume waits for it to end. */
+  readonly tasks: Set<Promise<void>>;
+  /** The current download's last progress (this run): bytes received, verified, durable; peers known. */
+  progress?: { received: number; verified: number; durable: number; peers: number } | undefined;
+  /** The block size its state row uses (once it has one). */
+  blockSize?: number;
+  /** Blocks from peers that failed their MD5, and peers banned, since the box started. */
+  badBlocks: number;
+  bans: number;
   /** Why it is rejected, failed or stalled (code: message). */
   error?: string | undefined;
   /** Rejected in favour of this kascade file: looked at again when that one goes. */
@@ -42,7 +57,21 @@ export interface BoxEntry {
 }
 
 export function newEntry(path: string, seen: SeenFile): BoxEntry {
-  return { path, seen, state: 'loading', work: new AbortController(), bytesFetched: 0, fetchedBase: 0, failures: 0, stalls: 0 };
+  return {
+    path,
+    id: entryId(path),
+    addedAt: Date.now(),
+    seen,
+    state: 'loading',
+    work: new AbortController(),
+    tasks: new Set(),
+    badBlocks: 0,
+    bans: 0,
+    bytesFetched: 0,
+    fetchedBase: 0,
+    failures: 0,
+    stalls: 0,
+  };
 }
 
 /** What an accepted entry holds that another may also want. */
@@ -50,13 +79,22 @@ export type Holding = 'swarm' | 'filehash' | 'data file';
 
 export class EntryRegistry {
   private readonly byPath = new Map<string, BoxEntry>();
+  private readonly byId = new Map<string, BoxEntry>();
   private readonly bySwarm = new Map<string, BoxEntry>();
   private readonly byFilehash = new Map<string, BoxEntry>();
   private readonly byDataPath = new Map<string, BoxEntry>();
   private readonly byRow = new Map<number, BoxEntry>();
 
+  /** Told of every entry added, changed (touch) and removed: the control API's event stream listens here. */
+  onChange: ((entry: BoxEntry, kind: 'added' | 'changed' | 'removed') => void) | undefined;
+
   get size(): number {
     return this.byPath.size;
+  }
+
+  /** `entry` changed (its state, progress or error): tell the listener. */
+  touch(entry: BoxEntry): void {
+    if (this.byPath.get(entry.path) === entry) this.onChange?.(entry, 'changed');
   }
 
   values(): IterableIterator<BoxEntry> {
@@ -69,6 +107,18 @@ export class EntryRegistry {
 
   add(entry: BoxEntry): void {
     this.byPath.set(entry.path, entry);
+    this.byId.set(entry.id, entry);
+    this.onChange?.(entry, 'added');
+  }
+
+  /** The entry with API id `id`. */
+  ofId(id: string): BoxEntry | undefined {
+    return this.byId.get(id);
+  }
+
+  /** The accepted entry holding `filehash`. */
+  ofFilehash(filehash: string): BoxEntry | undefined {
+    return this.byFilehash.get(filehash);
   }
 
   /** The accepted entry that already holds `k`'s swarm, filehash or `dataPath`, and which. */
@@ -99,7 +149,11 @@ export class EntryRegistry {
 
   /** Forget `entry` everywhere it is the holder. */
   delete(entry: BoxEntry): void {
-    if (this.byPath.get(entry.path) === entry) this.byPath.delete(entry.path);
+    if (this.byPath.get(entry.path) === entry) {
+      this.byPath.delete(entry.path);
+      this.onChange?.(entry, 'removed');
+    }
+    if (this.byId.get(entry.id) === entry) this.byId.delete(entry.id);
     const k = entry.kascade;
     if (k !== undefined) {
       if (this.bySwarm.get(k.swarmId) === entry) this.bySwarm.delete(k.swarmId);

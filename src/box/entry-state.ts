@@ -4,7 +4,7 @@
 
 import { KfetchError } from '../errors.js';
 
-export const ENTRY_STATES = ['loading', 'rejected', 'verifying', 'queued', 'downloading', 'stalled', 'seeding', 'failed', 'removed'] as const;
+export const ENTRY_STATES = ['loading', 'rejected', 'verifying', 'queued', 'downloading', 'stalled', 'seeding', 'failed', 'paused', 'removed'] as const;
 
 /**
  * - loading: the kascade file is being read, or the state and data file looked at to decide what it needs
@@ -15,22 +15,26 @@ export const ENTRY_STATES = ['loading', 'rejected', 'verifying', 'queued', 'down
  * - stalled: gave its slot up after no verified block for --stall-timeout; back in the queue at its next try
  * - seeding: complete, served and announced
  * - failed: an error; tried again after a back-off
+ * - paused: stopped by the user (API or `kfetch box pause`): neither fetched, served nor announced; kept across restarts
  * - removed: its file left the watch folder (or changed and was re-added as a new entry); nothing more happens
  */
 export type EntryState = (typeof ENTRY_STATES)[number];
 
-export type EntryEvent = 'reject' | 'verify' | 'queue' | 'start' | 'stall' | 'seed' | 'fail' | 'retry' | 'recheck' | 'remove';
+export type EntryEvent = 'reject' | 'verify' | 'queue' | 'start' | 'stall' | 'seed' | 'fail' | 'retry' | 'recheck' | 'pause' | 'resume' | 'remove';
 
 const TABLE: Readonly<Record<EntryState, Readonly<Partial<Record<EntryEvent, EntryState>>>>> = {
-  loading: { reject: 'rejected', verify: 'verifying', queue: 'queued', seed: 'seeding', fail: 'failed', remove: 'removed' },
+  // pause from loading: the box found the kascade's filehash paused when it took the file in.
+  loading: { reject: 'rejected', verify: 'verifying', queue: 'queued', seed: 'seeding', fail: 'failed', pause: 'paused', remove: 'removed' },
   rejected: { remove: 'removed' },
-  verifying: { seed: 'seeding', queue: 'queued', fail: 'failed', remove: 'removed' },
-  queued: { start: 'downloading', fail: 'failed', remove: 'removed' },
-  downloading: { seed: 'seeding', stall: 'stalled', fail: 'failed', remove: 'removed' },
-  stalled: { retry: 'queued', remove: 'removed' },
+  verifying: { seed: 'seeding', queue: 'queued', fail: 'failed', pause: 'paused', remove: 'removed' },
+  queued: { start: 'downloading', fail: 'failed', pause: 'paused', remove: 'removed' },
+  downloading: { seed: 'seeding', stall: 'stalled', fail: 'failed', pause: 'paused', remove: 'removed' },
+  stalled: { retry: 'queued', pause: 'paused', remove: 'removed' },
   // recheck: the data file changed or a scrub found bad blocks; the kascade is read again and the file re-checked.
-  seeding: { recheck: 'loading', fail: 'failed', remove: 'removed' },
-  failed: { retry: 'loading', remove: 'removed' },
+  seeding: { recheck: 'loading', fail: 'failed', pause: 'paused', remove: 'removed' },
+  failed: { retry: 'loading', pause: 'paused', remove: 'removed' },
+  // resume: read the kascade again and decide afresh (seed, verify or fetch).
+  paused: { resume: 'loading', remove: 'removed' },
   removed: {},
 };
 

@@ -129,6 +129,7 @@ export class FolderIntake {
     entry.state = nextState(entry.state, 'reject');
     if (dupOf !== undefined) entry.dupOf = dupOf;
     entry.error = errorText(err);
+    this.o.entries.touch(entry);
     this.o.counters.rejected++;
     this.o.log.warn({ file: entry.path, code: isKfetchError(err) ? err.code : undefined }, `kascade skipped: ${entry.error}`);
   }

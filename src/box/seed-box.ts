@@ -14,6 +14,10 @@ import { LIMITS } from '../limits.js';
 import type { DownloadRow } from '../store/state-db.js';
 import type { AnnounceStats } from '../tracker/announce-stats.js';
 import { Announcer, stopAll } from '../tracker/announcer.js';
+import { linkSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseKascade } from '../kascade/parse.js';
 import type { DataChangedError } from './box-file.js';
 import { newCounters, onBoxEvent, type BoxCounters } from './box-events.js';
 import { nextToScrub, scrubOnce } from './box-scrub.js';
@@ -28,6 +32,20 @@ import { FolderIntake } from './folder-intake.js';
 import { Seeding } from './seeding.js';
 import { SlotQueue } from './slot-queue.js';
 import { FolderWatcher } from './watch-folder.js';
+
+/** Bytes of the blocks set in `held` (the last block may be short). */
+function heldBytes(k: { geometry(blockSize: number): { count: number; size(i: number): number } }, blockSize: number, held: { count: number; has(i: number): boolean }): number {
+  const g = k.geometry(blockSize);
+  if (held.count === 0 || g.count === 0) return 0;
+  return held.count * blockSize - (held.has(g.count - 1) ? blockSize - g.size(g.count - 1) : 0);
+}
+
+/** How long a pause's resume or a removal waits for the entry's running work (a download ends at a checkpoint). */
+const SETTLE_MS = 15_000;
+
+function conflict(message: string, extra: { existing?: string } = {}): KfetchError {
+  return new KfetchError('KF_E_API_CONFLICT', message, extra.existing === undefined ? {} : { detail: { existing: extra.existing } });
+}
 
 export interface SeedBoxOptions {
   watchDir: string;
@@ -75,9 +93,14 @@ export class SeedBox {
   private readonly o: SeedBoxOptions;
   private scrubTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Told of every engine event of an entry's download (the control API's `peer.*` events). */
+  onEntryEvent: ((entry: BoxEntry, e: DownloadEvent) => void) | undefined;
+  /** Filehashes paused by the user (kept in the state database across restarts). */
+  private readonly paused: Set<string>;
 
   constructor(o: SeedBoxOptions) {
     this.o = o;
+    this.paused = o.engine.db.pausedFilehashes();
     this.fds = new FdCache(o.maxOpenFiles, o.fdIdleMs);
     this.downloadQueue = new SlotQueue(o.maxDownloads);
     this.work = new BoxWork(o.log);
@@ -131,7 +154,10 @@ export class SeedBox {
 
   /** Engine events of this box's downloads: progress feeds the stall watch; counted for metrics, logged. */
   onEvent(e: DownloadEvent): void {
-    onBoxEvent(e, 'id' in e ? this.entries.ofRow(e.id) : undefined, this.counters, this.o.log);
+    const entry = 'id' in e ? this.entries.ofRow(e.id) : undefined;
+    onBoxEvent(e, entry, this.counters, this.o.log);
+    if (entry !== undefined && (e.event === 'progress' || e.event === 'peer' || e.event === 'warning')) this.entries.touch(entry);
+    if (entry !== undefined) this.onEntryEvent?.(entry, e);
   }
 
   /**
@@ -159,13 +185,21 @@ export class SeedBox {
     }
   }
 
-  /** Whether work on `entry` should go on. */
+  /** Whether work on `entry` should go on (not stopping, not removed, not paused). */
   private live(entry: BoxEntry): boolean {
-    return !this.stopped && !entry.work.signal.aborted;
+    return !this.stopped && !entry.work.signal.aborted && entry.state !== 'paused';
+  }
+
+  /** Keep `p`, work on `entry`, until it settles: stop() waits for it, and so does a resume. */
+  private track(entry: BoxEntry, p: Promise<unknown>): void {
+    const t = this.work.tracked(p);
+    entry.tasks.add(t);
+    void t.then(() => entry.tasks.delete(t));
   }
 
   private move(entry: BoxEntry, event: EntryEvent): void {
     entry.state = nextState(entry.state, event);
+    this.entries.touch(entry);
   }
 
   /** An entry left the folder (its work already aborted): no more retries, no longer served. */
@@ -178,18 +212,25 @@ export class SeedBox {
   private activate(entry: BoxEntry): void {
     if (!this.live(entry)) return;
     const k = entry.kascade!;
+    if (this.paused.has(k.filehash)) return this.move(entry, 'pause');
     let row: DownloadRow | undefined;
     try {
       row = this.o.engine.db.getBySwarmId(k.swarmId);
     } catch (err) {
       return this.fail(entry, err);
     }
-    if (row !== undefined) this.entries.setRow(entry, row.id), (entry.bytesFetched = row.bytesFetched);
+    if (row !== undefined) {
+      this.entries.setRow(entry, row.id);
+      entry.bytesFetched = row.bytesFetched;
+      const durable = heldBytes(k, row.blockSize, row.complete);
+      entry.progress = { received: 0, verified: durable, durable, peers: 0 };
+      entry.blockSize = row.blockSize;
+    }
     if (row?.status === 'complete' && unchanged(row)) return this.seed(entry, row);
     const dataExists = existsFile(entry.dataPath!);
     if (row !== undefined ? row.status === 'complete' && dataExists : dataExists) {
       this.move(entry, 'verify');
-      this.work.track(this.verifyQueue.run(entry.work.signal, () => this.verify(entry)));
+      this.track(entry, this.verifyQueue.run(entry.work.signal, () => this.verify(entry)));
     } else {
       this.queueDownload(entry, 'queue');
     }
@@ -222,7 +263,7 @@ export class SeedBox {
     const entry = nextToScrub(this.entries.values());
     if (entry === undefined || this.verifyQueue.size > 0) return;
     entry.scrubbedAt = Date.now();
-    this.work.track(this.verifyQueue.run(entry.work.signal, () => this.scrub(entry)));
+    this.track(entry, this.verifyQueue.run(entry.work.signal, () => this.scrub(entry)));
   }
 
   private async scrub(entry: BoxEntry): Promise<void> {
@@ -254,7 +295,7 @@ export class SeedBox {
 
   private queueDownload(entry: BoxEntry, event: 'queue' | 'retry'): void {
     this.move(entry, event);
-    this.work.track(this.downloadQueue.run(entry.work.signal, () => this.download(entry)));
+    this.track(entry, this.downloadQueue.run(entry.work.signal, () => this.download(entry)));
   }
 
   /** Fetch what is missing with the engine (the session serves its checkpointed blocks meanwhile), then seed. */
@@ -270,6 +311,7 @@ export class SeedBox {
     }
     const rowId = p.init.row.id;
     entry.fetchedBase = p.init.row.bytesFetched;
+    entry.blockSize = p.init.row.blockSize;
     this.entries.setRow(entry, rowId);
     if (!this.live(entry)) return engine.releaseFile(p.init.dataFile);
     this.move(entry, 'start');
@@ -315,6 +357,8 @@ export class SeedBox {
     entry.failures = 0;
     entry.stalls = 0;
     entry.bytesFetched = row.bytesFetched;
+    entry.progress = { received: entry.progress?.received ?? 0, verified: row.filesize, durable: row.filesize, peers: 0 };
+    entry.blockSize = row.blockSize;
     this.entries.setRow(entry, row.id);
     this.seeding.start(entry, row);
     if (completed) this.o.onEntryDone?.(entry);
@@ -339,7 +383,7 @@ export class SeedBox {
         this.activate(entry);
       })
       .catch((err: unknown) => this.fail(entry, err));
-    this.work.track(done);
+    this.track(entry, done);
   }
 
   private fail(entry: BoxEntry, err: unknown): void {
@@ -365,6 +409,137 @@ export class SeedBox {
       if (this.live(entry)) again();
     }, delayMs);
     entry.retry.unref();
+  }
+
+  // ---- Control (the API and `kfetch box`): each either acts or throws KfetchError('KF_E_API_CONFLICT', why). ----
+
+  /**
+   * Take a kascade in: parsed and checked (as any input), refused when the box already holds its filehash, written
+   * whole into the watch folder (so the folder and the API never disagree) and taken in at once.
+   */
+  async addKascade(body: Uint8Array, opts: { paused: boolean }): Promise<BoxEntry> {
+    const k = parseKascade(body, 'request body');
+    const held = this.entries.ofFilehash(k.filehash);
+    if (held !== undefined) throw conflict(`this kascade's filehash is already in the box as ${held.id}`, { existing: held.id });
+    const path = this.freeName(k.filename, k.filehash);
+    // Written under a hidden name (the watcher skips dot files), then linked into place: never half a file, never
+    // over another.
+    const tmp = join(this.o.watchDir, `.kfetch-add-${randomBytes(6).toString('hex')}`);
+    writeFileSync(tmp, body, { flag: 'wx', mode: 0o644 });
+    try {
+      linkSync(tmp, path);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+    if (opts.paused) this.setPaused(k.filehash, true);
+    await this.watcher.adopt(path);
+    const entry = this.entries.get(path);
+    if (entry === undefined) throw new KfetchError('KF_E_INTERNAL', `${path} was written but not taken in`, { file: path });
+    this.o.log.info({ file: path, paused: opts.paused }, 'kascade added through the API');
+    return entry;
+  }
+
+  /** A name in the watch folder for a new kascade of data file `filename`. */
+  private freeName(filename: string, filehash: string): string {
+    for (const name of [`${filename}.kascade`, `${filename}-${filehash.slice(0, 12)}.kascade`, `${filehash}.kascade`]) {
+      const path = join(this.o.watchDir, name);
+      if (Buffer.byteLength(name) <= 255 && this.entries.get(path) === undefined && !existsFile(path)) return path;
+    }
+    throw conflict(`no free name for ${filename} in the watch folder`);
+  }
+
+  /** Stop fetching, serving and announcing `entry`, until resumed (kept across restarts). */
+  pause(entry: BoxEntry): void {
+    if (entry.state === 'paused') return;
+    if (entry.kascade === undefined || entry.state === 'rejected' || entry.state === 'removed') throw conflict(`cannot pause a ${entry.state} kascade`);
+    const wasSeeding = entry.state === 'seeding';
+    this.move(entry, 'pause');
+    this.setPaused(entry.kascade.filehash, true);
+    if (entry.retry !== undefined) clearTimeout(entry.retry);
+    entry.retry = undefined;
+    entry.nextTryAt = undefined;
+    entry.error = undefined;
+    // Running work sees its signal aborted (a download ends at a checkpoint); new work gets a fresh controller.
+    entry.work.abort(new Error('paused'));
+    entry.work = new AbortController();
+    if (wasSeeding) this.unseed(entry);
+    this.o.log.info({ file: entry.path }, 'kascade paused');
+  }
+
+  /** Undo pause: once the work the pause stopped has ended, read the kascade again and decide afresh. */
+  async resume(entry: BoxEntry): Promise<void> {
+    if (entry.state !== 'paused') return;
+    await this.settle(entry);
+    if (entry.state !== 'paused' || this.stopped) return; // removed or stopped meanwhile
+    this.setPaused(entry.kascade!.filehash, false);
+    this.move(entry, 'resume');
+    this.o.log.info({ file: entry.path }, 'kascade resumed');
+    this.reload(entry);
+  }
+
+  /** Re-check now: a seeding file is re-hashed (as the scrub does); a failed or stalled one is tried again now. */
+  verifyNow(entry: BoxEntry): void {
+    if (entry.state === 'seeding') {
+      entry.scrubbedAt = Date.now();
+      this.track(entry, this.verifyQueue.run(entry.work.signal, () => this.scrub(entry)));
+      return;
+    }
+    if (entry.state !== 'failed' && entry.state !== 'stalled') throw conflict(`a ${entry.state} kascade is not verified on demand (it is checked as it is fetched)`);
+    if (entry.retry !== undefined) clearTimeout(entry.retry);
+    entry.retry = undefined;
+    entry.nextTryAt = undefined;
+    if (entry.state === 'stalled') return this.queueDownload(entry, 'retry');
+    this.move(entry, 'retry');
+    this.reload(entry);
+  }
+
+  /** Announce now (seeding: the box's announcer; downloading: the session's). */
+  reannounce(entry: BoxEntry): void {
+    if (entry.state === 'seeding' && entry.announcer !== undefined) return void entry.announcer.announceNow().catch(() => undefined);
+    const session = entry.state === 'downloading' && entry.rowId !== undefined ? this.o.engine.session(entry.rowId) : undefined;
+    if (session === undefined) throw conflict(`a ${entry.state} kascade has no announce to repeat`);
+    session.reannounce();
+  }
+
+  /**
+   * Remove `entry`: its kascade file leaves the folder (so it is no longer served or fetched), then, once its work has
+   * ended, the data file and its state too with `deleteData` (without, both stay: adding it again seeds at once).
+   */
+  async remove(entry: BoxEntry, opts: { deleteData: boolean }): Promise<{ deletedData: boolean }> {
+    try {
+      unlinkSync(entry.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    await this.watcher.rescan();
+    await this.settle(entry);
+    if (entry.kascade !== undefined && this.entries.ofFilehash(entry.kascade.filehash) === undefined) this.setPaused(entry.kascade.filehash, false);
+    let deletedData = false;
+    if (opts.deleteData && entry.kascade !== undefined && entry.dataPath !== undefined) {
+      // Only when no other entry (a kascade of the same swarm added meanwhile) took the data file over.
+      const db = this.o.engine.db;
+      const row = db.getBySwarmId(entry.kascade.swarmId);
+      if (this.entries.holder(entry.kascade, entry.dataPath) === undefined) {
+        if (row !== undefined) db.removeDownload(row.id);
+        rmSync(entry.dataPath, { force: true });
+        deletedData = true;
+      }
+    }
+    this.o.log.info({ file: entry.path, deletedData }, 'kascade removed through the API');
+    return { deletedData };
+  }
+
+  /** Wait (bounded) until the work running on `entry` has ended. */
+  private async settle(entry: BoxEntry): Promise<void> {
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([...entry.tasks]), new Promise((res) => (bound = setTimeout(res, SETTLE_MS)))]);
+    clearTimeout(bound);
+  }
+
+  private setPaused(filehash: string, paused: boolean): void {
+    this.o.engine.db.setPaused(filehash, paused);
+    if (paused) this.paused.add(filehash);
+    else this.paused.delete(filehash);
   }
 
   /** Downloads allowed at once (the API's `maxDownloads`). */

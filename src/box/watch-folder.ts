@@ -31,9 +31,15 @@ export function isKascadeName(name: string): boolean {
 
 /**
  * Kascade files in `dir` (regular files, or symlinks to them) with size and mtime. Files modified within
- * `settleMs` of `nowMs` come back separately. Entries that vanish mid-scan are skipped.
+ * `settleMs` of `nowMs` come back separately, unless `complete` names them (the box wrote them whole itself).
+ * Entries that vanish mid-scan are skipped.
  */
-export async function scanFolder(dir: string, settleMs: number, nowMs = Date.now()): Promise<{ files: Map<string, SeenFile>; unsettled: string[] }> {
+export async function scanFolder(
+  dir: string,
+  settleMs: number,
+  nowMs = Date.now(),
+  complete: ReadonlySet<string> = new Set(),
+): Promise<{ files: Map<string, SeenFile>; unsettled: string[] }> {
   const names = (await readdir(dir)).filter(isKascadeName).sort().slice(0, MAX_WATCHED_FILES);
   const files = new Map<string, SeenFile>();
   const unsettled: string[] = [];
@@ -42,7 +48,7 @@ export async function scanFolder(dir: string, settleMs: number, nowMs = Date.now
     try {
       const st = await stat(path);
       if (!st.isFile()) continue;
-      if (nowMs - st.mtimeMs < settleMs) unsettled.push(path);
+      if (nowMs - st.mtimeMs < settleMs && !complete.has(path)) unsettled.push(path);
       else files.set(path, { size: st.size, mtimeMs: st.mtimeMs });
     } catch {
       // gone between readdir and stat: the next scan sees it as removed
@@ -87,6 +93,8 @@ export class FolderWatcher {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** Files the box itself renamed into place (whole): taken in without waiting for them to settle. */
+  private readonly complete = new Set<string>();
 
   constructor(private readonly o: FolderWatcherOptions) {}
 
@@ -121,6 +129,19 @@ export class FolderWatcher {
     return this.running;
   }
 
+  /**
+   * A file the box put into the folder whole (renamed into place, e.g. by the control API): scan now and take it in
+   * without waiting for it to settle. Resolves once the scan (and its handling) that saw it is done.
+   */
+  async adopt(path: string): Promise<void> {
+    this.complete.add(path);
+    try {
+      await this.rescan();
+    } finally {
+      this.complete.delete(path);
+    }
+  }
+
   /** Paths currently accepted as present (settled). */
   get files(): ReadonlyMap<string, SeenFile> {
     return this.seen;
@@ -147,7 +168,7 @@ export class FolderWatcher {
     if (this.stopped) return;
     let scan;
     try {
-      scan = await scanFolder(this.o.dir, this.o.settleMs);
+      scan = await scanFolder(this.o.dir, this.o.settleMs, Date.now(), this.complete);
     } catch (err) {
       this.o.onError(err);
       return;

@@ -55,3 +55,26 @@ export function cidrArg(v: string, previous: string[] | undefined): string[] {
   if (err !== undefined) throw new InvalidArgumentError(err);
   return [...(previous ?? []), v];
 }
+
+/** A repeatable DNS host name (`box.example.org`), lower-cased; no port, no IP literal (those are always accepted). */
+export function hostNameArg(v: string, previous: string[] | undefined): string[] {
+  const name = v.toLowerCase().replace(/\.$/, '');
+  if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(name)) {
+    throw new InvalidArgumentError('must be a DNS host name such as box.example.org (no port, no scheme)');
+  }
+  return [...(previous ?? []), name];
+}
+
+/** A web origin (`https://dash.example:8443`): scheme, host and optional port, nothing else. */
+export function originArg(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InvalidArgumentError('must be an origin such as https://dash.example:8443');
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.origin !== v.replace(/\/$/, '') || u.username !== '' || u.password !== '') {
+    throw new InvalidArgumentError('must be an origin such as https://dash.example:8443 (scheme://host[:port], no path)');
+  }
+  return u.origin;
+}

@@ -20,6 +20,8 @@ import { accessList } from '../peer/access-list.js';
 import { createAnnounceStats } from '../tracker/announce-stats.js';
 import { makeDirs } from '../util/make-dirs.js';
 import type { CommandContext } from './context.js';
+import { startBoxApi, type BoxApi } from './box-api.js';
+import { isApiTarget } from '../api/api-server.js';
 
 export interface BoxFlags {
   watch: string;
@@ -36,6 +38,11 @@ export interface BoxFlags {
   rescanInterval: number;
   scrubInterval: number;
   metricsAllow?: string[];
+  /** The control API on its own port (undefined: on the box's port). */
+  apiPort?: number;
+  apiAllow?: string[];
+  apiHost?: string[];
+  apiCors?: string;
   threads?: number;
   announceInterval?: number;
   /** Hook commands (hooks.ts), run per kascade that becomes complete / fails. */
@@ -84,6 +91,9 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
   let engine: Engine | undefined;
   const metrics = new BoxMetrics({ box: () => box, server: () => engine?.server?.stats(), announces: () => announces });
   const allowed = accessList(flags.metricsAllow ?? []);
+  // The control API and page: on this port unless --api-port; bound once the box exists.
+  let boxApi: BoxApi | undefined;
+  const onOurPort = flags.apiPort === undefined;
   engine = await Engine.open({
     home,
     log,
@@ -105,6 +115,9 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
         status: () => (box === undefined || engine === undefined ? {} : boxStatus(box, engine, info)),
         allowed,
       },
+      ...(onOurPort
+        ? { extraRoutes: { claims: isApiTarget, handle: (req, res) => (boxApi === undefined ? void res.writeHead(503, { 'Retry-After': '1' }).end() : boxApi.handler(req, res)) } }
+        : {}),
     },
   });
   const server = engine.server!;
@@ -138,6 +151,8 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
         ? {}
         : { announceLimits: { announceIntervalDefaultMs: intervalMs, announceIntervalMinMs: Math.min(intervalMs, LIMITS.announceIntervalMinMs) } }),
     });
+    boxApi = await startBoxApi({ box, engine, server, home, log, flags });
+    info.api = boxApi.url;
     writeFileSync(infoPath, `${JSON.stringify(info)}\n`);
     process.on('SIGHUP', onHup);
     ctx.out.write(`listening on ${server.url}\n`);
@@ -153,6 +168,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
     log.info({ signal: String(ctx.shutdown.reason) }, 'box: shutting down');
   } finally {
     process.off('SIGHUP', onHup);
+    boxApi?.close();
     const closing = server.close();
     await box?.stop(STOP_DEADLINE_MS);
     await hooks.close(STOP_DEADLINE_MS);

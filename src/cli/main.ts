@@ -17,6 +17,7 @@ import { registerResume } from './commands/resume.js';
 import { registerStatus } from './commands/status.js';
 import { registerDemo } from './commands/demo.js';
 import { registerRemove } from './commands/remove.js';
+import { registerBox } from './commands/box.js';
 
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('kfetch')
@@ -36,6 +37,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerResume(program, ctx);
   registerStatus(program, ctx);
   registerRemove(program, ctx);
+  registerBox(program, ctx);
   registerDemo(program, ctx);
   return program;
 }

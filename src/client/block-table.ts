@@ -74,6 +74,19 @@ export class BlockTable {
     return this.phase[i] === WAITING;
   }
 
+  /** The block map as runs in block order: `h` written, `f` requested or being written, `m` waiting (the box's API). */
+  runs(): [string, number][] {
+    const out: [string, number][] = [];
+    for (let i = 0; i < this.blockCount; i++) {
+      const p = this.phase[i]!;
+      const c = p === WRITTEN ? 'h' : p === WAITING ? 'm' : 'f';
+      const last = out[out.length - 1];
+      if (last !== undefined && last[0] === c) last[1]++;
+      else out.push([c, 1]);
+    }
+    return out;
+  }
+
   /** The requests out for each block that has any (the picker's endgame reads it). */
   get requests(): ReadonlyMap<number, ReadonlySet<BlockRequest>> {
     return this.out;

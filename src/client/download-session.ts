@@ -65,6 +65,19 @@ export interface SessionInit {
   mtimeSec: number;
 }
 
+/** One peer of a download, as the box's control API shows it. */
+export interface SessionPeerView {
+  address: string;
+  source: string;
+  downRate: number;
+  downloadedBytes: number;
+  share: number | null;
+  inFlight: number;
+  latencyMs: number | null;
+  badBlocks: number;
+  banned: string | null;
+}
+
 export type SessionResult = { outcome: 'complete'; seconds: number } | { outcome: 'stopped' };
 
 export class DownloadSession {
@@ -144,6 +157,40 @@ export class DownloadSession {
 
   get id(): number {
     return this.s.row.id;
+  }
+
+  /** This download's peers as the box's control API shows them (`GET /api/v1/kascades/{id}/peers`). */
+  peerViews(): SessionPeerView[] {
+    return [...this.peers.values()].map((p) => {
+      const held = this.availability.held(p.addr);
+      const rate = p.throughputBytesPerMs ?? p.bytesPerMs;
+      return {
+        address: p.addr,
+        source: p.source,
+        downRate: rate === undefined ? 0 : Math.round(rate * 1000),
+        downloadedBytes: p.bytesReceived,
+        share: held === undefined || this.n === 0 ? null : held.count / this.n,
+        inFlight: p.inFlight,
+        latencyMs: p.latencyMs === undefined ? null : Math.round(p.latencyMs * 10) / 10,
+        badBlocks: p.badBlocks,
+        banned: p.banned ?? null,
+      };
+    });
+  }
+
+  /** The block map as runs (BlockTable.runs). */
+  blockRuns(): [string, number][] {
+    return this.table.runs();
+  }
+
+  /** The session's announcer's facts (the box's API), undefined without one. */
+  get announceFacts(): Announcer['facts'] | undefined {
+    return this.announcer?.facts;
+  }
+
+  /** Announce now (the box's `reannounce`); a no-op without a tracker. */
+  reannounce(): void {
+    void this.announcer?.announceNow().catch(() => undefined);
   }
 
   /** Download until complete (resolves `complete`), stopped by `signal` (resolves `stopped`), or failed (throws). */
@@ -282,6 +329,7 @@ export class DownloadSession {
   private addPeer(addr: string, source: string, held: Bitfield | undefined, signal: AbortSignal | undefined, unknown = (): Bitfield => Bitfield.full(this.n)): void {
     if (this.peers.has(addr) || this.peers.size >= this.d.limits.peersKnownMax) return;
     const stats = new PeerStats(addr, this.d.limits.peer);
+    stats.source = source;
     this.peers.set(addr, stats);
     this.d.emit({ event: 'peer', id: this.id, peer: addr, action: 'added', source });
     if (held !== undefined) {
@@ -462,6 +510,7 @@ export class DownloadSession {
   }
 
   private banForHash(peer: PeerStats, i: number, actual: string): void {
+    peer.badBlocks++;
     const reason = `block ${i} failed its MD5 check`;
     const first = banForBadBlock(peer, reason, this.availability);
     try {

@@ -36,7 +36,7 @@ export interface EngineOptions {
   limits: EngineLimits;
   threads?: number;
   /** Serve verified blocks while downloading on this host/port (port 0: any free port). */
-  serve?: { host: string; port: number } & Partial<Pick<BlockServerOptions, 'limits' | 'observability'>>;
+  serve?: { host: string; port: number } & Partial<Pick<BlockServerOptions, 'limits' | 'observability' | 'extraRoutes'>>;
 }
 
 export interface Prepared {
@@ -56,6 +56,8 @@ export class Engine {
   private readonly o: EngineOptions;
   private readonly openFiles: DataFile[] = [];
   private sharedSlab: BlockSlab | undefined;
+  /** Sessions running now, by download id. */
+  private readonly sessions = new Map<number, DownloadSession>();
 
   private constructor(o: EngineOptions, lock: HomeLock, db: StateDb) {
     this.o = o;
@@ -89,6 +91,7 @@ export class Engine {
           log: o.log,
           ...(o.serve.limits === undefined ? {} : { limits: o.serve.limits }),
           ...(o.serve.observability === undefined ? {} : { observability: o.serve.observability }),
+          ...(o.serve.extraRoutes === undefined ? {} : { extraRoutes: o.serve.extraRoutes }),
         });
         o.emit({ event: 'serving', url: engine.server.url });
       }
@@ -379,6 +382,7 @@ export class Engine {
       },
       p.init,
     );
+    this.sessions.set(p.init.row.id, session);
     try {
       const result = await session.run(signal);
       if (result.outcome === 'complete') p.init.dataFile.seal(); // as above, from the moment its hash was checked
@@ -387,7 +391,14 @@ export class Engine {
       const e = isKfetchError(err) ? err : new KfetchError('KF_E_INTERNAL', String(err), { cause: err });
       this.o.emit({ event: 'error', id: p.init.row.id, code: e.code, message: e.message, ...(e.file ? { file: e.file } : {}) });
       return { row: p.init.row, result: e };
+    } finally {
+      if (this.sessions.get(p.init.row.id) === session) this.sessions.delete(p.init.row.id);
     }
+  }
+
+  /** The running session of download `rowId` (the box's API reads its peers and block map). */
+  session(rowId: number): DownloadSession | undefined {
+    return this.sessions.get(rowId);
   }
 
   async close(): Promise<void> {

@@ -47,6 +47,10 @@ export const DEFAULT_PEER_STATS: PeerStatsOptions = {
 
 export class PeerStats {
   readonly addr: string;
+  /** Where we learned of it (tracker, kascade, cli, …): shown by the box's API. */
+  source = '';
+  /** Blocks from it that failed their MD5 check. */
+  badBlocks = 0;
   inFlight = 0;
   /** Bytes of slab its requests in flight hold (the scheduler's share of the memory in flight). */
   inFlightBytes = 0;
@@ -95,6 +99,11 @@ export class PeerStats {
   /** The peer's throughput as a whole (all its requests together), bytes per ms; undefined until measured. */
   get throughputBytesPerMs(): number | undefined {
     return this.throughput;
+  }
+
+  /** Milliseconds per request, exponentially weighted; undefined before any block arrived. */
+  get latencyMs(): number | undefined {
+    return this.latency;
   }
 
   /** Bytes per second, 0 before any block arrived. */

@@ -74,6 +74,11 @@ export interface BlockServerOptions {
   limits?: { [K in keyof BlockServerLimits]?: BlockServerLimits[K] | undefined };
   /** Answer GET/HEAD /metrics and /status on this port; absent, those paths get the block parser's 404. */
   observability?: Observability;
+  /**
+   * Other routes on this port (the box's control API and page): a request whose target `claims` is handed to
+   * `handle` before anything else (it checks address and Host itself), outside admission and the rate limit.
+   */
+  extraRoutes?: { claims(target: string): boolean; handle(req: IncomingMessage, res: ServerResponse): void };
 }
 
 export interface BlockServerStats {
@@ -187,7 +192,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   for (const [k, v] of Object.entries(opts.limits ?? {})) {
     if (v !== undefined) (limits as unknown as Record<string, number>)[k] = v;
   }
-  const { library, log, observability } = opts;
+  const { library, log, observability, extraRoutes } = opts;
   const admission = new Admission(limits);
   // The upload rate and the admission's maxClients change at run time (setLimits); the rate decides the chunk size
   // and so the read buffers' size.
@@ -462,6 +467,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     const socket = req.socket;
     connections.busy(socket);
     res.once('close', () => connections.done(socket));
+    if (extraRoutes?.claims(req.url ?? '') === true) return extraRoutes.handle(req, res);
     if (req.rawHeaders.length >= 2 * MAX_HEADERS) {
       stats.requests++;
       res.setHeader('Connection', 'close');

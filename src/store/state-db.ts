@@ -9,7 +9,8 @@ import { KfetchError } from '../errors.js';
 import { Bitfield } from '../util/bitfield.js';
 
 export const STATE_FILE = 'state.sqlite';
-const SCHEMA_VERSION = 1;
+// 2: box_paused (issue 12). Every statement is IF NOT EXISTS, so a version-1 database gains it in place.
+const SCHEMA_VERSION = 2;
 
 export type DownloadStatus = 'downloading' | 'verifying' | 'complete' | 'failed' | 'stopped';
 
@@ -137,6 +138,10 @@ CREATE TABLE IF NOT EXISTS peers (
   banned_at INTEGER,
   ban_reason TEXT,
   PRIMARY KEY (download_id, addr)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS box_paused (
+  filehash TEXT PRIMARY KEY,
+  paused_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 `;
 
@@ -396,6 +401,21 @@ export class StateDb {
         }[]
       ).map((r) => ({ addr: r.addr, source: r.source, bannedAt: r.banned_at ?? undefined, banReason: r.ban_reason ?? undefined })),
     );
+  }
+
+  /** Filehashes the seeding box keeps paused (across restarts). */
+  pausedFilehashes(): Set<string> {
+    return this.read('cannot read the paused kascades', () => {
+      const rows = this.db.prepare('SELECT filehash FROM box_paused').all() as { filehash: string }[];
+      return new Set(rows.map((r) => r.filehash));
+    });
+  }
+
+  setPaused(filehash: string, paused: boolean): void {
+    this.tx('cannot record the pause', () => {
+      if (paused) this.db.prepare('INSERT OR REPLACE INTO box_paused (filehash, paused_at) VALUES (?, ?)').run(filehash, Date.now());
+      else this.db.prepare('DELETE FROM box_paused WHERE filehash = ?').run(filehash);
+    });
   }
 
   removeDownload(id: number): void {

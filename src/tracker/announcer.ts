@@ -95,6 +95,9 @@ export class Announcer {
   /** Monotonic time of the first announce: the fast retry window counts from it. */
   private firstAt: number | undefined;
   private nextAt: number | undefined;
+  /** Wall-clock time of the last announce that ended (ok or not), and the last failure's `code: message`. */
+  private lastAt: number | undefined;
+  private lastErr: string | undefined;
 
   constructor(opts: AnnouncerOptions) {
     this.opts = opts;
@@ -175,6 +178,12 @@ export class Announcer {
   /** Milliseconds (monotonic) until the next scheduled announce, or undefined if none is scheduled. */
   get nextAnnounceInMs(): number | undefined {
     return this.nextAt === undefined ? undefined : Math.max(0, this.nextAt - performance.now());
+  }
+
+  /** What the box's API shows: the tracker, when it was last heard (ms since epoch), the next announce, the last error. */
+  get facts(): { url: string; lastAnnounceAt: number | undefined; nextAnnounceAt: number | undefined; lastError: string | undefined } {
+    const inMs = this.nextAnnounceInMs;
+    return { url: this.opts.url, lastAnnounceAt: this.lastAt, nextAnnounceAt: inMs === undefined ? undefined : Date.now() + inMs, lastError: this.lastErr };
   }
 
   /** Consecutive failed announces so far (a 403 counts). */
@@ -271,6 +280,8 @@ export class Announcer {
       if (this.stopped) return;
       this.retry = RETRY_RESET;
       this.announcedOk = true;
+      this.lastAt = Date.now();
+      this.lastErr = undefined;
       next = result.intervalMs;
       this.count(undefined);
       if (result.warning !== undefined) this.opts.log?.warn({ tracker: this.opts.url, warning: result.warning }, 'tracker warning');
@@ -292,6 +303,8 @@ export class Announcer {
         next = 0; // once: the next announce carries no bitfield, so it cannot be refused for one again
       }
       this.count(kerr);
+      this.lastAt = Date.now();
+      this.lastErr = `${kerr.code}: ${kerr.message}`;
       this.opts.log?.warn({ tracker: this.opts.url, code: kerr.code, failures: this.retry.failures, retryInMs: next }, kerr.message);
       this.safeCall(() => this.opts.onError?.(kerr));
     }

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ENTRY_STATES, nextState, type EntryEvent, type EntryState } from '../../src/box/entry-state.js';
 
-const EVENTS: EntryEvent[] = ['reject', 'verify', 'queue', 'start', 'stall', 'seed', 'fail', 'retry', 'recheck', 'remove'];
+const EVENTS: EntryEvent[] = ['reject', 'verify', 'queue', 'start', 'stall', 'seed', 'fail', 'retry', 'recheck', 'pause', 'resume', 'remove'];
 
 /** The whole table, written out again independently: [state, event, next]. */
 const LEGAL: [EntryState, EntryEvent, EntryState][] = [
@@ -24,6 +24,9 @@ const LEGAL: [EntryState, EntryEvent, EntryState][] = [
   ['seeding', 'recheck', 'loading'],
   ['seeding', 'fail', 'failed'],
   ['failed', 'retry', 'loading'],
+  // Pause (issue 12): from every state where work runs or waits; resume reads the kascade again.
+  ...(['loading', 'verifying', 'queued', 'downloading', 'stalled', 'seeding', 'failed'] as const).map((s): [EntryState, EntryEvent, EntryState] => [s, 'pause', 'paused']),
+  ['paused', 'resume', 'loading'],
   ...ENTRY_STATES.filter((s) => s !== 'removed').map((s): [EntryState, EntryEvent, EntryState] => [s, 'remove', 'removed']),
 ];
 

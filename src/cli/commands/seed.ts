@@ -16,7 +16,7 @@ import { Library, VerifiedServedFile } from '../../server/library.js';
 import { openDataFileToSeed, type DataChangedError, type DataFile } from '../../store/data-file.js';
 import { Announcer } from '../../tracker/announcer.js';
 import { Bitfield } from '../../util/bitfield.js';
-import { cidrArg, intArg, rateArg, secondsArg as secondsArgOf, secondsOrZeroArg } from '../arg-parsers.js';
+import { cidrArg, hostNameArg, originArg, intArg, rateArg, secondsArg as secondsArgOf, secondsOrZeroArg } from '../arg-parsers.js';
 import type { BoxFlags } from '../box-run.js';
 import type { CommandContext } from '../context.js';
 import { createProgress } from '../progress.js';
@@ -77,6 +77,10 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
         'is an absolute path or found on PATH',
     )
     .option('--on-error <cmd>', 'box: run this command each time a kascade fails (KFETCH_ERROR says why); as --on-done')
+    .option('--api-port <n>', 'box: serve the control API (/api/v1/) and page (/ui/) on this port instead of the box\'s own (0 picks one)', intArg(0, 65535))
+    .option('--api-allow <addr/cidr>', 'box: also let these addresses use the control API and page (repeatable; loopback always may; a token is still needed)', cidrArg)
+    .option('--api-host <name>', 'box: a Host name the API accepts besides IP addresses and localhost, e.g. behind a reverse proxy (repeatable; guards against DNS rebinding)', hostNameArg)
+    .option('--api-cors <origin>', 'box: let a web page from this origin call the API (e.g. https://dash.example:8443); off by default', originArg)
     .addHelpText(
       'after',
       '\nEach data file is opened once, read-only, never through a symlink, and must have the kascade\'s filesize.\n' +
