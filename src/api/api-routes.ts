@@ -93,24 +93,22 @@ function listKascades(c: RouteCall): void {
     if (fields.length > RECORD_KEYS.length) throw apiError('KF_E_API_REQUEST', 'too many fields', 'fields');
     for (const f of fields) if (!RECORD_KEYS.includes(f)) throw apiError('KF_E_API_REQUEST', `unknown field ${JSON.stringify(f.slice(0, 40))}`, 'fields');
   }
-  const matching: BoxEntry[] = [];
-  for (const e of c.api.box.entries.values()) if (wanted === undefined || wanted.has(e.state)) matching.push(e);
-  matching.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  let start = 0;
-  if (cursor !== null) {
-    // The first id after the cursor (binary search: ids are sorted).
-    let lo = 0;
-    let hi = matching.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (matching[mid]!.id <= cursor) lo = mid + 1;
-      else hi = mid;
+  const entries = c.api.box.entries;
+  let total = 0;
+  if (wanted === undefined) total = entries.size;
+  else for (const e of entries.values()) if (wanted.has(e.state)) total++;
+  const page: BoxEntry[] = [];
+  let more = false;
+  for (const e of entries.inIdOrder(cursor ?? undefined)) {
+    if (wanted !== undefined && !wanted.has(e.state)) continue;
+    if (page.length === limit) {
+      more = true;
+      break;
     }
-    start = lo;
+    page.push(e);
   }
-  const page = matching.slice(start, start + limit);
-  const next = start + limit < matching.length ? page[page.length - 1]!.id : null;
-  sendJson(c.res, 200, { v: 1, items: page.map((e) => pick(kascadeRecord(e, c.api), fields)), next, total: matching.length });
+  const next = more ? page[page.length - 1]!.id : null;
+  sendJson(c.res, 200, { v: 1, items: page.map((e) => pick(kascadeRecord(e, c.api), fields)), next, total });
 }
 
 /** One POST of a kascade body at a time: a body may be 64 MiB, so memory stays bounded whatever the callers do. */

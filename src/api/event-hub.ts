@@ -39,6 +39,11 @@ export const EVENT_HUB_DEFAULTS = {
    * below clientMaxBytes before the usual bound applies, so a stalled reader cannot keep a big snapshot forever.
    */
   burstDrainMs: 30_000,
+  /**
+   * A snapshot is shared by the streams that attach within this long of it while nothing was published: a
+   * reconnect storm (64 tabs after a restart) builds and holds one, not 64.
+   */
+  snapshotShareMs: 1_000,
   /** After close() a stream that has not taken its `dropped` message within this is destroyed. */
   closeGraceMs: 1_000,
 } as const;
@@ -64,6 +69,8 @@ export interface EventHubOptions {
   maxEventBytes?: number;
   /** How long a first write larger than clientMaxBytes may take to drain (default 30 s). */
   burstDrainMs?: number;
+  /** Streams attaching within this of a snapshot, with nothing published since, share it (default 1 s; 0: never). */
+  snapshotShareMs?: number;
   log?: Logger;
 }
 
@@ -85,6 +92,8 @@ export interface EventHubStats {
   pendingKeys: number;
   /** Live events refused (over maxEventBytes, or not serialisable). */
   refused: number;
+  /** Snapshots built (streams attaching close together share one). */
+  snapshots: number;
 }
 
 interface Stream {
@@ -106,7 +115,9 @@ export class EventHub {
   private readonly heartbeat: NodeJS.Timeout;
   private nextId: number;
   private closed = false;
-  private counts = { droppedSlow: 0, sent: 0, peakUnsentBytes: 0, refused: 0 };
+  private counts = { droppedSlow: 0, sent: 0, peakUnsentBytes: 0, refused: 0, snapshots: 0 };
+  /** The last snapshot message while it may be shared: dropped by any publish() and once it is too old. */
+  private shared: { msg: Buffer; at: number } | undefined;
 
   constructor(o: EventHubOptions) {
     const d = EVENT_HUB_DEFAULTS;
@@ -122,6 +133,7 @@ export class EventHub {
       startId: nonNegative(o.startId, Date.now() * 1000, 'startId'),
       maxEventBytes: positive(o.maxEventBytes, Math.min(d.maxEventBytes, clientMaxBytes, bufferBytes), 'maxEventBytes'),
       burstDrainMs: nonNegative(o.burstDrainMs, d.burstDrainMs, 'burstDrainMs'),
+      snapshotShareMs: nonNegative(o.snapshotShareMs, d.snapshotShareMs, 'snapshotShareMs'),
     };
     this.snapshot = o.snapshot;
     this.log = o.log;
@@ -138,12 +150,16 @@ export class EventHub {
   /**
    * Queue an event. With `key` (e.g. `kascade.changed:<id>`), events of one key coalesce: the first of a quiet key
    * goes out at once, later ones within coalesceMs of it collapse into the latest, which goes out when the window
-   * ends (see key-coalescer.ts). Without a key: sent at once. Throws KF_E_INTERNAL for a malformed type (a bug);
+   * ends (see key-coalescer.ts). Without a key: sent at once. Order holds within a key, not across: publish every
+   * event about one thing under its key (`kascade.added|changed|removed` of one kascade under `kascade:<id>`), or a
+   * held `changed` goes out after an unkeyed `removed` and brings the kascade back in the reader's view; under one
+   * key the `removed` replaces the held `changed`. Throws KF_E_INTERNAL for a malformed type (a bug);
    * an event that cannot be serialised or is over maxEventBytes is logged and refused, never thrown.
    */
   publish(type: string, data: unknown, key?: string): void {
     if (this.closed) return;
     checkEventType(type);
+    this.shared = undefined; // the state moved on: the next stream needs a new snapshot
     if (key === undefined) this.emit(type, data);
     else this.coalescer.offer(key, type, data);
   }
@@ -180,9 +196,10 @@ export class EventHub {
     res.once('close', s.onClose);
     this.streams.add(s);
     // The first write may exceed clientMaxBytes (a big snapshot, a long resume): allowed on top, until it drains.
-    s.burst = first.reduce((n, m) => n + m.length, 0);
-    if (first.length === 0) res.flushHeaders(); // resumed with nothing missed: the headers go out now
-    for (const m of first) if (!this.write(s, m)) break;
+    s.burst = first.msgs.reduce((n, m) => n + m.length, 0);
+    if (first.msgs.length === 0) res.flushHeaders(); // resumed with nothing missed: the headers go out now
+    this.log?.debug({ remote: s.remote, resumed: first.resumed, clients: this.streams.size }, 'event stream attached');
+    for (const m of first.msgs) if (!this.write(s, m)) break;
     return true;
   }
 
@@ -192,6 +209,7 @@ export class EventHub {
     this.closed = true;
     clearInterval(this.heartbeat);
     this.coalescer.close();
+    this.shared = undefined;
     const bye = formatMessage(undefined, 'dropped', { v: 1, reason: 'box stopping' });
     const left: ServerResponse[] = [];
     for (const s of this.streams) {
@@ -220,15 +238,18 @@ export class EventHub {
       peakUnsentBytes: this.counts.peakUnsentBytes,
       pendingKeys: this.coalescer.openKeys,
       refused: this.counts.refused,
+      snapshots: this.counts.snapshots,
     };
   }
 
   /** What a new stream gets first: the buffered events after `lastId` when none was lost, else a new snapshot. */
-  private firstWrite(lastId: number | undefined): Buffer[] | undefined {
+  private firstWrite(lastId: number | undefined): { msgs: Buffer[]; resumed: boolean } | undefined {
     // Resumable: the id was handed out by this hub (≥ startId, < nextId) and nothing after it left the buffer.
     if (lastId !== undefined && lastId >= this.o.startId && lastId < this.nextId && lastId >= this.ring.droppedUpTo) {
-      return this.ring.after(lastId);
+      return { msgs: this.ring.after(lastId), resumed: true };
     }
+    const now = performance.now();
+    if (this.shared !== undefined && now - this.shared.at <= this.o.snapshotShareMs) return { msgs: [this.shared.msg], resumed: false };
     let msg: Buffer;
     try {
       msg = formatMessage(this.nextId, 'snapshot', this.snapshot());
@@ -237,7 +258,10 @@ export class EventHub {
       return undefined;
     }
     this.nextId++;
-    return [msg];
+    this.counts.snapshots++;
+    // Shared as is: its id is below every event still to come, and no event came between it and a later attach.
+    this.shared = this.o.snapshotShareMs > 0 ? { msg, at: now } : undefined;
+    return { msgs: [msg], resumed: false };
   }
 
   /** Number, format, buffer and send one event to every stream. Never throws. */
@@ -261,6 +285,7 @@ export class EventHub {
   }
 
   private beat(): void {
+    if (this.shared !== undefined && performance.now() - this.shared.at > this.o.snapshotShareMs) this.shared = undefined;
     for (const s of this.streams) this.write(s, HEARTBEAT, false);
   }
 

@@ -21,8 +21,11 @@ export class EventPublisher {
     entries.onChange = (entry, kind) => {
       if (kind === 'changed') return this.mark(entry);
       this.dirty.delete(entry);
-      if (kind === 'added') api.hub.publish('kascade.added', { v: 1, kascade: kascadeRecord(entry, api) });
-      else api.hub.publish('kascade.removed', { v: 1, id: entry.id });
+      // One coalescing key for a kascade's added, changed and removed: order holds within a key only, so a held
+      // `changed` can never go out after the `removed` (the latest wins; a client treats `changed` of an id it
+      // does not know as an add).
+      if (kind === 'added') api.hub.publish('kascade.added', { v: 1, kascade: kascadeRecord(entry, api) }, `kascade:${entry.id}`);
+      else api.hub.publish('kascade.removed', { v: 1, id: entry.id }, `kascade:${entry.id}`);
     };
     api.box.onEntryEvent = (entry, e) => this.engineEvent(entry, e);
     this.statsTimer = setInterval(() => this.tick(), STATS_MS);

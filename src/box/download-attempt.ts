@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Engine, Prepared } from '../client/engine.js';
 import { KfetchError } from '../errors.js';
 import type { BoxEntry } from './entry-registry.js';
-import { existsFile } from './entry-facts.js';
+import { existsFile, heldBytes } from './entry-facts.js';
 import { StallWatch } from './stall-watch.js';
 
 /** The abort reason of an attempt cut short by its StallWatch. */
@@ -56,8 +56,5 @@ export async function runAttempt(engine: Engine, p: Prepared, entry: BoxEntry, s
 
 /** Bytes of the blocks `p` starts with (its session's verified count starts there). */
 function durableBytes(p: Prepared): number {
-  const { kascade, row, durable } = p.init;
-  const g = kascade.geometry(row.blockSize);
-  if (durable.count === 0) return 0;
-  return durable.count * row.blockSize - (durable.has(g.count - 1) ? row.blockSize - g.size(g.count - 1) : 0);
+  return heldBytes(p.init.kascade, p.init.row.blockSize, p.init.durable);
 }

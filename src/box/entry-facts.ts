@@ -34,3 +34,10 @@ export function existsFile(path: string): boolean {
     return false;
   }
 }
+
+/** Bytes of the blocks set in `held` for kascade `k` at `blockSize` (the last block may be short). */
+export function heldBytes(k: Kascade, blockSize: number, held: { count: number; has(i: number): boolean }): number {
+  const g = k.geometry(blockSize);
+  if (held.count === 0 || g.count === 0) return 0;
+  return held.count * blockSize - (held.has(g.count - 1) ? blockSize - g.size(g.count - 1) : 0);
+}

@@ -80,6 +80,8 @@ export type Holding = 'swarm' | 'filehash' | 'data file';
 export class EntryRegistry {
   private readonly byPath = new Map<string, BoxEntry>();
   private readonly byId = new Map<string, BoxEntry>();
+  /** Every id, sorted: the API pages through it by cursor without sorting 10,000 entries per request. */
+  private readonly ids: string[] = [];
   private readonly bySwarm = new Map<string, BoxEntry>();
   private readonly byFilehash = new Map<string, BoxEntry>();
   private readonly byDataPath = new Map<string, BoxEntry>();
@@ -107,6 +109,7 @@ export class EntryRegistry {
 
   add(entry: BoxEntry): void {
     this.byPath.set(entry.path, entry);
+    if (this.byId.get(entry.id) === undefined) this.ids.splice(lowerBound(this.ids, entry.id), 0, entry.id);
     this.byId.set(entry.id, entry);
     this.onChange?.(entry, 'added');
   }
@@ -114,6 +117,14 @@ export class EntryRegistry {
   /** The entry with API id `id`. */
   ofId(id: string): BoxEntry | undefined {
     return this.byId.get(id);
+  }
+
+  /** Entries in id order, starting after `cursor` (an id; undefined: from the first). */
+  *inIdOrder(cursor?: string): Generator<BoxEntry> {
+    for (let i = cursor === undefined ? 0 : lowerBound(this.ids, cursor, true); i < this.ids.length; i++) {
+      const e = this.byId.get(this.ids[i]!);
+      if (e !== undefined) yield e;
+    }
   }
 
   /** The accepted entry holding `filehash`. */
@@ -153,7 +164,11 @@ export class EntryRegistry {
       this.byPath.delete(entry.path);
       this.onChange?.(entry, 'removed');
     }
-    if (this.byId.get(entry.id) === entry) this.byId.delete(entry.id);
+    if (this.byId.get(entry.id) === entry) {
+      this.byId.delete(entry.id);
+      const i = lowerBound(this.ids, entry.id);
+      if (this.ids[i] === entry.id) this.ids.splice(i, 1);
+    }
     const k = entry.kascade;
     if (k !== undefined) {
       if (this.bySwarm.get(k.swarmId) === entry) this.bySwarm.delete(k.swarmId);
@@ -167,4 +182,16 @@ export class EntryRegistry {
   waitingFor(path: string): BoxEntry[] {
     return [...this.byPath.values()].filter((e) => e.dupOf === path);
   }
+}
+
+/** The first index of sorted `a` whose value is >= `x` (> `x` with `after`). */
+function lowerBound(a: readonly string[], x: string, after = false): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < x || (after && a[mid] === x)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

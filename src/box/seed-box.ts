@@ -23,7 +23,7 @@ import { newCounters, onBoxEvent, type BoxCounters } from './box-events.js';
 import { nextToScrub, scrubOnce } from './box-scrub.js';
 import { BoxWork } from './box-work.js';
 import { prepareDownload, runAttempt } from './download-attempt.js';
-import { errorText, existsFile, unchanged } from './entry-facts.js';
+import { errorText, existsFile, heldBytes, unchanged } from './entry-facts.js';
 import { EntryRegistry, type BoxEntry } from './entry-registry.js';
 import { entryRetryDelayMs } from './entry-retry.js';
 import { nextState, type EntryEvent } from './entry-state.js';
@@ -32,13 +32,6 @@ import { FolderIntake } from './folder-intake.js';
 import { Seeding } from './seeding.js';
 import { SlotQueue } from './slot-queue.js';
 import { FolderWatcher } from './watch-folder.js';
-
-/** Bytes of the blocks set in `held` (the last block may be short). */
-function heldBytes(k: { geometry(blockSize: number): { count: number; size(i: number): number } }, blockSize: number, held: { count: number; has(i: number): boolean }): number {
-  const g = k.geometry(blockSize);
-  if (held.count === 0 || g.count === 0) return 0;
-  return held.count * blockSize - (held.has(g.count - 1) ? blockSize - g.size(g.count - 1) : 0);
-}
 
 /** How long a pause's resume or a removal waits for the entry's running work (a download ends at a checkpoint). */
 const SETTLE_MS = 15_000;

@@ -42,7 +42,7 @@ export async function startBoxApi(o: { box: SeedBox; engine: Engine; server: Blo
       return settings.get();
     },
   };
-  const served = (swarmId: string): number => server.stats().bytesSentBySwarm[swarmId] ?? 0;
+  const served = (swarmId: string): number => server.bytesSentFor(swarmId);
   const rates = new EntryRates();
   // The hub's snapshot reads the context, so it is built first and the context filled in right after.
   const api = { box, engine, rates, served, settings, log } as Omit<ApiContext, 'hub' | 'stats'> as ApiContext;

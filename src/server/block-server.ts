@@ -121,6 +121,8 @@ export interface BlockServer {
   /** Stop accepting, let in-flight responses finish for closeGraceMs, then cut the rest. Idempotent. */
   close(): Promise<void>;
   stats(): BlockServerStats;
+  /** Bytes of blocks sent for one swarm (what stats().bytesSentBySwarm holds, without building it all). */
+  bytesSentFor(swarmId: string): number;
   /** Change the live limits at once (the API's PATCH /settings); KF_E_INPUT naming the field for a bad value. */
   setLimits(l: LiveLimits): void;
   /** The live limits now. */
@@ -593,6 +595,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       })),
     setLimits,
     limits: () => ({ maxUploadBytesPerSec: limits.maxUploadBytesPerSec, maxClients: limits.maxClients }),
+    bytesSentFor: (swarmId) => bytesBySwarm.get(swarmId) ?? 0,
     stats: () => ({
       ...stats,
       statuses: { ...stats.statuses },

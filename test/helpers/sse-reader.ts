@@ -79,15 +79,19 @@ export class SseReader {
       this.errorBody += chunk;
       return;
     }
+    // Search only the new text (and the byte before it) for message ends: a big message stays linear.
+    const from = Math.max(0, this.rest.length - 1);
     this.rest += chunk;
     if (this.rest.length > 64 * 1024 * 1024) throw new Error('SseReader: an unterminated message over 64 MiB');
-    for (;;) {
-      const end = this.rest.indexOf('\n\n');
-      if (end < 0) return;
-      const block = this.rest.slice(0, end);
-      this.rest = this.rest.slice(end + 2);
-      this.parse(block);
+    let end = this.rest.indexOf('\n\n', from);
+    let start = 0;
+    // Bounded: each turn moves past one message end.
+    while (end >= 0) {
+      this.parse(this.rest.slice(start, end));
+      start = end + 2;
+      end = this.rest.indexOf('\n\n', start);
     }
+    if (start > 0) this.rest = this.rest.slice(start);
   }
 
   private parse(block: string): void {

@@ -5,6 +5,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventHub, type EventHubOptions } from '../../src/api/event-hub.js';
 import { SseReader } from '../helpers/sse-reader.js';
@@ -140,6 +141,18 @@ describe('event hub: the stream', () => {
     expect(values('a')).toEqual([0, 999, 1000]);
   });
 
+  it('keeps order within a key: a removed published under the key replaces a held changed and ends the key', async () => {
+    const w = await world({ coalesceMs: 100 });
+    const r = await reader(w.port);
+    await until(() => r.messages.length === 1, 5_000, 'snapshot');
+    w.hub.publish('kascade.changed', { v: 1, n: 1 }, 'kascade:x'); // out at once
+    w.hub.publish('kascade.changed', { v: 1, n: 2 }, 'kascade:x'); // held
+    w.hub.publish('kascade.removed', { v: 1, id: 'x' }, 'kascade:x'); // replaces the held one
+    await until(() => r.of('kascade.removed').length === 1, 5_000, 'removed');
+    await until(() => w.hub.stats().pendingKeys === 0, 5_000, 'the window closed');
+    expect(r.messages.slice(1).map((m) => m.event)).toEqual(['kascade.changed', 'kascade.removed']);
+  });
+
   it('coalescing bounds the rate of a key that changes all the time: at most one message per window', async () => {
     const coalesceMs = 50;
     const w = await world({ coalesceMs });
@@ -159,6 +172,31 @@ describe('event hub: the stream', () => {
     expect(i).toBeGreaterThan(100);
     expect(sent).toBeLessThanOrEqual(Math.ceil(elapsed / coalesceMs) + 1);
     expect(sent).toBeGreaterThanOrEqual(2);
+  });
+
+  it('shares one snapshot among streams attaching together, and builds a new one once anything was published', async () => {
+    let built = 0;
+    const state = { n: 0 };
+    const w = await world({
+      snapshot: () => {
+        built++;
+        return { v: 1, n: state.n };
+      },
+    });
+    const storm = await Promise.all(Array.from({ length: 6 }, () => reader(w.port)));
+    await until(() => storm.every((r) => r.messages.length === 1), 5_000, 'snapshots');
+    expect(built).toBe(1);
+    expect(new Set(storm.map((r) => r.messages[0]?.id)).size).toBe(1);
+    expect(w.hub.stats().snapshots).toBe(1);
+
+    state.n = 1;
+    w.hub.publish('box.stats', { v: 1, n: 1 }, 'stats'); // even a held (keyed) publish means the state moved
+    const after = await reader(w.port);
+    await until(() => after.messages.length >= 1, 5_000, 'snapshot');
+    expect(built).toBe(2);
+    expect(data(after.messages[0])).toEqual({ v: 1, n: 1 });
+    expect(Number(after.messages[0]?.id)).toBeGreaterThan(Number(storm[0]?.messages[0]?.id));
+    for (const r of storm) await until(() => r.messages.length === 2, 5_000, 'the event after the shared snapshot');
   });
 
   it('sends a heartbeat comment every heartbeatMs', async () => {
@@ -280,7 +318,9 @@ describe('event hub: limits and lifecycle', () => {
 
   it('drops a stalled reader at clientMaxBytes (+ one message) while a live reader gets everything', async () => {
     const clientMaxBytes = 1024 * 1024;
-    const w = await world({ clientMaxBytes });
+    const logged: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void logged.push(line) });
+    const w = await world({ clientMaxBytes, log });
     const live = await reader(w.port, {}, false);
     // A raw socket that sends its request and never reads a byte.
     const stalled = connect({ host: '127.0.0.1', port: w.port });
@@ -311,12 +351,42 @@ describe('event hub: limits and lifecycle', () => {
     const s = w.hub.stats();
     expect(s.droppedSlow).toBe(1);
     expect(stalledRes.destroyed).toBe(true);
+    const drops = logged.map((l) => JSON.parse(l) as { reason?: string; unsentBytes?: number }).filter((l) => l.reason === 'slow consumer');
+    expect(drops).toHaveLength(1);
+    expect(drops[0]?.unsentBytes).toBeGreaterThan(clientMaxBytes);
     expect(peak).toBeGreaterThan(clientMaxBytes / 2); // the probe saw it fill…
     expect(peak).toBeLessThanOrEqual(clientMaxBytes + msgBytes + 64); // …and never past the bound + one message
     expect(s.peakUnsentBytes).toBeLessThanOrEqual(clientMaxBytes + msgBytes + 64);
     expect(s.clients).toBe(1);
     expect(live.count).toBe(1 + i); // snapshot + every event, none dropped
     expect(live.ended).toBe(false);
+  });
+
+  it('lets a snapshot larger than clientMaxBytes through to a reader, but not sit forever with a stalled one', async () => {
+    const clientMaxBytes = 64 * 1024;
+    const big = 'z'.repeat(16 * 1024 * 1024); // 16 MiB: more than the loopback socket buffers absorb
+    // A reader takes it whole though heartbeats are written behind it all along (default burstDrainMs: 30 s).
+    const easy = await world({ clientMaxBytes, heartbeatMs: 20, snapshot: () => ({ v: 1, big }) });
+    const r = await reader(easy.port);
+    await until(() => r.messages.length === 1, 20_000, 'the big snapshot');
+    expect((data(r.messages[0]) as { big: string }).big.length).toBe(big.length);
+    expect(easy.hub.stats().droppedSlow).toBe(0);
+    expect(easy.hub.stats().clients).toBe(1);
+
+    // A stalled reader gets burstDrainMs to take it, then goes at the next write.
+    const w = await world({ clientMaxBytes, burstDrainMs: 300, heartbeatMs: 50, snapshot: () => ({ v: 1, big }) });
+
+    const stalled = connect({ host: '127.0.0.1', port: w.port });
+    sockets.push(stalled);
+    stalled.pause();
+    await new Promise<void>((resolve) => stalled.once('connect', resolve));
+    stalled.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    await until(() => w.attached.length === 1, 5_000, 'stalled attached');
+    // Past burstDrainMs the next write (a heartbeat) finds it still holding the snapshot: dropped.
+    await until(() => w.hub.stats().droppedSlow === 1, 5_000, 'the stalled stream dropped');
+    expect(w.attached[0]?.res.destroyed).toBe(true);
+    expect(w.hub.stats().clients).toBe(0);
+    expect(r.ended).toBe(false);
   });
 
   it('leaves nothing behind after 1,000 attach/close cycles: no streams, no listeners, no timers', async () => {
