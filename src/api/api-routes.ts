@@ -8,6 +8,9 @@ import { ENTRY_STATES } from '../box/entry-state.js';
 import type { SeedBox } from '../box/seed-box.js';
 import type { Engine } from '../client/engine.js';
 import { LIMITS } from '../limits.js';
+import type { ClientUpload } from '../server/upload-tally.js';
+import { canonicalIp } from '../util/address-policy.js';
+import { parsePeerAddress } from '../util/peer-address.js';
 import { apiError, parseJsonObject, readBody, sendJson } from './api-reply.js';
 import { kascadeRecord, pick, RECORD_KEYS, type RecordSources } from './kascade-record.js';
 import { openApiDocument } from './openapi.js';
@@ -29,6 +32,8 @@ export interface ApiContext extends RecordSources {
   log: Logger;
   /** The `box.stats` record. */
   stats: () => unknown;
+  /** Client addresses we served for a swarm lately (the block server's upload tally). */
+  uploads: (swarmId: string) => ClientUpload[];
 }
 
 export interface RouteCall {
@@ -128,10 +133,37 @@ async function addKascade(c: RouteCall): Promise<void> {
   });
 }
 
+/**
+ * The peers of a kascade: those its download fetches from (ip:port, while downloading) and the client addresses we
+ * served it to lately (source `incoming`, address only: their ports are ephemeral). A client at the address of
+ * exactly one download peer is shown on that peer's row.
+ */
+/** The canonical IP of a peer key (`ip:port`, `[v6]:port`); the text itself for a host name. */
+function hostOf(addr: string): string {
+  const p = parsePeerAddress(addr);
+  return 'key' in p ? (canonicalIp(p.host) ?? p.host) : addr;
+}
+
 function peers(c: RouteCall): void {
   const e = entryOf(c);
   const session = e.state === 'downloading' && e.rowId !== undefined ? c.api.engine.session(e.rowId) : undefined;
-  const list = (session?.peerViews() ?? []).map((p) => ({ ...p, upRate: 0, uploadedBytes: 0 }));
+  const down = session?.peerViews() ?? [];
+  const up = e.kascade === undefined ? [] : c.api.uploads(e.kascade.swarmId);
+  const byHost = new Map<string, number>();
+  for (const p of down) {
+    const h = hostOf(p.address);
+    byHost.set(h, (byHost.get(h) ?? 0) + 1);
+  }
+  const upOf = new Map(up.map((u) => [canonicalIp(u.address) ?? u.address, u]));
+  const list = down.map((p) => {
+    const h = hostOf(p.address);
+    const u = byHost.get(h) === 1 ? upOf.get(h) : undefined;
+    if (u !== undefined) upOf.delete(h);
+    return { ...p, upRate: u?.rate ?? 0, uploadedBytes: u?.bytes ?? 0 };
+  });
+  for (const u of upOf.values()) {
+    list.push({ address: u.address, source: 'incoming', downRate: 0, downloadedBytes: 0, share: null, inFlight: 0, latencyMs: null, badBlocks: 0, banned: null, upRate: u.rate, uploadedBytes: u.bytes });
+  }
   sendJson(c.res, 200, { v: 1, peers: list });
 }
 

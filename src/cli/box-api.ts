@@ -45,7 +45,7 @@ export async function startBoxApi(o: { box: SeedBox; engine: Engine; server: Blo
   const served = (swarmId: string): number => server.bytesSentFor(swarmId);
   const rates = new EntryRates();
   // The hub's snapshot reads the context, so it is built first and the context filled in right after.
-  const api = { box, engine, rates, served, settings, log } as Omit<ApiContext, 'hub' | 'stats'> as ApiContext;
+  const api = { box, engine, rates, served, settings, log } as Omit<ApiContext, 'hub' | 'stats' | 'uploads'> as ApiContext;
   const hub = new EventHub({
     log,
     snapshot: () => ({ v: 1, settings: settings.get(), stats: boxStats(api), kascades: [...box.entries.values()].map((e) => kascadeRecord(e, api)) }),
@@ -53,6 +53,7 @@ export async function startBoxApi(o: { box: SeedBox; engine: Engine; server: Blo
   api.hub = hub;
   const publisher = new EventPublisher(api);
   api.stats = () => publisher.stats();
+  api.uploads = (swarmId) => server.uploadsFor(swarmId);
   const handler = createApiHandler({
     api,
     token,

@@ -23,6 +23,7 @@ import { ConnectionCap } from './connection-cap.js';
 import { openFileLimit } from './fd-limit.js';
 import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
+import { UploadTally, type ClientUpload } from './upload-tally.js';
 import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from './observability-route.js';
 import { parseRequest, type ServerRequest } from './parse-request.js';
 import { goneSignal, type Gone } from './response-waits.js';
@@ -123,6 +124,8 @@ export interface BlockServer {
   stats(): BlockServerStats;
   /** Bytes of blocks sent for one swarm (what stats().bytesSentBySwarm holds, without building it all). */
   bytesSentFor(swarmId: string): number;
+  /** The client addresses served for one swarm lately: bytes and a rate (upload-tally.ts). */
+  uploadsFor(swarmId: string): ClientUpload[];
   /** Change the live limits at once (the API's PATCH /settings); KF_E_INPUT naming the field for a bad value. */
   setLimits(l: LiveLimits): void;
   /** The live limits now. */
@@ -211,6 +214,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   let retired: ReadBuffers[] = [];
   const stats = { requests: 0, statuses: {} as Record<number, number>, bytesSent: 0, bytesRead: 0, observabilityRequests: 0 };
   const bytesBySwarm = new Map<string, number>();
+  const uploads = new UploadTally();
   const rejectedBusy: Record<BusyReason, number> = { maxClients: 0, queueFull: 0, clientQueueFull: 0, queueTimeout: 0 };
   let loopbackOnly = false;
   // The Host check is pure and clients send the same Host on every request: remember the last answer.
@@ -378,6 +382,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
         });
         stats.bytesSent += n;
         bytesBySwarm.set(swarmId, (bytesBySwarm.get(swarmId) ?? 0) + n);
+        uploads.add(swarmId, client, n);
         pos += n;
         const written = await taken;
         clearTimeout(timer);
@@ -596,6 +601,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     setLimits,
     limits: () => ({ maxUploadBytesPerSec: limits.maxUploadBytesPerSec, maxClients: limits.maxClients }),
     bytesSentFor: (swarmId) => bytesBySwarm.get(swarmId) ?? 0,
+    uploadsFor: (swarmId) => uploads.of(swarmId),
     stats: () => ({
       ...stats,
       statuses: { ...stats.statuses },

@@ -41,10 +41,16 @@ function apiOf(w: BoxWorld, url: string): Api {
 
 async function waitRecord(api: Api, id: string, pred: (r: any) => boolean, what: string, ms = 20_000): Promise<any> {
   let last: any;
-  await until(async () => {
-    last = (await api.call('GET', `/kascades/${id}`)).json?.kascade;
-    return last !== undefined && pred(last);
-  }, ms, `${what} (last: ${JSON.stringify(last)})`);
+  let reply: any;
+  try {
+    await until(async () => {
+      reply = await api.call('GET', `/kascades/${id}`);
+      last = reply.json?.kascade;
+      return last !== undefined && pred(last);
+    }, ms, what);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last reply ${reply?.status} ${JSON.stringify(reply?.json)}`);
+  }
   return last;
 }
 
@@ -161,6 +167,15 @@ describe('issue 12: the box control API', () => {
     const done = await waitRecord(api2, id, (k) => k.state === 'seeding', 'seeding after resume', 30_000);
     expect(done.progress).toBe(1);
     expect(createHash('sha256').update(readFileSync(join(w.data, 'big.bin'))).digest('hex')).toBe(good.filehash);
+    // Someone downloads it from the box: it shows in the peers as an incoming address with what we sent.
+    const k2 = writeKascade(join(w.dir, 'again.kascade'), good.k);
+    const out = scope.dir('kfetch-get-');
+    const got = await runCli(['get', k2, '--peer', new URL(box2.url).host, '--out', out, '--no-serve'], { timeoutMs: 30_000 });
+    expect(got.code, got.stderr).toBe(0);
+    const inc = (await api2.call('GET', `/kascades/${id}/peers`)).json.peers.filter((p: any) => p.source === 'incoming');
+    expect(inc).toHaveLength(1);
+    expect(inc[0]).toMatchObject({ address: '127.0.0.1', uploadedBytes: size, downloadedBytes: 0 });
+    expect(inc[0].upRate).toBeGreaterThan(0);
     expect((await api2.call('POST', `/kascades/${id}/verify`)).status).toBe(202);
     expect((await api2.call('POST', `/kascades/${id}/reannounce`)).status).toBe(202);
 
