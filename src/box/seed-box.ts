@@ -62,6 +62,13 @@ export interface SeedBoxOptions {
   announceStats?: AnnounceStats;
   /** Announce interval override (seconds), as `kfetch seed --announce-interval`. */
   announceLimits?: ConstructorParameters<typeof Announcer>[0]['limits'];
+  /**
+   * An entry became complete: seeding after a download or a verification (not when loaded with a complete, unchanged
+   * state row, so a restart does not report every entry again). For `--on-done`; must not throw.
+   */
+  onEntryDone?: (entry: BoxEntry) => void;
+  /** An entry failed (its error set; retried later). For `--on-error`; must not throw. */
+  onEntryError?: (entry: BoxEntry) => void;
 }
 
 export class SeedBox {
@@ -337,6 +344,7 @@ export class SeedBox {
   /** Serve a complete file through the fd cache and announce it. */
   private seed(entry: BoxEntry, row: DownloadRow): void {
     if (!this.live(entry)) return;
+    const completed = entry.state !== 'loading'; // from verifying or downloading, not from a complete row
     this.move(entry, 'seed');
     entry.error = undefined;
     entry.failures = 0;
@@ -346,6 +354,7 @@ export class SeedBox {
     entry.blockSize = row.blockSize;
     this.entries.setRow(entry, row.id);
     this.seeding.start(entry, row);
+    if (completed) this.o.onEntryDone?.(entry);
   }
 
   /** The data file changed under a seeding entry: stop serving it at once and re-check it (verify or re-fetch). */
@@ -377,6 +386,7 @@ export class SeedBox {
     entry.error = errorText(err);
     const delay = entryRetryDelayMs(entry.failures);
     this.o.log.error({ file: entry.path, retryInS: Math.round(delay / 1000) }, entry.error);
+    this.o.onEntryError?.(entry);
     this.later(entry, delay, () => {
       this.move(entry, 'retry');
       this.reload(entry);

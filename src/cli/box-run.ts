@@ -11,6 +11,9 @@ import { KfetchError, fromFsError } from '../errors.js';
 import { BOX_INFO_FILE, type BoxInfo } from '../box/box-info.js';
 import { BoxMetrics } from '../box/box-metrics.js';
 import { boxStatus } from '../box/box-status.js';
+import { entryId } from '../box/entry-id.js';
+import type { BoxEntry } from '../box/entry-registry.js';
+import { HookRunner, type HookEvent } from '../box/hooks.js';
 import { SeedBox } from '../box/seed-box.js';
 import { LIMITS } from '../limits.js';
 import { accessList } from '../peer/access-list.js';
@@ -42,6 +45,9 @@ export interface BoxFlags {
   apiCors?: string;
   threads?: number;
   announceInterval?: number;
+  /** Hook commands (hooks.ts), run per kascade that becomes complete / fails. */
+  onDone?: string;
+  onError?: string;
   json: boolean;
 }
 
@@ -60,6 +66,25 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
     throw err instanceof KfetchError ? err : fromFsError(err, watchDir, '--watch folder');
   }
   makeDirs(dataDir, 'cannot create the --data folder');
+  // Before anything starts: a hook command that cannot run is a usage error now, not a warning per kascade later.
+  const hooks = new HookRunner({ onDone: flags.onDone, onError: flags.onError, log });
+  const hook = (event: HookEvent, e: BoxEntry): void => {
+    try {
+      const k = e.kascade;
+      hooks.run(event, {
+        id: entryId(e.path),
+        file: e.path,
+        name: k?.filename,
+        filehash: k?.filehash,
+        size: k?.filesize,
+        data: e.dataPath,
+        state: e.state,
+        error: e.error,
+      });
+    } catch (err) {
+      log.warn({ file: e.path, hook: event, err: String(err) }, 'hook: not run');
+    }
+  };
 
   let box: SeedBox | undefined;
   const announces = createAnnounceStats();
@@ -120,6 +145,8 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
       settleMs: LIMITS.boxSettleMs,
       signal: ctx.shutdown,
       announceStats: announces,
+      ...(hooks.has('done') ? { onEntryDone: (e: BoxEntry) => hook('done', e) } : {}),
+      ...(hooks.has('error') ? { onEntryError: (e: BoxEntry) => hook('error', e) } : {}),
       ...(intervalMs === undefined
         ? {}
         : { announceLimits: { announceIntervalDefaultMs: intervalMs, announceIntervalMinMs: Math.min(intervalMs, LIMITS.announceIntervalMinMs) } }),
@@ -144,6 +171,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
     boxApi?.close();
     const closing = server.close();
     await box?.stop(STOP_DEADLINE_MS);
+    await hooks.close(STOP_DEADLINE_MS);
     await closing;
     await engine.close();
     rmSync(infoPath, { force: true });

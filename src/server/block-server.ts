@@ -337,8 +337,8 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     const first0 = paced(client, Math.min(chunkBytes, length), gone);
     let grant = typeof first0 === 'number' ? first0 : await first0;
     if (grant === 0) return; // the client left while waiting for tokens
-    const pool = buffers;
-    const buf = pool.take();
+    let pool = buffers;
+    let buf = pool.take();
     /** A write the socket has not finished with: the buffer is dropped, never reused, if the response ends so. */
     let writing = false;
     let wake: ((ok: boolean) => void) | undefined;
@@ -391,6 +391,13 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
           return;
         }
         if (pos > last) break;
+        if (pool !== buffers) {
+          // The rate changed the chunk size: trade this buffer (idle now) for one of the new size, so a long response
+          // neither keeps a large buffer at a low rate nor crawls in small chunks at a high one.
+          pool.give(buf);
+          pool = buffers;
+          buf = pool.take();
+        }
         const more = paced(client, Math.min(buf.length, chunkBytes, last - pos + 1), gone);
         grant = typeof more === 'number' ? more : await more;
         if (grant === 0) return;

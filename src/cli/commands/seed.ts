@@ -70,6 +70,13 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
     .option('--rescan-interval <s>', 'box: rescan the watch folder this often besides file-system events (SIGHUP rescans at once)', secondsArgOf(86_400), LIMITS.boxRescanMs / 1000)
     .option('--scrub-interval <s>', 'box: re-verify one complete file this often, least recently checked first, so bit rot is caught before peers ban us; 0 = never', secondsOrZeroArg(86_400 * 365), LIMITS.boxScrubMs / 1000)
     .option('--metrics-allow <addr/cidr>', 'box: also let these addresses read /metrics and /status (repeatable; loopback always may)', cidrArg)
+    .option(
+      '--on-done <cmd>',
+      'box: run this command each time a kascade becomes complete (downloaded or verified); its facts are in KFETCH_* ' +
+        'environment variables. Split into words like a shell would, without a shell or any expansion; the program ' +
+        'is an absolute path or found on PATH',
+    )
+    .option('--on-error <cmd>', 'box: run this command each time a kascade fails (KFETCH_ERROR says why); as --on-done')
     .option('--api-port <n>', 'box: serve the control API (/api/v1/) and page (/ui/) on this port instead of the box\'s own (0 picks one)', intArg(0, 65535))
     .option('--api-allow <addr/cidr>', 'box: also let these addresses use the control API and page (repeatable; loopback always may; a token is still needed)', cidrArg)
     .option('--api-host <name>', 'box: a Host name the API accepts besides IP addresses and localhost, e.g. behind a reverse proxy (repeatable; guards against DNS rebinding)', hostNameArg)
@@ -86,6 +93,10 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
         '--metrics-allow. SIGHUP re-reads the folder; SIGINT/SIGTERM stops within a few seconds and exits 0.',
     )
     .action(async (paths: string[], flags: SeedFlags) => {
+      if (flags.watch === undefined && (flags.onDone !== undefined || flags.onError !== undefined)) {
+        const flag = flags.onDone !== undefined ? '--on-done' : '--on-error';
+        throw new KfetchError('KF_E_USAGE', 'hooks need box mode (--watch <dir>)', { field: flag });
+      }
       if (flags.watch !== undefined) {
         if (paths.length > 0) throw new KfetchError('KF_E_USAGE', 'give either kascade files or --watch <dir>, not both');
         // Loaded only for box mode: its metrics library is not needed by plain seeding, nor by get (RSS).
