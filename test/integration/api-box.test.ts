@@ -211,7 +211,7 @@ describe('issue 12: the box control API', () => {
     expect(seen).toHaveLength(60);
     expect([...seen].sort()).toEqual(seen);
     expect(new Set(seen).size).toBe(60);
-    for (const [q, field] of [
+    for (const [q, field] of <[string, string][]>[
       ['limit=0', 'limit'],
       ['limit=1001', 'limit'],
       ['state=bogus', 'state'],
@@ -237,7 +237,7 @@ describe('issue 12: the box control API', () => {
     const p = await api.call('PATCH', '/settings', { body: JSON.stringify({ maxUpload: 1048576, maxDownloads: 5, maxPeers: 9 }) });
     expect(p.json).toEqual({ v: 1, maxUpload: 1048576, maxDownloads: 5, maxPeers: 9 });
     expect((await api.call('GET', '/settings')).json).toEqual(p.json);
-    for (const [body, field] of [
+    for (const [body, field] of <[string, string][]>[
       ['{"maxDownloads":0}', 'maxDownloads'],
       ['{"maxUpload":-1}', 'maxUpload'],
       ['{"maxPeers":1.5}', 'maxPeers'],
