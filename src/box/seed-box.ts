@@ -433,7 +433,8 @@ export class SeedBox {
   private freeName(filename: string, filehash: string): string {
     for (const name of [`${filename}.kascade`, `${filename}-${filehash.slice(0, 12)}.kascade`, `${filehash}.kascade`]) {
       const path = join(this.o.watchDir, name);
-      if (Buffer.byteLength(name) <= 255 && this.entries.get(path) === undefined && !existsFile(path)) return path;
+      // A dot name would be skipped by the watcher (its temp files are dot files): never taken in.
+      if (!name.startsWith('.') && Buffer.byteLength(name) <= 255 && this.entries.get(path) === undefined && !existsFile(path)) return path;
     }
     throw conflict(`no free name for ${filename} in the watch folder`);
   }
