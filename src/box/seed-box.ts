@@ -441,6 +441,7 @@ export class SeedBox {
 
   /** Stop fetching, serving and announcing `entry`, until resumed (kept across restarts). */
   pause(entry: BoxEntry): void {
+    this.bumpControl(entry); // a resume still waiting for the old work to end gives way: the last click wins
     if (entry.state === 'paused') return;
     if (entry.kascade === undefined || entry.state === 'rejected' || entry.state === 'removed') throw conflict(`cannot pause a ${entry.state} kascade`);
     const wasSeeding = entry.state === 'seeding';
@@ -460,8 +461,12 @@ export class SeedBox {
   /** Undo pause: once the work the pause stopped has ended, read the kascade again and decide afresh. */
   async resume(entry: BoxEntry): Promise<void> {
     if (entry.state !== 'paused') return;
+    const turn = this.bumpControl(entry);
     await this.settle(entry);
     if (entry.state !== 'paused' || this.stopped) return; // removed or stopped meanwhile
+    if (this.controlTurn.get(entry) !== turn) return; // paused or resumed again meanwhile: that call decides
+    // Never two runs of one download: if the paused work outlived the bound, the caller tries again later.
+    if (entry.tasks.size > 0) throw conflict('its paused work is still stopping; try again in a moment');
     this.setPaused(entry.kascade!.filehash, false);
     this.move(entry, 'resume');
     this.o.log.info({ file: entry.path }, 'kascade resumed');
@@ -518,6 +523,15 @@ export class SeedBox {
     }
     this.o.log.info({ file: entry.path, deletedData }, 'kascade removed through the API');
     return { deletedData };
+  }
+
+  /** Each pause and resume of an entry takes a turn; a resume acts only if no later call came meanwhile. */
+  private readonly controlTurn = new WeakMap<BoxEntry, number>();
+
+  private bumpControl(entry: BoxEntry): number {
+    const n = (this.controlTurn.get(entry) ?? 0) + 1;
+    this.controlTurn.set(entry, n);
+    return n;
   }
 
   /** Wait (bounded) until the work running on `entry` has ended. */
