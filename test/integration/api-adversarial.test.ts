@@ -49,6 +49,22 @@ async function raw(port: number, bytes: string | Buffer, timeoutMs = 5_000): Pro
   }
 }
 
+/** Wait while the socket's send buffer is full (until it drains, closes, or 2 s pass). */
+async function flowing(c: RawConnection): Promise<void> {
+  if (c.socket.writableLength < 4 * 1024 * 1024 || c.closed) return;
+  await new Promise<void>((res) => {
+    const done = (): void => {
+      clearTimeout(t);
+      c.socket.off('drain', done);
+      c.socket.off('close', done);
+      res();
+    };
+    const t = setTimeout(done, 2_000);
+    c.socket.once('drain', done);
+    c.socket.once('close', done);
+  });
+}
+
 async function waitRecord(api: Api, id: string, pred: (r: any) => boolean, what: string, ms = 20_000): Promise<any> {
   let last: any;
   try {
@@ -359,6 +375,53 @@ describe('issue 12, adversarial: the box control API', () => {
       clearInterval(trickle);
       conn.close();
     }
+  });
+
+  it('big bodies: a chunked kascade past 64 MiB gets its 413; uploads at once hold at most the shared budget (503 past it)', async () => {
+    const w = boxWorld(scope);
+    const box = await startBox(w);
+    const api = apiOf(w, box.url);
+    const p = api.port;
+    const head = (extra: Record<string, string>) => requestBytes('POST', '/api/v1/kascades', { Authorization: `Bearer ${api.token}`, ...extra }, p);
+    const mib = Buffer.alloc(1024 * 1024, 0x20);
+    // Chunked, no length, past the cap: the answer is a 413, not a reset.
+    {
+      const conn = await RawConnection.open(p);
+      try {
+        conn.send(head({ 'Transfer-Encoding': 'chunked' }));
+        for (let i = 0; i < 66 && !conn.closed; i++) {
+          conn.send(`${mib.length.toString(16)}\r\n`);
+          conn.send(mib);
+          conn.send('\r\n');
+          await flowing(conn);
+        }
+        const r = await conn.readResponse({ timeoutMs: 10_000 });
+        expect(r.status).toBe(413);
+      } finally {
+        conn.close();
+      }
+    }
+    // Three uploads of 50 MiB each held open at once (lengths declared, last bytes never sent): the third is refused.
+    const conns = await Promise.all([0, 1, 2].map(() => RawConnection.open(p)));
+    try {
+      for (const [i, c] of conns.entries()) {
+        let answered = false;
+        c.socket.once('data', () => (answered = true));
+        c.send(head({ 'Content-Length': String(60 * mib.length) }));
+        for (let j = 0; j < 50 && !c.closed && !answered; j++) {
+          c.send(mib);
+          await flowing(c);
+        }
+        if (i < 2) await until(async () => (await api.call('GET', '/stats')).status === 200, 5_000, 'box answers');
+      }
+      const third = await conns[2]!.readResponse({ timeoutMs: 10_000 });
+      expect(third.status).toBe(503);
+      expect(JSON.parse(third.body.toString()).error.code).toBe('KF_E_API_BUSY');
+    } finally {
+      for (const c of conns) c.close();
+    }
+    // Given back when they go: a small add goes through.
+    await until(async () => (await api.call('POST', '/kascades', { body: JSON.stringify(boxPayload('after.bin', 'after').k) })).status === 201, 10_000, 'an add after the big ones left');
   });
 
   it('kascade names with path tricks or 255+ bytes land in the watch folder under a safe name, or are refused', async () => {
