@@ -249,6 +249,8 @@ export const ROUTES: readonly Route[] = [
     method: 'GET',
     path: '/events',
     handle: (c) => {
+      // HEAD gets the headers only: attached, it would hold a stream slot for ever with nothing ever sent.
+      if (c.req.method === 'HEAD') return void c.res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store' }).end();
       c.api.hub.attach(c.req, c.res);
     },
   },

@@ -401,26 +401,38 @@ describe('issue 12, adversarial: the box control API', () => {
         conn.close();
       }
     }
-    // Three uploads of 50 MiB each held open at once (lengths declared, last bytes never sent): the third is refused.
-    const conns = await Promise.all([0, 1, 2].map(() => RawConnection.open(p)));
-    try {
+    // Uploads of 50 MiB each held open at once (lengths declared, last bytes never sent): whether each got an answer.
+    const hold = async (n: number): Promise<{ conns: RawConnection[]; answered: boolean[] }> => {
+      const conns = await Promise.all(Array.from({ length: n }, () => RawConnection.open(p)));
+      const answered = conns.map(() => false);
       for (const [i, c] of conns.entries()) {
-        let answered = false;
-        c.socket.once('data', () => (answered = true));
+        c.socket.once('data', () => (answered[i] = true));
         c.send(head({ 'Content-Length': String(60 * mib.length) }));
-        for (let j = 0; j < 50 && !c.closed && !answered; j++) {
+        for (let j = 0; j < 50 && !c.closed && !answered[i]; j++) {
           c.send(mib);
           await flowing(c);
         }
-        if (i < 2) await until(async () => (await api.call('GET', '/stats')).status === 200, 5_000, 'box answers');
+        await until(async () => (await api.call('GET', '/stats')).status === 200, 5_000, 'box answers');
       }
-      const third = await conns[2]!.readResponse({ timeoutMs: 10_000 });
+      return { conns, answered };
+    };
+    const first = await hold(3);
+    try {
+      expect(first.answered).toEqual([false, false, true]);
+      const third = await first.conns[2]!.readResponse({ timeoutMs: 10_000 });
       expect(third.status).toBe(503);
       expect(JSON.parse(third.body.toString()).error.code).toBe('KF_E_API_BUSY');
     } finally {
-      for (const c of conns) c.close();
+      for (const c of first.conns) c.close();
     }
-    // Given back when they go: a small add goes through.
+    // Given back when their senders leave mid-body: two such uploads fit again, and a small add goes through.
+    await new Promise((res) => setTimeout(res, 300));
+    const again = await hold(2);
+    try {
+      expect(again.answered).toEqual([false, false]);
+    } finally {
+      for (const c of again.conns) c.close();
+    }
     await until(async () => (await api.call('POST', '/kascades', { body: JSON.stringify(boxPayload('after.bin', 'after').k) })).status === 201, 10_000, 'an add after the big ones left');
   });
 
@@ -594,6 +606,11 @@ describe('issue 12, adversarial: the box control API', () => {
         r.close();
       }
     }
+
+    // HEAD of the event stream holds no stream slot (nothing could ever be sent on it).
+    const heads = await Promise.all(Array.from({ length: 70 }, () => rawRequest(p, requestBytes('HEAD', '/api/v1/events', { ...auth, Connection: 'close' }, p), { head: true, timeoutMs: 3_000 }).catch(() => ({ status: 0 }))));
+    expect(heads.map((r) => r.status)).toEqual(heads.map(() => 200));
+    await until(async () => (await api.call('GET', '/stats')).json.eventClients === 0, 5_000, 'no event clients left after HEADs');
 
     // A stalled reader (never reads its socket) does not stop the others nor the API.
     const stalled = await RawConnection.open(p);
