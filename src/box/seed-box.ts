@@ -476,8 +476,14 @@ export class SeedBox {
   /** Re-check now: a seeding file is re-hashed (as the scrub does); a failed or stalled one is tried again now. */
   verifyNow(entry: BoxEntry): void {
     if (entry.state === 'seeding') {
+      // One asked re-hash per entry at a time: repeated clicks (or a script) do not queue a full read each.
+      if (this.scrubAsked.has(entry)) return;
+      this.scrubAsked.add(entry);
       entry.scrubbedAt = Date.now();
-      this.track(entry, this.verifyQueue.run(entry.work.signal, () => this.scrub(entry)));
+      const done = (): void => void this.scrubAsked.delete(entry);
+      const run = this.verifyQueue.run(entry.work.signal, () => this.scrub(entry));
+      run.then(done, done);
+      this.track(entry, run);
       return;
     }
     if (entry.state !== 'failed' && entry.state !== 'stalled') throw conflict(`a ${entry.state} kascade is not verified on demand (it is checked as it is fetched)`);
@@ -524,6 +530,9 @@ export class SeedBox {
     this.o.log.info({ file: entry.path, deletedData }, 'kascade removed through the API');
     return { deletedData };
   }
+
+  /** Entries with a re-hash asked through verifyNow, queued or running. */
+  private readonly scrubAsked = new WeakSet<BoxEntry>();
 
   /** Each pause and resume of an entry takes a turn; a resume acts only if no later call came meanwhile. */
   private readonly controlTurn = new WeakMap<BoxEntry, number>();

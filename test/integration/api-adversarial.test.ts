@@ -7,7 +7,7 @@
 // Last-Event-IDs, and SIGTERM with streams open and calls in flight.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAdversarialPeer } from '../helpers/adversarial-peer.js';
@@ -521,6 +521,35 @@ describe('issue 12, adversarial: the box control API', () => {
     await waitRecord(api, id, (k) => k.state === 'seeding', 'seeding after the storm', 30_000);
     expect(createHash('sha256').update(readFileSync(join(w.data, 'race.bin'))).digest('hex')).toBe(good.filehash);
     expect(box.run.stdout() + box.run.stderr()).not.toMatch(/internal error|KF_E_INTERNAL|two sessions/);
+  });
+
+  it('verify clicked 40 times at once on a seeding kascade queues one re-hash, not 40 full reads', async () => {
+    const w = boxWorld(scope);
+    const size = 64 * BLOCK;
+    const good = boxPayload('v.bin', 'v', size);
+    writeFileSync(join(w.data, 'v.bin'), good.bytes);
+    const box = await startBox(w);
+    const api = apiOf(w, box.url);
+    const id: string = (await api.call('POST', '/kascades', { body: JSON.stringify(good.k) })).json.id;
+    await waitRecord(api, id, (k) => k.state === 'seeding', 'seeding');
+    const scrubs = async (): Promise<number> => Number(/^kfetch_scrubs_total (\d+)/m.exec(await (await fetch(`${box.url}/metrics`)).text())?.[1] ?? NaN);
+    const before = await scrubs();
+    // 40 clicks pipelined on one connection: the box parses them in one read, so they all land before a re-hash ends.
+    const conn = await RawConnection.open(api.port);
+    try {
+      const one = requestBytes('POST', `/api/v1/kascades/${id}/verify`, { Authorization: `Bearer ${api.token}`, 'Content-Length': '0' }, api.port);
+      conn.send(one.repeat(40));
+      for (let i = 0; i < 40; i++) expect((await conn.readResponse({ timeoutMs: 10_000 })).status).toBe(202);
+    } finally {
+      conn.close();
+    }
+    await until(async () => (await scrubs()) > before, 10_000, 'a scrub ran');
+    await new Promise((res) => setTimeout(res, 1_000));
+    expect((await scrubs()) - before).toBeLessThanOrEqual(2); // 1, or 2 if the 40 arrive in two reads
+    // Once it ran, a new click re-hashes again.
+    const after = await scrubs();
+    expect((await api.call('POST', `/kascades/${id}/verify`)).status).toBe(202);
+    await until(async () => (await scrubs()) > after, 10_000, 'a later verify ran');
   });
 
   it('remove with deleteData while downloading, and a resume racing a remove: no data file left, no crash, box answers', async () => {
