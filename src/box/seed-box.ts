@@ -42,6 +42,8 @@ function heldBytes(k: { geometry(blockSize: number): { count: number; size(i: nu
 
 /** How long a pause's resume or a removal waits for the entry's running work (a download ends at a checkpoint). */
 const SETTLE_MS = 15_000;
+/** An asked announce (the API's reannounce) at most this often per kascade: a tracker may ban a client that floods it. */
+const REANNOUNCE_GAP_MS = 10_000;
 
 function conflict(message: string, extra: { existing?: string } = {}): KfetchError {
   return new KfetchError('KF_E_API_CONFLICT', message, extra.existing === undefined ? {} : { detail: { existing: extra.existing } });
@@ -497,11 +499,19 @@ export class SeedBox {
 
   /** Announce now (seeding: the box's announcer; downloading: the session's). */
   reannounce(entry: BoxEntry): void {
-    if (entry.state === 'seeding' && entry.announcer !== undefined) return void entry.announcer.announceNow().catch(() => undefined);
-    const session = entry.state === 'downloading' && entry.rowId !== undefined ? this.o.engine.session(entry.rowId) : undefined;
-    if (session === undefined) throw conflict(`a ${entry.state} kascade has no announce to repeat`);
-    session.reannounce();
+    const announcer = entry.state === 'seeding' ? entry.announcer : undefined;
+    const session = announcer === undefined && entry.state === 'downloading' && entry.rowId !== undefined ? this.o.engine.session(entry.rowId) : undefined;
+    if (announcer === undefined && session === undefined) throw conflict(`a ${entry.state} kascade has no announce to repeat`);
+    // Asked again within the gap: nothing more is sent (clicks or a script never flood the tracker).
+    const last = this.reannouncedAt.get(entry);
+    if (last !== undefined && performance.now() - last < REANNOUNCE_GAP_MS) return;
+    this.reannouncedAt.set(entry, performance.now());
+    if (announcer !== undefined) return void announcer.announceNow().catch(() => undefined);
+    session!.reannounce();
   }
+
+  /** When each entry's announce was last asked through reannounce (performance.now()). */
+  private readonly reannouncedAt = new WeakMap<BoxEntry, number>();
 
   /**
    * Remove `entry`: its kascade file leaves the folder (so it is no longer served or fetched), then, once its work has

@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAdversarialPeer } from '../helpers/adversarial-peer.js';
+import { startAdversarialTracker } from '../helpers/adversarial-tracker.js';
 import { BLOCK, boxPayload, boxWorld, startBox, type BoxWorld } from '../helpers/box-world.js';
 import { RawConnection, rawRequest, requestBytes } from '../helpers/raw-http.js';
 import { SseReader } from '../helpers/sse-reader.js';
@@ -550,6 +551,26 @@ describe('issue 12, adversarial: the box control API', () => {
     const after = await scrubs();
     expect((await api.call('POST', `/kascades/${id}/verify`)).status).toBe(202);
     await until(async () => (await scrubs()) > after, 10_000, 'a later verify ran');
+  });
+
+  it('reannounce clicked 30 times in a row sends the tracker one announce, not 30', async () => {
+    const w = boxWorld(scope);
+    const tracker = scope.keep(await startAdversarialTracker({ kind: 'peers', count: 0, interval: 1800 }));
+    const good = boxPayload('r.bin', 'r', 8 * BLOCK);
+    writeFileSync(join(w.data, 'r.bin'), good.bytes);
+    const box = await startBox(w);
+    const api = apiOf(w, box.url);
+    const id: string = (await api.call('POST', '/kascades', { body: JSON.stringify({ ...good.k, tracker: tracker.url }) })).json.id;
+    await waitRecord(api, id, (k) => k.state === 'seeding' && k.tracker.lastAnnounce !== null, 'seeding and announced');
+    await new Promise((res) => setTimeout(res, 200));
+    const before = tracker.requests.length;
+    // Each click waits for the one before (and a moment for its announce to finish), as a user hammering the button.
+    for (let i = 0; i < 30; i++) {
+      expect((await api.call('POST', `/kascades/${id}/reannounce`)).status).toBe(202);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await new Promise((res) => setTimeout(res, 300));
+    expect(tracker.requests.length - before).toBe(1);
   });
 
   it('remove with deleteData while downloading, and a resume racing a remove: no data file left, no crash, box answers', async () => {
