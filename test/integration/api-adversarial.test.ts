@@ -156,6 +156,11 @@ describe('issue 12, adversarial: the box control API', () => {
       const r = await raw(api.port, requestBytes('POST', t, { Authorization: `Bearer ${api.token}`, 'Content-Length': '0' }, api.port));
       expect([400, 404, 405], t).toContain(r.status);
     }
+    // The page is never framed by another site (clickjacking of its token prompt and buttons).
+    const page = await raw(api.port, requestBytes('GET', '/ui/', {}, api.port));
+    expect(page.status).toBe(200);
+    expect(page.headers['content-security-policy']).toMatch(/frame-ancestors 'none'/);
+    expect(page.headers['x-frame-options']).toBe('DENY');
     // The box still answers.
     expect((await api.call('GET', '/stats')).status).toBe(200);
   });
