@@ -69,9 +69,6 @@ export class BodyBudget {
   give(n: number): void {
     this.held = Math.max(0, this.held - n);
   }
-  get heldBytes(): number {
-    return this.held;
-  }
 }
 
 /**

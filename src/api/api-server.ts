@@ -115,8 +115,8 @@ export async function startApiServer(handler: ApiHandler, host: string, port: nu
       keepAliveTimeout: 5_000,
     },
     (req, res) => {
-    if (isApiTarget(req.url ?? '')) return handler(req, res);
-    sendJson(res, 404, { v: 1, error: { code: 'KF_E_API_NOT_FOUND', message: 'this port answers /api/v1/ and /ui/ only' } });
+      if (isApiTarget(req.url ?? '')) return handler(req, res);
+      sendJson(res, 404, { v: 1, error: { code: 'KF_E_API_NOT_FOUND', message: 'this port answers /api/v1/ and /ui/ only' } });
     },
   );
   server.maxHeadersCount = 64;
