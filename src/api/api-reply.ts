@@ -53,20 +53,51 @@ export function apiError(code: ErrorCode, message: string, field?: string): Kfet
   return new KfetchError(code, message, field === undefined ? {} : { field });
 }
 
-/** The request body, at most `maxBytes` (413 past it, counted as it arrives: never buffered whole first). */
-export async function readBody(req: IncomingMessage, maxBytes: number, signal?: AbortSignal): Promise<Buffer> {
+/**
+ * Bytes of request bodies held at once over all requests that share it: a body takes its bytes as they arrive and
+ * gives them back when done, so memory stays bounded however many callers send at once, and a slow sender holds
+ * only the bytes it sent (never a turn the others wait for).
+ */
+export class BodyBudget {
+  private held = 0;
+  constructor(readonly maxBytes: number) {}
+  take(n: number): boolean {
+    if (this.held + n > this.maxBytes) return false;
+    this.held += n;
+    return true;
+  }
+  give(n: number): void {
+    this.held = Math.max(0, this.held - n);
+  }
+}
+
+/**
+ * The request body, at most `maxBytes` (413 past it, counted as it arrives: never buffered whole first). With a
+ * `budget`, its bytes are taken from it as they arrive (503 when it has none left); the caller gives back the
+ * body's length when done with it (on an error they are given back here).
+ */
+export async function readBody(req: IncomingMessage, maxBytes: number, signal?: AbortSignal, budget?: BodyBudget): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? '0');
   if (Number.isFinite(declared) && declared > maxBytes) throw apiError('KF_E_API_TOO_LARGE', `body of ${declared} bytes; at most ${maxBytes}`);
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    if (signal?.aborted) throw apiError('KF_E_API_REQUEST', 'request aborted');
-    n += chunk.length;
-    if (n > maxBytes) {
-      req.resume(); // drain the rest without keeping it
-      throw apiError('KF_E_API_TOO_LARGE', `body over ${maxBytes} bytes`);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      if (signal?.aborted) throw apiError('KF_E_API_REQUEST', 'request aborted');
+      if (n + chunk.length > maxBytes) {
+        req.resume(); // drain the rest without keeping it
+        throw apiError('KF_E_API_TOO_LARGE', `body over ${maxBytes} bytes`);
+      }
+      if (budget !== undefined && !budget.take(chunk.length)) {
+        req.resume();
+        throw apiError('KF_E_API_BUSY', 'other uploads hold the memory for request bodies now; try again in a moment');
+      }
+      n += chunk.length;
+      parts.push(chunk);
     }
-    parts.push(chunk);
+  } catch (err) {
+    budget?.give(n);
+    throw err;
   }
   return Buffer.concat(parts, n);
 }

@@ -11,7 +11,7 @@ import { LIMITS } from '../limits.js';
 import type { ClientUpload } from '../server/upload-tally.js';
 import { canonicalIp } from '../util/address-policy.js';
 import { parsePeerAddress } from '../util/peer-address.js';
-import { apiError, parseJsonObject, readBody, sendJson } from './api-reply.js';
+import { apiError, BodyBudget, parseJsonObject, readBody, sendJson } from './api-reply.js';
 import { kascadeRecord, pick, RECORD_KEYS, type RecordSources } from './kascade-record.js';
 import { openApiDocument } from './openapi.js';
 import { parseSettingsPatch, type BoxSettings, type SettingsControl } from './settings.js';
@@ -116,18 +116,26 @@ function listKascades(c: RouteCall): void {
   sendJson(c.res, 200, { v: 1, items: page.map((e) => pick(kascadeRecord(e, c.api), fields)), next, total });
 }
 
-/** One POST of a kascade body at a time: a body may be 64 MiB, so memory stays bounded whatever the callers do. */
+/**
+ * Kascade bodies (each up to 64 MiB) held at once over all POSTs: memory stays bounded whatever the callers do, and
+ * a slow sender holds only its own bytes, never a turn the other POSTs wait for (bodies are read concurrently).
+ */
+const kascadeBodies = new BodyBudget(2 * LIMITS.kascadeMaxBytes);
+/** One add at a time once its body is in: the filehash check, the write and the take-in never interleave. */
 let adding: Promise<unknown> = Promise.resolve();
 
 async function addKascade(c: RouteCall): Promise<void> {
   const paused = boolParam(c.query, 'paused');
-  const turn = adding.then(async () => {
-    const body = await readBody(c.req, LIMITS.kascadeMaxBytes);
+  const body = await readBody(c.req, LIMITS.kascadeMaxBytes, undefined, kascadeBodies);
+  let entry: BoxEntry;
+  try {
     if (body.length === 0) throw apiError('KF_E_API_REQUEST', 'the body must be a .kascade file', 'body');
-    return c.api.box.addKascade(body, { paused });
-  });
-  adding = turn.catch(() => undefined);
-  const entry = await turn;
+    const turn = adding.then(() => c.api.box.addKascade(body, { paused }));
+    adding = turn.catch(() => undefined);
+    entry = await turn;
+  } finally {
+    kascadeBodies.give(body.length);
+  }
   sendJson(c.res, 201, { v: 1, id: entry.id, file: entry.path.slice(entry.path.lastIndexOf('/') + 1), kascade: kascadeRecord(entry, c.api) }, {
     Location: `/api/v1/kascades/${entry.id}`,
   });
@@ -271,6 +279,8 @@ export const ROUTES: readonly Route[] = [
     method: 'GET',
     path: '/events',
     handle: (c) => {
+      // HEAD gets the headers only: attached, it would hold a stream slot for ever with nothing ever sent.
+      if (c.req.method === 'HEAD') return void c.res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store' }).end();
       c.api.hub.attach(c.req, c.res);
     },
   },

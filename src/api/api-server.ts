@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { KfetchError } from '../errors.js';
+import { LIMITS } from '../limits.js';
 import { apiHostAllowed } from './api-access.js';
 import { apiError, sendError, sendJson } from './api-reply.js';
 import { matchRoute, type ApiContext } from './api-routes.js';
@@ -104,10 +105,20 @@ function corsHeaders(allowed: string | undefined, origin: string | string[] | un
 
 /** The API on a port of its own (`--api-port`): only the API's and the page's paths answer. */
 export async function startApiServer(handler: ApiHandler, host: string, port: number): Promise<{ server: Server; url: string; close(): Promise<void> }> {
-  const server = createServer({ headersTimeout: 10_000, requestTimeout: 0, keepAliveTimeout: 5_000 }, (req, res) => {
-    if (isApiTarget(req.url ?? '')) return handler(req, res);
-    sendJson(res, 404, { v: 1, error: { code: 'KF_E_API_NOT_FOUND', message: 'this port answers /api/v1/ and /ui/ only' } });
-  });
+  // As the block server: a request (its body included) must arrive within the request timeout, checked often, so a
+  // slow sender cannot hold a connection and its buffered bytes for ever (an event stream's GET is complete at once).
+  const server = createServer(
+    {
+      headersTimeout: LIMITS.serverHeadersTimeoutMs,
+      requestTimeout: LIMITS.serverRequestTimeoutMs,
+      connectionsCheckingInterval: 1_000,
+      keepAliveTimeout: 5_000,
+    },
+    (req, res) => {
+      if (isApiTarget(req.url ?? '')) return handler(req, res);
+      sendJson(res, 404, { v: 1, error: { code: 'KF_E_API_NOT_FOUND', message: 'this port answers /api/v1/ and /ui/ only' } });
+    },
+  );
   server.maxHeadersCount = 64;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new KfetchError('KF_E_LISTEN', `cannot listen on ${host}:${port} for the API: ${err.message}`, { cause: err })));

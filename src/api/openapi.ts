@@ -51,6 +51,7 @@ export function openApiDocument(): unknown {
             '201': { description: 'added', ...json({ type: 'object', required: ['v', 'id', 'file', 'kascade'], properties: { v: { const: 1 }, id: { type: 'string' }, file: { type: 'string' }, kascade: ref('Kascade') } }) },
             '409': { description: 'already in the box: `existing` is its id', ...json(ref('Error')) },
             '413': { description: 'body too large', ...json(ref('Error')) },
+            '503': { description: 'other uploads hold the memory for request bodies now (KF_E_API_BUSY); try again', ...json(ref('Error')) },
             ...errors,
           },
         },

@@ -28,7 +28,7 @@ export function parseSettingsPatch(body: Record<string, unknown>): Partial<BoxSe
   const out: Partial<BoxSettings> = {};
   for (const [key, value] of Object.entries(body)) {
     if (key === 'v') continue;
-    if (!(key in BOUNDS)) throw apiError('KF_E_API_REQUEST', `unknown setting ${JSON.stringify(key.slice(0, 40))}; known: ${Object.keys(BOUNDS).join(', ')}`, key.slice(0, 40));
+    if (!Object.hasOwn(BOUNDS, key)) throw apiError('KF_E_API_REQUEST', `unknown setting ${JSON.stringify(key.slice(0, 40))}; known: ${Object.keys(BOUNDS).join(', ')}`, key.slice(0, 40));
     const [lo, hi] = BOUNDS[key as keyof BoxSettings];
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < lo || value > hi) {
       throw apiError('KF_E_API_REQUEST', `${key} must be an integer from ${lo} to ${hi}`, key);

@@ -26,7 +26,9 @@ const MAX_FILE_BYTES = 1024 * 1024;
 /** Headers every page file carries: the page runs no inline script or style and talks to its own origin only. */
 export const UI_HEADERS: Readonly<Record<string, string>> = {
   'Cache-Control': 'no-cache',
-  'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; connect-src 'self'",
+  // Never framed: another site could overlay the page (the token prompt, the buttons) in a frame of its own.
+  'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+  'X-Frame-Options': 'DENY',
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
 };

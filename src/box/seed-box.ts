@@ -35,6 +35,8 @@ import { FolderWatcher } from './watch-folder.js';
 
 /** How long a pause's resume or a removal waits for the entry's running work (a download ends at a checkpoint). */
 const SETTLE_MS = 15_000;
+/** An asked announce (the API's reannounce) at most this often per kascade: a tracker may ban a client that floods it. */
+const REANNOUNCE_GAP_MS = 10_000;
 
 function conflict(message: string, extra: { existing?: string } = {}): KfetchError {
   return new KfetchError('KF_E_API_CONFLICT', message, extra.existing === undefined ? {} : { detail: { existing: extra.existing } });
@@ -436,13 +438,15 @@ export class SeedBox {
   private freeName(filename: string, filehash: string): string {
     for (const name of [`${filename}.kascade`, `${filename}-${filehash.slice(0, 12)}.kascade`, `${filehash}.kascade`]) {
       const path = join(this.o.watchDir, name);
-      if (Buffer.byteLength(name) <= 255 && this.entries.get(path) === undefined && !existsFile(path)) return path;
+      // A dot name would be skipped by the watcher (its temp files are dot files): never taken in.
+      if (!name.startsWith('.') && Buffer.byteLength(name) <= 255 && this.entries.get(path) === undefined && !existsFile(path)) return path;
     }
     throw conflict(`no free name for ${filename} in the watch folder`);
   }
 
   /** Stop fetching, serving and announcing `entry`, until resumed (kept across restarts). */
   pause(entry: BoxEntry): void {
+    this.bumpControl(entry); // a resume still waiting for the old work to end gives way: the last click wins
     if (entry.state === 'paused') return;
     if (entry.kascade === undefined || entry.state === 'rejected' || entry.state === 'removed') throw conflict(`cannot pause a ${entry.state} kascade`);
     const wasSeeding = entry.state === 'seeding';
@@ -462,8 +466,12 @@ export class SeedBox {
   /** Undo pause: once the work the pause stopped has ended, read the kascade again and decide afresh. */
   async resume(entry: BoxEntry): Promise<void> {
     if (entry.state !== 'paused') return;
+    const turn = this.bumpControl(entry);
     await this.settle(entry);
     if (entry.state !== 'paused' || this.stopped) return; // removed or stopped meanwhile
+    if (this.controlTurn.get(entry) !== turn) return; // paused or resumed again meanwhile: that call decides
+    // Never two runs of one download: if the paused work outlived the bound, the caller tries again later.
+    if (entry.tasks.size > 0) throw conflict('its paused work is still stopping; try again in a moment');
     this.setPaused(entry.kascade!.filehash, false);
     this.move(entry, 'resume');
     this.o.log.info({ file: entry.path }, 'kascade resumed');
@@ -473,8 +481,14 @@ export class SeedBox {
   /** Re-check now: a seeding file is re-hashed (as the scrub does); a failed or stalled one is tried again now. */
   verifyNow(entry: BoxEntry): void {
     if (entry.state === 'seeding') {
+      // One asked re-hash per entry at a time: repeated clicks (or a script) do not queue a full read each.
+      if (this.scrubAsked.has(entry)) return;
+      this.scrubAsked.add(entry);
       entry.scrubbedAt = Date.now();
-      this.track(entry, this.verifyQueue.run(entry.work.signal, () => this.scrub(entry)));
+      const done = (): void => void this.scrubAsked.delete(entry);
+      const run = this.verifyQueue.run(entry.work.signal, () => this.scrub(entry));
+      run.then(done, done);
+      this.track(entry, run);
       return;
     }
     if (entry.state !== 'failed' && entry.state !== 'stalled') throw conflict(`a ${entry.state} kascade is not verified on demand (it is checked as it is fetched)`);
@@ -488,11 +502,19 @@ export class SeedBox {
 
   /** Announce now (seeding: the box's announcer; downloading: the session's). */
   reannounce(entry: BoxEntry): void {
-    if (entry.state === 'seeding' && entry.announcer !== undefined) return void entry.announcer.announceNow().catch(() => undefined);
-    const session = entry.state === 'downloading' && entry.rowId !== undefined ? this.o.engine.session(entry.rowId) : undefined;
-    if (session === undefined) throw conflict(`a ${entry.state} kascade has no announce to repeat`);
-    session.reannounce();
+    const announcer = entry.state === 'seeding' ? entry.announcer : undefined;
+    const session = announcer === undefined && entry.state === 'downloading' && entry.rowId !== undefined ? this.o.engine.session(entry.rowId) : undefined;
+    if (announcer === undefined && session === undefined) throw conflict(`a ${entry.state} kascade has no announce to repeat`);
+    // Asked again within the gap: nothing more is sent (clicks or a script never flood the tracker).
+    const last = this.reannouncedAt.get(entry);
+    if (last !== undefined && performance.now() - last < REANNOUNCE_GAP_MS) return;
+    this.reannouncedAt.set(entry, performance.now());
+    if (announcer !== undefined) return void announcer.announceNow().catch(() => undefined);
+    session!.reannounce();
   }
+
+  /** When each entry's announce was last asked through reannounce (performance.now()). */
+  private readonly reannouncedAt = new WeakMap<BoxEntry, number>();
 
   /**
    * Remove `entry`: its kascade file leaves the folder (so it is no longer served or fetched), then, once its work has
@@ -520,6 +542,18 @@ export class SeedBox {
     }
     this.o.log.info({ file: entry.path, deletedData }, 'kascade removed through the API');
     return { deletedData };
+  }
+
+  /** Entries with a re-hash asked through verifyNow, queued or running. */
+  private readonly scrubAsked = new WeakSet<BoxEntry>();
+
+  /** Each pause and resume of an entry takes a turn; a resume acts only if no later call came meanwhile. */
+  private readonly controlTurn = new WeakMap<BoxEntry, number>();
+
+  private bumpControl(entry: BoxEntry): number {
+    const n = (this.controlTurn.get(entry) ?? 0) + 1;
+    this.controlTurn.set(entry, n);
+    return n;
   }
 
   /** Wait (bounded) until the work running on `entry` has ended. */

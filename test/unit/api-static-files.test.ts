@@ -54,7 +54,8 @@ describe('createStaticFiles', () => {
         { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' }[name.split('.').pop()!],
       );
       expect(res.headers['cache-control']).toBe('no-cache');
-      expect(res.headers['content-security-policy']).toBe("default-src 'self'; img-src 'self' data:; connect-src 'self'");
+      expect(res.headers['content-security-policy']).toBe("default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'");
+      expect(res.headers['x-frame-options']).toBe('DENY');
       expect(res.headers['x-content-type-options']).toBe('nosniff');
       expect(res.headers['referrer-policy']).toBe('no-referrer');
       expect(res.headers.etag).toMatch(/^"[\w-]{22}"$/);
