@@ -199,10 +199,11 @@ describe.skipIf(skip)('issue 12: the box page in Chromium', () => {
     // The state filter.
     await page.getByTestId('filter').selectOption('seeding');
     await page.getByTestId('empty').waitFor();
-    expect(await row.count()).toBe(0);
+    // The table redraws on the next frame: poll, bounded.
+    await expect.poll(() => row.count(), { timeout: WAIT }).toBe(0);
     await page.getByTestId('filter').selectOption('paused');
     await row.first().waitFor();
-    expect(await page.getByTestId('count').textContent()).toBe('1 of 1');
+    await expect.poll(() => page.getByTestId('count').textContent(), { timeout: WAIT }).toBe('1 of 1');
 
     // A limit edited in the form is applied by the box at once.
     await page.getByTestId('set-maxDownloads').fill('2');
