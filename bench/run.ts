@@ -1,6 +1,6 @@
 // `npm run bench [-- [name...] [--size MiB] [--peers N] [--runs N] [--quick]]`: measures the machine's ceilings,
 // then runs the scenarios (create, mirrors, swarm, swarm-shaped, rss, resume, tail, single-block, picker, md5,
-// box-scale, box-soak) one after another, prints one table, the CPU account (CPU-s per GiB: downloader user/sys,
+// box-scale, box-soak, box-api) one after another, prints one table, the CPU account (CPU-s per GiB: downloader user/sys,
 // kfetch's in-process breakdown, the servers' CPU per GiB served) and the targets as met / not met, and writes every
 // figure to bench/results/<name>-<ISO date>.json (--results DIR, --name NAME; default bench). Anchors (aria2c, nginx,
 // WebTorrent...: scripts/install-anchors.sh) missing on the machine are skipped and named; each runs in the fastest
@@ -18,6 +18,7 @@ import { killAllChildren } from './measure.js';
 import { formatTable, machineInfo, writeReport, type Report, type Row, type Target } from './report.js';
 import { findAnchors, type BenchOptions, type Scenario } from './scenarios/common.js';
 import { boxScale, boxSoak } from './scenarios/box.js';
+import { boxApi } from './scenarios/box-api.js';
 import { create } from './scenarios/create.js';
 import { md5 } from './scenarios/md5.js';
 import { mirrors } from './scenarios/mirrors.js';
@@ -31,7 +32,7 @@ import { tail } from './scenarios/tail.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const SCENARIOS: Record<string, Scenario> = {
-  create, mirrors, swarm, 'swarm-shaped': swarmShaped, rss, resume, tail, 'single-block': singleBlock, picker, md5, 'box-scale': boxScale, 'box-soak': boxSoak,
+  create, mirrors, swarm, 'swarm-shaped': swarmShaped, rss, resume, tail, 'single-block': singleBlock, picker, md5, 'box-scale': boxScale, 'box-soak': boxSoak, 'box-api': boxApi,
 };
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
