@@ -1,8 +1,8 @@
 // `npm run bench [-- [name...] [--size MiB] [--peers N] [--runs N] [--quick]]`: measures the machine's ceilings,
 // then runs the scenarios (create, mirrors, swarm, swarm-shaped, rss, resume, tail, single-block, picker, md5,
-// box-scale, box-soak, box-api) one after another, prints one table, the CPU account (CPU-s per GiB: downloader user/sys,
-// kfetch's in-process breakdown, the servers' CPU per GiB served) and the targets as met / not met, and writes every
-// figure to bench/results/<name>-<ISO date>.json (--results DIR, --name NAME; default bench). Anchors (aria2c, nginx,
+// box-scale, box-soak, and issue 12's box-api, api-sse and ui-table) one after another, prints one table, the CPU
+// account (CPU-s per GiB: downloader user/sys, kfetch's in-process breakdown, the servers' CPU per GiB served) and
+// the targets as met / not met, and writes every figure to bench/results/<name>-<ISO date>.json (--results DIR, --name NAME; default bench). Anchors (aria2c, nginx,
 // WebTorrent...: scripts/install-anchors.sh) missing on the machine are skipped and named; each runs in the fastest
 // of a fixed set of configurations, calibrated at the start of its scenario and printed. A missed target never
 // makes the exit status non-zero (only a scenario that fails does). On SIGINT/SIGTERM every child is killed and
@@ -17,6 +17,7 @@ import { measureCeilings } from './ceilings.js';
 import { killAllChildren } from './measure.js';
 import { formatTable, machineInfo, writeReport, type Report, type Row, type Target } from './report.js';
 import { findAnchors, type BenchOptions, type Scenario } from './scenarios/common.js';
+import { apiSse } from './scenarios/api-sse.js';
 import { boxScale, boxSoak } from './scenarios/box.js';
 import { boxApi } from './scenarios/box-api.js';
 import { create } from './scenarios/create.js';
@@ -29,10 +30,12 @@ import { singleBlock } from './scenarios/single-block.js';
 import { swarm } from './scenarios/swarm.js';
 import { swarmShaped } from './scenarios/swarm-shaped.js';
 import { tail } from './scenarios/tail.js';
+import { uiTable } from './scenarios/ui-table.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const SCENARIOS: Record<string, Scenario> = {
-  create, mirrors, swarm, 'swarm-shaped': swarmShaped, rss, resume, tail, 'single-block': singleBlock, picker, md5, 'box-scale': boxScale, 'box-soak': boxSoak, 'box-api': boxApi,
+  create, mirrors, swarm, 'swarm-shaped': swarmShaped, rss, resume, tail, 'single-block': singleBlock, picker, md5, 'box-scale': boxScale, 'box-soak': boxSoak,
+  'box-api': boxApi, 'api-sse': apiSse, 'ui-table': uiTable,
 };
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
