@@ -80,6 +80,16 @@ describe('issue 12: the box control API', () => {
     expect(apiOf(w, again.url).token).toBe(api.token);
   });
 
+  it('refuses the API flags without --watch (they would be ignored)', async () => {
+    const w = boxWorld(scope);
+    const k = writeKascade(join(w.dir, 'x.kascade'), boxPayload('x.bin', 'x').k);
+    for (const flag of [['--api-port', '0'], ['--api-allow', '10.0.0.0/8'], ['--api-host', 'box.example.org'], ['--api-cors', 'https://dash.example']]) {
+      const r = await runCli(['seed', k, '--data', w.data, ...flag], { home: w.home });
+      expect(r.code, flag[0]).toBe(2);
+      expect(r.stderr).toContain(`${flag[0]}: the control API needs box mode (--watch <dir>) [KF_E_USAGE]`);
+    }
+  });
+
   it('refuses a foreign Host header (DNS rebinding) and answers IP literals and localhost', async () => {
     const w = boxWorld(scope);
     const box = await startBox(w);

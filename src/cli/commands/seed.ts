@@ -93,9 +93,21 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
         '--metrics-allow. SIGHUP re-reads the folder; SIGINT/SIGTERM stops within a few seconds and exits 0.',
     )
     .action(async (paths: string[], flags: SeedFlags) => {
-      if (flags.watch === undefined && (flags.onDone !== undefined || flags.onError !== undefined)) {
-        const flag = flags.onDone !== undefined ? '--on-done' : '--on-error';
-        throw new KfetchError('KF_E_USAGE', 'hooks need box mode (--watch <dir>)', { field: flag });
+      if (flags.watch === undefined) {
+        // Box-only flags are refused without --watch, never silently ignored.
+        const boxOnly: [string, unknown][] = [
+          ['--on-done', flags.onDone],
+          ['--on-error', flags.onError],
+          ['--api-port', flags.apiPort],
+          ['--api-allow', flags.apiAllow],
+          ['--api-host', flags.apiHost],
+          ['--api-cors', flags.apiCors],
+        ];
+        const given = boxOnly.find(([, v]) => v !== undefined);
+        if (given !== undefined) {
+          const what = given[0].startsWith('--on-') ? 'hooks need' : 'the control API needs';
+          throw new KfetchError('KF_E_USAGE', `${what} box mode (--watch <dir>)`, { field: given[0] });
+        }
       }
       if (flags.watch !== undefined) {
         if (paths.length > 0) throw new KfetchError('KF_E_USAGE', 'give either kascade files or --watch <dir>, not both');
