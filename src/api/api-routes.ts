@@ -215,6 +215,20 @@ async function patchSettings(c: RouteCall): Promise<void> {
   sendJson(c.res, 200, { v: 1, ...now });
 }
 
+/** `POST /kascades/{id}/<name>`: audited, then `act`; answers the record as it is then. */
+function action(name: string, status: 200 | 202, act: (box: SeedBox, e: BoxEntry) => void | Promise<void>): Route {
+  return {
+    method: 'POST',
+    path: `/kascades/{id}/${name}`,
+    handle: async (c) => {
+      const e = entryOf(c);
+      audit(c, e, name);
+      await act(c.api.box, e);
+      sendJson(c.res, status, record(c, e));
+    },
+  };
+}
+
 export const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/kascades', handle: listKascades },
   { method: 'POST', path: '/kascades', handle: addKascade },
@@ -232,46 +246,10 @@ export const ROUTES: readonly Route[] = [
   },
   { method: 'GET', path: '/kascades/{id}/peers', handle: peers },
   { method: 'GET', path: '/kascades/{id}/blocks', handle: blocks },
-  {
-    method: 'POST',
-    path: '/kascades/{id}/pause',
-    handle: (c) => {
-      const e = entryOf(c);
-      audit(c, e, 'pause');
-      c.api.box.pause(e);
-      sendJson(c.res, 200, record(c, e));
-    },
-  },
-  {
-    method: 'POST',
-    path: '/kascades/{id}/resume',
-    handle: async (c) => {
-      const e = entryOf(c);
-      audit(c, e, 'resume');
-      await c.api.box.resume(e);
-      sendJson(c.res, 200, record(c, e));
-    },
-  },
-  {
-    method: 'POST',
-    path: '/kascades/{id}/verify',
-    handle: (c) => {
-      const e = entryOf(c);
-      audit(c, e, 'verify');
-      c.api.box.verifyNow(e);
-      sendJson(c.res, 202, record(c, e));
-    },
-  },
-  {
-    method: 'POST',
-    path: '/kascades/{id}/reannounce',
-    handle: (c) => {
-      const e = entryOf(c);
-      audit(c, e, 'reannounce');
-      c.api.box.reannounce(e);
-      sendJson(c.res, 202, record(c, e));
-    },
-  },
+  action('pause', 200, (box, e) => box.pause(e)),
+  action('resume', 200, (box, e) => box.resume(e)),
+  action('verify', 202, (box, e) => box.verifyNow(e)),
+  action('reannounce', 202, (box, e) => box.reannounce(e)),
   { method: 'GET', path: '/settings', handle: (c) => sendJson(c.res, 200, { v: 1, ...c.api.settings.get() }) },
   { method: 'PATCH', path: '/settings', handle: patchSettings },
   { method: 'GET', path: '/stats', handle: (c) => sendJson(c.res, 200, c.api.stats()) },

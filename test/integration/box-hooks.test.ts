@@ -14,18 +14,9 @@ import { runCli, startCli } from '../helpers/cli.js';
 import { writeKascade } from '../helpers/make-file.js';
 import { testScope } from '../helpers/test-scope.js';
 import { never, until } from '../helpers/wait.js';
+import { readEnv } from '../helpers/env-file.js';
 
 const scope = testScope();
-
-/** `env -0` output as a map. */
-function readEnv(path: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const entry of readFileSync(path, 'utf8').split('\0')) {
-    const i = entry.indexOf('=');
-    if (i > 0) m.set(entry.slice(0, i), entry.slice(i + 1));
-  }
-  return m;
-}
 
 describe('issue 12: --on-done and --on-error', () => {
   it('fire with the facts in the environment, verbatim, nothing in them run; a restart does not fire --on-done again', async () => {

@@ -13,6 +13,7 @@ import { entryId } from '../../src/box/entry-id.js';
 import { HookRunner, checkHookCommand, hookEnv, type HookFacts } from '../../src/box/hooks.js';
 import { testScope } from '../helpers/test-scope.js';
 import { never, until, within } from '../helpers/wait.js';
+import { readEnv } from '../helpers/env-file.js';
 
 const scope = testScope();
 const runners: HookRunner[] = [];
@@ -46,16 +47,6 @@ function runner(o: ConstructorParameters<typeof HookRunner>[0]): HookRunner {
 }
 
 const facts = (id: string, extra: Partial<HookFacts> = {}): HookFacts => ({ id, file: `/w/${id}.kascade`, state: 'seeding', ...extra });
-
-/** `env -0` output as a map. */
-function readEnv(path: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const entry of readFileSync(path, 'utf8').split('\0')) {
-    const i = entry.indexOf('=');
-    if (i > 0) m.set(entry.slice(0, i), entry.slice(i + 1));
-  }
-  return m;
-}
 
 describe('checkHookCommand', () => {
   it.each([
