@@ -41,7 +41,8 @@ export async function runAttempt(engine: Engine, p: Prepared, entry: BoxEntry, s
   const onAbort = (): void => attempt.abort(entry.work.signal.reason);
   entry.work.signal.addEventListener('abort', onAbort, { once: true });
   if (entry.work.signal.aborted) onAbort();
-  const watch = stallMs > 0 ? new StallWatch(stallMs, () => attempt.abort(new Stalled()), durableBytes(p)) : undefined;
+  const busy = (): boolean => engine.session(p.init.row.id)?.verifying ?? false;
+  const watch = stallMs > 0 ? new StallWatch(stallMs, () => attempt.abort(new Stalled()), durableBytes(p), busy) : undefined;
   entry.stallWatch = watch;
   try {
     const { result } = await engine.runOne(p, attempt.signal);

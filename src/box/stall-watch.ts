@@ -2,6 +2,9 @@
 // by the session's progress events (twice a second); one lazy timer per download, re-armed only when it fires,
 // so progress costs a comparison, not a timer. Monotonic clock: a clock jump or a sleep does not fire it early.
 // Once every block is verified it stands down: the final whole-file check is not a stall, however long it takes.
+// Nor is a verification in flight: blocks that arrived and are being hashed and written (`busy`) either count as
+// progress or fail (and ban their sender) soon, so the watch waits another `stallMs` for them; on a loaded machine
+// a cold worker pool took over a second for the first blocks, and a complete download was given up as stalled.
 
 export class StallWatch {
   private timer: NodeJS.Timeout | undefined;
@@ -14,6 +17,7 @@ export class StallWatch {
     private readonly stallMs: number,
     private readonly onStall: () => void,
     private verified: number,
+    private readonly busy: () => boolean = () => false,
   ) {
     this.arm(stallMs);
   }
@@ -35,7 +39,9 @@ export class StallWatch {
   private arm(ms: number): void {
     this.timer = setTimeout(() => {
       const idle = performance.now() - this.lastAt;
-      if (idle >= this.stallMs) {
+      if (idle >= this.stallMs && this.busy()) {
+        this.arm(this.stallMs);
+      } else if (idle >= this.stallMs) {
         this.timer = undefined;
         this.onStall();
       } else {

@@ -61,6 +61,11 @@ export class BlockTable {
     return this.written === this.blockCount;
   }
 
+  /** Blocks claimed for writing whose verify-and-write has not finished (the box's stall watch waits for them). */
+  get writingCount(): number {
+    return this.writing;
+  }
+
   isWritten(i: number): boolean {
     return this.phase[i] === WRITTEN;
   }

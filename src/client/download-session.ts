@@ -178,6 +178,11 @@ export class DownloadSession {
     });
   }
 
+  /** Whether blocks that arrived are still being verified and written (they will count as progress, or fail, soon). */
+  get verifying(): boolean {
+    return this.table.writingCount > 0;
+  }
+
   /** The block map as runs (BlockTable.runs). */
   blockRuns(): [string, number][] {
     return this.table.runs();

@@ -50,6 +50,18 @@ describe('StallWatch', () => {
     expect(onStall).not.toHaveBeenCalled();
   });
 
+  it('waits while blocks that arrived are still being verified, then fires if they brought nothing', () => {
+    const onStall = vi.fn();
+    let busy = true;
+    const w = new StallWatch(1000, onStall, 0, () => busy);
+    vi.advanceTimersByTime(2500); // a cold worker pool: verification in flight for 2.5 s
+    expect(onStall).not.toHaveBeenCalled();
+    busy = false; // it ended and brought no verified byte (a bad block): the next check is a stall
+    vi.advanceTimersByTime(600);
+    expect(onStall).toHaveBeenCalledTimes(1);
+    expect(w.progressed).toBe(false);
+  });
+
   it('stop() cancels it', () => {
     const onStall = vi.fn();
     const w = new StallWatch(1000, onStall, 0);
