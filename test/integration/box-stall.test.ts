@@ -15,7 +15,9 @@ import { testScope } from '../helpers/test-scope.js';
 const scope = testScope();
 
 describe('issue 10 point 6: stalled box downloads give their slot up', () => {
-  it('two unservable kascades and --max-downloads 2: the servable one still completes; the others are stalled with a next try', async () => {
+  // Up to 70 s: on a loaded machine the servable one may itself stall once (no verified block within the 1 s
+  // stall timeout) and come back after its 30 s (±25%) back-off; that is the behaviour under test, not a failure.
+  it('two unservable kascades and --max-downloads 2: the servable one still completes; the others are stalled with a next try', { timeout: 70_000 }, async () => {
     const w = boxWorld(scope);
     for (const n of ['a', 'b']) writeKascade(join(w.watch, `${n}-unservable.kascade`), boxPayload(`${n}.bin`, n).k);
     const good = boxPayload('c.bin', 'c');
@@ -23,7 +25,7 @@ describe('issue 10 point 6: stalled box downloads give their slot up', () => {
     writeKascade(join(w.watch, 'c-servable.kascade'), { ...good.k, peers: [peer.addr] });
 
     const box = await startBox(w, ['--max-downloads', '2', '--stall-timeout', '1']);
-    const s = await waitBoxStatus(box.url, (x) => entryOf(x, 'c-servable.kascade')?.state === 'seeding', 'the servable kascade seeding', 20_000);
+    const s = await waitBoxStatus(box.url, (x) => entryOf(x, 'c-servable.kascade')?.state === 'seeding', 'the servable kascade seeding', 55_000);
     expect(createHash('sha256').update(readFileSync(join(w.data, 'c.bin'))).digest('hex')).toBe(good.filehash);
     const stalled = s.files.filter((f) => f.path.includes('-unservable'));
     for (const f of stalled) {
