@@ -170,6 +170,7 @@ describe('kfetch seed --watch (the seeding box)', { timeout: 120_000 }, () => {
     const st = await runCli(['status'], { home: w.home });
     expect(st.code).toBe(0);
     expect(st.stdout).toMatch(/^box: running \(pid \d+\) on http:\/\/127\.0\.0\.1:\d+, watching /m);
+    expect(st.stdout).toMatch(/^  control API http:\/\/127\.0\.0\.1:\d+\/api\/v1\/ \(the page: kfetch box ui\)$/m);
     expect(st.stdout).toMatch(/4 kascades: .*2 seeding/);
     expect(st.stdout).toMatch(/rejected: .*notjson\.json: KF_E_KASCADE_JSON/);
     expect(st.stdout).toMatch(/a\.bin .* 100\.0% +seeding/);

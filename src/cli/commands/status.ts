@@ -52,6 +52,7 @@ async function runStatus(flags: { json: boolean }, ctx: CommandContext): Promise
     if (!running) ctx.out.write(`box: not running (pid ${info.pid} ended without cleaning up ${BOX_INFO_FILE})\n`);
     else {
       ctx.out.write(`box: running (pid ${info.pid}) on ${info.url}, watching ${info.watch}, data in ${info.data}\n`);
+      if (info.api !== undefined) ctx.out.write(`  control API ${info.api}/api/v1/ (the page: kfetch box ui)\n`);
       if (live !== undefined) {
         const { total, ...states } = live.kascades;
         const parts = Object.entries(states).map(([state, n]) => `${n} ${state}`);
