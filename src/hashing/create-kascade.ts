@@ -137,15 +137,26 @@ function preflight(f: Facts, path: string): void {
   } catch (err) {
     if (!(err instanceof KfetchError)) throw err;
     const field = err.field === 'tracker' || err.field?.startsWith('trackers') === true ? '--tracker' : err.field?.startsWith('peers') === true ? '--peer' : err.field;
-    throw new KfetchError(err.code, `${whichTracker(err.field)}${err.message}`, { ...(field === undefined ? {} : { field }), cause: err });
+    throw new KfetchError(err.code, trackerMessage(err, [f.tracker, ...f.trackers]), { ...(field === undefined ? {} : { field }), cause: err });
   }
 }
 
-/** `trackers[2]` is the 4th --tracker: say so in front of the message (the parser's field path means nothing on the command line). */
-function whichTracker(field: string | undefined): string {
-  if (field === 'trackers') return '--tracker given too often: ';
-  const i = /^trackers\[(\d+)\]$/.exec(field ?? '')?.[1];
-  return i === undefined ? '' : `--tracker number ${Number(i) + 2} (trackers[${i}]): `;
+/**
+ * The parser's message about a failover tracker, in command-line terms: `trackers[2]` is the 4th --tracker, and a
+ * repeat names the two --tracker values as given (the parser saw them with a stand-in filehash). `given`: every
+ * --tracker in order.
+ */
+function trackerMessage(err: KfetchError, given: readonly string[]): string {
+  if (err.field === 'trackers') return `given ${given.length} times: ${err.message}`;
+  const at = /^trackers\[(\d+)\]$/.exec(err.field ?? '')?.[1];
+  if (at === undefined) return err.message;
+  const n = Number(at) + 2;
+  const repeats = err.detail?.repeats;
+  if (typeof repeats === 'string') {
+    const m = repeats === 'tracker' ? 1 : Number(/\[(\d+)\]/.exec(repeats)?.[1] ?? Number.NaN) + 2;
+    return `number ${n} (trackers[${at}]) ${JSON.stringify(given[n - 1])} names the same tracker as number ${m} ${JSON.stringify(given[m - 1])}; name each tracker once`;
+  }
+  return `number ${n} (trackers[${at}]): ${err.message}`;
 }
 
 /** Construct the Kascade and validate it the way any reader will: serialize, then parse. */
