@@ -2,13 +2,16 @@
 // `trackers` extension (docs/spec-trackers.md) and refuses a bad or repeated one naming which; a --compat-2015 file
 // with failover trackers is still fetched by the original Python downloader through its `tracker`; and `kfetch get`
 // on a kascade naming a dead tracker first (a closed loopback port) and a live `kfetch tracker` second finds the
-// seeder through the second within the fast-retry window (bounded waits only).
+// seeder through the second within the fast-retry window (bounded waits only). The seeding box fails over too, and
+// its API shows the tracker in use.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { startAdversarialTracker } from '../helpers/adversarial-tracker.js';
+import { BLOCK, boxPayload, boxWorld, startBox } from '../helpers/box-world.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { makePayload } from '../helpers/make-file.js';
 import { pythonDownload } from '../helpers/original-client.js';
@@ -124,4 +127,36 @@ describe('kfetch get with a dead tracker first', () => {
     // It did try the dead one first.
     expect(r.stdout).toContain('KF_E_TRACKER_UNREACHABLE');
   }, 90_000);
+});
+
+describe('the seeding box with a dead tracker first', () => {
+  it('announces to the second tracker, and its API shows that one as the tracker in use', async () => {
+    const w = boxWorld(scope);
+    const live = scope.keep(await startAdversarialTracker({ kind: 'body', body: '[]' }));
+    const dead = `http://127.0.0.1:${await closedPort()}/peers/x.json`;
+    const good = boxPayload('mt.bin', 'mt-box', 4 * BLOCK - 3);
+    writeFileSync(join(w.data, 'mt.bin'), good.bytes);
+    const box = await startBox(w);
+    const token = readFileSync(join(w.home, 'api-token'), 'utf8').trim();
+    const api = async (method: string, path: string, body?: string): Promise<{ status: number; json: any }> => {
+      const res = await fetch(`${box.url}/api/v1${path}`, { method, headers: { Authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { body }) });
+      const text = await res.text();
+      return { status: res.status, json: text === '' ? undefined : JSON.parse(text) };
+    };
+    const added = await api('POST', '/kascades', JSON.stringify({ ...good.k, tracker: dead, trackers: [live.url] }));
+    expect(added.status, JSON.stringify(added.json)).toBeLessThan(300);
+    const id = added.json.id as string;
+    let record: any;
+    await until(
+      async () => {
+        const r = await api('GET', `/kascades/${id}`);
+        record = r.json?.kascade ?? r.json;
+        return record?.tracker?.url === live.url && record.tracker.lastAnnounce !== null && record.tracker.lastError === null;
+      },
+      30_000,
+      'the box announced to the second tracker',
+    );
+    expect(live.requests.length).toBeGreaterThanOrEqual(1);
+    expect(record.state).toBe('seeding');
+  }, 60_000);
 });
