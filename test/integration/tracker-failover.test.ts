@@ -50,16 +50,20 @@ describe('Announcer failover over several trackers', () => {
     const down = await tracker(dead503);
     const live = await tracker(ok);
     const errors: string[] = [];
+    let oks = 0;
     const a = make({
       url: refused,
       trackers: [refused, down.url, live.url],
       state: () => ({ port: 4001, progress: 1 }),
       limits: { announceFastRetrySchedule: [0.05] },
       onError: (e) => errors.push(e.code),
+      onPeers: () => oks++,
     });
     expect(a.facts.url).toBe(refused);
     a.start();
-    await until(() => live.requests.length === 1, 20_000, 'an announce reaching the third tracker');
+    // Counted when the reply has been handled (the tracker records a request before it answers).
+    await until(() => oks === 1, 20_000, 'an announce accepted by the third tracker');
+    expect(live.requests).toHaveLength(1);
     expect(errors).toEqual(['KF_E_TRACKER_UNREACHABLE', 'KF_E_TRACKER_REFUSED']);
     expect(a.facts.url).toBe(live.url);
     expect(a.facts.lastError).toBeUndefined();
@@ -96,6 +100,7 @@ describe('Announcer failover over several trackers', () => {
     three.start();
     // Run both for a few seconds on the same loop: the single-tracker announcer is the yardstick.
     await until(() => control.requests.length >= 8, 30_000, 'eight retries to the single dead tracker');
+    await Promise.all([one.stop(), three.stop()]); // freezes the counts (neither ever succeeded: no stopped is sent)
     const total = dead.reduce((n, t) => n + t.requests.length, 0);
     const single = control.requests.length;
     // Generous: one attempt of slack either way for the moment the two are compared.
@@ -107,7 +112,9 @@ describe('Announcer failover over several trackers', () => {
       .sort((x, y) => x.at - y.at)
       .map((r) => r.i);
     expect(order).toEqual(order.map((_, k) => k % 3));
-    expect(three.failureCount).toBe(total);
+    // The last attempt may have been cut by stop() before its failure was counted.
+    expect(three.failureCount).toBeGreaterThanOrEqual(total - 1);
+    expect(three.failureCount).toBeLessThanOrEqual(total);
   }, 40_000);
 
   it('event=stopped goes to the last two trackers that accepted us, not to older ones', async () => {
