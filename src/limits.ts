@@ -17,6 +17,10 @@ export const LIMITS = {
   defaultBlockSize: 256 * KiB,
   /** filename length in bytes (common file systems' NAME_MAX). */
   maxFilenameBytes: 255,
+  /** Tracker URLs a .kascade may name in all (`tracker` plus the `trackers` extension): failover, not a crawl list. */
+  kascadeTrackersMax: 16,
+  /** Bytes of one URL in the `trackers` extension (with kascadeTrackersMax: at most 32 KiB of URLs per file). */
+  trackerUrlMaxBytes: 2048,
 
   /** Tracker reply body cap (libtorrent tracker_maximum_response_length). */
   trackerReplyMaxBytes: 1 * MiB,
@@ -56,6 +60,11 @@ export const LIMITS = {
   /** stopAll: event=stopped announces in flight at once, and one deadline for all (a shutdown must end). */
   announceStopAllConcurrency: 16,
   announceStopAllDeadlineMs: 4_000,
+  /**
+   * Failover: `event=stopped` goes to at most this many of the trackers that last accepted our announce (the current
+   * one and the one before a switch), in parallel under one deadline: a shutdown costs sockets per kascade, not per URL.
+   */
+  announceStoppedTrackersMax: 2,
 
   /** Tracker server: request body cap; a form with a bitfield for 2^22 blocks is ~1 MiB of hex. */
   trackerRequestMaxBytes: 2 * MiB,

@@ -50,6 +50,7 @@ export class Seeding {
     const bitfield = Bitfield.full(row.blockCount);
     entry.announcer = new Announcer({
       url: k.tracker,
+      trackers: k.trackers,
       log: this.o.log.child({ file: entry.path }),
       state: () => ({ port: this.o.port(), progress: 1, blocks: { blockSize: row.blockSize, bitfield } }),
       queue: this.announceQueue,

@@ -104,6 +104,7 @@ export async function seedAfterDownload(engine: Engine, prepared: Prepared[], ct
     (p) =>
       new Announcer({
         url: p.init.kascade.tracker,
+        trackers: p.init.kascade.trackers,
         log: ctx.log(),
         state: () => ({ port, progress: 1, blocks: { blockSize: p.init.row.blockSize, bitfield: p.init.durable } }),
       }),

@@ -281,6 +281,7 @@ export class DownloadSession {
     if (this.d.ourPort === undefined && this.k.tracker === '') return;
     this.announcer = new Announcer({
       url: this.k.tracker,
+      trackers: this.k.trackers,
       log: this.d.log,
       state: () => ({
         port: this.d.ourPort ?? 0,

@@ -27,6 +27,8 @@ export interface CreateKascadeOptions {
   path: string;
   /** Tracker base URL (`http://host:port`) or full announce URL; see trackerUrlFor. */
   tracker: string;
+  /** Failover trackers after `tracker`, in order, each as `tracker` (written as the `trackers` extension). */
+  trackers?: readonly string[];
   /** Block sizes to offer, in bytes. */
   blockSizes: readonly number[];
   /** Extension `peers`: "host:port" of known peers or plain HTTP servers. */
@@ -59,6 +61,7 @@ export async function createKascade(opts: CreateKascadeOptions): Promise<Kascade
   validateBlockSizes(opts.blockSizes, undefined, limits);
   const filename = basename(path);
   const peers = [...(opts.peers ?? [])];
+  const trackers = [...(opts.trackers ?? [])];
 
   const fh = await openInput(path);
   try {
@@ -66,7 +69,7 @@ export async function createKascade(opts: CreateKascadeOptions): Promise<Kascade
     if (!before.isFile()) throw new KfetchError('KF_E_INPUT', 'not a regular file', { file: path });
     const filesize = before.size;
     const sizes = validateBlockSizes(opts.blockSizes, filesize, limits);
-    preflight({ filename, filesize: 0, filehash: EMPTY_SHA256, tracker: opts.tracker, sizes, hashes: sizes.map(() => []), peers }, path);
+    preflight({ filename, filesize: 0, filehash: EMPTY_SHA256, tracker: opts.tracker, trackers, sizes, hashes: sizes.map(() => []), peers }, path);
 
     const passes = planReadPasses(sizes, limits.hashChunkBytes);
     const total = filesize * passes.length;
@@ -86,7 +89,7 @@ export async function createKascade(opts: CreateKascadeOptions): Promise<Kascade
     }
     opts.onProgress?.(total, total);
     return build(
-      { filename, filesize, filehash: sha.digest('hex'), tracker: opts.tracker, sizes, hashes: sizes.map((s) => hashes.get(s)!), peers },
+      { filename, filesize, filehash: sha.digest('hex'), tracker: opts.tracker, trackers, sizes, hashes: sizes.map((s) => hashes.get(s)!), peers },
       path,
     );
   } finally {
@@ -110,6 +113,7 @@ interface Facts {
   filesize: number;
   filehash: string;
   tracker: string;
+  trackers: readonly string[];
   sizes: readonly number[];
   hashes: readonly string[][];
   peers: readonly string[];
@@ -132,9 +136,27 @@ function preflight(f: Facts, path: string): void {
     build(f, path);
   } catch (err) {
     if (!(err instanceof KfetchError)) throw err;
-    const field = err.field === 'tracker' ? '--tracker' : err.field?.startsWith('peers') === true ? '--peer' : err.field;
-    throw new KfetchError(err.code, err.message, { ...(field === undefined ? {} : { field }), cause: err });
+    const field = err.field === 'tracker' || err.field?.startsWith('trackers') === true ? '--tracker' : err.field?.startsWith('peers') === true ? '--peer' : err.field;
+    throw new KfetchError(err.code, trackerMessage(err, [f.tracker, ...f.trackers]), { ...(field === undefined ? {} : { field }), cause: err });
   }
+}
+
+/**
+ * The parser's message about a failover tracker, in command-line terms: `trackers[2]` is the 4th --tracker, and a
+ * repeat names the two --tracker values as given (the parser saw them with a stand-in filehash). `given`: every
+ * --tracker in order.
+ */
+function trackerMessage(err: KfetchError, given: readonly string[]): string {
+  if (err.field === 'trackers') return `given ${given.length} times: ${err.message}`;
+  const at = /^trackers\[(\d+)\]$/.exec(err.field ?? '')?.[1];
+  if (at === undefined) return err.message;
+  const n = Number(at) + 2;
+  const repeats = err.detail?.repeats;
+  if (typeof repeats === 'string') {
+    const m = repeats === 'tracker' ? 1 : Number(/\[(\d+)\]/.exec(repeats)?.[1] ?? Number.NaN) + 2;
+    return `number ${n} (trackers[${at}]) ${JSON.stringify(given[n - 1])} names the same tracker as number ${m} ${JSON.stringify(given[m - 1])}; name each tracker once`;
+  }
+  return `number ${n} (trackers[${at}]): ${err.message}`;
 }
 
 /** Construct the Kascade and validate it the way any reader will: serialize, then parse. */
@@ -146,6 +168,7 @@ function build(f: Facts, path: string): Kascade {
     filesize: f.filesize,
     filehash: f.filehash,
     tracker: trackerUrlFor(f.tracker, f.filehash),
+    trackers: [trackerUrlFor(f.tracker, f.filehash), ...f.trackers.map((t, i) => trackerUrlFor(t, f.filehash, `trackers[${i}]`))],
     blockhashes: new Map(f.sizes.map((s, i) => [s, f.hashes[i]!])),
     swarmId: f.filehash,
     peers: f.peers,

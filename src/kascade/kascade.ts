@@ -9,6 +9,11 @@ export interface KascadeFields {
   /** SHA-256 of the whole file, lowercase hex. */
   filehash: string;
   tracker: string;
+  /**
+   * Every tracker to announce to, in failover order, `tracker` first (the `trackers` extension adds the rest).
+   * Optional when building: missing means just `tracker`; given, it must start with `tracker`. parse.ts refuses repeats.
+   */
+  trackers?: readonly string[];
   /** Block size -> lowercase MD5 hex per block. */
   blockhashes: ReadonlyMap<number, readonly string[]>;
   /** The id used in tracker and peer URLs: filehash (2015) or trackhash/kascadehash (2014). Lowercase hex. */
@@ -64,6 +69,7 @@ export class Kascade implements KascadeFields {
   readonly filesize: number;
   readonly filehash: string;
   readonly tracker: string;
+  readonly trackers: readonly string[];
   readonly blockhashes: ReadonlyMap<number, readonly string[]>;
   readonly swarmId: string;
   readonly peers: readonly string[];
@@ -76,6 +82,8 @@ export class Kascade implements KascadeFields {
     this.filesize = f.filesize;
     this.filehash = f.filehash;
     this.tracker = f.tracker;
+    if (f.trackers !== undefined && f.trackers[0] !== f.tracker) throw new RangeError('trackers must start with tracker');
+    this.trackers = f.trackers ?? [f.tracker];
     this.blockhashes = f.blockhashes;
     this.swarmId = f.swarmId;
     this.peers = f.peers;

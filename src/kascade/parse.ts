@@ -10,6 +10,9 @@
 // - `trackhash` / `kascadehash` set the swarm id in either dialect, so a 2014 file re-serialized as 2015 keeps its
 //   swarm. A 2014 file must still carry `filehash` (kfetch always checks the whole file's SHA-256).
 // - `blocksize` next to an object `blockhashes` is refused: it is not clear which dialect the file means.
+// - The `trackers` extension lists failover trackers after `tracker` (docs/spec-trackers.md). Each entry passes the
+//   same URL policy as `tracker`; a repeat of `tracker` or of an earlier entry (compared as parsed URLs) is refused,
+//   not dropped: the writer meant something else, and a silent fix would hide it.
 
 import { KfetchError, type ErrorCode } from '../errors.js';
 import { LIMITS } from '../limits.js';
@@ -29,10 +32,14 @@ export interface ParseKascadeOptions {
   maxFilenameBytes?: number;
   /** Most entries accepted in the `peers` extension. */
   maxPeers?: number;
+  /** Most tracker URLs in all: `tracker` plus the `trackers` extension. */
+  maxTrackers?: number;
+  /** Longest URL (bytes, UTF-8) accepted in the `trackers` extension. */
+  maxTrackerUrlBytes?: number;
 }
 
 /** Keys the parser understands; everything else goes to `extra`. */
-const KNOWN = new Set(['filename', 'filesize', 'filehash', 'tracker', 'blockhashes', 'blocksize', 'trackhash', 'kascadehash', 'peers']);
+const KNOWN = new Set(['filename', 'filesize', 'filehash', 'tracker', 'trackers', 'blockhashes', 'blocksize', 'trackhash', 'kascadehash', 'peers']);
 
 const CANONICAL_DECIMAL = /^[1-9][0-9]*$/;
 
@@ -92,6 +99,8 @@ export function parseKascade(input: Uint8Array | string, file?: string, opts: Pa
     maxBlocksPerSize: opts.maxBlocksPerSize ?? LIMITS.maxBlocksPerSize,
     maxFilenameBytes: opts.maxFilenameBytes ?? LIMITS.maxFilenameBytes,
     maxPeers: opts.maxPeers ?? LIMITS.peersKnownMax,
+    maxTrackers: opts.maxTrackers ?? LIMITS.kascadeTrackersMax,
+    maxTrackerUrlBytes: opts.maxTrackerUrlBytes ?? LIMITS.trackerUrlMaxBytes,
   };
   const fail = (code: ErrorCode, message: string, field?: string, detail?: Record<string, unknown>): KfetchError =>
     new KfetchError(code, message, {
@@ -225,6 +234,7 @@ export function parseKascade(input: Uint8Array | string, file?: string, opts: Pa
 
   // 5. Extensions.
   const peers = parsePeers(own(root, 'peers'), limits.maxPeers, fail);
+  const trackers = parseTrackers(own(root, 'trackers'), tracker, limits.maxTrackers, limits.maxTrackerUrlBytes, fail);
   const createdBy = own(root, 'created by');
   if (createdBy !== undefined && typeof createdBy !== 'string') {
     throw fail('KF_E_KASCADE_SCHEMA', `"created by" must be a string, got ${typeName(createdBy)}`, 'created by');
@@ -236,7 +246,7 @@ export function parseKascade(input: Uint8Array | string, file?: string, opts: Pa
     if (!KNOWN.has(key)) Object.defineProperty(extra, key, { value: root[key], enumerable: true, writable: true, configurable: true });
   }
 
-  return new Kascade({ filename, filesize: size, filehash, tracker, blockhashes, swarmId, peers, dialect, extra });
+  return new Kascade({ filename, filesize: size, filehash, tracker, trackers, blockhashes, swarmId, peers, dialect, extra });
 }
 
 type Fail = (code: ErrorCode, message: string, field?: string, detail?: Record<string, unknown>) => KfetchError;
@@ -302,6 +312,40 @@ function parsePeers(v: unknown, maxPeers: number, fail: Fail): readonly string[]
     const parsed = parsePeerAddress(p);
     if ('problem' in parsed) throw fail(parsed.policy ? 'KF_E_KASCADE_PEER' : 'KF_E_KASCADE_SCHEMA', `${field} ${quote(p, 100)} ${parsed.problem}`, field);
     out.push(p);
+  }
+  return out;
+}
+
+/**
+ * The `trackers` extension: more announce URLs, tried in order after `tracker` when it fails (docs/spec-trackers.md).
+ * Returns every tracker, `tracker` first. Each entry is judged as `tracker` is (trackerProblem) and bounded in
+ * length; `tracker` and the entries together are at most `maxTrackers`; a URL named twice (as parsed: `HTTP://H/x`
+ * is `http://h/x`) is refused, naming the later entry.
+ */
+function parseTrackers(v: unknown, tracker: string, maxTrackers: number, maxUrlBytes: number, fail: Fail): readonly string[] {
+  if (v === undefined) return [tracker];
+  if (!Array.isArray(v)) throw fail('KF_E_KASCADE_SCHEMA', `trackers must be an array of tracker URL strings, got ${typeName(v)}`, 'trackers');
+  if (v.length + 1 > maxTrackers) {
+    throw fail('KF_E_KASCADE_SCHEMA', `trackers lists ${v.length} URLs; with tracker that is more than the limit of ${maxTrackers}`, 'trackers', {
+      limit: maxTrackers,
+      actual: v.length + 1,
+    });
+  }
+  const out = [tracker];
+  const seen = new Map<string, string>([[new URL(tracker).href, 'tracker']]);
+  for (let i = 0; i < v.length; i++) {
+    const t: unknown = v[i];
+    const field = `trackers[${i}]`;
+    if (typeof t !== 'string') throw fail('KF_E_KASCADE_SCHEMA', `${field} must be a tracker URL string, got ${typeName(t)}`, field);
+    const bytes = Buffer.byteLength(t, 'utf8');
+    if (bytes > maxUrlBytes) throw fail('KF_E_KASCADE_TRACKER', `${field} is ${bytes} bytes long, more than the limit of ${maxUrlBytes}`, field);
+    const why = trackerProblem(t);
+    if (why !== undefined) throw fail('KF_E_KASCADE_TRACKER', `${field} ${redactUrl(t)} ${why}`, field);
+    const href = new URL(t).href;
+    const first = seen.get(href);
+    if (first !== undefined) throw fail('KF_E_KASCADE_TRACKER', `${field} ${redactUrl(t)} repeats ${first}; name each tracker once`, field, { repeats: first });
+    seen.set(href, field);
+    out.push(t);
   }
   return out;
 }

@@ -11,10 +11,11 @@ import type { Kascade } from './kascade.js';
 export { trackerUrlFor } from './tracker-url.js';
 
 /** Keys serialize() writes itself; an `extra` entry with one of these names is skipped, never allowed to override. */
-const OWN_KEYS = new Set(['filename', 'filesize', 'filehash', 'tracker', 'trackhash', 'kascadehash', 'blockhashes', 'blocksize', 'peers', 'created by']);
+const OWN_KEYS = new Set(['filename', 'filesize', 'filehash', 'tracker', 'trackers', 'trackhash', 'kascadehash', 'blockhashes', 'blocksize', 'peers', 'created by']);
 
 /**
- * The .kascade text for `k`: keys in the order filename, filesize, filehash, tracker, (trackhash), blockhashes
+ * The .kascade text for `k`: keys in the order filename, filesize, filehash, tracker, (trackers: the failover
+ * trackers after `tracker`, only when there are any), (trackhash), blockhashes
  * (ascending block sizes), peers (if any), "created by" (if set in extra), then the other extra keys in their
  * order. Two-space indentation and a final newline.
  */
@@ -28,6 +29,7 @@ export function serializeKascade(k: Kascade): string {
   put('filesize', k.filesize);
   put('filehash', k.filehash.toLowerCase());
   put('tracker', k.tracker);
+  if (k.trackers.length > 1) put('trackers', k.trackers.slice(1));
   if (k.swarmId.toLowerCase() !== k.filehash.toLowerCase()) put('trackhash', k.swarmId.toLowerCase());
   const blocks = Object.create(null) as Record<string, unknown>;
   for (const size of [...k.blockhashes.keys()].sort((a, b) => a - b)) {

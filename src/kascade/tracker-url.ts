@@ -30,11 +30,12 @@ export function trackerProblem(url: string): string | undefined {
 /**
  * The announce URL `kfetch create --tracker BASE` writes: a base with no path (or `/`) becomes
  * `<origin>/peers/<filehash>.json` (SPEC §1 convention); a URL with a path or query is kept as given.
- * Throws KF_E_KASCADE_TRACKER (field `tracker`) for an unacceptable base.
+ * Throws KF_E_KASCADE_TRACKER (field `field`: `tracker`, or `trackers[i]` for a failover tracker) for an
+ * unacceptable base.
  */
-export function trackerUrlFor(base: string, filehash: string): string {
+export function trackerUrlFor(base: string, filehash: string, field = 'tracker'): string {
   const problem = trackerProblem(base);
-  if (problem !== undefined) throw new KfetchError('KF_E_KASCADE_TRACKER', `the tracker URL ${problem}`, { field: 'tracker' });
+  if (problem !== undefined) throw new KfetchError('KF_E_KASCADE_TRACKER', `the tracker URL ${problem}`, { field });
   const u = new URL(base);
   if (u.pathname === '/' && u.search === '' && u.hash === '') return `${u.origin}/peers/${filehash.toLowerCase()}.json`;
   return base;

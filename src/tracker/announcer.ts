@@ -1,6 +1,9 @@
 // Keeps one swarm's tracker informed: announces at start (optionally after a spread delay), then on the tracker's
 // interval; after failures retries fast for a short window, then with exponential back-off; honours 403 Retry-After,
-// and says `event=stopped` on the way out. Many announcers can share an AnnounceQueue (bounded announces in flight)
+// and says `event=stopped` on the way out. With several trackers (a kascade's `trackers`, docs/spec-trackers.md) it
+// announces to one at a time: a failed announce (not a 403, which asks us to wait) moves the next attempt to the next
+// tracker in the list, on the one retry schedule of the whole announcer (N dead trackers cost no more announces than
+// one), and a tracker that answers is kept. `event=stopped` goes to the trackers that last accepted us. Many announcers can share an AnnounceQueue (bounded announces in flight)
 // and an AnnounceStats (outcome counters); stopAll() tells a tracker about many of them under one deadline.
 // Used by the seed and get commands; all timers are unref'd so it never holds a process open.
 
@@ -37,7 +40,13 @@ export interface AnnouncerLimits extends AnnounceLimits {
 }
 
 export interface AnnouncerOptions {
+  /** The tracker (a kascade's `tracker`): announced to first. */
   url: string;
+  /**
+   * Failover order (a kascade's `trackers`: `url` first, then the others). Repeats are dropped, and at most
+   * LIMITS.kascadeTrackersMax are used. Missing: just `url`.
+   */
+  trackers?: readonly string[];
   state: () => AnnounceState;
   log?: Logger;
   /** Called with each successful reply. */
@@ -86,6 +95,11 @@ export class Announcer {
   private started = false;
   private stopped = false;
   private announcedOk = false;
+  /** Every tracker, in failover order; `current` indexes the one the next announce goes to. */
+  private readonly urls: readonly string[];
+  private current = 0;
+  /** Trackers that accepted an announce, most recent first, at most announceStoppedTrackersMax: owed `stopped`. */
+  private heard: string[] = [];
   /**
    * The tracker refused our bitfield (400 naming `blocks`: longer than its swarm's geometry, issue 10): announce
    * without it from then on, so we stay listed; downloaders read our /blocks instead.
@@ -102,6 +116,7 @@ export class Announcer {
   constructor(opts: AnnouncerOptions) {
     this.opts = opts;
     this.limits = { ...LIMITS, stopTimeoutMs: 3000, ...opts.limits };
+    this.urls = [...new Set([opts.url, ...(opts.trackers ?? [])])].slice(0, Math.max(1, LIMITS.kascadeTrackersMax));
     this.policy = {
       fastWindowMs: this.limits.announceFastWindowMs,
       fastScheduleSeconds: this.limits.announceFastRetrySchedule,
@@ -180,10 +195,20 @@ export class Announcer {
     return this.nextAt === undefined ? undefined : Math.max(0, this.nextAt - performance.now());
   }
 
-  /** What the box's API shows: the tracker, when it was last heard (ms since epoch), the next announce, the last error. */
+  /** The tracker the next announce goes to (with failover, the one that last answered, or the next to try). */
+  get url(): string {
+    return this.urls[this.current]!;
+  }
+
+  /** Every tracker this announcer may use, in failover order. */
+  get trackers(): readonly string[] {
+    return this.urls;
+  }
+
+  /** What the box's API shows: the current tracker, when it was last heard (ms since epoch), the next announce, the last error. */
   get facts(): { url: string; lastAnnounceAt: number | undefined; nextAnnounceAt: number | undefined; lastError: string | undefined } {
     const inMs = this.nextAnnounceInMs;
-    return { url: this.opts.url, lastAnnounceAt: this.lastAt, nextAnnounceAt: inMs === undefined ? undefined : Date.now() + inMs, lastError: this.lastErr };
+    return { url: this.url, lastAnnounceAt: this.lastAt, nextAnnounceAt: inMs === undefined ? undefined : Date.now() + inMs, lastError: this.lastErr };
   }
 
   /** Consecutive failed announces so far (a 403 counts). */
@@ -210,26 +235,33 @@ export class Announcer {
     return this.announcedOk;
   }
 
-  /** Send `event=stopped` until `signal` aborts (or stopTimeoutMs); true if the tracker accepted it. */
+  /**
+   * Send `event=stopped` to the trackers that last accepted us (at most announceStoppedTrackersMax, in parallel)
+   * until `signal` aborts (or stopTimeoutMs); true if any of them accepted it.
+   */
   private async sendStopped(signal: AbortSignal, viaQueue: boolean): Promise<boolean> {
-    const send = (): Promise<AnnounceResult> =>
-      announce({
-        ...this.request(this.opts.state()),
-        event: 'stopped',
-        signal,
-        timeouts: { idleMs: this.limits.stopTimeoutMs, totalMs: this.limits.stopTimeoutMs },
-      });
-    try {
-      const q = viaQueue ? this.opts.queue : undefined;
-      await (q === undefined ? send() : q.run(this.opts.url, send, { signal, priority: STOP_PRIORITY }));
-      this.opts.log?.debug({ tracker: this.opts.url }, 'announce: stopped sent');
-      this.countStopped(true);
-      return true;
-    } catch (err) {
-      this.opts.log?.debug({ tracker: this.opts.url, err: errText(err) }, 'announce: stopped not delivered');
-      this.countStopped(false);
-      return false;
-    }
+    const state = this.opts.state();
+    const q = viaQueue ? this.opts.queue : undefined;
+    const tell = async (url: string): Promise<boolean> => {
+      const send = (): Promise<AnnounceResult> =>
+        announce({
+          ...this.request(state, url),
+          event: 'stopped',
+          signal,
+          timeouts: { idleMs: this.limits.stopTimeoutMs, totalMs: this.limits.stopTimeoutMs },
+        });
+      try {
+        await (q === undefined ? send() : q.run(url, send, { signal, priority: STOP_PRIORITY }));
+        this.opts.log?.debug({ tracker: url }, 'announce: stopped sent');
+        return true;
+      } catch (err) {
+        this.opts.log?.debug({ tracker: url, err: errText(err) }, 'announce: stopped not delivered');
+        return false;
+      }
+    };
+    const told = (await Promise.all(this.heard.map(tell))).some((ok) => ok);
+    this.countStopped(told);
+    return told;
   }
 
   private countStopped(sent: boolean): void {
@@ -256,9 +288,9 @@ export class Announcer {
     this.nextAt = undefined;
   }
 
-  private request(s: AnnounceState): Parameters<typeof announce>[0] {
+  private request(s: AnnounceState, url: string): Parameters<typeof announce>[0] {
     return {
-      url: this.opts.url,
+      url,
       port: s.port,
       progress: s.progress,
       ...(s.blocks === undefined || this.withoutBlocks ? {} : { blocks: s.blocks }),
@@ -271,22 +303,25 @@ export class Announcer {
   private async run(): Promise<void> {
     this.firstAt ??= performance.now();
     const signal = this.controller.signal;
+    const at = this.current;
+    const url = this.urls[at]!;
     // The state is read when the announce really goes out, not when it joins the queue.
-    const send = (): Promise<AnnounceResult> => announce({ ...this.request(this.opts.state()), signal });
+    const send = (): Promise<AnnounceResult> => announce({ ...this.request(this.opts.state(), url), signal });
     const q = this.opts.queue;
     let next: number;
     try {
-      const result = await (q === undefined ? send() : q.run(this.opts.url, send, { signal }));
+      const result = await (q === undefined ? send() : q.run(url, send, { signal }));
       if (this.stopped) return;
       this.retry = RETRY_RESET;
       this.announcedOk = true;
+      this.heard = [url, ...this.heard.filter((u) => u !== url)].slice(0, Math.max(1, LIMITS.announceStoppedTrackersMax));
       this.lastAt = Date.now();
       this.lastErr = undefined;
       next = result.intervalMs;
       this.count(undefined);
-      if (result.warning !== undefined) this.opts.log?.warn({ tracker: this.opts.url, warning: result.warning }, 'tracker warning');
-      if (result.dropped > 0) this.opts.log?.debug({ tracker: this.opts.url, dropped: result.dropped }, 'tracker: bad peer entries dropped');
-      this.opts.log?.debug({ tracker: this.opts.url, peers: result.peers.length, nextMs: next }, 'announce: ok');
+      if (result.warning !== undefined) this.opts.log?.warn({ tracker: url, warning: result.warning }, 'tracker warning');
+      if (result.dropped > 0) this.opts.log?.debug({ tracker: url, dropped: result.dropped }, 'tracker: bad peer entries dropped');
+      this.opts.log?.debug({ tracker: url, peers: result.peers.length, nextMs: next }, 'announce: ok');
       this.safeCall(() => this.opts.onPeers?.(result));
     } catch (err) {
       if (this.stopped) return;
@@ -298,14 +333,18 @@ export class Announcer {
       next = step.delayMs;
       const asked = kerr.detail?.retryAfterMs;
       if (kerr.code === 'KF_E_TRACKER_BACKOFF' && typeof asked === 'number') next = Math.max(next, asked);
+      let stay = kerr.code === 'KF_E_TRACKER_BACKOFF'; // the tracker works and asks us to wait: wait for it
       if (kerr.code === 'KF_E_TRACKER_REFUSED' && kerr.field === 'blocks' && !this.withoutBlocks) {
         this.withoutBlocks = true;
         next = 0; // once: the next announce carries no bitfield, so it cannot be refused for one again
+        stay = true;
       }
+      // Failover: the next attempt goes to the next tracker, on the same schedule (the delay above is per announcer).
+      if (!stay && this.urls.length > 1 && this.current === at) this.current = (at + 1) % this.urls.length;
       this.count(kerr);
       this.lastAt = Date.now();
       this.lastErr = `${kerr.code}: ${kerr.message}`;
-      this.opts.log?.warn({ tracker: this.opts.url, code: kerr.code, failures: this.retry.failures, retryInMs: next }, kerr.message);
+      this.opts.log?.warn({ tracker: url, code: kerr.code, failures: this.retry.failures, retryInMs: next, ...(this.url === url ? {} : { nextTracker: this.url }) }, kerr.message);
       this.safeCall(() => this.opts.onError?.(kerr));
     }
     this.schedule(next);

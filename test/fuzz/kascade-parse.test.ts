@@ -61,6 +61,11 @@ const kascadeish = fc
       blocksize: fc.oneof(fc.constantFrom(512, 1024, 0, -1, 1.5), anyValue),
       trackhash: fc.oneof(hexOf(32), hexOf(40), weirdString),
       peers: fc.oneof(fc.array(fc.oneof(fc.constantFrom('127.0.0.1:1', '[::1]:80', 'h:0', ':1'), weirdString), { maxLength: 4 }), anyValue),
+      // Issue 13: the failover tracker list (repeats, bad schemes, credentials, over-long lists).
+      trackers: fc.oneof(
+        fc.array(fc.oneof(fc.webUrl(), fc.constantFrom('http://127.0.0.1:1/', 'HTTP://127.0.0.1:1/', 'ftp://x/', 'http://u:p@h/', 'http://169.254.169.254/'), weirdString, anyValue), { maxLength: 20 }),
+        anyValue,
+      ),
       'created by': anyValue,
     },
     { requiredKeys: [] },

@@ -14,7 +14,8 @@ import type { CommandContext } from '../context.js';
 import { createProgress, type Progress } from '../progress.js';
 
 interface CreateOptions {
-  tracker: string;
+  /** In order: the first is `tracker`, the rest go to the `trackers` extension (failover, docs/spec-trackers.md). */
+  tracker: string[];
   blockSize?: string[];
   output?: string;
   peer?: string[];
@@ -38,9 +39,14 @@ export function registerCreate(program: Command, ctx: CommandContext): void {
     .command('create')
     .description('hash <file> and write a .kascade describing it (SHA-256 of the file, MD5 of every block)')
     .argument('<file>', 'the data file to describe; its base name becomes the kascade `filename`')
-    .requiredOption(
-      '--tracker <url>',
-      'tracker URL: http(s)://host:port becomes http(s)://host:port/peers/<filehash>.json; a URL with a path is kept as is',
+    .addOption(
+      new Option(
+        '--tracker <url>',
+        'tracker URL: http(s)://host:port becomes http(s)://host:port/peers/<filehash>.json; a URL with a path is kept as is. ' +
+          `Repeat to name failover trackers (at most ${LIMITS.kascadeTrackersMax} in all): the first is the kascade's \`tracker\` (the one original 2015 peers use), the others go to \`trackers\`, tried in order when one fails`,
+      )
+        .argParser(collect)
+        .makeOptionMandatory(),
     )
     .addOption(
       new Option(
@@ -82,7 +88,8 @@ async function runCreate(file: string, opts: CreateOptions, ctx: CommandContext)
   try {
     const kascade = await createKascade({
       path: file,
-      tracker: opts.tracker,
+      tracker: opts.tracker[0]!,
+      trackers: opts.tracker.slice(1),
       blockSizes,
       peers: opts.peer ?? [],
       pool,
@@ -107,6 +114,7 @@ async function runCreate(file: string, opts: CreateOptions, ctx: CommandContext)
           filesize: kascade.filesize,
           blockSizes: kascade.blockSizes,
           tracker: kascade.tracker,
+          trackers: kascade.trackers,
         })}\n`,
       );
     } else {

@@ -185,6 +185,7 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
       const blockSize = s.file.verifiedBlockSize;
       const a = new Announcer({
         url: s.kascade.tracker,
+        trackers: s.kascade.trackers,
         state: () => ({ port, progress: s.file.progress, blocks: { blockSize, bitfield: s.file.held(blockSize) } }),
         log: log.child({ file: s.kascade.filename }),
         ...(intervalMs === undefined
@@ -195,7 +196,7 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
       a.start();
     }
     for (const s of seeded) {
-      log.info({ file: s.kascade.filename, swarm: s.kascade.swarmId, tracker: s.kascade.tracker }, 'seeding');
+      log.info({ file: s.kascade.filename, swarm: s.kascade.swarmId, tracker: s.kascade.tracker, ...(s.kascade.trackers.length > 1 ? { trackers: s.kascade.trackers } : {}) }, 'seeding');
     }
 
     await new Promise<void>((resolve) => {
