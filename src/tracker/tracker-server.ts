@@ -366,9 +366,10 @@ function storeHealth(store: PeerStore, log: Logger | undefined): { call<T>(p: Pr
   };
   return {
     call,
+    // Reading stats is not a request: a failure here is neither counted nor logged (a /metrics scrape would add noise).
     async stats() {
       try {
-        last = await call(store.stats());
+        last = await store.stats();
       } catch (err) {
         if (!(err instanceof StoreUnavailableError)) throw err;
       }
