@@ -21,31 +21,32 @@ export const REDIS_PASSWORD_ENV = 'KFETCH_REDIS_PASSWORD';
 const MAX_SPEC = 300;
 const MAX_PASSWORD = 512;
 
-const REDIS_RE = /^redis:\/\/(?:([^@/?#]*)@)?(\[[0-9a-fA-F:.]{2,45}\]|[A-Za-z0-9.-]{1,253})(?::([0-9]{1,5}))?(?:\/([0-9]{1,2})?)?$/;
+const REDIS_RE = /^redis:\/\/(\[[0-9a-fA-F:.]{2,45}\]|[A-Za-z0-9.-]{1,253})(?::([0-9]{1,5}))?(?:\/([0-9]{1,2})?)?$/;
 const LABEL_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 /** Parse a `--store` value. @throws KfetchError KF_E_USAGE naming `--store` and what is wrong. */
 export function parseStoreSpec(text: string): StoreSpec {
   const shown = JSON.stringify(text.slice(0, 80));
-  const bad = (why: string): KfetchError => new KfetchError('KF_E_USAGE', `--store ${shown}: ${why}`, { field: '--store' });
+  // The message names the value, not the flag: the CLI prints the field (`--store`) before it.
+  const bad = (why: string): KfetchError => new KfetchError('KF_E_USAGE', `${shown}: ${why}`, { field: '--store' });
   if (text === 'memory') return { kind: 'memory' };
+  // First, so no other message echoes a password: anything before an `@` in the authority is a credential.
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*@/.test(text)) {
+    throw new KfetchError('KF_E_USAGE', `credentials in the URL are refused (they show in ps and shell history); set ${REDIS_PASSWORD_ENV} instead`, { field: '--store' });
+  }
   if (text.length > MAX_SPEC) throw bad(`longer than ${MAX_SPEC} characters`);
   if (/^rediss:\/\//i.test(text)) throw bad('TLS (rediss://) is not supported; use redis:// on a trusted network or a tunnel');
   if (!text.startsWith('redis://')) throw bad('must be memory or redis://HOST[:PORT][/DB]');
   const m = REDIS_RE.exec(text);
   if (m === null) throw bad('must be redis://HOST[:PORT][/DB] (no path, query or fragment; IPv6 as [addr])');
-  // Checked before the host: a password must not end up echoed in another message either.
-  if (m[1] !== undefined) {
-    throw new KfetchError('KF_E_USAGE', `--store: credentials in the URL are refused (they show in ps and shell history); set ${REDIS_PASSWORD_ENV} instead`, { field: '--store' });
-  }
-  const host = m[2]!;
+  const host = m[1]!;
   if (host.startsWith('[')) {
     if (!host.slice(1, -1).includes(':')) throw bad('brackets are for IPv6 addresses only');
   } else if (!host.split('.').every((l) => LABEL_RE.test(l))) throw bad('not a valid host name or address');
-  const portText = m[3];
+  const portText = m[2];
   const port = portText === undefined ? 6379 : Number(portText);
   if (portText !== undefined && (!/^[1-9][0-9]*$/.test(portText) || port > 65535)) throw bad('port must be 1..65535');
-  const dbText = m[4];
+  const dbText = m[3];
   const db = dbText === undefined ? 0 : Number(dbText);
   if (dbText !== undefined && (!/^(0|[1-9][0-9]?)$/.test(dbText) || db > 15)) throw bad('database must be 0..15');
   return { kind: 'redis', host, port, db };
@@ -79,10 +80,10 @@ export async function openPeerStore(
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    throw new KfetchError('KF_E_USAGE', `--store ${describeStore(spec)}: the Redis store is not built into this kfetch`, { field: '--store', cause: err });
+    throw new KfetchError('KF_E_USAGE', `${describeStore(spec)}: the Redis store is not built into this kfetch`, { field: '--store', cause: err });
   }
   if (typeof mod.openRedisPeerStore !== 'function') {
-    throw new KfetchError('KF_E_USAGE', `--store ${describeStore(spec)}: the Redis store is not built into this kfetch`, { field: '--store' });
+    throw new KfetchError('KF_E_USAGE', `${describeStore(spec)}: the Redis store is not built into this kfetch`, { field: '--store' });
   }
   const open = mod.openRedisPeerStore as (url: string, limits: PeerStoreLimits, log: Logger | undefined) => Promise<PeerStore>;
   return open(url, limits, o.log);

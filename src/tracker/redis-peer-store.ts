@@ -14,5 +14,5 @@ export function openRedisPeerStore(url: string, limits: PeerStoreLimits, log: Lo
   void url;
   void limits;
   void log;
-  return Promise.reject(new KfetchError('KF_E_USAGE', '--store redis://…: the Redis store is not built into this kfetch yet', { field: '--store' }));
+  return Promise.reject(new KfetchError('KF_E_USAGE', 'the Redis store is not built into this kfetch yet', { field: '--store' }));
 }

@@ -91,8 +91,17 @@ describe('kfetch tracker', () => {
     expect((await runCli(['tracker', '--port', '70000'], { timeoutMs: 15_000 })).code).toBe(2);
     const help = await runCli(['tracker', '--help'], { timeoutMs: 15_000 });
     expect(help.code).toBe(0);
-    for (const flag of ['--host', '--port', '--interval', '--min-interval', '--expiry', '--complete-expiry', '--feeders', '--feeder <', '--reply-bytes', '--bitfield-memory', '--swarm-bitfield-memory'])
+    for (const flag of ['--host', '--port', '--store', '--interval', '--min-interval', '--expiry', '--complete-expiry', '--feeders', '--feeder <', '--reply-bytes', '--bitfield-memory', '--swarm-bitfield-memory'])
       expect(help.stdout).toContain(flag);
+  });
+
+  it('issue 13: --store is validated before anything starts; credentials in the URL are refused, never echoed', async () => {
+    for (const bad of ['redis://127.0.0.1:6379/16', 'postgres://127.0.0.1', 'redis://:s3cret@127.0.0.1:6379/0']) {
+      const { code, stderr } = await runCli(['tracker', '--port', '0', '--store', bad], { timeoutMs: 15_000 });
+      expect(code).toBe(2);
+      expect(stderr).toContain('--store');
+      expect(stderr).not.toContain('s3cret');
+    }
   });
 
   it('issue 10: --reply-bytes bounds every reply and cannot exceed what kfetch clients read; --swarm-bitfield-memory 0 keeps none', async () => {

@@ -5,7 +5,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isKfetchError } from '../../errors.js';
 import { LIMITS } from '../../limits.js';
 import { FEEDER_MODES, makeFeederPolicy, parseFeederAddress } from '../../tracker/feeder-policy.js';
-import { describeStore, openPeerStore, parseStoreSpec, REDIS_PASSWORD_ENV, type StoreSpec } from '../../tracker/open-peer-store.js';
+import { describeStore, openPeerStore, parseStoreSpec, REDIS_PASSWORD_ENV } from '../../tracker/open-peer-store.js';
 import { startTracker, storeLimits, trackerLimits } from '../../tracker/tracker-server.js';
 import { cidrArg, intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
@@ -29,18 +29,9 @@ function feederArg(v: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), v];
 }
 
-/** `--store memory|redis://HOST[:PORT][/DB]`, validated at parse time (exit 2 naming the flag). */
-function storeArg(v: string): StoreSpec {
-  try {
-    return parseStoreSpec(v);
-  } catch (err) {
-    if (isKfetchError(err)) throw new InvalidArgumentError(err.message);
-    throw err;
-  }
-}
-
 interface TrackerFlags {
-  store: StoreSpec;
+  /** Parsed in the action, not by commander: commander's own message would echo a password given in the URL. */
+  store: string;
   host: string;
   port: number;
   interval: number;
@@ -67,8 +58,7 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         'where swarms are kept: memory (this process) or a Redis server several trackers can share (port 6379 and ' +
           `db 0 by default; no credentials in the URL: the password comes from ${REDIS_PASSWORD_ENV})`,
       )
-        .argParser(storeArg)
-        .default({ kind: 'memory' }, 'memory'),
+        .default('memory'),
     )
     .option('--interval <s>', 'announce interval the tracker expects, in seconds', secondsArg, LIMITS.trackerIntervalMs / 1000)
     .option(
@@ -137,6 +127,7 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
     )
     .action(async (flags: TrackerFlags) => {
       const feeders = makeFeederPolicy(flags.feeders, flags.feeder ?? []);
+      const storeSpec = parseStoreSpec(flags.store);
       const log = ctx.log();
       const intervalMs = Math.round(flags.interval * 1000);
       const limitFlags = {
@@ -149,8 +140,8 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         ...(flags.completeExpiry === undefined ? {} : { completeExpiryMs: Math.round(flags.completeExpiry * 1000) }),
       };
       // The tracker does not own a store passed in: it is opened here and closed after the tracker.
-      const store = await openPeerStore(flags.store, storeLimits(trackerLimits(limitFlags), feeders), { log });
-      log.info({ store: describeStore(flags.store) }, 'tracker: store open');
+      const store = await openPeerStore(storeSpec, storeLimits(trackerLimits(limitFlags), feeders), { log });
+      log.info({ store: describeStore(storeSpec) }, 'tracker: store open');
       let tracker;
       try {
         tracker = await startTracker({
