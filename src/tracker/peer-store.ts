@@ -3,9 +3,11 @@
 // processes: one round trip per announce, a server-side script). Every rule the in-memory registry enforces holds
 // in both (caps per swarm, per source address, swarms, peers, bitfield bytes; the minimum gap for a repeat; the
 // feeder policy; expiry of downloading and complete peers); test/integration/tracker-store-conformance.test.ts runs
-// one suite against both. Times are wall-clock ms (`Date.now()`): several processes share a Redis store.
+// one suite against both. Times are ms on the wall-clock scale: `Date.now()` for a shared store (several processes
+// share a Redis store); the memory store gets a monotonic clock on that scale (tracker-server.ts), so it never jumps.
 
 import type { PeerInfo } from '../peer/peer-info.js';
+import type { FeederPolicy } from './feeder-policy.js';
 import type { PeerUpdate, RecordResult } from './swarm-registry.js';
 
 export type { PeerUpdate, RecordResult } from './swarm-registry.js';
@@ -15,6 +17,24 @@ export interface AnnounceOutcome {
   result: RecordResult;
   /** Live peers of the swarm but the caller, a fair random sample of at most `sample`. Also on a refusal. */
   peers: PeerInfo[];
+}
+
+/**
+ * The rules a store enforces, all resolved (tracker-server.ts trackerLimits() fills them from LIMITS): the same
+ * meaning as swarm-registry.ts SwarmRegistryOptions. Every store is opened with one of these.
+ */
+export interface PeerStoreLimits {
+  maxSwarms: number;
+  maxPeersPerSwarm: number;
+  maxPeersPerAddress: number;
+  maxPeers: number;
+  expiryMs: number;
+  /** Never below expiryMs (the tracker clamps it). */
+  completeExpiryMs: number;
+  minIntervalMs: number;
+  maxBitfieldBytesPerSwarm: number;
+  maxBitfieldBytes: number;
+  feeders: FeederPolicy;
 }
 
 export interface PeerStore {
