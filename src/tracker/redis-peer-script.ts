@@ -180,18 +180,20 @@ end
 if op == 'sweep' then return { sweepDue() } end
 
 local s = keys(sid)
+
+if op == 'remove' then
+  -- No sweep: remove has no clock of its own (expiry is the announces' and the sweep's).
+  local had = drop(s, ARGV[7])
+  settle(s)
+  return { had and 1 or 0 }
+end
+
 sweepSwarm(s)
 
 if op == 'list' then
   local reply = sample(s, tonumber(ARGV[8]), ARGV[7], { 'list', 0 })
   settle(s)
   return reply
-end
-
-if op == 'remove' then
-  local had = drop(s, ARGV[7])
-  settle(s)
-  return { had and 1 or 0 }
 end
 
 -- announce

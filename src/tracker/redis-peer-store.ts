@@ -175,7 +175,7 @@ export async function openRedisPeerStore(url: string, limits: RedisPeerStoreOpti
     async remove(swarmId: string, ip: string, port: number): Promise<boolean> {
       checkSwarm(swarmId);
       checkPeer({ ip, port, progress: 0 });
-      const reply = await call('remove', Date.now(), swarmId, [peerKey(ip, port)]);
+      const reply = await call('remove', 0, swarmId, [peerKey(ip, port)]);
       return reply[0] === 1;
     },
     async sweep(now: number): Promise<void> {
@@ -223,7 +223,7 @@ function resultOf(code: unknown, n: unknown): RecordResult {
 }
 
 function checkSwarm(swarmId: string): void {
-  if (!SWARM_ID_RE.test(swarmId) || swarmId.includes('{')) throw new RangeError('swarmId: 1–128 printable characters, no braces or spaces');
+  if (!SWARM_ID_RE.test(swarmId)) throw new RangeError('swarmId: 1–128 printable characters, no braces or spaces');
 }
 
 /** The record is `|`-separated on the server: every field must be a plain value (the tracker has validated them). */
