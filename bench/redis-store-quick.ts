@@ -53,7 +53,13 @@ async function main(): Promise<void> {
     await raw.ping();
     const store = await openRedisPeerStore(url, LIMITS);
     /** `count` announces, the i-th from peer i into swarm i % swarms, `inFlight` at once. */
-    const flood = async (count: number, swarms: number, sample: number, progress: number): Promise<{ perSecond: number; p50: number; p99: number }> => {
+    const redisCpu = async (): Promise<number> => {
+      const info = await raw.info('cpu');
+      return Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]);
+    };
+    const flood = async (count: number, swarms: number, sample: number, progress: number) => {
+      const cpu0 = await redisCpu();
+      const node0 = process.cpuUsage();
       const lat: number[] = [];
       let next = 0;
       const now = Date.now();
@@ -71,7 +77,14 @@ async function main(): Promise<void> {
       );
       const s = (performance.now() - t0) / 1000;
       lat.sort((a, b) => a - b);
-      return { perSecond: Math.round(count / s), p50: +pct(lat, 50).toFixed(3), p99: +pct(lat, 99).toFixed(3) };
+      const nodeCpu = process.cpuUsage(node0);
+      return {
+        perSecond: Math.round(count / s),
+        p50ms: +pct(lat, 50).toFixed(3),
+        p99ms: +pct(lat, 99).toFixed(3),
+        redisCpuUsPerAnnounce: Math.round((((await redisCpu()) - cpu0) * 1e6) / count),
+        nodeCpuUsPerAnnounce: Math.round((nodeCpu.user + nodeCpu.system) / count),
+      };
     };
 
     const first = await flood(20_000, 1_000, 50, 0.5);
