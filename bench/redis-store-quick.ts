@@ -11,9 +11,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { openRedisPeerStore } from '../src/tracker/redis-peer-store.js';
-import { SwarmRegistry, type SwarmRegistryOptions } from '../src/tracker/swarm-registry.js';
+import { DEFAULT_FEEDER_POLICY } from '../src/tracker/feeder-policy.js';
+import type { PeerStoreLimits } from '../src/tracker/peer-store.js';
+import { SwarmRegistry } from '../src/tracker/swarm-registry.js';
 
-const LIMITS: SwarmRegistryOptions = {
+const LIMITS: PeerStoreLimits = {
   maxSwarms: 100_000,
   maxPeersPerSwarm: 10_000,
   maxPeersPerAddress: 64,
@@ -21,6 +23,9 @@ const LIMITS: SwarmRegistryOptions = {
   expiryMs: 180_000,
   completeExpiryMs: 6 * 3_600_000,
   minIntervalMs: 5_000,
+  maxBitfieldBytesPerSwarm: 32 * 1024 * 1024,
+  maxBitfieldBytes: 256 * 1024 * 1024,
+  feeders: DEFAULT_FEEDER_POLICY,
 };
 
 async function freePort(): Promise<number> {

@@ -6,6 +6,7 @@
 // one suite against both. Times are wall-clock ms (`Date.now()`): several processes share a Redis store.
 
 import type { PeerInfo } from '../peer/peer-info.js';
+import type { FeederPolicy } from './feeder-policy.js';
 import type { PeerUpdate, RecordResult } from './swarm-registry.js';
 
 export type { PeerUpdate, RecordResult } from './swarm-registry.js';
@@ -15,6 +16,24 @@ export interface AnnounceOutcome {
   result: RecordResult;
   /** Live peers of the swarm but the caller, a fair random sample of at most `sample`. Also on a refusal. */
   peers: PeerInfo[];
+}
+
+/**
+ * The rules a store enforces, all resolved (tracker-server.ts trackerLimits() fills them from LIMITS): the same
+ * meaning as swarm-registry.ts SwarmRegistryOptions. Every store is opened with one of these.
+ */
+export interface PeerStoreLimits {
+  maxSwarms: number;
+  maxPeersPerSwarm: number;
+  maxPeersPerAddress: number;
+  maxPeers: number;
+  expiryMs: number;
+  /** Never below expiryMs (the tracker clamps it). */
+  completeExpiryMs: number;
+  minIntervalMs: number;
+  maxBitfieldBytesPerSwarm: number;
+  maxBitfieldBytes: number;
+  feeders: FeederPolicy;
 }
 
 export interface PeerStore {

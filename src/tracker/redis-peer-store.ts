@@ -13,13 +13,13 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PeerInfo } from '../peer/peer-info.js';
 import { peerKey } from '../peer/peer-info.js';
-import { DEFAULT_FEEDER_POLICY, isFeeder, type FeederPolicy } from './feeder-policy.js';
-import { StoreUnavailableError, type AnnounceOutcome, type PeerStore } from './peer-store.js';
+import { isFeeder, type FeederPolicy } from './feeder-policy.js';
+import { StoreUnavailableError, type AnnounceOutcome, type PeerStore, type PeerStoreLimits } from './peer-store.js';
 import { PEER_STORE_LUA } from './redis-peer-script.js';
-import type { PeerUpdate, RecordResult, SwarmRegistryOptions } from './swarm-registry.js';
+import type { PeerUpdate, RecordResult } from './swarm-registry.js';
 
-/** The registry's limits, plus how the store talks to Redis. */
-export interface RedisPeerStoreOptions extends SwarmRegistryOptions {
+/** The store's rules (peer-store.ts), plus how it talks to Redis. */
+export interface RedisPeerStoreOptions extends PeerStoreLimits {
   /** A command with no reply for this long fails the call as StoreUnavailableError (default 1000). */
   commandTimeoutMs?: number;
   /** Retry-After the tracker sends while Redis is down (default 5). */
@@ -50,7 +50,7 @@ export async function openRedisPeerStore(url: string, limits: RedisPeerStoreOpti
   const retryAfter = limits.retryAfterSeconds ?? 5;
   const prefix = limits.keyPrefix ?? 'kf:';
   if (!/^[A-Za-z0-9:_-]{0,32}$/.test(prefix)) throw new RangeError('keyPrefix: letters, digits, ":", "_", "-" only (at most 32)');
-  const feeders: FeederPolicy = limits.feeders ?? DEFAULT_FEEDER_POLICY;
+  const feeders: FeederPolicy = limits.feeders;
   const expiry = limits.expiryMs;
   const completeExpiry = Math.max(expiry, limits.completeExpiryMs ?? expiry);
   const cap = (v: number | undefined): number => (v === undefined || !Number.isFinite(v) ? SAFE_MAX : Math.max(0, Math.floor(v)));

@@ -3,6 +3,9 @@
 // Announces come as POST, PUT or GET (the first 2015 JavaScript peer GETs with a multipart body), with fields in a
 // form body and/or the query string; a field given in both is refused as a duplicate. Refusals are shaped per
 // client by refusal-reply.ts: JSON errors for kfetch, always a JSON array for original peers (SPEC §6).
+// Swarms live in a PeerStore (peer-store.ts): in memory by default, or one passed in (Redis, issue 13). A store
+// that is down (StoreUnavailableError) gets kfetch clients 503 + Retry-After and originals `200 []`, is logged once
+// per outage, and is counted in stats() (`storeErrors`, `storeUp`).
 
 import { STATUS_CODES, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -18,7 +21,8 @@ import { readForm } from './read-form.js';
 import { DEFAULT_FEEDER_POLICY, type FeederPolicy } from './feeder-policy.js';
 import { isKfetchClient, refusalReply, type Refusal } from './refusal-reply.js';
 import { fitReply } from './reply-budget.js';
-import { SwarmRegistry } from './swarm-registry.js';
+import { MemoryPeerStore } from './memory-peer-store.js';
+import { StoreUnavailableError, type PeerStore, type PeerStoreLimits } from './peer-store.js';
 
 /** Tracker bounds; each defaults to the LIMITS constant of the same idea. */
 export interface TrackerLimits {
@@ -61,24 +65,42 @@ export interface TrackerOptions extends Partial<TrackerLimits> {
    * an address it does not own (RELIABILITY "tracker abuse").
    */
   trustProxy?: readonly string[];
+  /**
+   * Where swarms are kept (default: a MemoryPeerStore built from these limits and `feeders`). A store passed in is
+   * the caller's: close() leaves it open. Its own limits apply; the tracker's store limits are then unused.
+   */
+  store?: PeerStore;
+}
+
+/** What stats() reports: the store's counts, and whether it answers. */
+export interface TrackerStats {
+  swarms: number;
+  peers: number;
+  bitfieldBytes: number;
+  /** Store calls that failed with StoreUnavailableError since start (a counter). */
+  storeErrors: number;
+  /** False from a store failure until the next call that succeeds (a gauge). */
+  storeUp: boolean;
 }
 
 export interface RunningTracker {
   /** Base URL, `http://HOST:PORT` (announce to `${url}/peers/<swarm id>.json`). */
   url: string;
   port: number;
-  /** Current number of swarms and peers, and the bytes of bitfields kept. */
-  stats(): { swarms: number; peers: number; bitfieldBytes: number };
-  /** Stop listening, drop every connection, stop the expiry timer. */
+  /**
+   * Current number of swarms and peers, and the bytes of bitfields kept (from the store), with the store's health.
+   * While the store is down the counts are the last ones read (zeros before any).
+   */
+  stats(): Promise<TrackerStats>;
+  /** Stop listening, drop every connection, stop the expiry timer, close the store if the tracker opened it. */
   close(): Promise<void>;
 }
 
-/** Start a tracker. @throws KfetchError KF_E_LISTEN if the address cannot be bound. */
-export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTracker> {
-  const host = opts.host ?? '127.0.0.1';
+/** The tracker's limits: each given one, else its LIMITS default (and the clamps between them). */
+export function trackerLimits(opts: Partial<TrackerLimits> = {}): TrackerLimits {
   const intervalMs = opts.intervalMs ?? LIMITS.trackerIntervalMs;
   const expiryMs = opts.expiryMs ?? intervalMs * LIMITS.trackerExpiryIntervals;
-  const limits: TrackerLimits = {
+  return {
     intervalMs,
     minIntervalMs: opts.minIntervalMs ?? Math.min(LIMITS.trackerMinIntervalMs, intervalMs),
     expiryMs,
@@ -93,7 +115,34 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
     maxBitfieldBytesPerSwarm: opts.maxBitfieldBytesPerSwarm ?? LIMITS.trackerMaxBitfieldBytesPerSwarm,
     maxBitfieldBytes: opts.maxBitfieldBytes ?? LIMITS.trackerMaxBitfieldBytes,
   };
-  const random = opts.random ?? Math.random;
+}
+
+/** The part of the tracker's limits a store enforces, with the feeder policy: what a PeerStore is opened with. */
+export function storeLimits(limits: TrackerLimits, feeders: FeederPolicy = DEFAULT_FEEDER_POLICY): PeerStoreLimits {
+  return {
+    maxSwarms: limits.maxSwarms,
+    maxPeersPerSwarm: limits.maxPeersPerSwarm,
+    maxPeersPerAddress: limits.maxPeersPerAddress,
+    maxPeers: limits.maxPeers,
+    expiryMs: limits.expiryMs,
+    completeExpiryMs: limits.completeExpiryMs,
+    minIntervalMs: limits.minIntervalMs,
+    maxBitfieldBytesPerSwarm: limits.maxBitfieldBytesPerSwarm,
+    maxBitfieldBytes: limits.maxBitfieldBytes,
+    feeders,
+  };
+}
+
+/**
+ * Milliseconds on the wall-clock scale that never jump (the system clock being set moves Date.now, not this): the
+ * memory store's clock, so expiry and the minimum gap stay monotonic (RELIABILITY "clock jumps").
+ */
+const monotonicWallMs = (): number => performance.timeOrigin + performance.now();
+
+/** Start a tracker. @throws KfetchError KF_E_LISTEN if the address cannot be bound. */
+export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTracker> {
+  const host = opts.host ?? '127.0.0.1';
+  const limits = trackerLimits(opts);
   const log = opts.log;
   const feeders = opts.feeders ?? DEFAULT_FEEDER_POLICY;
   const fromProxy = accessList(opts.trustProxy ?? [], { loopback: false });
@@ -104,11 +153,14 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
     log?.debug({ source, named }, 'tracker: ip field ignored (not the source address, not a trusted proxy)');
     return source;
   };
-  const registry = new SwarmRegistry({ ...limits, feeders });
-  /** Up to replyPeers live peers of the swarm but `exclude`, within the reply's byte budget (reply-budget.ts). */
-  const listed = (swarmId: string, now: number, exclude: string | undefined): PeerInfo[] =>
-    fitReply(registry.sample(swarmId, limits.replyPeers, now, exclude, random), limits.replyMaxBytes);
+  const ownStore = opts.store === undefined;
+  const store: PeerStore = opts.store ?? new MemoryPeerStore(storeLimits(limits, feeders), { random: opts.random ?? Math.random });
+  // A shared store (Redis, several processes) needs one clock for all of them: the wall clock. Memory: monotonic.
+  const clock = store.kind === 'memory' ? monotonicWallMs : Date.now;
+  /** Within the reply's byte budget (reply-budget.ts). */
+  const fit = (peers: PeerInfo[]): PeerInfo[] => fitReply(peers, limits.replyMaxBytes);
   const intervalSeconds = Math.ceil(limits.intervalMs / 1000);
+  const health = storeHealth(store, log);
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -164,16 +216,17 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       const announce = parseAnnounce(fields);
       const ip = announcedIp(announce.ip, source);
       if (ip === undefined) throw new KfetchError('KF_E_INPUT', 'cannot tell the caller address', { field: 'ip', detail: { status: 400 } });
-      const now = performance.now();
+      const now = clock();
       if (announce.event === 'stopped') {
-        const removed = registry.remove(swarmId, ip, announce.port);
+        const removed = await health.call(store.remove(swarmId, ip, announce.port));
         log?.debug({ swarm: swarmId, peer: peerKey(ip, announce.port), removed }, 'tracker: stopped');
         return sendJson(res, 200, [], { 'X-Kascade-Interval': String(intervalSeconds) });
       }
       if (announce.port === 0) {
         // Extension: port 0 is a caller that accepts no connections (`kfetch get --no-serve`). It is told the peers
         // but never listed, so it holds no record (and nothing to rate-limit: it costs what an unknown port costs).
-        return sendJson(res, 200, listed(swarmId, now, undefined), { 'X-Kascade-Interval': String(intervalSeconds) });
+        const peers = fit(await health.call(store.list(swarmId, limits.replyPeers, { now })));
+        return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(intervalSeconds) });
       }
       const update = {
         ip,
@@ -182,28 +235,36 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
         ...(announce.event ? { event: announce.event } : {}),
         ...(announce.blocks ? { blocks: announce.blocks } : {}),
       };
-      const result = registry.record(swarmId, update, now, new Date().toISOString());
+      const outcome = await health.call(store.announce(swarmId, update, { now, sample: limits.replyPeers }));
+      const { result } = outcome;
       const caller = peerKey(ip, announce.port);
       if (!result.ok) {
         // An original client gets the swarm's peers anyway (never itself): the refusal is about the caller only.
-        const others = (): PeerInfo[] => listed(swarmId, now, caller);
+        const others = fit(outcome.peers);
         if (result.reason === 'too-soon') {
           const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
           const message = `announced the same state too soon; retry after ${seconds} s`;
-          return refuse(req, res, { status: 403, message, headers: { 'Retry-After': String(seconds) }, announcePath: true }, others());
+          return refuse(req, res, { status: 403, message, headers: { 'Retry-After': String(seconds) }, announcePath: true }, others);
         }
         log?.warn({ swarm: swarmId, what: result.what }, 'tracker: full');
         const message = `tracker is full (${result.what})`;
-        return refuse(req, res, { status: 503, message, headers: { 'Retry-After': String(intervalSeconds) }, announcePath: true }, others());
+        return refuse(req, res, { status: 503, message, headers: { 'Retry-After': String(intervalSeconds) }, announcePath: true }, others);
       }
       if (result.blocksDropped !== undefined) {
         log?.debug({ swarm: swarmId, peer: caller, cap: result.blocksDropped }, 'tracker: bitfield not kept (memory cap or swarm geometry)');
       }
-      const peers = listed(swarmId, now, caller);
+      const peers = fit(outcome.peers);
       log?.debug({ swarm: swarmId, peer: caller, replied: peers.length }, 'tracker: announce');
       // Extension: the bare-array reply (SPEC §2) has no room for the interval, so a header carries it.
       return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(intervalSeconds) });
     } catch (err) {
+      if (err instanceof StoreUnavailableError) {
+        // kfetch clients back off for the store's Retry-After; an original gets `200 []` (it crashes on anything else).
+        // The body was read whole before any store call, so the connection stays usable.
+        const s = err.retryAfterSeconds;
+        const seconds = String(Number.isFinite(s) ? Math.min(3600, Math.max(1, Math.ceil(s))) : intervalSeconds);
+        return refuse(req, res, { status: 503, message: 'tracker store unavailable; retry later', headers: { 'Retry-After': seconds }, announcePath: true });
+      }
       if (!isKfetchError(err)) throw err;
       const status = typeof err.detail?.status === 'number' ? err.detail.status : 400;
       const refusal: Refusal = { status, message: err.message, announcePath: true };
@@ -220,7 +281,20 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
   }
 
   const sweepEvery = Math.max(100, Math.min(limits.expiryMs / 2, 60_000));
-  const sweeper = setInterval(() => registry.sweep(performance.now()), sweepEvery);
+  // One sweep at a time: a store's sweep may take longer than the period (a round trip, a big store).
+  let sweeping = false;
+  const sweeper = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    health
+      .call(store.sweep(clock()))
+      .catch((err: unknown) => {
+        if (!(err instanceof StoreUnavailableError)) log?.error({ err }, 'tracker: sweep failed');
+      })
+      .finally(() => {
+        sweeping = false;
+      });
+  }, sweepEvery);
   sweeper.unref();
 
   try {
@@ -234,26 +308,72 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
     });
   } catch (err) {
     clearInterval(sweeper);
+    if (ownStore) await store.close();
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new KfetchError('KF_E_LISTEN', `cannot listen on ${host}:${opts.port ?? 0} (${code})`, { cause: err });
   }
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : (opts.port ?? 0);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log?.info({ url, ...limits }, 'tracker: listening');
+  log?.info({ url, store: store.kind, ...limits }, 'tracker: listening');
 
   let closing: Promise<void> | undefined;
   return {
     url,
     port,
-    stats: () => ({ ...registry.stats(), bitfieldBytes: registry.bitfieldBytes() }),
+    stats: () => health.stats(),
     close() {
-      closing ??= new Promise<void>((resolve) => {
+      closing ??= (async () => {
         clearInterval(sweeper);
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        if (ownStore) await store.close();
+      })();
       return closing;
+    },
+  };
+}
+
+/**
+ * The store's health as the tracker sees it: each store call goes through call(), which counts failures
+ * (StoreUnavailableError), logs the first of an outage and the recovery (once each, not per request), and keeps the
+ * last counts read for stats() while the store is down.
+ */
+function storeHealth(store: PeerStore, log: Logger | undefined): { call<T>(p: Promise<T>): Promise<T>; stats(): Promise<TrackerStats> } {
+  let errors = 0;
+  let up = true;
+  let last = { swarms: 0, peers: 0, bitfieldBytes: 0 };
+  const call = async <T>(p: Promise<T>): Promise<T> => {
+    try {
+      const v = await p;
+      if (!up) {
+        up = true;
+        log?.info({ store: store.kind, errors }, 'tracker: store is back');
+      }
+      return v;
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) {
+        errors++;
+        if (up) {
+          up = false;
+          log?.warn({ store: store.kind, reason: err.message, retryAfter: err.retryAfterSeconds }, 'tracker: store unavailable; answering 503 until it is back');
+        }
+      }
+      throw err;
+    }
+  };
+  return {
+    call,
+    // Reading stats is not a request: a failure here is neither counted nor logged (a /metrics scrape would add noise).
+    async stats() {
+      try {
+        last = await store.stats();
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+      }
+      return { ...last, storeErrors: errors, storeUp: up };
     },
   };
 }

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCli, type CliRun } from './cli.js';
 import { kascadeJsonFor, makePayload, writeKascade } from './make-file.js';
+import { trackerStoreArgs } from './tracker-store.js';
 
 export interface Swarm {
   dir: string;
@@ -22,7 +23,7 @@ export async function startSwarm(o: { size: number; blockSize: number; seeders: 
   const data = join(dir, 'data');
   mkdirSync(data);
   const payload = makePayload(data, 'payload.bin', o.size, o.seed);
-  const tracker = startCli(['tracker', '--port', '0', ...(o.trackerArgs ?? [])]);
+  const tracker = startCli(['tracker', '--port', '0', ...trackerStoreArgs(), ...(o.trackerArgs ?? [])]);
   const trackerUrl = (await tracker.waitForLine(/^listening on (http:\/\/\S+)$/))[1]!;
   const k = kascadeJsonFor(payload.path, { filename: 'payload.bin', tracker: trackerUrl, blockSizes: [o.blockSize] });
   const filehash = k.filehash as string;

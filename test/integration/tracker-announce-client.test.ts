@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KfetchError } from '../../src/errors.js';
 import { LIMITS } from '../../src/limits.js';
 import { announce, type AnnounceRequest } from '../../src/tracker/announce-client.js';
-import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
+import type { RunningTracker } from '../../src/tracker/tracker-server.js';
+import { startTestTracker } from '../helpers/tracker-store.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 import { startAdversarialTracker, type AdversarialTracker, type TrackerMode } from '../helpers/adversarial-tracker.js';
 import { within } from '../helpers/wait.js';
@@ -205,13 +206,13 @@ describe('announce: peer lists', () => {
 
 describe('announce: against the real tracker', () => {
   it('learns the tracker interval from X-Kascade-Interval', async () => {
-    real = await startTracker({ intervalMs: 120_000 });
+    real = await startTestTracker({ intervalMs: 120_000 });
     const r = await announce({ url: `${real.url}/peers/${'ef'.repeat(32)}.json`, port: 5001, progress: 1 });
     expect(r.intervalMs).toBe(120_000);
   });
 
   it('round-trips peers, blocks and stopped', async () => {
-    real = await startTracker({ minIntervalMs: 0 });
+    real = await startTestTracker({ minIntervalMs: 0 });
     const url = `${real.url}/peers/${'ef'.repeat(32)}.json`;
     const bf = Bitfield.full(9);
     await announce({ url, port: 5001, progress: 1, blocks: { blockSize: 4096, bitfield: bf } });

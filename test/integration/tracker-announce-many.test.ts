@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AnnounceQueue } from '../../src/tracker/announce-queue.js';
 import { createAnnounceStats, type AnnounceStats } from '../../src/tracker/announce-stats.js';
 import { Announcer, stopAll, type AnnouncerOptions } from '../../src/tracker/announcer.js';
-import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
+import type { RunningTracker } from '../../src/tracker/tracker-server.js';
+import { startTestTracker } from '../helpers/tracker-store.js';
 import { startAdversarialTracker, type AdversarialTracker } from '../helpers/adversarial-tracker.js';
 import { never, until, within } from '../helpers/wait.js';
 
@@ -131,18 +132,18 @@ describe('stopAll', () => {
   });
 
   it('sends event=stopped to a healthy tracker for every announcer that announced, and skips the rest', async () => {
-    real = await startTracker({ minIntervalMs: 0 });
+    real = await startTestTracker({ minIntervalMs: 0 });
     const url = `${real.url}/peers/${'34'.repeat(32)}.json`;
     const stats = createAnnounceStats();
     const announced = many(40, url, { stats });
     const idle = many(10, url, { stats }, 100); // never started
     for (const a of announced) a.start();
     await until(() => stats.ok === 40);
-    expect(real.stats().peers).toBe(40);
+    expect((await real.stats()).peers).toBe(40);
 
     const result = await stopAll([...announced, ...idle], { deadlineMs: 4000, concurrency: 8 });
     expect(result).toEqual({ sent: 40, failed: 0, skipped: 10 });
-    expect(real.stats().peers).toBe(0);
+    expect((await real.stats()).peers).toBe(0);
     expect(stats).toMatchObject({ stoppedSent: 40, stoppedFailed: 0 });
   });
 

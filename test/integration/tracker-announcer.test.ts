@@ -8,7 +8,8 @@ import type { KfetchError } from '../../src/errors.js';
 import type { AnnounceResult } from '../../src/tracker/announce-client.js';
 import { createAnnounceStats } from '../../src/tracker/announce-stats.js';
 import { Announcer } from '../../src/tracker/announcer.js';
-import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
+import type { RunningTracker } from '../../src/tracker/tracker-server.js';
+import { startTestTracker } from '../helpers/tracker-store.js';
 import { LIMITS } from '../../src/limits.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 import { startAdversarialTracker, type AdversarialTracker } from '../helpers/adversarial-tracker.js';
@@ -51,26 +52,26 @@ function gaps(t: AdversarialTracker): number[] {
 
 describe('Announcer', () => {
   it('announces at start, delivers peers, and removes itself on stop', async () => {
-    real = await startTracker({ minIntervalMs: 0 });
+    real = await startTestTracker({ minIntervalMs: 0 });
     const url = `${real.url}/peers/${'12'.repeat(32)}.json`;
     const a = make({ url, state: () => ({ port: 4001, progress: 1 }) });
     const gotB: AnnounceResult[] = [];
     const planB = plannedDelays(() => b);
     const b = make({ url, state: () => ({ port: 4002, progress: 0 }), onPeers: (r) => (gotB.push(r), planB.note()) });
     a.start();
-    await until(() => real!.stats().peers === 1);
+    await until(async () => (await real!.stats()).peers === 1);
     b.start();
     await until(() => planB.delays.length === 1);
     expect(gotB[0]!.peers.map((p) => p.port)).toEqual([4001]);
     expect(planB.delays[0]).toBeGreaterThan(50_000); // the reply's interval, not a retry
     await a.stop();
-    expect(real.stats().peers).toBe(1);
+    expect((await real.stats()).peers).toBe(1);
     await b.announceNow();
     expect(gotB[1]!.peers).toEqual([]);
   });
 
   it('issue 10: a tracker that refuses our bitfield (field blocks) hears us without it, and we stay listed', async () => {
-    real = await startTracker({ minIntervalMs: 0 });
+    real = await startTestTracker({ minIntervalMs: 0 });
     const url = `${real.url}/peers/${'34'.repeat(32)}.json`;
     const first = await fetch(url, { method: 'POST', body: new URLSearchParams({ port: '4001', progress: '0' }) });
     expect(first.status).toBe(200);
@@ -82,7 +83,7 @@ describe('Announcer', () => {
     a.start();
     await until(() => got.length === 1, 10_000);
     expect(errors.map((e) => e.field)).toEqual(['blocks']);
-    expect(real.stats().peers).toBe(2);
+    expect((await real.stats()).peers).toBe(2);
     expect(got[0]!.peers.map((p) => p.port)).toEqual([4001]);
   });
 

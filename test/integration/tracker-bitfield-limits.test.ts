@@ -3,7 +3,7 @@
 // announce cannot draw a reply over the reply budget however long the swarm's bitfields are.
 import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../../src/limits.js';
-import { startTracker } from '../../src/tracker/tracker-server.js';
+import { startTestTracker } from '../helpers/tracker-store.js';
 import { VERSION } from '../../src/version.js';
 import { testScope } from '../helpers/test-scope.js';
 
@@ -25,7 +25,7 @@ const form = (o: Record<string, string>): string => new URLSearchParams(o).toStr
 
 describe('tracker: bitfield bounds (issue 10)', () => {
   it('lists a peer whose bitfield is longer than the swarm\'s at that block size, without its bitfield (never refused)', async () => {
-    const t = scope.keep(await startTracker({ minIntervalMs: 0 }));
+    const t = scope.keep(await startTestTracker({ minIntervalMs: 0 }));
     const url = `${t.url}/peers/${H}.json`;
     expect((await post(url, form({ port: '7001', progress: '1', blocks: 'ffe0', blocksize: '4096' }))).status).toBe(200);
     const r = await post(url, form({ port: '7002', progress: '1', blocks: 'ff'.repeat(300 * 1024), blocksize: '4096' }));
@@ -39,20 +39,20 @@ describe('tracker: bitfield bounds (issue 10)', () => {
       [7002, undefined],
     ]);
     // Only the bitfield that fits is kept: 4 hex characters.
-    expect(t.stats()).toEqual({ swarms: 1, peers: 3, bitfieldBytes: 4 });
+    expect(await t.stats()).toMatchObject({ swarms: 1, peers: 3, bitfieldBytes: 4 });
   });
 
   it('120 announces of maximal bitfields from one address keep the bitfield account within the caps', async () => {
     const perSwarm = 8 * 1024 * 1024;
     const total = 12 * 1024 * 1024;
-    const t = scope.keep(await startTracker({ minIntervalMs: 0, maxBitfieldBytesPerSwarm: perSwarm, maxBitfieldBytes: total }));
+    const t = scope.keep(await startTestTracker({ minIntervalMs: 0, maxBitfieldBytesPerSwarm: perSwarm, maxBitfieldBytes: total }));
     for (let i = 0; i < 120; i++) {
       const swarm = i % 2 === 0 ? H : 'ef'.repeat(32);
       const r = await post(`${t.url}/peers/${swarm}.json`, form({ port: String(2000 + i), progress: '0.5', blocks: LONGEST, blocksize: '512' }));
       expect(r.status).toBe(200);
       await r.arrayBuffer();
     }
-    const s = t.stats();
+    const s = await t.stats();
     expect(s.peers).toBe(120);
     expect(s.bitfieldBytes).toBeLessThanOrEqual(total);
     // An honest newcomer is still heard and listed (its bitfield too, once the attacker's expire or stop).
@@ -62,7 +62,7 @@ describe('tracker: bitfield bounds (issue 10)', () => {
   });
 
   it('a 22-byte announce draws no reply over the budget, from a swarm of maximal bitfields', async () => {
-    const t = scope.keep(await startTracker({ minIntervalMs: 0 }));
+    const t = scope.keep(await startTestTracker({ minIntervalMs: 0 }));
     const url = `${t.url}/peers/${H}.json`;
     for (let i = 0; i < 6; i++) {
       const r = await post(url, form({ port: String(3000 + i), progress: '0.5', blocks: LONGEST, blocksize: '512' }));
@@ -79,7 +79,7 @@ describe('tracker: bitfield bounds (issue 10)', () => {
       expect((JSON.parse(text) as unknown[]).length).toBe(6); // every peer, fewer bitfields
     }
     // The refusal arrays original clients get are budgeted too (a repeat too soon).
-    const t2 = scope.keep(await startTracker({ minIntervalMs: 60_000 }));
+    const t2 = scope.keep(await startTestTracker({ minIntervalMs: 60_000 }));
     const url2 = `${t2.url}/peers/${H}.json`;
     for (let i = 0; i < 3; i++) await (await post(url2, form({ port: String(3000 + i), progress: '0.5', blocks: LONGEST, blocksize: '512' }), {})).arrayBuffer();
     const again = await post(url2, form({ port: '3000', progress: '0.5', blocks: LONGEST, blocksize: '512' }), {});

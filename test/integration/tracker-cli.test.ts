@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LIMITS } from '../../src/limits.js';
 import { announce } from '../../src/tracker/announce-client.js';
 import { killAllChildren, runCli, startCli } from '../helpers/cli.js';
+import { trackerStoreArgs } from '../helpers/tracker-store.js';
 
 afterEach(() => killAllChildren());
 
@@ -53,7 +54,7 @@ function streamBody(url: string, total: number): Promise<number> {
 
 describe('kfetch tracker', () => {
   it('prints its URL, serves announces, keeps memory flat under a 10 MB body, exits 0 on SIGTERM', async () => {
-    const run = startCli(['tracker', '--port', '0', '--min-interval', '0.1']);
+    const run = startCli(['tracker', '--port', '0', ...trackerStoreArgs(), '--min-interval', '0.1']);
     const m = await run.waitForLine(/^listening on (http:\/\/\S+)$/);
     expect(run.stdout().split('\n')[0]).toBe(m[0]);
     const url = `${m[1]!}/peers/${'ab'.repeat(32)}.json`;
@@ -90,13 +91,22 @@ describe('kfetch tracker', () => {
     expect((await runCli(['tracker', '--port', '70000'], { timeoutMs: 15_000 })).code).toBe(2);
     const help = await runCli(['tracker', '--help'], { timeoutMs: 15_000 });
     expect(help.code).toBe(0);
-    for (const flag of ['--host', '--port', '--interval', '--min-interval', '--expiry', '--complete-expiry', '--feeders', '--feeder <', '--reply-bytes', '--bitfield-memory', '--swarm-bitfield-memory'])
+    for (const flag of ['--host', '--port', '--store', '--interval', '--min-interval', '--expiry', '--complete-expiry', '--feeders', '--feeder <', '--reply-bytes', '--bitfield-memory', '--swarm-bitfield-memory'])
       expect(help.stdout).toContain(flag);
+  });
+
+  it('issue 13: --store is validated before anything starts; credentials in the URL are refused, never echoed', async () => {
+    for (const bad of ['redis://127.0.0.1:6379/16', 'postgres://127.0.0.1', 'redis://:s3cret@127.0.0.1:6379/0']) {
+      const { code, stderr } = await runCli(['tracker', '--port', '0', '--store', bad], { timeoutMs: 15_000 });
+      expect(code).toBe(2);
+      expect(stderr).toContain('--store');
+      expect(stderr).not.toContain('s3cret');
+    }
   });
 
   it('issue 10: --reply-bytes bounds every reply and cannot exceed what kfetch clients read; --swarm-bitfield-memory 0 keeps none', async () => {
     expect((await runCli(['tracker', '--reply-bytes', String(LIMITS.trackerReplyMaxBytes + 1)], { timeoutMs: 15_000 })).code).toBe(2);
-    const run = startCli(['tracker', '--port', '0', '--min-interval', '0.1', '--reply-bytes', '1024', '--swarm-bitfield-memory', '0']);
+    const run = startCli(['tracker', '--port', '0', ...trackerStoreArgs(), '--min-interval', '0.1', '--reply-bytes', '1024', '--swarm-bitfield-memory', '0']);
     const base = (await run.waitForLine(/^listening on (http:\/\/\S+)$/))[1]!;
     const url = `${base}/peers/${'ab'.repeat(32)}.json`;
     for (let i = 0; i < 20; i++) {

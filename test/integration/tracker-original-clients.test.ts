@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
+import type { RunningTracker } from '../../src/tracker/tracker-server.js';
+import { startTestTracker, trackerStoreArgs } from '../helpers/tracker-store.js';
 import { killAllChildren, runCli, startCli, type CliRun } from '../helpers/cli.js';
 import {
   OriginalClientCrash,
@@ -31,7 +32,7 @@ afterEach(async () => {
 });
 
 async function tracker(args: string[] = []): Promise<{ run: CliRun; url: string }> {
-  const run = startCli(['tracker', '--port', '0', ...args]);
+  const run = startCli(['tracker', '--port', '0', ...trackerStoreArgs(), ...args]);
   const base = (await run.waitForLine(/^listening on (http:\/\/\S+)$/))[1]!;
   return { run, url: `${base}/peers/${H}.json` };
 }
@@ -189,7 +190,7 @@ describe('refusals: an array for originals, JSON errors for kfetch (issue 9)', (
   });
 
   it('a full swarm: the original gets its peers, kfetch gets 503 (in-process tracker with a cap of 2)', async () => {
-    inProcess = await startTracker({ maxPeersPerSwarm: 2 });
+    inProcess = await startTestTracker({ maxPeersPerSwarm: 2 });
     const url = `${inProcess.url}/peers/${H}.json`;
     await originalAnnounce(url, { port: 7601, progress: '1.0' });
     await originalAnnounce(url, { port: 7602, progress: '0.0' });
@@ -199,7 +200,7 @@ describe('refusals: an array for originals, JSON errors for kfetch (issue 9)', (
     expect(full.peers.map(key).sort()).toEqual(['127.0.0.1:7601', '127.0.0.1:7602']);
     const kf = await fetch(url, { method: 'POST', headers: { 'user-agent': 'kfetch/test' }, body: new URLSearchParams({ port: '7604', progress: '0' }) });
     expect(kf.status).toBe(503);
-    expect(inProcess.stats().peers).toBe(2);
+    expect((await inProcess.stats()).peers).toBe(2);
   });
 });
 

@@ -13,6 +13,7 @@ import { startAdversarialTracker } from '../helpers/adversarial-tracker.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
 import { testScope } from '../helpers/test-scope.js';
+import { trackerStoreArgs } from '../helpers/tracker-store.js';
 
 const BLOCK = 4096;
 const scope = testScope();
@@ -38,7 +39,7 @@ async function seed(kascadePath: string, data: string): Promise<number> {
 
 it('issue 10 point 11: a swarm poisoned with maximal bitfields on kfetch tracker still serves `kfetch get`', async () => {
   const dir = scope.dir('kfetch-poison-');
-  const t = startCli(['tracker', '--port', '0', '--min-interval', '1']);
+  const t = startCli(['tracker', '--port', '0', ...trackerStoreArgs(), '--min-interval', '1']);
   const base = (await t.waitForLine(/^listening on (http:\/\/\S+)$/))[1]!;
   const { kascadePath, filehash, data } = payload(dir, (h) => `${base}/peers/${h}.json`);
   const url = `${base}/peers/${filehash}.json`;

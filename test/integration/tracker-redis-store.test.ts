@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeFeederPolicy } from '../../src/tracker/feeder-policy.js';
+import { DEFAULT_FEEDER_POLICY, makeFeederPolicy } from '../../src/tracker/feeder-policy.js';
 import { StoreUnavailableError, type PeerStore } from '../../src/tracker/peer-store.js';
 import { openRedisPeerStore, type RedisPeerStoreOptions } from '../../src/tracker/redis-peer-store.js';
 import { redisSkipReason, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
@@ -27,6 +27,9 @@ const BASE: RedisPeerStoreOptions = {
   expiryMs: 10_000,
   completeExpiryMs: 60_000,
   minIntervalMs: 1_000,
+  maxBitfieldBytesPerSwarm: 1 << 30,
+  maxBitfieldBytes: 1 << 30,
+  feeders: DEFAULT_FEEDER_POLICY,
 };
 
 describe.skipIf(skip !== undefined)('tracker: Redis peer store (issue 13)', () => {

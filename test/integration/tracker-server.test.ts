@@ -5,7 +5,8 @@
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startTracker, type RunningTracker } from '../../src/tracker/tracker-server.js';
+import type { RunningTracker } from '../../src/tracker/tracker-server.js';
+import { startTestTracker } from '../helpers/tracker-store.js';
 import { VERSION } from '../../src/version.js';
 import { until } from '../helpers/wait.js';
 
@@ -19,8 +20,8 @@ afterEach(async () => {
   tracker = undefined;
 });
 
-async function start(opts: Parameters<typeof startTracker>[0] = {}): Promise<RunningTracker> {
-  tracker = await startTracker({ minIntervalMs: 0, ...opts });
+async function start(opts: Parameters<typeof startTestTracker>[0] = {}): Promise<RunningTracker> {
+  tracker = await startTestTracker({ minIntervalMs: 0, ...opts });
   return tracker;
 }
 
@@ -125,7 +126,7 @@ describe('tracker server: announces', () => {
       expect(r.status).toBe(200);
       expect(((await r.json()) as Peer[]).map((p) => p.port)).toEqual([7001]);
     }
-    expect(t.stats()).toEqual({ swarms: 1, peers: 1, bitfieldBytes: 0 });
+    expect(await t.stats()).toMatchObject({ swarms: 1, peers: 1, bitfieldBytes: 0 });
   });
 
   it('accepts a 2014 trackhash (32 hex) as swarm id', async () => {
@@ -147,7 +148,7 @@ describe('tracker server: announces', () => {
       replies.push(peers.map((p) => p.port).filter((p) => p >= 10_000 && p < 10_080).sort());
     }
     expect(replies[0]).not.toEqual(replies[1]);
-    expect(t.stats()).toEqual({ swarms: 1, peers: 83, bitfieldBytes: 0 });
+    expect(await t.stats()).toMatchObject({ swarms: 1, peers: 83, bitfieldBytes: 0 });
   });
 
   it('drops peers after the expiry time', async () => {
@@ -161,7 +162,7 @@ describe('tracker server: announces', () => {
     await until(async () => ((await (await post(url, { port: '2', progress: '0' })).json()) as Peer[]).length === 0, 20_000, 'port 1 expired');
     expect(performance.now() - t0).toBeGreaterThanOrEqual(EXPIRY);
     // The sweeper (every expiry/2) also frees the memory of the expired peers, port 2 once it too is stale.
-    await until(() => t.stats().peers === 0, 20_000, 'expired peers swept');
+    await until(async () => (await t.stats()).peers === 0, 20_000, 'expired peers swept');
   });
 
   it('event=stopped removes the caller', async () => {
@@ -189,7 +190,7 @@ describe('tracker server: announces', () => {
     // Another port on the same address is another peer.
     expect((await post(url, { port: '2', progress: '0' })).status).toBe(200);
     expect((await post(url, { port: '1', progress: '0', event: 'stopped' })).status).toBe(200);
-    expect(t.stats().peers).toBe(1);
+    expect((await t.stats()).peers).toBe(1);
   });
 });
 
@@ -281,7 +282,7 @@ describe('tracker server: bad requests', () => {
       expect(r.status).toBe(413);
       expect(await r.json()).toHaveProperty('error');
     }
-    expect(t.stats().peers).toBe(0);
+    expect((await t.stats()).peers).toBe(0);
   });
 
   it.each(['application/x-www-form-urlencoded', 'multipart/form-data; boundary=xyz'])(
@@ -294,7 +295,7 @@ describe('tracker server: bad requests', () => {
       expect(JSON.parse(body)).toHaveProperty('error');
       // The client could push all of it (drained after the 413, never stored) or was cut off; nothing was kept.
       expect(sent).toBeGreaterThan(2 * 1024 * 1024);
-      expect(t.stats().peers).toBe(0);
+      expect((await t.stats()).peers).toBe(0);
       expect(process.memoryUsage().rss - before).toBeLessThan(40 * 1024 * 1024);
     },
   );

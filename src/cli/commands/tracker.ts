@@ -5,7 +5,8 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isKfetchError } from '../../errors.js';
 import { LIMITS } from '../../limits.js';
 import { FEEDER_MODES, makeFeederPolicy, parseFeederAddress } from '../../tracker/feeder-policy.js';
-import { startTracker } from '../../tracker/tracker-server.js';
+import { describeStore, openPeerStore, parseStoreSpec, REDIS_PASSWORD_ENV } from '../../tracker/open-peer-store.js';
+import { startTracker, storeLimits, trackerLimits } from '../../tracker/tracker-server.js';
 import { cidrArg, intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
 
@@ -29,6 +30,8 @@ function feederArg(v: string, previous: string[] | undefined): string[] {
 }
 
 interface TrackerFlags {
+  /** Parsed in the action, not by commander: commander's own message would echo a password given in the URL. */
+  store: string;
   host: string;
   port: number;
   interval: number;
@@ -49,6 +52,14 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
     .description('run a Kascade tracker: peers announce to http://HOST:PORT/peers/<filehash>.json (POST, PUT or GET)')
     .option('--host <addr>', 'address to listen on (0.0.0.0 or :: for every interface)', '127.0.0.1')
     .option('--port <n>', 'port to listen on; 0 picks a free one (printed on the first line)', portArg, 7000)
+    .addOption(
+      new Option(
+        '--store <memory|redis://host[:port][/db]>',
+        'where swarms are kept: memory (this process) or a Redis server several trackers can share (port 6379 and ' +
+          `db 0 by default; no credentials in the URL: the password comes from ${REDIS_PASSWORD_ENV})`,
+      )
+        .default('memory'),
+    )
     .option('--interval <s>', 'announce interval the tracker expects, in seconds', secondsArg, LIMITS.trackerIntervalMs / 1000)
     .option(
       '--min-interval <s>',
@@ -116,22 +127,36 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
     )
     .action(async (flags: TrackerFlags) => {
       const feeders = makeFeederPolicy(flags.feeders, flags.feeder ?? []);
+      const storeSpec = parseStoreSpec(flags.store);
       const log = ctx.log();
       const intervalMs = Math.round(flags.interval * 1000);
-      const tracker = await startTracker({
-        host: flags.host,
-        port: flags.port,
-        log,
+      const limitFlags = {
         intervalMs,
-        feeders,
         replyMaxBytes: flags.replyBytes,
         maxBitfieldBytes: flags.bitfieldMemory * MiB,
         maxBitfieldBytesPerSwarm: flags.swarmBitfieldMemory * MiB,
-        ...(flags.trustProxy === undefined ? {} : { trustProxy: flags.trustProxy }),
         ...(flags.minInterval === undefined ? {} : { minIntervalMs: Math.round(flags.minInterval * 1000) }),
         ...(flags.expiry === undefined ? {} : { expiryMs: Math.round(flags.expiry * 1000) }),
         ...(flags.completeExpiry === undefined ? {} : { completeExpiryMs: Math.round(flags.completeExpiry * 1000) }),
-      });
+      };
+      // The tracker does not own a store passed in: it is opened here and closed after the tracker.
+      const store = await openPeerStore(storeSpec, storeLimits(trackerLimits(limitFlags), feeders), { log });
+      log.info({ store: describeStore(storeSpec) }, 'tracker: store open');
+      let tracker;
+      try {
+        tracker = await startTracker({
+          host: flags.host,
+          port: flags.port,
+          log,
+          feeders,
+          store,
+          ...limitFlags,
+          ...(flags.trustProxy === undefined ? {} : { trustProxy: flags.trustProxy }),
+        });
+      } catch (err) {
+        await store.close();
+        throw err;
+      }
       try {
         ctx.out.write(`listening on ${tracker.url}\n`);
         await new Promise<void>((resolve) => {
@@ -141,6 +166,7 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         log.info({ signal: String(ctx.shutdown.reason) }, 'tracker: shutting down');
       } finally {
         await tracker.close();
+        await store.close();
       }
     });
 }
