@@ -85,18 +85,18 @@ export async function openRedisPeerStore(url: string, limits: RedisPeerStoreOpti
   redis.defineCommand('kfPeers', { numberOfKeys: 0, lua: PEER_STORE_LUA });
   const run = (redis as unknown as { kfPeers: Script }).kfPeers.bind(redis);
 
+  // Up or down as last seen: the connection's events and each call's outcome (a frozen Redis times out without
+  // closing the connection). One log line per change, so an outage logs once however many announces fail.
   let up = false;
   let closing = false;
-  redis.on('ready', () => {
-    if (!up) log?.info({ store: target }, 'tracker: redis store up');
-    up = true;
-  });
-  const down = (err?: unknown): void => {
-    if (up && !closing) log?.warn({ store: target, err }, 'tracker: redis store down');
-    up = false;
+  const state = (ok: boolean, err?: unknown): void => {
+    if (ok && !up) log?.info({ store: target }, 'tracker: redis store up');
+    if (!ok && up && !closing) log?.warn({ store: target, err }, 'tracker: redis store down');
+    up = ok;
   };
-  redis.on('error', down);
-  redis.on('close', () => down());
+  redis.on('ready', () => state(true));
+  redis.on('error', (err: unknown) => state(false, err));
+  redis.on('close', () => state(false));
 
   const unavailable = (err: unknown): unknown => {
     const msg = err instanceof Error ? err.message : String(err);
@@ -109,10 +109,13 @@ export async function openRedisPeerStore(url: string, limits: RedisPeerStoreOpti
     const seed = randomInt(1, 2_147_483_646);
     try {
       const reply = await run(op, String(Math.floor(now)), swarmId, prefix, limitArg, seed, ...rest);
+      state(true);
       if (!Array.isArray(reply)) throw new Error(`redis store: unexpected reply to ${op}`);
       return reply;
     } catch (err) {
-      throw unavailable(err);
+      const e = unavailable(err);
+      if (e instanceof StoreUnavailableError) state(false, err);
+      throw e;
     }
   };
 

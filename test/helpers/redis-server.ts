@@ -26,6 +26,9 @@ export interface RedisServer {
   restart(): Promise<void>;
   /** SIGKILL, as a crash. */
   kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a Redis that hangs with its connections open. */
+  freeze(): void;
+  thaw(): void;
   close(): Promise<void>;
 }
 
@@ -85,6 +88,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     const c = child;
     child = undefined;
     if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
+    c.kill('SIGCONT');
     const exited = new Promise<void>((r) => c.once('exit', () => r()));
     c.kill(signal);
     const timer = new Promise<'late'>((r) => setTimeout(() => r('late'), 3_000).unref());
@@ -99,6 +103,8 @@ export async function startRedisServer(): Promise<RedisServer> {
     port,
     url: `redis://127.0.0.1:${port}/0`,
     stop: () => halt('SIGTERM'),
+    freeze: () => void child?.kill('SIGSTOP'),
+    thaw: () => void child?.kill('SIGCONT'),
     kill: () => halt('SIGKILL'),
     restart: async () => {
       await halt('SIGTERM');

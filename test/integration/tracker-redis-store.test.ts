@@ -266,6 +266,26 @@ describe.skipIf(skip !== undefined)('tracker: Redis peer store (issue 13)', () =
     expect(msgs.filter((m) => m === 'tracker: redis store up')).toHaveLength(2);
   });
 
+  it('Redis frozen → StoreUnavailableError after the 1 s command timeout, logged once; thawed → used again', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => void (lines.push(c.toString()), cb()) }));
+    const s = await open({}, log);
+    await s.announce(S, peer(1), { now: Date.now(), sample: 0 });
+    server.freeze();
+    const t = performance.now();
+    const errs = await within(
+      Promise.all([2, 3, 4].map((i) => s.announce(S, peer(i), { now: Date.now(), sample: 0 }).catch((e: unknown) => e))),
+      5_000,
+      'announces on a frozen Redis',
+    );
+    for (const e of errs) expect(e).toBeInstanceOf(StoreUnavailableError);
+    expect(performance.now() - t).toBeLessThan(2_500);
+    server.thaw();
+    await until(async () => s.announce(S, peer(5), { now: Date.now(), sample: 0 }).then(() => true, () => false), 10_000, 'store usable after thaw');
+    const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(msgs).toEqual(['tracker: redis store up', 'tracker: redis store down', 'tracker: redis store up']);
+  });
+
   it('refuses to open when Redis does not answer', async () => {
     await server.stop();
     await expect(openRedisPeerStore(server.url, BASE)).rejects.toBeInstanceOf(StoreUnavailableError);
