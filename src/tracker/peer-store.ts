@@ -3,7 +3,8 @@
 // processes: one round trip per announce, a server-side script). Every rule the in-memory registry enforces holds
 // in both (caps per swarm, per source address, swarms, peers, bitfield bytes; the minimum gap for a repeat; the
 // feeder policy; expiry of downloading and complete peers); test/integration/tracker-store-conformance.test.ts runs
-// one suite against both. Times are wall-clock ms (`Date.now()`): several processes share a Redis store.
+// one suite against both. Times are ms on the wall-clock scale: `Date.now()` for a shared store (several processes
+// share a Redis store); the memory store gets a monotonic clock on that scale (tracker-server.ts), so it never jumps.
 
 import type { PeerInfo } from '../peer/peer-info.js';
 import type { FeederPolicy } from './feeder-policy.js';
