@@ -241,6 +241,7 @@ function checkPeer(peer: PeerUpdate): void {
   }
 }
 
+/** Peers one call lists at most (the tracker's own swarm cap): bounds the work of one script run. */
 function sampleSize(n: number): number {
   return Number.isFinite(n) ? Math.max(0, Math.min(Math.floor(n), 10_000)) : 0;
 }

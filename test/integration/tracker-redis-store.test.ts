@@ -207,6 +207,11 @@ describe.skipIf(skip !== undefined)('tracker: Redis peer store (issue 13)', () =
     expect(await commands()).toEqual({ scripts: before.scripts + 1, others: before.others });
     expect(o.peers).toHaveLength(50);
     expect(await s.stats()).toMatchObject({ peers: 10_001 });
+    // The whole swarm but the caller in one call (at most 10,000: the store's bound on one reply).
+    const all = await s.list(S, 20_000, { now: T0 + 1, excludeKey: '10.0.0.1:7000' });
+    expect(all).toHaveLength(10_000);
+    expect(new Set(all.map((p) => p.port)).size).toBe(10_000);
+    expect(all.some((p) => p.port === 7000)).toBe(false);
   });
 
   it('keeps every key of one swarm on one hash slot, with a TTL', async () => {
