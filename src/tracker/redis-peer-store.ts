@@ -104,11 +104,11 @@ export async function openRedisPeerStore(url: string, limits: RedisPeerStoreOpti
     if (err instanceof Error && err.name === 'ReplyError' && !TRANSIENT_REPLY.test(msg)) return err;
     return new StoreUnavailableError(`redis store ${target}: ${msg}`, retryAfter, { cause: err });
   };
-  /** Run the script; an unreachable or failing Redis becomes StoreUnavailableError. */
   // While Redis is down with the connection still open (frozen, or a partition that drops packets), every call
   // would wait out the command timeout: after a failure, calls fail at once for `timeout` ms, then one call probes.
   let fastFailUntil = 0;
   let probing = false;
+  /** Run the script; an unreachable or failing Redis becomes StoreUnavailableError. */
   const call = async (op: string, now: number, swarmId: string, rest: (string | number)[]): Promise<unknown[]> => {
     if (!Number.isFinite(now) || now < 0) throw new RangeError('now: wall-clock ms expected');
     let probe = false;
@@ -117,11 +117,10 @@ export async function openRedisPeerStore(url: string, limits: RedisPeerStoreOpti
       probe = probing = true;
     }
     const seed = randomInt(1, 2_147_483_646);
+    let reply: unknown;
     try {
-      const reply = await run(op, String(Math.floor(now)), swarmId, prefix, limitArg, seed, ...rest);
+      reply = await run(op, String(Math.floor(now)), swarmId, prefix, limitArg, seed, ...rest);
       state(true);
-      if (!Array.isArray(reply)) throw new Error(`redis store: unexpected reply to ${op}`);
-      return reply;
     } catch (err) {
       const e = unavailable(err);
       if (e instanceof StoreUnavailableError) {
@@ -132,6 +131,8 @@ export async function openRedisPeerStore(url: string, limits: RedisPeerStoreOpti
     } finally {
       if (probe) probing = false;
     }
+    if (!Array.isArray(reply)) throw new Error(`redis store: unexpected reply to ${op}`);
+    return reply;
   };
 
   try {
