@@ -41,7 +41,7 @@ async function startRedis(dir: string): Promise<RunningRedis> {
   const port = await freePort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
   const proc = trackChild(spawn(REDIS_SERVER, args, { stdio: 'ignore' }));
-  const r = await redisClient(port);
+  const r = redisClient(port);
   try {
     await r.call('PING');
   } finally {
