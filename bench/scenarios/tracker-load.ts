@@ -42,6 +42,8 @@ export interface LoadResult {
   /** Requests completed in the measured window, and those answered 200. */
   requests: number;
   ok: number;
+  /** 200 answers over the whole run, warm-up included (for CPU per announce). */
+  allOk: number;
   /** Non-200 answers, by status. */
   statuses: Record<string, number>;
   /** Socket errors and timeouts, by message. */
@@ -173,6 +175,7 @@ export async function runLoad(a: LoadArgs): Promise<LoadResult> {
     seconds: 0,
     requests: 0,
     ok: 0,
+    allOk: 0,
     statuses: {},
     errors: {},
     p50Ms: NaN,
@@ -222,6 +225,7 @@ export async function runLoad(a: LoadArgs): Promise<LoadResult> {
           continue;
         }
         const done = performance.now();
+        if (status === 200) r.allOk++;
         if (a.mode === 'fill' && status === 200 && p.swarm < a.sampleSwarms) {
           (r.sample[swarmIds[p.swarm]!] ??= []).push(`${local}:${p.port}`);
         }

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { request } from 'node:http';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -177,6 +177,11 @@ interface Variant {
   redisCpu: number;
 }
 
+/** CPU µs per 200 answer over the whole load (warm-up included). */
+function perAnnounce(cpuSeconds: number, v: Variant): number {
+  return v.load.allOk === 0 ? NaN : (cpuSeconds * 1e6) / v.load.allOk;
+}
+
 export async function tracker(ctx: ScenarioContext): Promise<ScenarioResult> {
   const quick = ctx.opts.quick;
   const swarms = quick ? 1_000 : 10_000;
@@ -288,6 +293,7 @@ export async function tracker(ctx: ScenarioContext): Promise<ScenarioResult> {
           'non-200': Object.entries(v.load.statuses).map(([s, n]) => `${s}×${n}`).join(' ') || 0,
           errors: errs,
           'CPU s tracker/redis/load': `${v.trackerCpu.toFixed(1)}/${v.redisCpu.toFixed(1)}/${v.load.cpuSeconds.toFixed(1)}`,
+          'CPU µs/announce tracker/redis': `${perAnnounce(v.trackerCpu, v).toFixed(0)}/${perAnnounce(v.redisCpu, v).toFixed(0)}`,
         },
       });
     }
@@ -349,6 +355,17 @@ export async function tracker(ctx: ScenarioContext): Promise<ScenarioResult> {
           `so a second process can only take CPU from the others${availableParallelism() <= 2 ? ': this machine cannot show the 2× scaling' : ''}`,
       );
     }
+    // The machine may be shared (other processes runnable): CPU per announce does not depend on the share we got.
+    const perCore = (v: Variant): string => {
+      const t = perAnnounce(v.trackerCpu, v);
+      const r = perAnnounce(v.redisCpu, v);
+      return `${v.name}: ${(1e6 / t).toFixed(0)}/s per tracker core${r > 0 ? `, redis-server ${(1e6 / r).toFixed(0)}/s per core` : ''}`;
+    };
+    notes.push(
+      `tracker: announces per CPU-second (tracker and redis-server CPU from /proc over warm-up and measured window, divided by every 200 answer in it; load average ` +
+        `${loadavg()[0]!.toFixed(1)} at the end on ${availableParallelism()} cores: the rates above are what this run's share of the CPU gave): ` +
+        variants.map(perCore).join('; '),
+    );
     notes.push(
       `tracker: ${CLIENTS} keep-alive clients from 127.0.x.y, ${swarms} swarms, peers announced without a bitfield ` +
         `(form port, progress, event=started on a peer's first announce); the memory figure is the peer record, ` +
