@@ -172,8 +172,11 @@ local function sample(s, n, exclude, reply)
   pick(s.a, ka, inA and exclude or nil, chosen)
   pick(s.c, m - ka, inC and exclude or nil, chosen)
   if #chosen == 0 then return reply end
-  local recs = redis.call('HMGET', s.r, unpack(chosen))
-  for _, rec in ipairs(recs) do if rec then reply[#reply + 1] = rec end end
+  -- HMGET in chunks: Lua's unpack() stops at a few thousand values.
+  for from = 1, #chosen, 500 do
+    local recs = redis.call('HMGET', s.r, unpack(chosen, from, math.min(from + 499, #chosen)))
+    for _, rec in ipairs(recs) do if rec then reply[#reply + 1] = rec end end
+  end
   return reply
 end
 

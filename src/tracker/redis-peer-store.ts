@@ -9,6 +9,7 @@
 // swarm, so there they would have to be a second step and approximate; this store does not speak Cluster yet.
 
 import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { PeerInfo } from '../peer/peer-info.js';
@@ -103,20 +104,35 @@ export async function openRedisPeerStore(url: string, limits: RedisPeerStoreOpti
     if (err instanceof Error && err.name === 'ReplyError' && !TRANSIENT_REPLY.test(msg)) return err;
     return new StoreUnavailableError(`redis store ${target}: ${msg}`, retryAfter, { cause: err });
   };
+  // While Redis is down with the connection still open (frozen, or a partition that drops packets), every call
+  // would wait out the command timeout: after a failure, calls fail at once for `timeout` ms, then one call probes.
+  let fastFailUntil = 0;
+  let probing = false;
   /** Run the script; an unreachable or failing Redis becomes StoreUnavailableError. */
   const call = async (op: string, now: number, swarmId: string, rest: (string | number)[]): Promise<unknown[]> => {
     if (!Number.isFinite(now) || now < 0) throw new RangeError('now: wall-clock ms expected');
+    let probe = false;
+    if (!up && redis.status === 'ready') {
+      if (probing || performance.now() < fastFailUntil) throw new StoreUnavailableError(`redis store ${target}: down (not answering)`, retryAfter);
+      probe = probing = true;
+    }
     const seed = randomInt(1, 2_147_483_646);
+    let reply: unknown;
     try {
-      const reply = await run(op, String(Math.floor(now)), swarmId, prefix, limitArg, seed, ...rest);
+      reply = await run(op, String(Math.floor(now)), swarmId, prefix, limitArg, seed, ...rest);
       state(true);
-      if (!Array.isArray(reply)) throw new Error(`redis store: unexpected reply to ${op}`);
-      return reply;
     } catch (err) {
       const e = unavailable(err);
-      if (e instanceof StoreUnavailableError) state(false, err);
+      if (e instanceof StoreUnavailableError) {
+        state(false, err);
+        fastFailUntil = performance.now() + timeout;
+      }
       throw e;
+    } finally {
+      if (probe) probing = false;
     }
+    if (!Array.isArray(reply)) throw new Error(`redis store: unexpected reply to ${op}`);
+    return reply;
   };
 
   try {
@@ -241,6 +257,7 @@ function checkPeer(peer: PeerUpdate): void {
   }
 }
 
+/** Peers one call lists at most (the tracker's own swarm cap): bounds the work of one script run. */
 function sampleSize(n: number): number {
   return Number.isFinite(n) ? Math.max(0, Math.min(Math.floor(n), 10_000)) : 0;
 }

@@ -218,14 +218,16 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       if (ip === undefined) throw new KfetchError('KF_E_INPUT', 'cannot tell the caller address', { field: 'ip', detail: { status: 400 } });
       const now = clock();
       if (announce.event === 'stopped') {
-        const removed = await health.call(store.remove(swarmId, ip, announce.port));
+        const removed = await store.remove(swarmId, ip, announce.port);
+        health.ok();
         log?.debug({ swarm: swarmId, peer: peerKey(ip, announce.port), removed }, 'tracker: stopped');
         return sendJson(res, 200, [], { 'X-Kascade-Interval': String(intervalSeconds) });
       }
       if (announce.port === 0) {
         // Extension: port 0 is a caller that accepts no connections (`kfetch get --no-serve`). It is told the peers
         // but never listed, so it holds no record (and nothing to rate-limit: it costs what an unknown port costs).
-        const peers = fit(await health.call(store.list(swarmId, limits.replyPeers, { now })));
+        const peers = fit(await store.list(swarmId, limits.replyPeers, { now }));
+        health.ok();
         return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(intervalSeconds) });
       }
       const update = {
@@ -235,7 +237,8 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
         ...(announce.event ? { event: announce.event } : {}),
         ...(announce.blocks ? { blocks: announce.blocks } : {}),
       };
-      const outcome = await health.call(store.announce(swarmId, update, { now, sample: limits.replyPeers }));
+      const outcome = await store.announce(swarmId, update, { now, sample: limits.replyPeers });
+      health.ok();
       const { result } = outcome;
       const caller = peerKey(ip, announce.port);
       if (!result.ok) {
@@ -259,6 +262,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(intervalSeconds) });
     } catch (err) {
       if (err instanceof StoreUnavailableError) {
+        health.failed(err);
         // kfetch clients back off for the store's Retry-After; an original gets `200 []` (it crashes on anything else).
         // The body was read whole before any store call, so the connection stays usable.
         const s = err.retryAfterSeconds;
@@ -286,10 +290,11 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    health
-      .call(store.sweep(clock()))
-      .catch((err: unknown) => {
-        if (!(err instanceof StoreUnavailableError)) log?.error({ err }, 'tracker: sweep failed');
+    store
+      .sweep(clock())
+      .then(health.ok, (err: unknown) => {
+        if (err instanceof StoreUnavailableError) health.failed(err);
+        else log?.error({ err }, 'tracker: sweep failed');
       })
       .finally(() => {
         sweeping = false;
@@ -337,35 +342,29 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
 }
 
 /**
- * The store's health as the tracker sees it: each store call goes through call(), which counts failures
- * (StoreUnavailableError), logs the first of an outage and the recovery (once each, not per request), and keeps the
- * last counts read for stats() while the store is down.
+ * The store's health as the tracker sees it. Callers report each store call: ok() after a success (cheap: a flag
+ * test on the hot path), failed() on a StoreUnavailableError, which counts it and logs the first of an outage;
+ * the recovery is logged once too. stats() keeps the last counts read while the store is down.
  */
-function storeHealth(store: PeerStore, log: Logger | undefined): { call<T>(p: Promise<T>): Promise<T>; stats(): Promise<TrackerStats> } {
+function storeHealth(
+  store: PeerStore,
+  log: Logger | undefined,
+): { ok(): void; failed(err: StoreUnavailableError): void; stats(): Promise<TrackerStats> } {
   let errors = 0;
   let up = true;
   let last = { swarms: 0, peers: 0, bitfieldBytes: 0 };
-  const call = async <T>(p: Promise<T>): Promise<T> => {
-    try {
-      const v = await p;
-      if (!up) {
-        up = true;
-        log?.info({ store: store.kind, errors }, 'tracker: store is back');
-      }
-      return v;
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) {
-        errors++;
-        if (up) {
-          up = false;
-          log?.warn({ store: store.kind, reason: err.message, retryAfter: err.retryAfterSeconds }, 'tracker: store unavailable; answering 503 until it is back');
-        }
-      }
-      throw err;
-    }
-  };
   return {
-    call,
+    ok() {
+      if (up) return;
+      up = true;
+      log?.info({ store: store.kind, errors }, 'tracker: store is back');
+    },
+    failed(err) {
+      errors++;
+      if (!up) return;
+      up = false;
+      log?.warn({ store: store.kind, reason: err.message, retryAfter: err.retryAfterSeconds }, 'tracker: store unavailable; answering 503 until it is back');
+    },
     // Reading stats is not a request: a failure here is neither counted nor logged (a /metrics scrape would add noise).
     async stats() {
       try {

@@ -62,18 +62,22 @@ async function pings(port: number): Promise<boolean> {
 
 export async function startRedisServer(): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'kfetch-redis-'));
-  const port = await freePort();
+  let port = await freePort();
   let child: ChildProcess | undefined;
   let stderr = '';
 
   const launch = async (): Promise<void> => {
     const c = spawn(REDIS_SERVER_BIN, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = c;
-    c.stderr?.on('data', (d: Buffer) => {
+    stderr = '';
+    // redis-server logs to stdout: keep the start of both for the error message.
+    const keep = (d: Buffer): void => {
       if (stderr.length < 4096) stderr += d.toString();
-    });
+    };
+    c.stdout?.on('data', keep);
+    c.stderr?.on('data', keep);
     const deadline = Date.now() + 10_000;
     for (let i = 0; i < 200 && Date.now() < deadline; i++) {
       if (c.exitCode !== null) throw new Error(`redis-server exited (${c.exitCode}): ${stderr}`);
@@ -98,10 +102,26 @@ export async function startRedisServer(): Promise<RedisServer> {
     }
   };
 
-  await launch();
+  // The free port can be taken between our probe and redis-server's bind (tests run in parallel): try another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (err) {
+      if (attempt >= 3 || !/exited/.test(String(err))) {
+        rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }
+      port = await freePort();
+    }
+  }
   return {
-    port,
-    url: `redis://127.0.0.1:${port}/0`,
+    get port() {
+      return port;
+    },
+    get url() {
+      return `redis://127.0.0.1:${port}/0`;
+    },
     stop: () => halt('SIGTERM'),
     freeze: () => void child?.kill('SIGSTOP'),
     thaw: () => void child?.kill('SIGCONT'),

@@ -207,6 +207,11 @@ describe.skipIf(skip !== undefined)('tracker: Redis peer store (issue 13)', () =
     expect(await commands()).toEqual({ scripts: before.scripts + 1, others: before.others });
     expect(o.peers).toHaveLength(50);
     expect(await s.stats()).toMatchObject({ peers: 10_001 });
+    // The whole swarm but the caller in one call (at most 10,000: the store's bound on one reply).
+    const all = await s.list(S, 20_000, { now: T0 + 1, excludeKey: '10.0.0.1:7000' });
+    expect(all).toHaveLength(10_000);
+    expect(new Set(all.map((p) => p.port)).size).toBe(10_000);
+    expect(all.some((p) => p.port === 7000)).toBe(false);
   });
 
   it('keeps every key of one swarm on one hash slot, with a TTL', async () => {
@@ -280,6 +285,12 @@ describe.skipIf(skip !== undefined)('tracker: Redis peer store (issue 13)', () =
     );
     for (const e of errs) expect(e).toBeInstanceOf(StoreUnavailableError);
     expect(performance.now() - t).toBeLessThan(2_500);
+    // Known down: the next calls fail at once instead of each waiting out the timeout.
+    const quick = performance.now();
+    for (let i = 0; i < 20; i++) {
+      await expect(s.announce(S, peer(6), { now: Date.now(), sample: 0 })).rejects.toBeInstanceOf(StoreUnavailableError);
+    }
+    expect(performance.now() - quick).toBeLessThan(500);
     server.thaw();
     await until(async () => s.announce(S, peer(5), { now: Date.now(), sample: 0 }).then(() => true, () => false), 10_000, 'store usable after thaw');
     const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
