@@ -44,6 +44,8 @@ export interface LoadResult {
   ok: number;
   /** 200 answers over the whole run, warm-up included (for CPU per announce). */
   allOk: number;
+  /** Mean body bytes of the measured 200 answers. */
+  replyBytes: number;
   /** Non-200 answers, by status. */
   statuses: Record<string, number>;
   /** Socket errors and timeouts, by message. */
@@ -93,6 +95,7 @@ function progressOf(k: number): string {
 
 interface Reply {
   status: number;
+  bytes: number;
 }
 
 /** One keep-alive HTTP/1.1 connection from `localAddress`, one request at a time; reconnects after a failure. */
@@ -162,7 +165,7 @@ class Conn {
     if (closing) this.close();
     if (w === undefined) return;
     clearTimeout(w.timer);
-    w.resolve({ status });
+    w.resolve({ status, bytes: len });
   }
 }
 
@@ -176,6 +179,7 @@ export async function runLoad(a: LoadArgs): Promise<LoadResult> {
     requests: 0,
     ok: 0,
     allOk: 0,
+    replyBytes: 0,
     statuses: {},
     errors: {},
     p50Ms: NaN,
@@ -185,6 +189,7 @@ export async function runLoad(a: LoadArgs): Promise<LoadResult> {
     sample: {},
   };
   const latencies: number[] = [];
+  let bodyBytes = 0;
   const t0 = performance.now();
   const from = t0 + a.warmupSeconds * 1000;
   const end = from + a.seconds * 1000;
@@ -213,8 +218,9 @@ export async function runLoad(a: LoadArgs): Promise<LoadResult> {
           `Accept: application/json\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n`;
         const sent = performance.now();
         let status = 0;
+        let bytes = 0;
         try {
-          status = (await conn.request(head, body)).status;
+          ({ status, bytes } = await conn.request(head, body));
         } catch (err) {
           const done = performance.now();
           if (a.mode === 'fill' || (done >= from && done < end)) {
@@ -232,7 +238,10 @@ export async function runLoad(a: LoadArgs): Promise<LoadResult> {
         if (a.mode === 'flood' && (done < from || done >= end)) continue;
         r.requests++;
         latencies.push(done - sent);
-        if (status === 200) r.ok++;
+        if (status === 200) {
+          r.ok++;
+          bodyBytes += bytes;
+        }
         else r.statuses[status] = (r.statuses[status] ?? 0) + 1;
       }
     } finally {
@@ -244,6 +253,7 @@ export async function runLoad(a: LoadArgs): Promise<LoadResult> {
   latencies.sort((x, y) => x - y);
   const q = (p: number): number => (latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!);
   const cpu = process.cpuUsage();
+  r.replyBytes = r.ok === 0 ? 0 : bodyBytes / r.ok;
   return { ...r, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: latencies.at(-1) ?? NaN, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 

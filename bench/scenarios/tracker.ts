@@ -290,6 +290,7 @@ export async function tracker(ctx: ScenarioContext): Promise<ScenarioResult> {
           'announces/s': round(v.load.ok / v.load.seconds, 0),
           'p50 ms': round(v.load.p50Ms, 2),
           'p99 ms': round(v.load.p99Ms, 2),
+          'reply bytes': round(v.load.replyBytes, 0),
           'non-200': Object.entries(v.load.statuses).map(([s, n]) => `${s}×${n}`).join(' ') || 0,
           errors: errs,
           'CPU s tracker/redis/load': `${v.trackerCpu.toFixed(1)}/${v.redisCpu.toFixed(1)}/${v.load.cpuSeconds.toFixed(1)}`,
