@@ -20,6 +20,7 @@ export const ERROR_CATALOGUE = {
   KF_E_TRACKER_REFUSED: { exit: 4, advice: 'The tracker refused the announce; the message gives its reason.' },
   KF_E_TRACKER_BACKOFF: { exit: 4, advice: 'The tracker asked us to wait (403 + Retry-After); kfetch waits and retries.' },
   KF_E_NO_PEERS: { exit: 4, advice: 'No peer could be reached before the timeout.' },
+  KF_E_STORE_UNAVAILABLE: { exit: 4, advice: 'The tracker\'s --store (Redis) did not answer; check that it runs, its address and KFETCH_REDIS_PASSWORD, then start again.' },
   KF_E_LISTEN: { exit: 4, advice: 'The address or port is in use or not available; pick another with --port/--host.' },
   KF_E_PEER_HASH_MISMATCH: { exit: 4, advice: 'A peer sent a block whose MD5 did not match; it is banned for the session.' },
   KF_E_PEER_SHORT: { exit: 4, advice: 'A peer sent fewer bytes than the block; the block is fetched elsewhere.' },

@@ -8,7 +8,7 @@ export interface Observability {
   /** Prometheus text exposition (format 0.0.4). */
   metrics(): string | Promise<string>;
   /** Any JSON-serialisable value. */
-  status(): unknown;
+  status(): unknown; // a Promise of it is awaited
   /** Whether a client at this remote address (as the socket reports it) may read these routes. */
   allowed(remoteAddress: string): boolean;
 }
@@ -50,7 +50,7 @@ export async function observabilityReply(
   }
   if (!obs.allowed(remoteAddress)) return { status: 403, type: JSON_TYPE, body: error('forbidden'), headers: {} };
   if (route === 'metrics') return { status: 200, type: METRICS_CONTENT_TYPE, body: await obs.metrics(), headers: noStore };
-  return { status: 200, type: JSON_TYPE, body: `${JSON.stringify(obs.status()) ?? 'null'}\n`, headers: noStore };
+  return { status: 200, type: JSON_TYPE, body: `${JSON.stringify(await obs.status()) ?? 'null'}\n`, headers: noStore };
 }
 
 function error(message: string): string {

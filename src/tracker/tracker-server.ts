@@ -15,6 +15,7 @@ import { LIMITS } from '../limits.js';
 import { canonicalIp } from '../util/address-policy.js';
 import { accessList } from '../peer/access-list.js';
 import { peerKey, type PeerInfo } from '../peer/peer-info.js';
+import { observabilityReply, observabilityRoute, type Observability } from '../server/observability-route.js';
 import { VERSION } from '../version.js';
 import { parseAnnounce, SWARM_PATH_RE } from './parse-announce.js';
 import { readForm } from './read-form.js';
@@ -70,6 +71,26 @@ export interface TrackerOptions extends Partial<TrackerLimits> {
    * the caller's: close() leaves it open. Its own limits apply; the tracker's store limits are then unused.
    */
   store?: PeerStore;
+  /** GET /metrics and /status on the tracker's port (observability-route.ts); off when not given. */
+  observability?: Observability;
+}
+
+/** Announce replies since start, by outcome (counters). */
+export interface TrackerAnswers {
+  /** Recorded and answered with peers. */
+  announced: number;
+  /** event=stopped: removed. */
+  stopped: number;
+  /** port 0 (a caller that accepts no connections): told the peers, never listed. */
+  listed: number;
+  /** The same state again within the minimum gap (403 + Retry-After, or the peers for originals). */
+  tooSoon: number;
+  /** The tracker is full (swarms or peers). */
+  full: number;
+  /** The store did not answer (503 + Retry-After, `200 []` for originals). */
+  storeDown: number;
+  /** Bad requests: path, method, fields, sizes. */
+  refused: number;
 }
 
 /** What stats() reports: the store's counts, and whether it answers. */
@@ -81,6 +102,7 @@ export interface TrackerStats {
   storeErrors: number;
   /** False from a store failure until the next call that succeeds (a gauge). */
   storeUp: boolean;
+  answers: TrackerAnswers;
 }
 
 export interface RunningTracker {
@@ -160,7 +182,9 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
   /** Within the reply's byte budget (reply-budget.ts). */
   const fit = (peers: PeerInfo[]): PeerInfo[] => fitReply(peers, limits.replyMaxBytes);
   const intervalSeconds = Math.ceil(limits.intervalMs / 1000);
+  const answers: TrackerAnswers = { announced: 0, stopped: 0, listed: 0, tooSoon: 0, full: 0, storeDown: 0, refused: 0 };
   const health = storeHealth(store, log);
+  const obs = opts.observability;
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -197,12 +221,21 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = req.url ?? '';
+    const route = obs === undefined ? undefined : observabilityRoute(target);
+    if (route !== undefined) {
+      const r = await observabilityReply(obs!, route, req.method ?? '', req.socket.remoteAddress ?? '');
+      if (hasBody(req)) closeAfterReply(req, res);
+      res.writeHead(r.status, { 'Content-Type': r.type, 'Content-Length': Buffer.byteLength(r.body), Server: `kfetch/${VERSION}`, ...r.headers });
+      return void res.end(req.method === 'HEAD' ? undefined : r.body);
+    }
     const path = target.startsWith('/') ? target.split('?')[0]! : '';
     const m = SWARM_PATH_RE.exec(path);
     if (m === null) {
+      answers.refused++;
       return refuse(req, res, { status: 404, message: 'not found; announce to /peers/<filehash>.json', announcePath: false });
     }
     if (req.method !== 'POST' && req.method !== 'PUT' && req.method !== 'GET') {
+      answers.refused++;
       if (hasBody(req)) closeAfterReply(req, res); // the body is not read; do not parse it as a next request
       const message = `method ${(req.method ?? '').slice(0, 16)} not allowed; use POST, PUT or GET`;
       return refuse(req, res, { status: 405, message, headers: { Allow: 'GET, POST, PUT' }, announcePath: true });
@@ -220,6 +253,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
       if (announce.event === 'stopped') {
         const removed = await store.remove(swarmId, ip, announce.port);
         health.ok();
+        answers.stopped++;
         log?.debug({ swarm: swarmId, peer: peerKey(ip, announce.port), removed }, 'tracker: stopped');
         return sendJson(res, 200, [], { 'X-Kascade-Interval': String(intervalSeconds) });
       }
@@ -228,6 +262,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
         // but never listed, so it holds no record (and nothing to rate-limit: it costs what an unknown port costs).
         const peers = fit(await store.list(swarmId, limits.replyPeers, { now }));
         health.ok();
+        answers.listed++;
         return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(intervalSeconds) });
       }
       const update = {
@@ -245,10 +280,12 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
         // An original client gets the swarm's peers anyway (never itself): the refusal is about the caller only.
         const others = fit(outcome.peers);
         if (result.reason === 'too-soon') {
+          answers.tooSoon++;
           const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
           const message = `announced the same state too soon; retry after ${seconds} s`;
           return refuse(req, res, { status: 403, message, headers: { 'Retry-After': String(seconds) }, announcePath: true }, others);
         }
+        answers.full++;
         log?.warn({ swarm: swarmId, what: result.what }, 'tracker: full');
         const message = `tracker is full (${result.what})`;
         return refuse(req, res, { status: 503, message, headers: { 'Retry-After': String(intervalSeconds) }, announcePath: true }, others);
@@ -257,12 +294,14 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
         log?.debug({ swarm: swarmId, peer: caller, cap: result.blocksDropped }, 'tracker: bitfield not kept (memory cap or swarm geometry)');
       }
       const peers = fit(outcome.peers);
+      answers.announced++;
       log?.debug({ swarm: swarmId, peer: caller, replied: peers.length }, 'tracker: announce');
       // Extension: the bare-array reply (SPEC §2) has no room for the interval, so a header carries it.
       return sendJson(res, 200, peers, { 'X-Kascade-Interval': String(intervalSeconds) });
     } catch (err) {
       if (err instanceof StoreUnavailableError) {
         health.failed(err);
+        answers.storeDown++;
         // kfetch clients back off for the store's Retry-After; an original gets `200 []` (it crashes on anything else).
         // The body was read whole before any store call, so the connection stays usable.
         const s = err.retryAfterSeconds;
@@ -270,6 +309,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
         return refuse(req, res, { status: 503, message: 'tracker store unavailable; retry later', headers: { 'Retry-After': seconds }, announcePath: true });
       }
       if (!isKfetchError(err)) throw err;
+      answers.refused++;
       const status = typeof err.detail?.status === 'number' ? err.detail.status : 400;
       const refusal: Refusal = { status, message: err.message, announcePath: true };
       if (err.field !== undefined) refusal.field = err.field;
@@ -326,7 +366,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
   return {
     url,
     port,
-    stats: () => health.stats(),
+    stats: async () => ({ ...(await health.stats()), answers: { ...answers } }),
     close() {
       closing ??= (async () => {
         clearInterval(sweeper);
@@ -349,7 +389,7 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
 function storeHealth(
   store: PeerStore,
   log: Logger | undefined,
-): { ok(): void; failed(err: StoreUnavailableError): void; stats(): Promise<TrackerStats> } {
+): { ok(): void; failed(err: StoreUnavailableError): void; stats(): Promise<Omit<TrackerStats, 'answers'>> } {
   let errors = 0;
   let up = true;
   let last = { swarms: 0, peers: 0, bitfieldBytes: 0 };

@@ -2,13 +2,19 @@
 // Prints `listening on http://HOST:PORT` (the real port) as its first stdout line, for scripts and tests.
 
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { isKfetchError } from '../../errors.js';
+import type { Logger } from 'pino';
+import { KfetchError, isKfetchError } from '../../errors.js';
 import { LIMITS } from '../../limits.js';
 import { FEEDER_MODES, makeFeederPolicy, parseFeederAddress } from '../../tracker/feeder-policy.js';
-import { describeStore, openPeerStore, parseStoreSpec, REDIS_PASSWORD_ENV } from '../../tracker/open-peer-store.js';
-import { startTracker, storeLimits, trackerLimits } from '../../tracker/tracker-server.js';
+import { describeStore, openPeerStore, parseStoreSpec, REDIS_PASSWORD_ENV, type StoreSpec } from '../../tracker/open-peer-store.js';
+import { StoreUnavailableError, type PeerStore, type PeerStoreLimits } from '../../tracker/peer-store.js';
+import { TrackerMetrics } from '../../tracker/tracker-metrics.js';
+import { startTracker, storeLimits, trackerLimits, type RunningTracker } from '../../tracker/tracker-server.js';
+import { accessList } from '../../peer/access-list.js';
+import { VERSION } from '../../version.js';
 import { cidrArg, intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
+import { metricsText, reportFailed, reportListening, stopRequested, superviseTrackerWorkers, trackerWorkerNumber } from '../tracker-workers.js';
 
 const portArg = intArg(0, 65535);
 const secondsArg = secondsArgOf(86_400);
@@ -17,6 +23,18 @@ const MiB = 1024 * 1024;
 const mibArg = intArg(0, 1024 * 1024);
 /** A reply budget the tracker's own clients accept (issue 10 point 11): at most their LIMITS.trackerReplyMaxBytes. */
 const replyBytesArg = intArg(1024, LIMITS.trackerReplyMaxBytes);
+const MAX_WORKERS = 64;
+const workersArg = intArg(1, MAX_WORKERS);
+
+/** Open the store; Redis not answering is the operator's to fix: KF_E_STORE_UNAVAILABLE, not an internal error. */
+async function openStore(spec: StoreSpec, limits: PeerStoreLimits, log: Logger): Promise<PeerStore> {
+  try {
+    return await openPeerStore(spec, limits, { log });
+  } catch (err) {
+    if (err instanceof StoreUnavailableError) throw new KfetchError('KF_E_STORE_UNAVAILABLE', err.message, { field: '--store', cause: err });
+    throw err;
+  }
+}
 
 /** A repeatable `--feeder ip:port`; collects the canonical keys. */
 function feederArg(v: string, previous: string[] | undefined): string[] {
@@ -41,7 +59,9 @@ interface TrackerFlags {
   feeders: string;
   feeder?: string[];
   trustProxy?: string[];
+  metricsAllow?: string[];
   replyBytes: number;
+  workers: number;
   bitfieldMemory: number;
   swarmBitfieldMemory: number;
 }
@@ -52,6 +72,13 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
     .description('run a Kascade tracker: peers announce to http://HOST:PORT/peers/<filehash>.json (POST, PUT or GET)')
     .option('--host <addr>', 'address to listen on (0.0.0.0 or :: for every interface)', '127.0.0.1')
     .option('--port <n>', 'port to listen on; 0 picks a free one (printed on the first line)', portArg, 7000)
+    .option(
+      '--workers <n>',
+      `tracker processes answering on the one port (1..${MAX_WORKERS}); more than 1 needs a shared --store redis://…; ` +
+        'a worker that dies is restarted while the others answer',
+      workersArg,
+      1,
+    )
     .addOption(
       new Option(
         '--store <memory|redis://host[:port][/db]>',
@@ -100,6 +127,12 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
       cidrArg,
     )
     .option(
+      '--metrics-allow <addr/cidr>',
+      'also let these addresses read GET /metrics (Prometheus) and /status (JSON) on the tracker\'s port (repeatable; ' +
+        'loopback always may)',
+      cidrArg,
+    )
+    .option(
       '--reply-bytes <n>',
       `bytes of one reply at most: bitfields are left out first, then peers (${LIMITS.trackerReplyMaxBytes} at most, ` +
         'what kfetch clients read)',
@@ -123,12 +156,15 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         'Clients whose User-Agent starts with "kfetch/" get errors as JSON objects with their HTTP status; any other\n' +
         'client (the original 2015 peers) always gets 200 and a JSON array (the peers, or []), the reason in\n' +
         'X-Kascade-Error.\n' +
+        'With --workers N, N processes share the port and the Redis store; logs carry each one\'s `worker` number and\n' +
+        'GET /metrics adds up every worker\'s figures; GET /status is the process the connection reached.\n' +
         'Runs until SIGINT or SIGTERM, then closes and exits 0.',
     )
     .action(async (flags: TrackerFlags) => {
       const feeders = makeFeederPolicy(flags.feeders, flags.feeder ?? []);
       const storeSpec = parseStoreSpec(flags.store);
-      const log = ctx.log();
+      const worker = trackerWorkerNumber();
+      const log = worker === undefined ? ctx.log() : ctx.log().child({ worker });
       const intervalMs = Math.round(flags.interval * 1000);
       const limitFlags = {
         intervalMs,
@@ -139,34 +175,54 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         ...(flags.expiry === undefined ? {} : { expiryMs: Math.round(flags.expiry * 1000) }),
         ...(flags.completeExpiry === undefined ? {} : { completeExpiryMs: Math.round(flags.completeExpiry * 1000) }),
       };
+      const limits = storeLimits(trackerLimits(limitFlags), feeders);
+      if (flags.workers > 1 && worker === undefined) {
+        if (storeSpec.kind === 'memory') {
+          throw new KfetchError('KF_E_USAGE', `${flags.workers}: several workers need a shared store (each would keep its own swarms in memory); add --store redis://HOST[:PORT][/DB]`, { field: '--workers' });
+        }
+        // One clear error before N processes start: the store answers (each worker then opens its own connection).
+        await (await openStore(storeSpec, limits, log)).close();
+        await superviseTrackerWorkers({ workers: flags.workers, log, shutdown: ctx.shutdown, listening: (url) => ctx.out.write(`listening on ${url}\n`) });
+        return;
+      }
       // The tracker does not own a store passed in: it is opened here and closed after the tracker.
-      const store = await openPeerStore(storeSpec, storeLimits(trackerLimits(limitFlags), feeders), { log });
-      log.info({ store: describeStore(storeSpec) }, 'tracker: store open');
-      let tracker;
+      let store: PeerStore | undefined;
+      let tracker: RunningTracker | undefined;
+      const stats = (): Promise<Awaited<ReturnType<RunningTracker['stats']>>> => tracker!.stats();
+      const metrics = new TrackerMetrics(stats);
+      const observability = {
+        metrics: metricsText(metrics.registry),
+        status: async () => ({ v: 1, version: VERSION, pid: process.pid, ...(worker === undefined ? {} : { worker }), url: tracker?.url, store: describeStore(storeSpec), ...(await stats()) }),
+        allowed: accessList(flags.metricsAllow ?? []),
+      };
       try {
+        store = await openStore(storeSpec, limits, log);
+        log.info({ store: describeStore(storeSpec) }, 'tracker: store open');
         tracker = await startTracker({
           host: flags.host,
           port: flags.port,
           log,
           feeders,
           store,
+          observability,
           ...limitFlags,
           ...(flags.trustProxy === undefined ? {} : { trustProxy: flags.trustProxy }),
         });
       } catch (err) {
-        await store.close();
+        await store?.close();
+        if (worker !== undefined) reportFailed(err);
         throw err;
       }
       try {
-        ctx.out.write(`listening on ${tracker.url}\n`);
-        await new Promise<void>((resolve) => {
-          if (ctx.shutdown.aborted) return resolve();
-          ctx.shutdown.addEventListener('abort', () => resolve(), { once: true });
-        });
-        log.info({ signal: String(ctx.shutdown.reason) }, 'tracker: shutting down');
+        if (worker === undefined) ctx.out.write(`listening on ${tracker.url}\n`);
+        else reportListening(tracker.url);
+        await stopRequested(ctx.shutdown);
+        log.info({ signal: ctx.shutdown.aborted ? String(ctx.shutdown.reason) : 'asked by the primary' }, 'tracker: shutting down');
       } finally {
         await tracker.close();
         await store.close();
+        // A worker's IPC channel would keep it alive after its work is done.
+        if (worker !== undefined) process.disconnect?.();
       }
     });
 }
