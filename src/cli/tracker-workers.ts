@@ -39,10 +39,18 @@ export function reportListening(url: string): void {
   process.send?.({ kfetch: 'tracker-listening', url } satisfies WorkerMessage);
 }
 
-/** A worker tells the primary why it could not start (it then exits with the error's status). */
-export function reportFailed(err: unknown): void {
+/**
+ * A worker tells the primary why it could not start, then lets go of the channel (which would keep it alive): it
+ * exits with the error's status once main() has printed it.
+ */
+export async function reportFailed(err: unknown): Promise<void> {
   const code = err instanceof KfetchError ? err.code : 'KF_E_INTERNAL';
-  process.send?.({ kfetch: 'tracker-failed', code, message: err instanceof Error ? err.message : String(err) } satisfies WorkerMessage);
+  const msg = { kfetch: 'tracker-failed', code, message: err instanceof Error ? err.message : String(err) } satisfies WorkerMessage;
+  await new Promise<void>((resolve) => {
+    if (process.send === undefined) return resolve();
+    process.send(msg, undefined, undefined, () => resolve());
+  });
+  process.disconnect?.();
 }
 
 /**

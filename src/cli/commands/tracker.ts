@@ -210,7 +210,7 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         });
       } catch (err) {
         await store?.close();
-        if (worker !== undefined) reportFailed(err);
+        if (worker !== undefined) await reportFailed(err);
         throw err;
       }
       try {
