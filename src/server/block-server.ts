@@ -24,13 +24,13 @@ import { openFileLimit } from './fd-limit.js';
 import { isLoopbackHost } from './host-policy.js';
 import { decideRange, isComplete, type Library, type ServedFile } from './library.js';
 import { UploadTally, type ClientUpload } from './upload-tally.js';
-import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from './observability-route.js';
+import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from '../util/observability-route.js';
 import { parseRequest, type ServerRequest } from './parse-request.js';
 import { goneSignal, type Gone } from './response-waits.js';
 import { UploadRate, chunkBytesFor } from './upload-rate.js';
 
 export type { BusyReason } from './admission.js';
-export type { Observability } from './observability-route.js';
+export type { Observability } from '../util/observability-route.js';
 
 /** Bounds of one block server; defaults from LIMITS. */
 export interface BlockServerLimits {

@@ -15,7 +15,7 @@ import { LIMITS } from '../limits.js';
 import { canonicalIp } from '../util/address-policy.js';
 import { accessList } from '../peer/access-list.js';
 import { peerKey, type PeerInfo } from '../peer/peer-info.js';
-import { observabilityReply, observabilityRoute, type Observability } from '../server/observability-route.js';
+import { observabilityReply, observabilityRoute, type Observability } from '../util/observability-route.js';
 import { VERSION } from '../version.js';
 import { parseAnnounce, SWARM_PATH_RE } from './parse-announce.js';
 import { readForm } from './read-form.js';

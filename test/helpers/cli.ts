@@ -29,11 +29,17 @@ export function tempHome(): string {
 }
 
 /** Start `kfetch <args>`; `home` defaults to a fresh temp dir. */
-export function startCli(args: string[], opts: { home?: string; env?: NodeJS.ProcessEnv; cwd?: string; ulimitF?: number } = {}): CliRun {
+export function startCli(
+  args: string[],
+  opts: { home?: string; env?: NodeJS.ProcessEnv; cwd?: string; ulimitF?: number; nodeFlags?: string[] } = {},
+): CliRun {
   const home = opts.home ?? tempHome();
   const env = { ...process.env, KFETCH_HOME: home, ...opts.env };
   const child =
-    opts.ulimitF === undefined
+    opts.nodeFlags !== undefined
+      ? // Node flags of the test's own instead of the bin's shebang ones (which the command line would override).
+        spawn(process.execPath, [...opts.nodeFlags, BIN, ...args], { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+      : opts.ulimitF === undefined
       ? spawn(BIN, args, { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn('sh', ['-c', `ulimit -f ${opts.ulimitF} && exec "$0" "$@"`, BIN, ...args], {
           env,

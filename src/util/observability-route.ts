@@ -1,6 +1,6 @@
-// The observability routes a block server answers on its own port, `GET /metrics` (Prometheus text) and
+// The observability routes a block server (and the tracker) answers on its own port, `GET /metrics` (Prometheus text) and
 // `GET /status` (JSON): which targets they are, and the reply for a request to them. They bypass the block
-// admission queue and the upload rate limit. Used by block-server.ts; the content comes from the caller (the CLI).
+// admission queue and the upload rate limit. Used by block-server.ts and tracker-server.ts; the content comes from the caller (the CLI).
 // Block ids are hex only (parse-request.ts), so neither path was ever a valid block URL.
 
 /** What the owner of the server supplies to answer the observability routes. */

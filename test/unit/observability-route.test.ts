@@ -2,7 +2,7 @@
 // reply for each method, permission and supplier outcome.
 
 import { describe, expect, it } from 'vitest';
-import { METRICS_CONTENT_TYPE, observabilityReply, observabilityRoute, type Observability } from '../../src/server/observability-route.js';
+import { METRICS_CONTENT_TYPE, observabilityReply, observabilityRoute, type Observability } from '../../src/util/observability-route.js';
 import { parseRequest } from '../../src/server/parse-request.js';
 
 const obs = (over: Partial<Observability> = {}): Observability => ({
