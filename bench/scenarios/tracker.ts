@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Child } from '../../src/cli/local-swarm.js';
 import { VERSION } from '../../src/version.js';
-import { cpuOf, trackChild } from '../measure.js';
+import { cpuOf, processTree, trackChild } from '../measure.js';
 import { round, type Row, type Target } from '../report.js';
 import { freePort, startKfetch, type ScenarioContext, type ScenarioResult } from './common.js';
 import type { LoadArgs, LoadResult } from './tracker-load.js';
@@ -70,10 +70,10 @@ function stop(proc: ChildProcess | undefined): Promise<void> {
   });
 }
 
-async function startTracker(ctx: ScenarioContext, name: string, store: string): Promise<Child> {
+async function startTracker(ctx: ScenarioContext, name: string, store: string, extra: string[] = []): Promise<Child> {
   const home = join(ctx.dir, `tracker-${name}`);
   mkdirSync(home, { recursive: true });
-  return startKfetch(['tracker', '--host', '127.0.0.1', '--port', '0', '--store', store], home);
+  return startKfetch(['tracker', '--host', '127.0.0.1', '--port', '0', '--store', store, ...extra], home);
 }
 
 /** Run tracker-load.js as a child and resolve with its result line. */
@@ -208,7 +208,8 @@ export async function tracker(ctx: ScenarioContext): Promise<ScenarioResult> {
 
   const flood = async (name: string, urls: string[], redis: RunningRedis | undefined, seed: number): Promise<Variant> => {
     ctx.log(`tracker: ${name}: ${CLIENTS} clients, ${swarms} swarms, ${warmupSeconds} + ${seconds} s`);
-    const pids = trackers.map((t) => t.proc.pid!);
+    // Every tracker process: with --workers, the primary and its workers.
+    const pids = trackers.flatMap((t) => processTree(t.proc.pid!));
     const t0 = cpuOf(pids);
     const r0 = redis === undefined ? { user: 0, sys: 0 } : cpuOf([redis.proc.pid!]);
     const load = await runLoad(floodArgs(urls, seed), timeoutMs);
@@ -231,6 +232,7 @@ export async function tracker(ctx: ScenarioContext): Promise<ScenarioResult> {
 
     let redis1: Variant | undefined;
     let redis2: Variant | undefined;
+    let workers2: Variant | undefined;
     let memory: { bytesPerPeer: number; peers: number; fillRate: number } | undefined;
     let restart: { before: { listed: number; of: number }; after: { listed: number; of: number } } | undefined;
     if (!existsSync(REDIS_SERVER)) {
@@ -245,6 +247,10 @@ export async function tracker(ctx: ScenarioContext): Promise<ScenarioResult> {
       // 3. Redis store, two processes on one Redis (db 2), the clients split between their ports.
       trackers.push(await startTracker(ctx, 'redis-a', store(2)), await startTracker(ctx, 'redis-b', store(2)));
       redis2 = await flood('Redis, 2 processes', trackers.map((t) => t.url), redis, 1);
+      await stopTrackers();
+      // 3b. The same two processes from one command: --workers 2 on one port (the primary hands out connections).
+      trackers.push(await startTracker(ctx, 'redis-w', store(3), ['--workers', '2']));
+      workers2 = await flood('Redis, --workers 2 (one port)', [trackers[0]!.url], redis, 1);
       await stopTrackers();
 
       // 4. Memory per peer: an empty Redis, then N peers announced through one tracker (db 0).
@@ -337,6 +343,14 @@ export async function tracker(ctx: ScenarioContext): Promise<ScenarioResult> {
           met: rate(redis2) >= 1.6 * rate(redis1),
         },
       );
+      if (workers2 !== undefined) {
+        targets.push({
+          scenario: 'tracker',
+          text: '`--workers 2` (one command, one port) on one Redis ≥ 1.6× one process',
+          value: `${rate(workers2).toFixed(0)}/s = ${(rate(workers2) / rate(redis1)).toFixed(2)}× ${rate(redis1).toFixed(0)}/s${clean(workers2)}`,
+          met: rate(workers2) >= 1.6 * rate(redis1),
+        });
+      }
     }
     if (restart !== undefined) {
       const { before, after } = restart;
