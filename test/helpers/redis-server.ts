@@ -4,9 +4,10 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './system.js';
 
 export const REDIS_SERVER_BIN = process.env.KFETCH_REDIS_SERVER ?? '/usr/bin/redis-server';
 
@@ -30,18 +31,6 @@ export interface RedisServer {
   freeze(): void;
   thaw(): void;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** One PING over a raw socket: true on +PONG within 500 ms. */

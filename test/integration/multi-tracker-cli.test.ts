@@ -7,10 +7,10 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAdversarialTracker } from '../helpers/adversarial-tracker.js';
+import { freePort } from '../helpers/system.js';
 import { BLOCK, boxPayload, boxWorld, startBox } from '../helpers/box-world.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { makePayload } from '../helpers/make-file.js';
@@ -19,15 +19,6 @@ import { testScope } from '../helpers/test-scope.js';
 import { until } from '../helpers/wait.js';
 
 const scope = testScope();
-
-/** A loopback port that was bound and closed: connecting is refused. */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 async function liveTracker(): Promise<string> {
   const t = startCli(['tracker', '--port', '0']);
@@ -84,7 +75,7 @@ describe('kfetch create with several --tracker', () => {
     const { path } = makePayload(dir, 'payload.bin', size, 'mt-compat');
     const base = await liveTracker();
     const out = join(dir, 'payload.json');
-    const made = await runCli(['create', path, '--tracker', base, '--tracker', `http://127.0.0.1:${await closedPort()}`, '--compat-2015', '-o', out]);
+    const made = await runCli(['create', path, '--tracker', base, '--tracker', `http://127.0.0.1:${await freePort()}`, '--compat-2015', '-o', out]);
     expect(made.code, made.stderr).toBe(0);
     const k = JSON.parse(readFileSync(out, 'utf8')) as KascadeJson;
     expect(typeof k.tracker).toBe('string');
@@ -103,7 +94,7 @@ describe('kfetch get with a dead tracker first', () => {
     const dir = scope.dir('kfetch-mt-get-');
     const { path } = makePayload(dir, 'payload.bin', 300 * 1024 + 5, 'mt-get');
     const base = await liveTracker();
-    const dead = `http://127.0.0.1:${await closedPort()}`;
+    const dead = `http://127.0.0.1:${await freePort()}`;
     const out = join(dir, 'payload.json');
     const made = await runCli(['create', path, '--tracker', dead, '--tracker', base, '--block-size', '65536', '-o', out]);
     expect(made.code, made.stderr).toBe(0);
@@ -133,7 +124,7 @@ describe('the seeding box with a dead tracker first', () => {
   it('announces to the second tracker, and its API shows that one as the tracker in use', async () => {
     const w = boxWorld(scope);
     const live = scope.keep(await startAdversarialTracker({ kind: 'body', body: '[]' }));
-    const dead = `http://127.0.0.1:${await closedPort()}/peers/x.json`;
+    const dead = `http://127.0.0.1:${await freePort()}/peers/x.json`;
     const good = boxPayload('mt.bin', 'mt-box', 4 * BLOCK - 3);
     writeFileSync(join(w.data, 'mt.bin'), good.bytes);
     const box = await startBox(w);

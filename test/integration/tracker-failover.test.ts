@@ -4,10 +4,10 @@
 // not a failure to fail over from; `event=stopped` goes to the last two trackers that accepted us. The jitter is
 // pinned (random 0.5 gives the schedule's own delays) so the counts below compare like with like.
 
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Announcer } from '../../src/tracker/announcer.js';
 import { startAdversarialTracker, type AdversarialTracker } from '../helpers/adversarial-tracker.js';
+import { freePort } from '../helpers/system.js';
 import { until } from '../helpers/wait.js';
 
 const trackers: AdversarialTracker[] = [];
@@ -34,11 +34,7 @@ function make(opts: ConstructorParameters<typeof Announcer>[0]): Announcer {
 
 /** A loopback port that was bound and closed: connecting is refused. */
 async function closedPortUrl(): Promise<string> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return `http://127.0.0.1:${port}/peers/${'ab'.repeat(32)}.json`;
+  return `http://127.0.0.1:${await freePort()}/peers/${'ab'.repeat(32)}.json`;
 }
 
 const stopped = (t: AdversarialTracker): number => t.requests.filter((r) => r.fields.event === 'stopped').length;

@@ -3,10 +3,10 @@
 // as a JSON array they can iterate, complete peers kept listed, and the Python downloader fetching a whole file
 // through `kfetch tracker` + `kfetch seed` from feeders only, under each --feeders mode.
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunningTracker } from '../../src/tracker/tracker-server.js';
 import { startTestTracker, trackerStoreArgs } from '../helpers/tracker-store.js';
+import { freePort } from '../helpers/system.js';
 import { killAllChildren, runCli, startCli, type CliRun } from '../helpers/cli.js';
 import {
   OriginalClientCrash,
@@ -223,15 +223,6 @@ describe('complete peers stay listed after they stop announcing (issue 9)', () =
     expect(performance.now() - t0).toBeGreaterThan(1_000);
   });
 });
-
-/** A port that was free a moment ago (for a seeder that must be named in --feeder before it starts). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function kascadeOf(swarm: Swarm): { filehash: string; filesize: number; blockhashes: Record<string, string[]> } {
   return JSON.parse(readFileSync(swarm.kascadePath, 'utf8')) as { filehash: string; filesize: number; blockhashes: Record<string, string[]> };

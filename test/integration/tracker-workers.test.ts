@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VERSION } from '../../src/version.js';
 import { killAllChildren, startCli, type CliRun } from '../helpers/cli.js';
 import { redisSkipReason, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { freePort, pidAlive } from '../helpers/system.js';
 import { until } from '../helpers/wait.js';
 
 const skip = redisSkipReason();
@@ -47,27 +48,6 @@ function call(url: string, path: string, o: { method?: string; body?: string } =
 const swarm = (i: number): string => i.toString(16).padStart(8, '0').repeat(8);
 const announce = (url: string, i: number): Promise<Reply> => call(url, `/peers/${swarm(i)}.json`, { method: 'POST', body: `port=${10_000 + i}&progress=0.5` });
 const status = async (url: string): Promise<{ pid: number; worker?: number }> => JSON.parse((await call(url, '/status')).body) as { pid: number; worker?: number };
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 describe.skipIf(skip !== undefined)('kfetch tracker --workers (issue 13)', () => {
   let redis: RedisServer;
   let raw: Redis;
@@ -123,7 +103,7 @@ describe.skipIf(skip !== undefined)('kfetch tracker --workers (issue 13)', () =>
 
     run.child.kill('SIGTERM');
     expect(await run.exited(20_000)).toBe(0);
-    for (const pid of pids.values()) expect(alive(pid)).toBe(false);
+    for (const pid of pids.values()) expect(pidAlive(pid)).toBe(false);
     expect(run.stderr()).toMatch(/shutting down.*worker=1|worker=1.*shutting down/);
   });
 
@@ -184,7 +164,7 @@ describe.skipIf(skip !== undefined)('kfetch tracker --workers (issue 13)', () =>
   });
 
   it('a Redis that does not answer: KF_E_STORE_UNAVAILABLE (exit 4) before any worker starts, for one process or several', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     for (const workers of ['1', '3']) {
       const run = startCli(['tracker', '--port', '0', '--workers', workers, '--store', `redis://127.0.0.1:${port}`]);
       expect(await run.exited(15_000)).toBe(4);

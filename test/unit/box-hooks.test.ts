@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { entryId } from '../../src/box/entry-id.js';
 import { HookRunner, checkHookCommand, hookEnv, type HookFacts } from '../../src/box/hooks.js';
 import { testScope } from '../helpers/test-scope.js';
+import { pidAlive } from '../helpers/system.js';
 import { never, until, within } from '../helpers/wait.js';
 import { readEnv } from '../helpers/env-file.js';
 
@@ -161,16 +162,8 @@ describe('HookRunner', () => {
     await until(() => lines.some((l) => l.msg === 'hook: killed after its time limit'), 10_000, 'the slow hook to be killed');
     const killed = lines.find((l) => l.msg === 'hook: killed after its time limit')!;
     expect(killed).toMatchObject({ level: 40, hook: 'done', id: 'slow', timeoutMs: 300, signal: 'SIGKILL' });
-    const alive = (pid: number): boolean => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
     const sleepPid = Number(readFileSync(join(dir, 'sleep.pid'), 'utf8'));
-    await until(() => !alive(sleepPid), 5_000, 'the sleep the hook started to be gone too');
+    await until(() => !pidAlive(sleepPid), 5_000, 'the sleep the hook started to be gone too');
     await until(() => lines.some((l) => l.id === 'loud'), 10_000, 'the loud hook to end');
     const loudLine = lines.find((l) => l.id === 'loud')!;
     expect(loudLine).toMatchObject({ level: 40, exitCode: 3, msg: 'hook: exited with code 3' });
