@@ -8,7 +8,10 @@ import type { Engine } from '../client/engine.js';
 import type { EntryRates } from './entry-rates.js';
 
 export interface TrackerFacts {
+  /** The tracker announced to now (the one that last answered, after a failover). */
   url: string;
+  /** Every tracker of the kascade in failover order: `tracker`, then the `trackers` extension (issue 13). */
+  urls: string[];
   lastAnnounce: string | null;
   nextAnnounce: string | null;
   lastError: string | null;
@@ -73,9 +76,9 @@ export function kascadeRecord(e: BoxEntry, src: RecordSources): KascadeRecord {
   const ann = e.announcer?.facts ?? session?.announceFacts;
   const tracker: TrackerFacts | null =
     ann !== undefined
-      ? { url: ann.url, lastAnnounce: iso(ann.lastAnnounceAt), nextAnnounce: iso(ann.nextAnnounceAt), lastError: ann.lastError ?? null }
+      ? { url: ann.url, urls: k === undefined ? [ann.url] : [...k.trackers], lastAnnounce: iso(ann.lastAnnounceAt), nextAnnounce: iso(ann.nextAnnounceAt), lastError: ann.lastError ?? null }
       : k !== undefined && k.tracker !== ''
-        ? { url: k.tracker, lastAnnounce: null, nextAnnounce: null, lastError: null }
+        ? { url: k.tracker, urls: [...k.trackers], lastAnnounce: null, nextAnnounce: null, lastError: null }
         : null;
   return {
     id: e.id,

@@ -142,7 +142,7 @@ export function openApiDocument(): unknown {
             badBlocks: { type: 'integer' },
             bans: { type: 'integer' },
             peers: { type: 'integer' },
-            tracker: { type: ['object', 'null'], properties: { url: { type: 'string' }, lastAnnounce: nullable('string'), nextAnnounce: nullable('string'), lastError: nullable('string') } },
+            tracker: { type: ['object', 'null'], properties: { url: { type: 'string' }, urls: { type: 'array', items: { type: 'string' } }, lastAnnounce: nullable('string'), nextAnnounce: nullable('string'), lastError: nullable('string') } },
             lastScrub: nullable('string'),
             data: { type: 'string' },
             error: { type: 'string' },

@@ -149,5 +149,6 @@ describe('the seeding box with a dead tracker first', () => {
     );
     expect(live.requests.length).toBeGreaterThanOrEqual(1);
     expect(record.state).toBe('seeding');
+    expect(record.tracker.urls).toEqual([dead, live.url]); // the whole list, in failover order
   }, 60_000);
 });

@@ -100,6 +100,7 @@ export function createDetailView({ root, onError, onClose }) {
       title.textContent = typeof r.name === 'string' ? r.name : String(r.file ?? r.id);
       const t = /** @type {Record<string, unknown>} */ (typeof r.tracker === 'object' && r.tracker !== null ? r.tracker : {});
       /** @type {[string, unknown][]} */
+      const urls = Array.isArray(t.urls) ? t.urls.map(String) : [];
       const rows = [
         ['State', r.state + (typeof r.error === 'string' ? ` — ${r.error}` : '')],
         ['Progress', `${percent(r.progress)} of ${bytes(r.size)}`],
@@ -109,7 +110,7 @@ export function createDetailView({ root, onError, onClose }) {
         ['Fetched / served', `${bytes(r.fetchedBytes)} / ${bytes(r.servedBytes)}`],
         ['Peers, bad blocks, bans', `${r.peers ?? '–'}, ${r.badBlocks ?? '–'}, ${r.bans ?? '–'}`],
         ['Blocks', `${r.blocks ?? '–'} × ${bytes(r.blockSize)}`],
-        ['Tracker', t.url],
+        ['Tracker', urls.length > 1 ? `${String(t.url)} (of ${urls.length} in failover order: ${urls.join(', ')})` : t.url],
         ['Last / next announce', `${t.lastAnnounce ?? '–'} / ${t.nextAnnounce ?? '–'}`],
         ['Tracker error', t.lastError ?? '–'],
         ['Last scrub', r.lastScrub ?? '–'],
