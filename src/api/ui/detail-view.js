@@ -99,8 +99,8 @@ export function createDetailView({ root, onError, onClose }) {
       shown = r;
       title.textContent = typeof r.name === 'string' ? r.name : String(r.file ?? r.id);
       const t = /** @type {Record<string, unknown>} */ (typeof r.tracker === 'object' && r.tracker !== null ? r.tracker : {});
-      /** @type {[string, unknown][]} */
       const urls = Array.isArray(t.urls) ? t.urls.map(String) : [];
+      /** @type {[string, unknown][]} */
       const rows = [
         ['State', r.state + (typeof r.error === 'string' ? ` — ${r.error}` : '')],
         ['Progress', `${percent(r.progress)} of ${bytes(r.size)}`],
