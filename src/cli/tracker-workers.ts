@@ -13,6 +13,11 @@ import { ERROR_CATALOGUE, KfetchError, type ErrorCode } from '../errors.js';
 
 /** Set in each worker's environment: its number, 1 … N (logs carry it as `worker`). */
 export const WORKER_ENV = 'KFETCH_TRACKER_WORKER';
+/**
+ * Set for a restarted worker: the port every worker listens on. With `--port 0` a worker started after all of them
+ * had died would otherwise get a new random port, and the URL printed at start would go dead.
+ */
+const PORT_ENV = 'KFETCH_TRACKER_WORKER_PORT';
 const RESTART_FIRST_MS = 1_000;
 const RESTART_MAX_MS = 30_000;
 const STABLE_MS = 60_000;
@@ -26,6 +31,8 @@ type PrimaryMessage = { kfetch: 'tracker-stop' } | { kfetch: 'tracker-metrics'; 
 const STOP = 'tracker-stop';
 /** A /metrics answer waits this long for the other workers' figures, then answers with this process's own. */
 const METRICS_WAIT_MS = 3_000;
+/** The primary reuses one gather of every worker's metrics for this long. */
+const METRICS_REUSE_MS = 1_000;
 
 /** This process's worker number when it is a tracker worker, else undefined. */
 export function trackerWorkerNumber(): number | undefined {
@@ -34,23 +41,25 @@ export function trackerWorkerNumber(): number | undefined {
   return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
+/** The port a restarted worker must listen on (undefined: the command line's). */
+export function workerPort(): number | undefined {
+  if (trackerWorkerNumber() === undefined) return undefined;
+  const p = Number(process.env[PORT_ENV]);
+  return Number.isInteger(p) && p > 0 && p <= 65535 ? p : undefined;
+}
+
 /** A worker tells the primary it listens on `url`. */
 export function reportListening(url: string): void {
   process.send?.({ kfetch: 'tracker-listening', url } satisfies WorkerMessage);
 }
 
 /**
- * A worker tells the primary why it could not start, then lets go of the channel (which would keep it alive): it
- * exits with the error's status once main() has printed it.
+ * A worker tells the primary why it could not start. It then exits with the error's status once main() has printed
+ * it (the channel no longer holds it: releaseChannel()).
  */
-export async function reportFailed(err: unknown): Promise<void> {
+export function reportFailed(err: unknown): void {
   const code = err instanceof KfetchError ? err.code : 'KF_E_INTERNAL';
-  const msg = { kfetch: 'tracker-failed', code, message: err instanceof Error ? err.message : String(err) } satisfies WorkerMessage;
-  await new Promise<void>((resolve) => {
-    if (process.send === undefined) return resolve();
-    process.send(msg, undefined, undefined, () => resolve());
-  });
-  process.disconnect?.();
+  process.send?.({ kfetch: 'tracker-failed', code, message: err instanceof Error ? err.message : String(err) } satisfies WorkerMessage, undefined, undefined, () => {});
 }
 
 /**
@@ -59,6 +68,7 @@ export async function reportFailed(err: unknown): Promise<void> {
  * clean close short) or goes away (its IPC channel closes: a primary killed with -9 leaves no orphans behind).
  */
 export function stopRequested(shutdown: AbortSignal): Promise<void> {
+  if (trackerWorkerNumber() !== undefined) releaseChannel();
   return new Promise<void>((resolve) => {
     if (shutdown.aborted) return resolve();
     shutdown.addEventListener('abort', () => resolve(), { once: true });
@@ -68,6 +78,15 @@ export function stopRequested(shutdown: AbortSignal): Promise<void> {
     });
     process.once('disconnect', () => resolve());
   });
+}
+
+/**
+ * The IPC channel stops holding the worker's event loop open: the worker's own work (the server, the store) does,
+ * so it exits by itself, with main()'s exit code, when that work ends. (process.disconnect() would instead make
+ * node:cluster exit the worker with code 0, losing the error's status.)
+ */
+function releaseChannel(): void {
+  (process.channel as { unref?: () => void } | undefined)?.unref?.();
 }
 
 /**
@@ -117,7 +136,8 @@ export interface SuperviseOptions {
 interface Slot {
   n: number;
   worker: Worker | undefined;
-  startedAt: number;
+  /** When its current worker said it listens (undefined: not yet). */
+  listeningAt: number | undefined;
   delayMs: number;
   timer: NodeJS.Timeout | undefined;
 }
@@ -127,7 +147,7 @@ interface Slot {
  * @throws KfetchError (the worker's code) if a worker fails before every worker has listened once.
  */
 export async function superviseTrackerWorkers(o: SuperviseOptions): Promise<void> {
-  const slots: Slot[] = Array.from({ length: o.workers }, (_, i) => ({ n: i + 1, worker: undefined, startedAt: 0, delayMs: RESTART_FIRST_MS, timer: undefined }));
+  const slots: Slot[] = Array.from({ length: o.workers }, (_, i) => ({ n: i + 1, worker: undefined, listeningAt: undefined, delayMs: RESTART_FIRST_MS, timer: undefined }));
   let stopping = false;
   let started = false;
   let url: string | undefined;
@@ -142,17 +162,42 @@ export async function superviseTrackerWorkers(o: SuperviseOptions): Promise<void
   firstStart.catch(() => {});
 
   const aggregator = new AggregatorRegistry();
+  // One gather at a time, its text reused for a second: a flood of scrapes costs the workers one gather a second.
+  let gathered: { at: number; text: Promise<string> } | undefined;
+  const gather = (): Promise<string> => {
+    const now = performance.now();
+    if (gathered === undefined || now - gathered.at > METRICS_REUSE_MS) {
+      const text = aggregator.clusterMetrics();
+      gathered = { at: now, text };
+      text.catch(() => {
+        if (gathered?.text === text) gathered = undefined;
+      });
+    }
+    return gathered.text;
+  };
   const fork = (slot: Slot): void => {
     slot.timer = undefined;
     if (stopping) return;
-    const w = cluster.fork({ [WORKER_ENV]: String(slot.n) });
+    // A restart listens where the first workers did (see PORT_ENV): while another worker listens it shares that
+    // socket by asking for the same address as they did (`--port`, maybe 0); once none does, the socket is gone and
+    // the port must be named.
+    const othersListen = slots.some((x) => x !== slot && x.worker !== undefined && x.listeningAt !== undefined);
+    const port = url === undefined || othersListen ? undefined : new URL(url).port;
+    const w = cluster.fork({ [WORKER_ENV]: String(slot.n), ...(port === undefined ? {} : { [PORT_ENV]: port }) });
     slot.worker = w;
-    slot.startedAt = Date.now();
+    slot.listeningAt = undefined;
     let failure: KfetchError | undefined;
     w.on('message', (m: unknown) => {
       const msg = m as Partial<WorkerMessage> | null;
       if (msg?.kfetch === 'tracker-listening' && typeof msg.url === 'string') {
         url ??= msg.url;
+        slot.listeningAt = Date.now();
+        if (msg.url !== url) {
+          // The others died while it started: it got a new port. Stop it; its restart names the port.
+          o.log.warn({ worker: slot.n, url: msg.url, expected: url }, 'tracker: a worker listens elsewhere than the others; restarting it');
+          w.process.kill('SIGKILL');
+          return;
+        }
         if (!started) {
           if (++listeningCount === o.workers) {
             started = true;
@@ -164,7 +209,7 @@ export async function superviseTrackerWorkers(o: SuperviseOptions): Promise<void
         const reply = (r: { text?: string; error?: string }): void => {
           if (w.isConnected()) w.send({ kfetch: 'tracker-metrics', id, ...r } satisfies PrimaryMessage, undefined, () => {});
         };
-        aggregator.clusterMetrics().then(
+        gather().then(
           (text) => reply({ text }),
           (err: unknown) => reply({ error: err instanceof Error ? err.message : String(err) }),
         );
@@ -180,8 +225,11 @@ export async function superviseTrackerWorkers(o: SuperviseOptions): Promise<void
         failStart(failure ?? new KfetchError('KF_E_INTERNAL', `tracker worker ${slot.n} of ${o.workers} exited (${signal ?? `code ${code}`}) before listening`));
         return;
       }
-      if (Date.now() - slot.startedAt >= STABLE_MS) slot.delayMs = RESTART_FIRST_MS;
-      o.log.warn({ worker: slot.n, pid: w.process.pid, code, signal, restartInMs: slot.delayMs }, 'tracker: worker exited; the others go on answering; restarting it');
+      if (slot.listeningAt !== undefined && Date.now() - slot.listeningAt >= STABLE_MS) slot.delayMs = RESTART_FIRST_MS;
+      o.log.warn(
+        { worker: slot.n, pid: w.process.pid, code, signal, ...(failure === undefined ? {} : { reason: failure.message }), restartInMs: slot.delayMs },
+        'tracker: worker exited; the others go on answering; restarting it',
+      );
       slot.timer = setTimeout(() => fork(slot), slot.delayMs);
       slot.delayMs = Math.min(slot.delayMs * 2, RESTART_MAX_MS);
     });
@@ -189,6 +237,7 @@ export async function superviseTrackerWorkers(o: SuperviseOptions): Promise<void
 
   const stopAll = async (): Promise<void> => {
     stopping = true;
+    o.log.info({ workers: slots.filter((s) => s.worker !== undefined).length }, 'tracker: stopping the workers');
     const live: Promise<void>[] = [];
     for (const slot of slots) {
       if (slot.timer !== undefined) clearTimeout(slot.timer);
@@ -196,13 +245,21 @@ export async function superviseTrackerWorkers(o: SuperviseOptions): Promise<void
       if (w === undefined || w.isDead()) continue;
       live.push(
         new Promise<void>((resolve) => {
-          const kill = setTimeout(() => w.process.kill('SIGKILL'), STOP_GRACE_MS);
+          let timer: NodeJS.Timeout | undefined;
           w.once('exit', () => {
-            clearTimeout(kill);
+            clearTimeout(timer);
             resolve();
           });
-          // A closed channel means it is already on its way out (a Ctrl-C reached it too): the SIGKILL timer backs that up.
-          w.send({ kfetch: STOP } satisfies PrimaryMessage, undefined, () => {});
+          const kill = (): void => {
+            o.log.warn({ worker: slot.n, pid: w.process.pid }, `tracker: worker not stopped after ${STOP_GRACE_MS / 1000} s; killing it`);
+            w.process.kill('SIGKILL');
+          };
+          timer = setTimeout(kill, STOP_GRACE_MS);
+          // A worker that listens stops on a message (a Ctrl-C may have reached it too: a second signal would cut its
+          // close short); one still starting may not hear messages yet, so it gets SIGTERM. A closed channel means it
+          // is already on its way out: the SIGKILL timer backs that up.
+          if (slot.listeningAt !== undefined) w.send({ kfetch: STOP } satisfies PrimaryMessage, undefined, () => {});
+          else w.process.kill('SIGTERM');
         }),
       );
     }

@@ -2,8 +2,10 @@
 // store holds them, whether the store answers, store errors and the announce answers by outcome, plus prom-client's
 // process metrics. Read from the tracker's stats() when scraped (one read per scrape), so the hot path only bumps
 // plain counters. Each metric says how several worker processes (`--workers N`, tracker-workers.ts) combine: the
-// store's counts are the same in every process (one store: `first`), `store_up` is the worst (`min`), counters and
-// process figures add up (`sum`).
+// store's counts are the same in every process (one store: `first`), `store_up` is the worst (`min`), process
+// figures add up (`sum`). Counters carry a `worker` label under --workers: a worker that restarts starts its own
+// series from 0, which Prometheus reads as that series' reset (a sum over workers would seem to go backwards).
+// `kfetch_tracker_processes` counts the processes whose figures a scrape holds.
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { VERSION } from '../version.js';
@@ -16,7 +18,10 @@ export class TrackerMetrics {
   readonly registry = new Registry();
   private read: { at: number; stats: Promise<TrackerStats> } | undefined;
 
-  constructor(stats: () => Promise<TrackerStats>) {
+  /** `worker`: this process's number under --workers (its counters are labelled with it). */
+  constructor(stats: () => Promise<TrackerStats>, worker?: number) {
+    const w = worker === undefined ? {} : { worker: String(worker) };
+    const workerLabel = worker === undefined ? [] : ['worker'];
     const r = this.registry;
     const now = (): Promise<TrackerStats> => {
       const t = performance.now();
@@ -44,23 +49,24 @@ export class TrackerMetrics {
     new Counter({
       name: 'kfetch_tracker_store_errors_total',
       help: 'Store calls that failed because the store did not answer',
+      labelNames: workerLabel,
       registers: [r],
       aggregator: 'sum',
       async collect() {
         this.reset();
-        this.inc((await now()).storeErrors);
+        this.inc(w, (await now()).storeErrors);
       },
     });
     new Counter({
       name: 'kfetch_tracker_answers_total',
       help: 'Announce requests answered, by outcome',
-      labelNames: ['outcome'],
+      labelNames: ['outcome', ...workerLabel],
       registers: [r],
       aggregator: 'sum',
       async collect() {
         this.reset();
         const a = (await now()).answers;
-        for (const outcome of Object.keys(a) as (keyof TrackerAnswers)[]) this.inc({ outcome }, a[outcome]);
+        for (const outcome of Object.keys(a) as (keyof TrackerAnswers)[]) this.inc({ outcome, ...w }, a[outcome]);
       },
     });
   }

@@ -393,24 +393,31 @@ function storeHealth(
   let errors = 0;
   let up = true;
   let last = { swarms: 0, peers: 0, bitfieldBytes: 0 };
+  const ok = (): void => {
+    if (up) return;
+    up = true;
+    log?.info({ store: store.kind, errors }, 'tracker: store is back');
+  };
   return {
-    ok() {
-      if (up) return;
-      up = true;
-      log?.info({ store: store.kind, errors }, 'tracker: store is back');
-    },
+    ok,
     failed(err) {
       errors++;
       if (!up) return;
       up = false;
       log?.warn({ store: store.kind, reason: err.message, retryAfter: err.retryAfterSeconds }, 'tracker: store unavailable; answering 503 until it is back');
     },
-    // Reading stats is not a request: a failure here is neither counted nor logged (a /metrics scrape would add noise).
+    // Reading stats is not a request: a failure here is not counted. But it is a probe of the store, so an outage
+    // shows in /metrics while no announce comes in, and so does the recovery.
     async stats() {
       try {
         last = await store.stats();
+        ok();
       } catch (err) {
         if (!(err instanceof StoreUnavailableError)) throw err;
+        if (up) {
+          up = false;
+          log?.warn({ store: store.kind, reason: err.message }, 'tracker: store unavailable; answering 503 until it is back');
+        }
       }
       return { ...last, storeErrors: errors, storeUp: up };
     },

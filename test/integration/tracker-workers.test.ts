@@ -97,7 +97,10 @@ describe.skipIf(skip !== undefined)('kfetch tracker --workers (issue 13)', () =>
 
     const metrics = (await call(url, '/metrics')).body;
     expect(metrics).toMatch(/^kfetch_tracker_processes 2$/m);
-    expect(metrics).toMatch(/^kfetch_tracker_answers_total\{outcome="announced"\} 8$/m); // 2 + 6, over both workers
+    // Counters per worker (a restarted worker's series starts again from 0, which Prometheus reads as its reset).
+    const announced = [...metrics.matchAll(/^kfetch_tracker_answers_total\{outcome="announced",worker="(\d)"\} (\d+)$/gm)];
+    expect(announced.map((m) => m[1]).sort()).toEqual(['1', '2']);
+    expect(announced.reduce((n, m) => n + Number(m[2]), 0)).toBe(8); // 2 + 6, over both workers
     expect(metrics).toMatch(/^kfetch_tracker_peers 8$/m); // the store's count, once (not once per worker)
     expect(metrics).toMatch(/^kfetch_tracker_store_up 1$/m);
 
@@ -153,6 +156,59 @@ describe.skipIf(skip !== undefined)('kfetch tracker --workers (issue 13)', () =>
     expect(after.size).toBe(2);
     expect(after.get(1)).not.toBe(victim);
     void failed;
+  });
+
+  it('SIGTERM while the workers start: every process stops well within the 10 s grace, exit 0', async () => {
+    const run = startCli(['tracker', '--port', '0', '--store', redis.url, '--workers', '2']);
+    runs.push(run);
+    await until(() => /redis store up/.test(run.stderr()), 15_000, 'the primary probed the store');
+    run.child.kill('SIGTERM');
+    const t0 = performance.now();
+    const code = await run.exited(20_000);
+    expect(performance.now() - t0).toBeLessThan(8_000);
+    expect([0, 143]).toContain(code);
+    expect(run.stderr()).not.toMatch(/killing it/);
+    await until(async () => Number((await raw.info('clients')).match(/connected_clients:(\d+)/)![1]) === 1, 10_000, 'no worker left connected');
+  });
+
+  it('--port 0: workers restarted after all of them died listen on the printed port again', async () => {
+    const { run, url } = await tracker(['--workers', '2']);
+    const pids = await workerPids(url, 2);
+    for (const pid of pids.values()) process.kill(pid, 'SIGKILL');
+    await until(() => (run.stderr().match(/worker back/g) ?? []).length >= 2, 20_000, 'both workers back');
+    expect((await announce(url, 1)).status).toBe(200);
+    const after = await workerPids(url, 2);
+    expect(after.size).toBe(2);
+  });
+
+  it('Redis gone: /metrics says store_up 0 without any announce; a worker restart that fails says why; back: store_up 1', async () => {
+    const { run, url } = await tracker(['--workers', '2']);
+    const pids = await workerPids(url, 2);
+    expect((await call(url, '/metrics')).body).toMatch(/^kfetch_tracker_store_up 1$/m);
+    await redis.stop();
+    await until(async () => /^kfetch_tracker_store_up 0$/m.test((await call(url, '/metrics')).body), 15_000, 'store_up 0 from a scrape alone');
+    // A worker that dies now cannot start again: the primary logs the reason, and keeps trying with back-off.
+    process.kill(pids.get(2)!, 'SIGKILL');
+    // The restart fails with the store's error, and exits with its status (4), which the primary logs with the reason.
+    await until(() => /restarting it worker=2 .*code=4 .*reason=tracker worker 2 of 2: redis store/.test(run.stderr()), 20_000, 'the failed restart logged with its reason');
+    await redis.restart();
+    await until(async () => /^kfetch_tracker_store_up 1$/m.test((await call(url, '/metrics')).body), 20_000, 'store_up 1 again');
+  });
+
+  it('behind a reverse proxy (--trust-proxy) loopback no longer reads /metrics and /status unless --metrics-allow names it', async () => {
+    const proxied = startCli(['tracker', '--port', '0', '--trust-proxy', '127.0.0.1']);
+    runs.push(proxied);
+    const u1 = (await proxied.waitForLine(/^listening on (http:\/\/\S+)$/))[1]!;
+    expect((await call(u1, '/metrics')).status).toBe(403);
+    expect((await call(u1, '/status')).status).toBe(403);
+    const allowed = startCli(['tracker', '--port', '0', '--trust-proxy', '127.0.0.1', '--metrics-allow', '127.0.0.1/32']);
+    runs.push(allowed);
+    const u2 = (await allowed.waitForLine(/^listening on (http:\/\/\S+)$/))[1]!;
+    expect((await call(u2, '/metrics')).status).toBe(200);
+    const plain = startCli(['tracker', '--port', '0']);
+    runs.push(plain);
+    const u3 = (await plain.waitForLine(/^listening on (http:\/\/\S+)$/))[1]!;
+    expect((await call(u3, '/status')).status).toBe(200);
   });
 
   it('refuses several workers on the memory store (exit 2, names --workers)', async () => {

@@ -14,7 +14,7 @@ import { accessList } from '../../peer/access-list.js';
 import { VERSION } from '../../version.js';
 import { cidrArg, intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
-import { metricsText, reportFailed, reportListening, stopRequested, superviseTrackerWorkers, trackerWorkerNumber } from '../tracker-workers.js';
+import { metricsText, reportFailed, reportListening, stopRequested, superviseTrackerWorkers, trackerWorkerNumber, workerPort } from '../tracker-workers.js';
 
 const portArg = intArg(0, 65535);
 const secondsArg = secondsArgOf(86_400);
@@ -129,7 +129,7 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
     .option(
       '--metrics-allow <addr/cidr>',
       'also let these addresses read GET /metrics (Prometheus) and /status (JSON) on the tracker\'s port (repeatable; ' +
-        'loopback always may)',
+        'loopback may too, unless --trust-proxy says a proxy may be in front: then only these)',
       cidrArg,
     )
     .option(
@@ -185,22 +185,26 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         await superviseTrackerWorkers({ workers: flags.workers, log, shutdown: ctx.shutdown, listening: (url) => ctx.out.write(`listening on ${url}\n`) });
         return;
       }
+      // Heard from now on: a stop asked for while the store opens or the port binds is not lost (the tracker then
+      // starts and stops at once).
+      const stop = stopRequested(ctx.shutdown);
       // The tracker does not own a store passed in: it is opened here and closed after the tracker.
       let store: PeerStore | undefined;
       let tracker: RunningTracker | undefined;
       const stats = (): Promise<Awaited<ReturnType<RunningTracker['stats']>>> => tracker!.stats();
-      const metrics = new TrackerMetrics(stats);
+      const metrics = new TrackerMetrics(stats, worker);
       const observability = {
         metrics: metricsText(metrics.registry),
         status: async () => ({ v: 1, version: VERSION, pid: process.pid, ...(worker === undefined ? {} : { worker }), url: tracker?.url, store: describeStore(storeSpec), ...(await stats()) }),
-        allowed: accessList(flags.metricsAllow ?? []),
+        // Behind a reverse proxy on this host every request comes from loopback: then only --metrics-allow.
+        allowed: accessList(flags.metricsAllow ?? [], { loopback: flags.trustProxy === undefined }),
       };
       try {
         store = await openStore(storeSpec, limits, log);
         log.info({ store: describeStore(storeSpec) }, 'tracker: store open');
         tracker = await startTracker({
           host: flags.host,
-          port: flags.port,
+          port: workerPort() ?? flags.port,
           log,
           feeders,
           store,
@@ -210,19 +214,17 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         });
       } catch (err) {
         await store?.close();
-        if (worker !== undefined) await reportFailed(err);
+        if (worker !== undefined) reportFailed(err);
         throw err;
       }
       try {
         if (worker === undefined) ctx.out.write(`listening on ${tracker.url}\n`);
         else reportListening(tracker.url);
-        await stopRequested(ctx.shutdown);
+        await stop;
         log.info({ signal: ctx.shutdown.aborted ? String(ctx.shutdown.reason) : 'asked by the primary' }, 'tracker: shutting down');
       } finally {
         await tracker.close();
         await store.close();
-        // A worker's IPC channel would keep it alive after its work is done.
-        if (worker !== undefined) process.disconnect?.();
       }
     });
 }
