@@ -14,7 +14,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { Logger } from 'pino';
 import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { RequestDecoder, WireStatus, encodeHello, encodeReplyHeader, type WireRequest } from '../peer/wire-frames.js';
+import { REPLY_HEADER_BYTES, RequestDecoder, WireStatus, encodeHello, encodeReplyHeader, type WireRequest } from '../peer/wire-frames.js';
 import { NotHeldNowError } from '../store/data-file.js';
 import type { Admission, BusyReason } from './admission.js';
 import type { ReadBuffers } from './buffer-pool.js';
@@ -244,8 +244,10 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
       try {
         let pos = first;
         for (;;) {
-          const n = Math.min(buf.length, grant, last - pos + 1);
-          const chunk = n === buf.length ? buf : buf.subarray(0, n);
+          // The first chunk is read in after room for the header, so header and bytes go out in one write.
+          const head = pos === first ? REPLY_HEADER_BYTES : 0;
+          const n = Math.min(buf.length - head, grant, last - pos + 1);
+          const chunk = head === 0 && n === buf.length ? buf : buf.subarray(head, head + n);
           try {
             opts.read(await file.read(chunk, n, pos));
           } catch (err) {
@@ -256,20 +258,19 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
             return;
           }
           if (gone.aborted) return;
-          if (pos === first) {
+          if (head > 0) {
             stats.replies.ok++;
-            socket.cork();
-            socket.write(encodeReplyHeader({ requestId: r.requestId, status: WireStatus.ok, retryAfterS: 0, length }));
+            encodeReplyHeader({ requestId: r.requestId, status: WireStatus.ok, retryAfterS: 0, length }, buf, 0);
           }
+          const out = head === 0 ? chunk : buf.subarray(0, head + n);
           writing = true;
           let timer: NodeJS.Timeout | undefined;
           const taken = new Promise<boolean>((resolve) => {
             wake = resolve;
-            const flowing = socket.write(chunk, (err) => {
+            const flowing = socket.write(out, (err) => {
               writing = false;
               resolve(err === null || err === undefined);
             });
-            if (pos === first) socket.uncork();
             if (!flowing) {
               timer = setTimeout(() => resolve(false), limits.idleTimeoutMs);
               timer.unref();
