@@ -293,9 +293,11 @@ describe('wire: malformed frames close the connection', () => {
   });
 
   it('a connection that never says hello is cut after the frame timeout', async () => {
+    const slow = server.stats().wire!.slowSenders;
     const w = new Wire(server.wirePort!);
     await within(w.closed, FRAME_TIMEOUT_MS * 10, 'close');
     expect(w.received.length).toBe(0);
+    expect(server.stats().wire!.slowSenders).toBe(slow + 1); // the frame timeout, not the (longer) idle one
   });
 
   it('a slow sender trickling a byte per 100 ms is cut before its frame is whole', async () => {
