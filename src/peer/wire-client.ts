@@ -51,6 +51,12 @@ const HTTP_STATUS: Record<Exclude<WireStatus, 0>, number> = {
   [WireStatus.unknownFile]: 404,
 };
 
+/**
+ * One read buffer for every wire socket: each read is decoded (and copied out) before the event loop reads from any
+ * other socket, so they can share it.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 interface Pending {
   id: number;
   length: number;
@@ -68,6 +74,7 @@ class WireConnection {
   readonly pending: Pending[] = [];
   private nextId = 1;
   dead = false;
+  private greeted = false;
   private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -83,12 +90,19 @@ class WireConnection {
       p.started = true;
       return { length: p.length, into: p.into };
     });
-    this.socket = connect({ host, port, lookup: policedLookup, noDelay: true });
+    this.socket = connect({
+      host,
+      port,
+      lookup: policedLookup,
+      noDelay: true,
+      // Asked before every read: mid-body, the rest of the caller's buffer (bytes land in place, never copied);
+      // otherwise the shared read buffer, fed to the decoder (as range-client.ts does for HTTP bodies).
+      onread: { buffer: () => this.decoder.inPlaceWindow() ?? READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) },
+    });
     this.socket.write(encodeHello());
     this.socket.setTimeout(o.connectTimeoutMs, () => {
       if (!this.decoder.helloDone) this.fail('KF_E_PEER_TIMEOUT', `no wire hello within ${o.connectTimeoutMs} ms`, true);
     });
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (err) => this.fail('KF_E_PEER_CONNECT', `wire connection failed: ${err.message}`, !this.decoder.helloDone, err));
     this.socket.on('close', () => this.fail('KF_E_PEER_CONNECT', 'wire connection closed', !this.decoder.helloDone));
   }
@@ -120,15 +134,20 @@ class WireConnection {
     reject(e);
   }
 
-  private onData(chunk: Buffer): void {
-    if (this.dead) return;
+  private onRead(n: number, buf: Uint8Array): boolean {
+    if (this.dead) return false;
     try {
-      this.decoder.feed(chunk, (r) => this.settle(this.pending.shift()!, r));
-      if (this.decoder.helloDone) this.socket.setTimeout(0);
+      const onReply = (r: WireReply): void => this.settle(this.pending.shift()!, r);
+      if (buf === READ_BUFFER) this.decoder.feed(READ_BUFFER.subarray(0, n), onReply);
+      else this.decoder.receivedInPlace(n, onReply);
+      if (!this.greeted && this.decoder.helloDone) {
+        this.greeted = true;
+        this.socket.setTimeout(0);
+      }
     } catch (err) {
       const e = err instanceof KfetchError ? err : new KfetchError('KF_E_PEER_PROTOCOL', String(err));
       this.fail(e.code, e.message, true, err);
-      return;
+      return false;
     }
     if (this.pending.length === 0 && this.decoder.partialBytes > 0) {
       this.fail('KF_E_PEER_PROTOCOL', 'wire: seeder sent bytes nobody asked for', true);
@@ -137,6 +156,7 @@ class WireConnection {
       this.idleTimer = setTimeout(() => this.close(), this.o.idleTimeoutMs);
       this.idleTimer.unref();
     }
+    return !this.dead;
   }
 
   private settle(p: Pending, r: WireReply): void {

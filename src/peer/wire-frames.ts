@@ -280,6 +280,26 @@ export class ReplyDecoder {
     }
   }
 
+  /**
+   * While a reply body is being received: the rest of its buffer, for the next socket read to land in place (no
+   * copy; it holds body bytes only, so nothing past the body can land there). Undefined between bodies.
+   */
+  inPlaceWindow(): Buffer | undefined {
+    const c = this.current;
+    return c === undefined || this.failed !== undefined ? undefined : c.body.subarray(c.got);
+  }
+
+  /** `n` bytes were read into the window inPlaceWindow() gave; `onReply` as in feed when the body is whole. */
+  receivedInPlace(n: number, onReply: (r: WireReply) => void): void {
+    if (this.failed !== undefined) throw this.failed;
+    const c = this.current;
+    if (c === undefined || !Number.isInteger(n) || n < 0 || n > c.header.length - c.got) throw new RangeError(`${n} bytes read in place outside a body window`);
+    c.got += n;
+    if (c.got < c.header.length) return;
+    this.current = undefined;
+    onReply({ ...c.header, body: c.body });
+  }
+
   private decodeHeader(): { header: WireReplyHeader; body: Buffer; got: number } {
     const h = this.head;
     const requestId = h.readUInt32BE(0);

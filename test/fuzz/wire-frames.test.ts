@@ -241,6 +241,41 @@ describe('wire reply decoder', () => {
     expect(decodeReplies([...bytes].map((b) => Buffer.from([b])), [{ id: 1, length: 10 }]).field).toBe(field);
   });
 
+  it('bodies read in place (as the client does mid-body) give the same replies as fed bytes', () => {
+    fc.assert(
+      fc.property(fc.array(reply, { maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 5000 }), { maxLength: 30 }), (rs, reads) => {
+        const bytes = withHello(...rs.map(encode));
+        const expected = rs.map((r) => ({ id: r.requestId, length: r.body.length }));
+        const queue = [...expected];
+        const d = new ReplyDecoder((id) => (queue[0]?.id === id ? { length: queue[0].length } : undefined));
+        const got: unknown[] = [];
+        const onReply = (r: WireReply): void => {
+          queue.shift();
+          got.push([r.requestId, r.status, r.retryAfterS, r.length, [...r.body]]);
+        };
+        let at = 0;
+        let i = 0;
+        while (at < bytes.length) {
+          const size = reads[i++ % Math.max(1, reads.length)] ?? 4096;
+          const window = d.inPlaceWindow();
+          if (window !== undefined) {
+            const n = Math.min(window.length, size, bytes.length - at);
+            bytes.copy(window, 0, at, at + n);
+            d.receivedInPlace(n, onReply);
+            at += n;
+          } else {
+            const n = Math.min(size, bytes.length - at);
+            d.feed(bytes.subarray(at, at + n), onReply);
+            at += n;
+          }
+        }
+        const fed = decodeReplies([bytes], expected);
+        expect(got).toEqual(fed.replies.map((r) => [r.requestId, r.status, r.retryAfterS, r.length, [...r.body]]));
+      }),
+      params,
+    );
+  });
+
   it('a short body is no reply yet', () => {
     const r = decodeReplies([withHello(head(1, 0, 0, 0, 10), Buffer.alloc(9))], [{ id: 1, length: 10 }]);
     expect(r).toEqual({ replies: [] });
