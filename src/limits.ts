@@ -172,6 +172,11 @@ export const LIMITS = {
   wireMaxRequestBytes: 4 * MiB,
   /** Peer wire: requests a client may have outstanding on one connection; the seeder closes it beyond (bounds memory). */
   wireMaxPipelined: 64,
+  /**
+   * Peer wire: requests of one connection read ahead (a slot, a buffer, the first chunk) while an earlier reply is
+   * written, so one connection keeps the disk and the socket busy at once (HTTP gets that from many connections).
+   */
+  wireReadAhead: 4,
 
   /** create/verify: bytes read per task handed to the worker pool. */
   hashChunkBytes: 8 * MiB,

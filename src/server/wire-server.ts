@@ -4,8 +4,9 @@
 // and hands them over: `wirePort`), so a client gets the same fairness and limits whichever protocol it speaks.
 // Only held blocks are served, each read through the library's checked read (store/data-file.ts readChecked).
 //
-// Per connection: the hello, then requests answered one at a time in order (a client pipelines up to
-// LIMITS.wireMaxPipelined; one more closes the connection, so what a connection holds is bounded), a partial hello
+// Per connection: the hello, then requests answered in order (a client pipelines up to LIMITS.wireMaxPipelined; one
+// more closes the connection, so what a connection holds is bounded); up to LIMITS.wireReadAhead of them are
+// prepared at once (slot, tokens, first chunk read) while an earlier reply is written; a partial hello
 // or frame must be finished within headersTimeoutMs of its first byte (slow senders), a reply chunk the client does
 // not take within idleTimeoutMs cuts the connection (slow readers), and a connection with nothing to do for
 // idleTimeoutMs is closed.
@@ -16,7 +17,7 @@ import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { REPLY_HEADER_BYTES, RequestDecoder, WireStatus, encodeHello, encodeReplyHeader, type WireRequest } from '../peer/wire-frames.js';
 import { NotHeldNowError } from '../store/data-file.js';
-import type { Admission, BusyReason } from './admission.js';
+import type { Admission, BusyReason, Release } from './admission.js';
 import type { ReadBuffers } from './buffer-pool.js';
 import type { ConnectionCap } from './connection-cap.js';
 import { decideRange, type Library, type ServedFile } from './library.js';
@@ -53,6 +54,8 @@ export interface WireServerOptions extends WireShared {
   port: number;
   /** Requests outstanding per connection at most (default LIMITS.wireMaxPipelined). */
   maxPipelined?: number;
+  /** Requests of one connection prepared at once (slot, first chunk read) while an earlier reply is written. */
+  readAhead?: number;
 }
 
 export interface WireServerStats {
@@ -75,12 +78,31 @@ export interface WireServer {
   close(): Promise<void>;
 }
 
+/** A request ready for its turn to be written (wire-server's read-ahead). */
+type Prepared =
+  | { kind: 'none' } // the client left: nothing to write
+  | { kind: 'fail' } // a read or internal error: the connection is cut
+  | { kind: 'status'; r: WireRequest; s: WireStatus; retryAfterS: number }
+  | {
+      kind: 'body';
+      r: WireRequest;
+      file: ServedFile;
+      first: number;
+      last: number;
+      slot: Release;
+      pool: ReadBuffers;
+      /** Holds the first chunk (`n` bytes) after REPLY_HEADER_BYTES of room. */
+      buf: Buffer;
+      n: number;
+    };
+
 const STATUS_NAMES = Object.fromEntries(Object.entries(WireStatus).map(([k, v]) => [v, k])) as Record<WireStatus, keyof typeof WireStatus>;
 
 /** Start the wire on host:port (0: any free port); rejects with KF_E_LISTEN when it cannot bind. */
 export async function startWireServer(opts: WireServerOptions): Promise<WireServer> {
   const { library, log, admission, rate, connections, limits } = opts;
   const maxPipelined = opts.maxPipelined ?? LIMITS.wireMaxPipelined;
+  const readAhead = Math.max(1, opts.readAhead ?? LIMITS.wireReadAhead);
   const stats: Omit<WireServerStats, 'connections'> = {
     requests: 0,
     replies: { ok: 0, notHeld: 0, busy: 0, badRequest: 0, unknownFile: 0 },
@@ -112,6 +134,9 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     const gone = new Gone();
     let running = false;
     let helloSent = false;
+    // Set below, once the serving closures exist.
+    let outstanding = (): number => queue.length;
+    let refillNow = (): void => undefined;
     /** Fires when a hello or frame begun is not finished in time. */
     let partialTimer: NodeJS.Timeout | undefined;
     const stopPartialTimer = (): void => {
@@ -155,7 +180,7 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
         if (decoder.partialBytes === 0) stopPartialTimer();
       }
       stats.requests += frames;
-      if (queue.length + (running ? 1 : 0) > maxPipelined) {
+      if (outstanding() > maxPipelined) {
         stats.overPipelined++;
         socket.destroy();
         return;
@@ -164,24 +189,43 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
       if (frames > 0 || decoder.partialBytes === 0) stopPartialTimer();
       if (decoder.partialBytes > 0 && partialTimer === undefined) armPartialTimer();
       if (!running && queue.length > 0) void run();
+      else if (running) refillNow();
     });
+
+    /** Requests taken from the queue and not yet answered whole (being prepared, waiting their turn, or written). */
+    const ahead: Promise<Prepared>[] = [];
+    let writingOne = false;
+    /** Start preparing queued requests while fewer than readAhead are ahead (they hold a slot and a buffer each). */
+    const refill = (): void => {
+      while (queue.length > 0 && ahead.length < readAhead && !gone.aborted) ahead.push(prepare(queue.shift()!));
+    };
+    outstanding = () => queue.length + ahead.length + (writingOne ? 1 : 0);
 
     const run = async (): Promise<void> => {
       running = true;
       state.idle = false;
       connections.busy(socket);
       try {
-        while (queue.length > 0 && !gone.aborted) await serveOne(queue.shift()!);
+        for (;;) {
+          refill();
+          const next = ahead.shift();
+          if (next === undefined) break;
+          writingOne = true;
+          await deliver(await next); // in order: each reply waits for the one before it
+          writingOne = false;
+        }
       } catch (err) {
         log.warn({ err: String(err), client }, 'wire request failed; closing');
         socket.destroy();
       } finally {
+        writingOne = false;
         running = false;
         state.idle = true;
         connections.done(socket);
         if (closingAll) socket.destroy();
       }
     };
+    refillNow = refill;
 
     const status = (r: WireRequest, s: WireStatus, retryAfterS = 0): void => {
       stats.replies[STATUS_NAMES[s]]++;
@@ -204,70 +248,86 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
       return { file, first, last };
     };
 
-    const serveOne = async (r: WireRequest): Promise<void> => {
-      const c = check(r);
-      if (typeof c === 'number') return status(r, c);
-      const slot = await admitSlot(admission, client, gone, limits.queueTimeoutMs);
-      if (slot === 'gone') return;
-      if (typeof slot === 'string') {
-        opts.busy(slot);
-        return status(r, WireStatus.busy, 1);
-      }
+    /**
+     * Everything before a reply's turn to be written: the checks, a slot, tokens for the first chunk, a pooled buffer
+     * and the first chunk read into it after 16 bytes of room for the header (a read that fails there gives
+     * not-held, never a broken ok). Never rejects.
+     */
+    const prepare = async (r: WireRequest): Promise<Prepared> => {
       try {
-        // Waiting may have taken seconds: the file must still be served, and the blocks still held.
-        const again = check(r);
-        if (typeof again === 'number') return status(r, again);
-        if (again.file !== c.file) return status(r, WireStatus.unknownFile);
-        await stream(r, c.file, c.first, c.last);
-      } finally {
-        slot();
+        const c = check(r);
+        if (typeof c === 'number') return { kind: 'status', r, s: c, retryAfterS: 0 };
+        const slot = await admitSlot(admission, client, gone, limits.queueTimeoutMs);
+        if (slot === 'gone') return { kind: 'none' };
+        if (typeof slot === 'string') {
+          opts.busy(slot);
+          return { kind: 'status', r, s: WireStatus.busy, retryAfterS: 1 };
+        }
+        let kept = false;
+        try {
+          // Waiting may have taken seconds: the file must still be served, and the blocks still held.
+          const again = check(r);
+          if (typeof again === 'number') return { kind: 'status', r, s: again, retryAfterS: 0 };
+          if (again.file !== c.file) return { kind: 'status', r, s: WireStatus.unknownFile, retryAfterS: 0 };
+          const length = c.last - c.first + 1;
+          const g0 = pacedBytes(rate, client, Math.min(opts.chunkBytes(), length), gone);
+          const grant = typeof g0 === 'number' ? g0 : await g0;
+          if (grant === 0) return { kind: 'none' };
+          const pool = opts.buffers();
+          const buf = pool.take();
+          const n = Math.min(buf.length - REPLY_HEADER_BYTES, grant, length);
+          try {
+            opts.read(await c.file.read(buf.subarray(REPLY_HEADER_BYTES, REPLY_HEADER_BYTES + n), n, c.first));
+          } catch (err) {
+            pool.give(buf);
+            if (err instanceof NotHeldNowError) return { kind: 'status', r, s: WireStatus.notHeld, retryAfterS: 0 };
+            log.warn({ err: String(err), file: c.file.kascade.filename, pos: c.first }, 'wire: read failed; dropping connection');
+            return { kind: 'fail' };
+          }
+          kept = true;
+          return { kind: 'body', r, file: c.file, first: c.first, last: c.last, slot, pool, buf, n };
+        } finally {
+          if (!kept) slot();
+        }
+      } catch (err) {
+        log.warn({ err: String(err), client }, 'wire request failed; closing');
+        return { kind: 'fail' };
       }
     };
 
     /**
-     * The reply header and [first, last] of the file, as the block server streams a body: one pooled buffer, read a
-     * chunk into it (the first before the header, so a read that fails gives not-held, not a broken ok), hand it to
-     * the socket, read the next once the socket took it; tokens before each chunk.
+     * Write one prepared reply, in its turn: a status, or the header with the first chunk in one write and then the
+     * rest as the block server streams a body (hand a chunk to the socket, read the next once the socket took it,
+     * tokens before each). A chunk the client does not take within idleTimeoutMs cuts the connection. Releases
+     * the slot and the buffer whatever happens.
      */
-    const stream = async (r: WireRequest, file: ServedFile, first: number, last: number): Promise<void> => {
-      const length = last - first + 1;
+    const deliver = async (p: Prepared): Promise<void> => {
+      if (p.kind === 'none') return;
+      if (p.kind === 'fail') return void socket.destroy();
+      if (p.kind === 'status') {
+        if (!gone.aborted) status(p.r, p.s, p.retryAfterS);
+        return;
+      }
+      const { r, file, first, last, slot } = p;
+      let { pool, buf, n } = p;
       const swarmId = file.kascade.swarmId;
-      const first0 = pacedBytes(rate, client, Math.min(opts.chunkBytes(), length), gone);
-      let grant = typeof first0 === 'number' ? first0 : await first0;
-      if (grant === 0) return;
-      let pool = opts.buffers();
-      let buf = pool.take();
       let writing = false;
       let wake: ((ok: boolean) => void) | undefined;
       const onGone = (): void => wake?.(false);
       gone.on(onGone);
       try {
+        if (gone.aborted) return;
+        stats.replies.ok++;
+        encodeReplyHeader({ requestId: r.requestId, status: WireStatus.ok, retryAfterS: 0, length: last - first + 1 }, buf, 0);
+        let out = buf.subarray(0, REPLY_HEADER_BYTES + n);
         let pos = first;
         for (;;) {
-          // The first chunk is read in after room for the header, so header and bytes go out in one write.
-          const head = pos === first ? REPLY_HEADER_BYTES : 0;
-          const n = Math.min(buf.length - head, grant, last - pos + 1);
-          const chunk = head === 0 && n === buf.length ? buf : buf.subarray(head, head + n);
-          try {
-            opts.read(await file.read(chunk, n, pos));
-          } catch (err) {
-            if (pos === first && err instanceof NotHeldNowError) return status(r, WireStatus.notHeld);
-            // Mid-reply (or a disk error) the header is out or cannot say it: never send wrong bytes in their place.
-            log.warn({ err: String(err), file: file.kascade.filename, pos }, 'wire: read failed; dropping connection');
-            socket.destroy();
-            return;
-          }
-          if (gone.aborted) return;
-          if (head > 0) {
-            stats.replies.ok++;
-            encodeReplyHeader({ requestId: r.requestId, status: WireStatus.ok, retryAfterS: 0, length }, buf, 0);
-          }
-          const out = head === 0 ? chunk : buf.subarray(0, head + n);
           writing = true;
           let timer: NodeJS.Timeout | undefined;
+          const chunk = out;
           const taken = new Promise<boolean>((resolve) => {
             wake = resolve;
-            const flowing = socket.write(out, (err) => {
+            const flowing = socket.write(chunk, (err) => {
               writing = false;
               resolve(err === null || err === undefined);
             });
@@ -291,11 +351,23 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
             buf = pool.take();
           }
           const more = pacedBytes(rate, client, Math.min(buf.length, opts.chunkBytes(), last - pos + 1), gone);
-          grant = typeof more === 'number' ? more : await more;
+          const grant = typeof more === 'number' ? more : await more;
           if (grant === 0) return;
+          n = Math.min(buf.length, grant, last - pos + 1);
+          out = n === buf.length ? buf : buf.subarray(0, n);
+          try {
+            opts.read(await file.read(out, n, pos));
+          } catch (err) {
+            // The header is out: never send wrong or missing bytes in their place.
+            log.warn({ err: String(err), file: file.kascade.filename, pos }, 'wire: read failed mid-reply; dropping connection');
+            socket.destroy();
+            return;
+          }
+          if (gone.aborted) return;
         }
       } finally {
         gone.off(onGone);
+        slot();
         if (writing) pool.drop(buf);
         else pool.give(buf);
       }
