@@ -360,6 +360,18 @@ describe('wire: slow readers and shared admission', () => {
     expect(again!.status).toBe(WireStatus.ok);
   });
 
+  it('shares the upload rate limit: a wire reply waits for tokens from the same bucket', async () => {
+    const lib = new Library();
+    lib.add(new VerifiedServedFile(big.k, big.data, Bitfield.full(BIG / 4096), 4096));
+    const slow = await start(lib, { maxUploadBytesPerSec: 256 * 1024 });
+    const w = new Wire(slow.wirePort!);
+    w.send(encodeHello(), encodeRequest(req(big.k, 0, 1024)));
+    await until(() => slow.stats().rateWaiting >= 1, 5_000, 'a wire reply waiting for tokens');
+    // Paced, so far from all 4 MiB is out yet; the bytes that did go are counted in the shared totals.
+    expect(slow.stats().bytesSent).toBeLessThan(4 * 1024 * 1024);
+    expect(slow.uploadsFor(big.k.swarmId).length).toBe(1);
+  });
+
   it('shares the connection cap with HTTP', async () => {
     const tight = await start(new Library(), { maxConnections: 16, maxConnectionsPerAddress: 2, ownerConnections: 0 });
     // Two idle wire connections fill the per-address cap of 2…
