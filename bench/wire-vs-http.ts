@@ -3,6 +3,7 @@
 // blocks) with `--conc` requests in flight through the HTTP range client and through the wire client, into reused
 // buffers (nothing verified or written: the transfer path alone). Prints throughput and CPU-s per GiB of each end.
 // Run: node dist/bench/wire-vs-http.js [--size-mib 256] [--conc 32] [--bytes-4k-mib 128] [--bytes-256k-mib 1024]
+// [--wire-conns 4] [--only http4k,wire4k,wire4k64,http256k,wire256k] [--seed-node-args='--cpu-prof --cpu-prof-dir=DIR']
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -76,6 +77,10 @@ async function main(): Promise<void> {
       'size-mib': { type: 'string', default: '256' },
       conc: { type: 'string', default: '32' },
       'wire-conns': { type: 'string', default: '4' },
+      /** Only these rows (comma-separated: http4k, wire4k, wire4k64, http256k, wire256k). */
+      only: { type: 'string', default: 'http4k,wire4k,wire4k64,http256k,wire256k' },
+      /** Node flags for the seeder child alone (e.g. '--cpu-prof --cpu-prof-dir=DIR'). */
+      'seed-node-args': { type: 'string', default: '' },
       'bytes-4k-mib': { type: 'string', default: '128' },
       'bytes-256k-mib': { type: 'string', default: '1024' },
     },
@@ -90,7 +95,8 @@ async function main(): Promise<void> {
     const k = parseKascade(json, 'bench.json');
     const jsonPath = join(dir, 'payload.json');
     writeFileSync(jsonPath, json);
-    child = fork(fileURLToPath(import.meta.url), ['seed', p.path, jsonPath, String(size)], { stdio: 'inherit' });
+    const execArgv = values['seed-node-args'].split(' ').filter((a) => a !== '');
+    child = fork(fileURLToPath(import.meta.url), ['seed', p.path, jsonPath, String(size)], { stdio: 'inherit', execArgv });
     const ready = await new Promise<Msg>((r) => child!.once('message', r));
     const httpPeer = `127.0.0.1:${ready.port}`;
     const wirePeer = `127.0.0.1:${ready.wirePort}`;
@@ -144,9 +150,10 @@ async function main(): Promise<void> {
 
     const b4 = Number(values['bytes-4k-mib']) * MiB;
     const b256 = Number(values['bytes-256k-mib']) * MiB;
-    for (const name of ['http', 'wire']) await measure(name, 4096, 1, b4);
-    await measure('wire', 4096, 64, b256);
-    for (const name of ['http', 'wire']) await measure(name, 262144, 1, b256);
+    const only = new Set(values.only.split(','));
+    for (const name of ['http', 'wire']) if (only.has(`${name}4k`)) await measure(name, 4096, 1, b4);
+    if (only.has('wire4k64')) await measure('wire', 4096, 64, b256);
+    for (const name of ['http', 'wire']) if (only.has(`${name}256k`)) await measure(name, 262144, 1, b256);
     wire.close();
     await http.close();
   } finally {

@@ -342,6 +342,19 @@ export class WireOrHttp {
   }
 }
 
+/**
+ * The wire address a seeder advertises: its `X-Kascade-Wire` header value (a port, canonical decimal 1-65535) on the
+ * host of its HTTP address `httpPeer` (`ip:port` or `[v6]:port`). Undefined for no header or any other value, so
+ * a bad advertisement only means HTTP. (The coordinator's seam: the header comes from the HTTP replies it gets.)
+ */
+export function wirePeerFrom(httpPeer: string, header: string | undefined): string | undefined {
+  if (header === undefined || !/^[1-9][0-9]{0,4}$/.test(header.trim())) return undefined;
+  const port = Number(header.trim());
+  if (port > 65535) return undefined;
+  const m = /^(\[[^\]]+\]|[^:]+):\d+$/.exec(httpPeer);
+  return m === null ? undefined : `${m[1]}:${port}`;
+}
+
 function splitPeer(peer: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(peer);
   const port = Number(m?.[3]);

@@ -12,7 +12,7 @@ import { KfetchError } from '../../src/errors.js';
 import type { Kascade } from '../../src/kascade/kascade.js';
 import { parseKascade } from '../../src/kascade/parse.js';
 import { BlockClient } from '../../src/peer/block-client.js';
-import { WireClient, WireOrHttp, type WireBlocks } from '../../src/peer/wire-client.js';
+import { WireClient, WireOrHttp, wirePeerFrom, type WireBlocks } from '../../src/peer/wire-client.js';
 import { WireStatus, encodeHello, encodeReplyHeader } from '../../src/peer/wire-frames.js';
 import { startBlockServer, type BlockServer } from '../../src/server/block-server.js';
 import { Library, VerifiedServedFile } from '../../src/server/library.js';
@@ -168,5 +168,29 @@ describe('falls back to HTTP on any doubt', () => {
     const e = await failure(both.fetch(`127.0.0.1:${server.port}`, `127.0.0.1:${port}`, k.swarmId, run(4, 1), Buffer.alloc(4096), sig()));
     expect(e.detail).toMatchObject({ status: 503, retryAfterS: 7, fallback: false });
     expect(both.usesWire(`127.0.0.1:${port}`)).toBe(true);
+  });
+});
+
+describe('wirePeerFrom (the X-Kascade-Wire advertisement)', () => {
+  it.each<[string, string | undefined, string | undefined]>([
+    ['127.0.0.1:8000', '9000', '127.0.0.1:9000'],
+    ['[::1]:8000', '9000', '[::1]:9000'],
+    ['127.0.0.1:8000', ' 9000 ', '127.0.0.1:9000'],
+    ['127.0.0.1:8000', undefined, undefined],
+    ['127.0.0.1:8000', '', undefined],
+    ['127.0.0.1:8000', '0', undefined],
+    ['127.0.0.1:8000', '65536', undefined],
+    ['127.0.0.1:8000', '09000', undefined],
+    ['127.0.0.1:8000', '9000, 9001', undefined],
+    ['127.0.0.1:8000', '10.0.0.1:9000', undefined],
+    ['not a peer', '9000', undefined],
+  ])('%s + %j -> %s', (http, header, want) => {
+    expect(wirePeerFrom(http, header)).toBe(want);
+  });
+
+  it('reads the header a wire-enabled seeder sends', async () => {
+    const res = await fetch(`http://127.0.0.1:${server.port}/${k.filehash}`, { headers: { Range: 'bytes=0-0' } });
+    await res.arrayBuffer();
+    expect(wirePeerFrom(`127.0.0.1:${server.port}`, res.headers.get('x-kascade-wire') ?? undefined)).toBe(`127.0.0.1:${server.wirePort}`);
   });
 });
