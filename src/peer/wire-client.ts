@@ -29,7 +29,9 @@ export const DEFAULT_WIRE_CLIENT: WireClientOptions = {
   connectionsPerPeer: 4,
   maxPipelined: LIMITS.wireMaxPipelined,
   connectTimeoutMs: 5_000,
-  idleTimeoutMs: 30_000,
+  // Below the seeder's idle timeout (30 s), so the client, not the seeder, closes an idle connection: a request
+  // sent just as the seeder closes would fail.
+  idleTimeoutMs: 20_000,
 };
 
 /** A run of blocks of one file, as the coordinator asks for it. */
@@ -75,6 +77,7 @@ class WireConnection {
   private nextId = 1;
   dead = false;
   private greeted = false;
+  private helloTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -100,9 +103,11 @@ class WireConnection {
       onread: { buffer: () => this.decoder.inPlaceWindow() ?? READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) },
     });
     this.socket.write(encodeHello());
-    this.socket.setTimeout(o.connectTimeoutMs, () => {
+    // From the dial to the whole hello, however it trickles in.
+    this.helloTimer = setTimeout(() => {
       if (!this.decoder.helloDone) this.fail('KF_E_PEER_TIMEOUT', `no wire hello within ${o.connectTimeoutMs} ms`, true);
-    });
+    }, o.connectTimeoutMs);
+    this.helloTimer.unref();
     this.socket.on('error', (err) => this.fail('KF_E_PEER_CONNECT', `wire connection failed: ${err.message}`, !this.decoder.helloDone, err));
     this.socket.on('close', () => this.fail('KF_E_PEER_CONNECT', 'wire connection closed', !this.decoder.helloDone));
   }
@@ -142,7 +147,7 @@ class WireConnection {
       else this.decoder.receivedInPlace(n, onReply);
       if (!this.greeted && this.decoder.helloDone) {
         this.greeted = true;
-        this.socket.setTimeout(0);
+        clearTimeout(this.helloTimer);
       }
     } catch (err) {
       const e = err instanceof KfetchError ? err : new KfetchError('KF_E_PEER_PROTOCOL', String(err));
@@ -178,6 +183,7 @@ class WireConnection {
     if (this.dead) return;
     this.dead = true;
     clearTimeout(this.idleTimer);
+    clearTimeout(this.helloTimer);
     this.socket.destroy();
     const all = this.pending.splice(0);
     for (const p of all) p.reject(new KfetchError(code, message, { peer: this.peer, ...(cause === undefined ? {} : { cause }), detail: { fallback } }));
