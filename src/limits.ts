@@ -166,6 +166,18 @@ export const LIMITS = {
   /** Peer server: smallest streaming chunk under a very low rate limit (syscall and header overhead per chunk). */
   serverUploadMinChunkBytes: 1 * KiB,
 
+  /** Peer wire (docs/spec-peer-wire.md): blocks per request at most (a run of 4 KiB blocks fills 4 MiB at 1,024). */
+  wireMaxBlocksPerRequest: 1024,
+  /** Peer wire: bytes one request may ask for unless it asks for one block (one pooled buffer's worth, a few). */
+  wireMaxRequestBytes: 4 * MiB,
+  /** Peer wire: requests a client may have outstanding on one connection; the seeder closes it beyond (bounds memory). */
+  wireMaxPipelined: 64,
+  /**
+   * Peer wire: requests of one connection read ahead (a slot, a buffer, the first chunk) while an earlier reply is
+   * written, so one connection keeps the disk and the socket busy at once (HTTP gets that from many connections).
+   */
+  wireReadAhead: 4,
+
   /** create/verify: bytes read per task handed to the worker pool. */
   hashChunkBytes: 8 * MiB,
   /** create/verify: bytes handed to hash workers at once (at least 1 chunk); bounds memory at 64 MiB block sizes. */

@@ -26,10 +26,12 @@ import { decideRange, isComplete, type Library, type ServedFile } from './librar
 import { UploadTally, type ClientUpload } from './upload-tally.js';
 import { observabilityReply, observabilityRoute, type Observability, type ObservabilityRoute } from '../util/observability-route.js';
 import { parseRequest, type ServerRequest } from './parse-request.js';
-import { goneSignal, type Gone } from './response-waits.js';
+import { admitSlot, goneSignal, pacedBytes, type Gone } from './response-waits.js';
 import { UploadRate, chunkBytesFor } from './upload-rate.js';
+import { startWireServer, type WireServer, type WireServerStats } from './wire-server.js';
 
 export type { BusyReason } from './admission.js';
+export type { WireServerStats } from './wire-server.js';
 export type { Observability } from '../util/observability-route.js';
 
 /** Bounds of one block server; defaults from LIMITS. */
@@ -80,6 +82,12 @@ export interface BlockServerOptions {
    * `handle` before anything else (it checks address and Host itself), outside admission and the rate limit.
    */
   extraRoutes?: { claims(target: string): boolean; handle(req: IncomingMessage, res: ServerResponse): void };
+  /**
+   * Also serve the binary peer wire (docs/spec-peer-wire.md) on this TCP port (0: any free port), on the same host,
+   * sharing this server's admission, upload rate, buffers and connection cap; HTTP replies then advertise it in
+   * `X-Kascade-Wire: <port>`. Absent (the default): no wire, no header.
+   */
+  wirePort?: number | undefined;
 }
 
 export interface BlockServerStats {
@@ -112,6 +120,8 @@ export interface BlockServerStats {
   idleClosed: number;
   /** Pooled read buffers: held by responses now (≤ one each), free, ever allocated (server/buffer-pool.ts). */
   readBuffers: ReadBuffersStats;
+  /** The peer wire's own counts, when it runs (its bytes and busy refusals are in the totals above too). */
+  wire?: WireServerStats;
 }
 
 export interface BlockServer {
@@ -119,6 +129,8 @@ export interface BlockServer {
   url: string;
   host: string;
   port: number;
+  /** The peer wire's port when `wirePort` was given (what `X-Kascade-Wire` says), else undefined. */
+  wirePort: number | undefined;
   /** Stop accepting, let in-flight responses finish for closeGraceMs, then cut the rest. Idempotent. */
   close(): Promise<void>;
   stats(): BlockServerStats;
@@ -213,6 +225,8 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   /** Pools replaced by a change of chunk size that responses still hold buffers of (counted in stats until empty). */
   let retired: ReadBuffers[] = [];
   const stats = { requests: 0, statuses: {} as Record<number, number>, bytesSent: 0, bytesRead: 0, observabilityRequests: 0 };
+  /** Headers on every reply of ours: Server, and X-Kascade-Wire once the wire listens. */
+  const base: Record<string, string> = { Server: SERVER };
   const bytesBySwarm = new Map<string, number>();
   const uploads = new UploadTally();
   const rejectedBusy: Record<BusyReason, number> = { maxClients: 0, queueFull: 0, clientQueueFull: 0, queueTimeout: 0 };
@@ -250,7 +264,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
 
   const reply = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string>): void => {
     const bytes = Buffer.from(body, 'utf8');
-    res.writeHead(status, { Server: SERVER, ...headers, 'Content-Type': type, 'Content-Length': String(bytes.length) });
+    res.writeHead(status, { ...base, ...headers, 'Content-Type': type, 'Content-Length': String(bytes.length) });
     res.end(bytes); // Node drops the body itself for HEAD.
   };
   const send = (res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string> = {}): void => {
@@ -261,58 +275,9 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     send(res, status, `${JSON.stringify({ error })}\n`, 'application/json; charset=utf-8', headers);
   };
 
-  /**
-   * Wait for a slot: a Release, a BusyReason (answer 503), or 'gone' when the client left while queued. A queued
-   * request leaves the queue on timeout or when `gone` aborts, so it never gets a slot it cannot use.
-   */
   const admit = (client: string, gone: Gone): Promise<Release | BusyReason | 'gone'> =>
-    new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      let onGone: (() => void) | undefined;
-      const settle = (v: Release | BusyReason | 'gone'): void => {
-        clearTimeout(timer);
-        if (onGone !== undefined) gone.off(onGone);
-        resolve(v);
-      };
-      const entry = admission.enter(client, settle);
-      if (entry.kind === 'granted') return resolve(entry.release);
-      if (entry.kind === 'refused') return resolve(entry.reason);
-      timer = setTimeout(() => {
-        entry.leave();
-        settle('queueTimeout');
-      }, limits.queueTimeoutMs);
-      timer.unref();
-      onGone = () => {
-        entry.leave();
-        settle('gone');
-      };
-      gone.on(onGone);
-    });
-
-  /**
-   * Wait for upload tokens for up to `bytes`: the bytes granted (at once without a limit or with tokens to spare;
-   * fewer than asked if the rate was lowered meanwhile), or 0 if the client left meanwhile.
-   */
-  const paced = (client: string, bytes: number, gone: Gone): number | Promise<number> => {
-    let settle: ((granted: number) => void) | undefined;
-    const withdraw = rate.take(client, bytes, (granted) => settle?.(granted));
-    if (withdraw === undefined) return bytes;
-    if (gone.aborted) {
-      withdraw();
-      return Promise.resolve(0);
-    }
-    return new Promise<number>((resolve) => {
-      const onGone = (): void => {
-        withdraw();
-        settle?.(0);
-      };
-      settle = (granted) => {
-        gone.off(onGone);
-        resolve(granted);
-      };
-      gone.on(onGone);
-    });
-  };
+    admitSlot(admission, client, gone, limits.queueTimeoutMs);
+  const paced = (client: string, bytes: number, gone: Gone): number | Promise<number> => pacedBytes(rate, client, bytes, gone);
 
   /**
    * Stream [first, last] of the file as the body of a `status` response (empty when last < first). The response
@@ -323,7 +288,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
   const stream = async (client: string, res: ServerResponse, gone: Gone, p: Plan & { kind: 'stream' }): Promise<void> => {
     const { file, first, last, status, head } = p;
     const length = last - first + 1;
-    const all = { Server: SERVER, ...p.headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(Math.max(0, length)) };
+    const all = { ...base, ...p.headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(Math.max(0, length)) };
     const swarmId = file.kascade.swarmId;
     if (head || length <= 0) {
       stats.statuses[status] = (stats.statuses[status] ?? 0) + 1;
@@ -531,8 +496,37 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     );
   });
 
+  let wire: WireServer | undefined;
+  if (opts.wirePort !== undefined) {
+    wire = await startWireServer({
+      host: opts.host,
+      port: opts.wirePort,
+      library,
+      log,
+      admission,
+      rate,
+      connections,
+      limits,
+      buffers: () => buffers,
+      chunkBytes: () => chunkBytes,
+      sent: (swarmId, client, n) => {
+        stats.bytesSent += n;
+        bytesBySwarm.set(swarmId, (bytesBySwarm.get(swarmId) ?? 0) + n);
+        uploads.add(swarmId, client, n);
+      },
+      read: (n) => {
+        stats.bytesRead += n;
+      },
+      busy: (reason) => {
+        rejectedBusy[reason]++;
+      },
+    });
+    base['X-Kascade-Wire'] = String(wire.port);
+  }
+
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
+      void wire?.close();
       reject(
         new KfetchError('KF_E_LISTEN', `cannot listen on ${opts.host}:${opts.port}: ${err.code ?? err.message}`, {
           field: 'port',
@@ -587,14 +581,18 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
     url: `http://${host}:${addr.port}`,
     host: opts.host,
     port: addr.port,
+    wirePort: wire?.port,
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
+        const wireClosed = wire?.close() ?? Promise.resolve();
         const timer = setTimeout(() => server.closeAllConnections(), limits.closeGraceMs);
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
-          rate.stop();
-          resolve();
+          void wireClosed.then(() => {
+            rate.stop();
+            resolve();
+          });
         });
         server.closeIdleConnections();
       })),
@@ -616,6 +614,7 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
       rateWaiting: rate.waiting,
       readBuffers: readBufferStats(),
       ...connections.stats(),
+      ...(wire === undefined ? {} : { wire: wire.stats() }),
     }),
   };
 }
