@@ -252,6 +252,8 @@ export function decodeRequest(d: Uint8Array): Decoded<UdpRequest> {
     return { ok: true, value: { action: 'connect', transactionId } };
   }
   if (action !== ACTION.announce) return fail('action', `unknown action ${action}`);
+  // Found by the fuzzer: a 16-byte datagram with action 1 has no length byte to read.
+  if (d.length < ANNOUNCE_HEAD) return fail('datagram', `${d.length} bytes; an announce has at least ${ANNOUNCE_HEAD + SWARM_ID_MIN_BYTES + ANNOUNCE_TAIL}`);
   const idLen = b.readUInt8(16);
   if (idLen < SWARM_ID_MIN_BYTES || idLen > SWARM_ID_MAX_BYTES) return fail('swarmId', `length ${idLen}; must be ${SWARM_ID_MIN_BYTES}..${SWARM_ID_MAX_BYTES}`);
   const base = ANNOUNCE_HEAD + idLen + ANNOUNCE_TAIL;

@@ -97,6 +97,7 @@ describe('udp tracker: malformed datagrams from an unproven source are dropped a
     ['long connect: 17 bytes', Buffer.concat([connectOf(0), Buffer.from([0])])],
     ['bad magic', connectOf(0, Buffer.from('KASCADE\x02'))],
     ['over the 1,400-byte cap', Buffer.concat([base, Buffer.alloc(1400)])],
+    ['an announce of only 16 bytes (no id length byte)', connectOf(1, id16)],
     ['unknown action 2', connectOf(2)],
     ['unknown action 0xffffffff', connectOf(0xffffffff)],
     ['swarm id length 15', patched(base, 16, 15)],
