@@ -111,6 +111,16 @@ export async function startUdpTracker(opts: UdpTrackerOptions): Promise<RunningU
   }
 
   socket.on('message', (msg, rinfo) => {
+    // One datagram must never take the tracker down: a throw here would be an uncaught exception.
+    try {
+      receive(msg, rinfo);
+    } catch (err) {
+      st.malformed++;
+      log?.error({ err }, 'udp tracker: unexpected error on a datagram');
+    }
+  });
+
+  function receive(msg: Buffer, rinfo: RemoteInfo): void {
     st.datagrams++;
     st.bytesIn += msg.length;
     const ip = canonicalIp(rinfo.address);
@@ -133,7 +143,7 @@ export async function startUdpTracker(opts: UdpTrackerOptions): Promise<RunningU
     }
     if (!proven(req.connectionId, ip, rinfo.port)) {
       st.badConnectionId++;
-      // 8 bytes against an announce of at least 43: no amplification, and the client reconnects at once.
+      // 8 bytes against an announce of at least 42: no amplification, and the client reconnects at once.
       send(encodeReconnectReply(req.transactionId), rinfo);
       return;
     }
@@ -150,7 +160,7 @@ export async function startUdpTracker(opts: UdpTrackerOptions): Promise<RunningU
       .finally(() => {
         inFlight--;
       });
-  });
+  }
 
   async function announce(req: AnnounceDatagram, ip: string, rinfo: RemoteInfo): Promise<void> {
     const tx = req.transactionId;
