@@ -124,7 +124,14 @@ export function parseUdpTrackerUrl(text: string): { host: string; port: number; 
   if (m === null || url.search !== '' || url.hash !== '') throw bad('must be udp://HOST:PORT/peers/<swarm id>.json');
   const swarmId = m[1]!.toLowerCase();
   if (swarmIdBytes(swarmId) === undefined) throw bad('names a swarm id of odd length (announce it over HTTP)');
-  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port, swarmId };
+  // A udp: host is opaque to the WHATWG parser: read it as an http host is (`2852039166` is 169.254.169.254).
+  let host: string;
+  try {
+    host = new URL(`http://${url.host}/`).hostname;
+  } catch {
+    throw bad('has a host that is not a valid host name or address');
+  }
+  return { host: host.replace(/^\[(.*)\]$/, '$1'), port, swarmId };
 }
 
 /** The address to send to: an IP literal that passes the dial floor, or a name resolved through policedLookup. */
