@@ -181,7 +181,9 @@ export function encodeAnnounceReply(
   maxBytes = UDP_MAX_DATAGRAM,
 ): { datagram: Buffer; count: number } {
   const cap = Math.min(maxBytes, UDP_MAX_DATAGRAM);
-  const b = Buffer.alloc(cap);
+  // From Node's pool (Buffer.alloc of 1,400 bytes is a fresh zeroed ArrayBuffer: ~3 µs, measured); only the bytes
+  // written below, [0, o), are returned.
+  const b = Buffer.allocUnsafe(cap);
   let o = b.writeUInt32BE(ACTION.announce, 0);
   o = b.writeUInt32BE(u32(transactionId, 'transactionId'), o);
   o = b.writeUInt32BE(u32(intervalSeconds, 'intervalSeconds'), o);
@@ -194,7 +196,7 @@ export function encodeAnnounceReply(
     const need = 1 + bytes.length + 2 + 4 + 1;
     if (o + need > cap) break;
     o = b.writeUInt8(bytes.length === 4 ? 4 : 6, o);
-    o += bytes.copy(b, o);
+    for (const x of bytes) b[o++] = x;
     o = b.writeUInt16BE(u16(p.port, 'port'), o);
     const progress = Number.isFinite(p.progress) ? Math.round(Math.min(1, Math.max(0, p.progress)) * MILLION) : 0;
     o = b.writeUInt32BE(progress, o);
@@ -364,9 +366,36 @@ export function swarmIdBytes(hex: string): Buffer | undefined {
   return Buffer.from(hex, 'hex');
 }
 
-/** An IP literal's 4 or 16 bytes (IPv4-mapped IPv6 as its IPv4), or undefined. */
-function ipBytes(ip: string): Buffer | undefined {
+/** A canonical dotted quad (no leading zeros, each part 0..255) as its 4 bytes, else undefined; read by hand. */
+function dottedQuad(ip: string): number[] | undefined {
+  if (ip.length > 15) return undefined;
+  const out: number[] = [];
+  let v = 0;
+  let digits = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i === ip.length ? 0x2e : ip.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || v > 255 || out.length === 4) return undefined;
+      out.push(v);
+      v = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && v === 0) return undefined; // a leading zero
+      v = v * 10 + (c - 0x30);
+      digits++;
+    } else return undefined;
+  }
+  return out.length === 4 ? out : undefined;
+}
+
+/**
+ * An IP literal's 4 or 16 bytes (IPv4-mapped IPv6 as its IPv4), or undefined. A dotted quad is read by hand: the general
+ * parser cost ~3 µs a peer, most of an announce's CPU (measured: bench/udp-tracker-quick.ts).
+ */
+function ipBytes(ip: string): number[] | undefined {
+  const quad = dottedQuad(ip);
+  if (quad !== undefined) return quad;
   const canon = canonicalIp(ip);
   if (canon === undefined) return undefined;
-  return Buffer.from(ipaddr.parse(canon).toByteArray());
+  return ipaddr.parse(canon).toByteArray();
 }
