@@ -3,7 +3,8 @@
 // request bytes) and over UDP (one socket per lane, connection id got once), each lane one announce at a time.
 // Reports announces/s, the tracker process's CPU µs per announce (/proc/<pid>/stat utime+stime over the run), and
 // the application bytes on the wire per announce (request + reply; IP/TCP/UDP headers and TCP ACKs not counted).
-// `node dist/bench/udp-tracker-quick.js [--lanes N] [--seconds S] [--swarms N]`. Loopback only.
+// `node dist/bench/udp-tracker-quick.js [--lanes N] [--seconds S] [--swarms N]`. Loopback only. KFETCH_BENCH_PROF=1 writes
+// the tracker's V8 CPU profile to /tmp/prof.
 
 import { spawn } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
@@ -150,7 +151,7 @@ async function run(kind: 'http' | 'udp', port: number, pid: number, o: { lanes: 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { lanes: { type: 'string', default: '32' }, seconds: { type: 'string', default: '5' }, swarms: { type: 'string', default: '100' } } });
   const o = { lanes: Number(values.lanes), seconds: Number(values.seconds), swarms: Number(values.swarms) };
-  const child = spawn(process.execPath, [BIN, 'tracker', '--port', '0', '--udp-port', '0', '--min-interval', '0.001'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(process.env.KFETCH_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), BIN, 'tracker', '--port', '0', '--udp-port', '0', '--min-interval', '0.001'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const urls = await new Promise<string[]>((resolve, reject) => {
       let out = '';

@@ -107,6 +107,18 @@ describe('udp tracker: announceUdp end to end', () => {
     expect(viaUdp.peers.map((p) => p.port).sort()).toEqual([7104, 7105]);
   });
 
+  it('works over IPv6 (::1): the peer is listed under its v6 source address', async () => {
+    const l = trackerLimits({ minIntervalMs: 5_000 });
+    const store = await openPeerStore(testStoreSpec(), storeLimits(l));
+    started.push(store);
+    const udp6 = await startUdpTracker({ store, host: '::1' });
+    started.push(udp6);
+    expect(udp6.url).toMatch(/^udp:\/\/\[::1\]:\d+$/);
+    await announceUdp({ url: url(udp6.url), port: 7110, progress: 1 });
+    const r = await announceUdp({ url: url(udp6.url), port: 0, progress: 0 });
+    expect(r.peers).toEqual([{ ip: '::1', port: 7110, progress: 1, feeder: true }]);
+  });
+
   it('a lost connect datagram is retransmitted and the announce succeeds', async () => {
     const { udp } = await world();
     const relay = await lossyRelay(udp.port, 1);
