@@ -104,7 +104,21 @@ export async function closeUdpAnnounceSockets(): Promise<void> {
 
 function clientSocket(family: 4 | 6): ClientSocket {
   const key = family === 4 ? 'udp4' : 'udp6';
-  return (sockets[key] ??= new ClientSocket(key));
+  let s = sockets[key];
+  if (s === undefined) {
+    const made = new ClientSocket(key);
+    sockets[key] = s = made;
+    // A socket that could not bind is forgotten, so the next announce tries a new one.
+    made.ready.catch(() => {
+      if (sockets[key] === made) delete sockets[key];
+      try {
+        made.socket.close();
+      } catch {
+        // never bound: nothing to close
+      }
+    });
+  }
+  return s;
 }
 
 /** What a `udp://` tracker URL names, or a KF_E_INPUT naming `tracker`. */

@@ -192,7 +192,8 @@ export function encodeAnnounceReply(
   let count = 0;
   for (const p of peers) {
     const bytes = ipBytes(p.ip);
-    if (bytes === undefined || count === 0xffff) continue;
+    if (count === 0xffff) break;
+    if (bytes === undefined) continue;
     const need = 1 + bytes.length + 2 + 4 + 1;
     if (o + need > cap) break;
     o = b.writeUInt8(bytes.length === 4 ? 4 : 6, o);
