@@ -15,7 +15,9 @@ import { startUdpTracker } from '../../src/tracker/udp-tracker.js';
 import { killAllChildren, runCli, startCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/system.js';
 import { trackerStoreArgs } from '../helpers/tracker-store.js';
-import { within } from '../helpers/wait.js';
+import { makePayload } from '../helpers/make-file.js';
+import { until, within } from '../helpers/wait.js';
+import { createHash } from 'node:crypto';
 
 const SWARM = 'ef'.repeat(32);
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -96,4 +98,35 @@ describe('Announcer with a udp:// tracker', () => {
     expect(udp.stats().answers.stopped).toBe(1);
     expect((await store.stats()).peers).toBe(1);
   });
+});
+
+describe('kfetch seed and kfetch get through a udp:// tracker only', () => {
+  it('the `tracker` is dead; both fail over to the udp:// one, find each other there, and the file arrives', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kfetch-udp-get-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const { path } = makePayload(dir, 'payload.bin', 300 * 1024 + 5, 'udp-get');
+    const t = startCli(['tracker', '--port', '0', '--udp-port', '0']);
+    const http = (await t.waitForLine(/^listening on (http:\/\/\S+)$/))[1]!;
+    const udp = (await t.waitForLine(/^listening on (udp:\/\/\S+)$/))[1]!;
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const out = join(dir, 'payload.json');
+    const made = await runCli(['create', path, '--tracker', dead, '--tracker', udp, '--block-size', '65536', '-o', out]);
+    expect(made.code, made.stderr).toBe(0);
+    const k = JSON.parse(readFileSync(out, 'utf8')) as { filehash: string; trackers: string[] };
+    expect(k.trackers[0]).toMatch(/^udp:/);
+
+    const seed = startCli(['--log-json', '--verbose', 'seed', out, '--data', dir, '--port', '0']);
+    await seed.waitForLine(/^listening on /, 30_000);
+    await until(
+      () => seed.stderr().split('\n').some((l) => l.includes('"announce: ok"') && l.includes(JSON.stringify(k.trackers[0]))),
+      30_000,
+      'the seeder announced to the udp tracker',
+    );
+    const r = await runCli(['get', out, '--out', join(dir, 'got'), '--json', '--timeout', '40'], { timeoutMs: 45_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(createHash('sha256').update(readFileSync(join(dir, 'got', 'payload.bin'))).digest('hex')).toBe(k.filehash);
+    const status = (await (await fetch(`${http}/status`)).json()) as { udp: { answers: { announced: number }; malformed: number } };
+    expect(status.udp.answers.announced).toBeGreaterThanOrEqual(2);
+    expect(status.udp.malformed).toBe(0);
+  }, 90_000);
 });
