@@ -101,7 +101,9 @@ export async function startUdpTracker(opts: UdpTrackerOptions): Promise<RunningU
   function send(d: Buffer, to: RemoteInfo): void {
     if (closed) return;
     st.bytesOut += d.length;
-    socket.send(d, to.port, to.address, () => {}); // a send error (ICMP unreachable, buffer full) is the client's retransmission to handle
+    // No callback: Node then tries a synchronous send first (uv_udp_try_send), cheaper per datagram. A send error
+    // (buffer full) is the client's retransmission to handle; it reaches the socket's error listener.
+    socket.send(d, to.port, to.address);
   }
 
   /** Whether `id` is the one this source was given in this minute or the last. */
