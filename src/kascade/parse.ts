@@ -339,7 +339,7 @@ function parseTrackers(v: unknown, tracker: string, maxTrackers: number, maxUrlB
     if (typeof t !== 'string') throw fail('KF_E_KASCADE_SCHEMA', `${field} must be a tracker URL string, got ${typeName(t)}`, field);
     const bytes = Buffer.byteLength(t, 'utf8');
     if (bytes > maxUrlBytes) throw fail('KF_E_KASCADE_TRACKER', `${field} is ${bytes} bytes long, more than the limit of ${maxUrlBytes}`, field);
-    const why = trackerProblem(t);
+    const why = trackerProblem(t, { udp: true }); // the UDP tracker extension: here, never in `tracker`
     if (why !== undefined) throw fail('KF_E_KASCADE_TRACKER', `${field} ${redactUrl(t)} ${why}`, field);
     const href = new URL(t).href;
     const first = seen.get(href);

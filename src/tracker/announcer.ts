@@ -12,10 +12,16 @@ import type { Logger } from 'pino';
 import { KfetchError, isKfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import type { Bitfield } from '../util/bitfield.js';
-import { announce, type AnnounceLimits, type AnnounceResult } from './announce-client.js';
+import { announce as announceHttp, type AnnounceLimits, type AnnounceRequest, type AnnounceResult } from './announce-client.js';
 import type { AnnounceQueue } from './announce-queue.js';
 import type { AnnounceStats } from './announce-stats.js';
 import { RETRY_RESET, nextRetry, type RetryPolicy, type RetryState } from './backoff.js';
+import { announceUdp } from './udp-announce-client.js';
+
+/** A `udp://` tracker (a kascade's `trackers` extension, docs/spec-udp-tracker.md) is announced to over UDP. */
+function announce(req: AnnounceRequest): Promise<AnnounceResult> {
+  return /^udp:/i.test(req.url) ? announceUdp(req) : announceHttp(req);
+}
 
 /** What we tell the tracker, read afresh before every announce. */
 export interface AnnounceState {

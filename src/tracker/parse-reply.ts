@@ -99,15 +99,15 @@ export function parseTrackerReply(body: Uint8Array | string, opts: ParseReplyOpt
   return out;
 }
 
-/** An interval in seconds (a number, or decimal digits) as clamped ms, or undefined if it names none. */
-function clampIntervalMs(v: unknown, minMs: number, maxMs: number): number | undefined {
+/** An interval in seconds (a number, or decimal digits) as clamped ms, or undefined if it names none (also the UDP client's). */
+export function clampIntervalMs(v: unknown, minMs: number, maxMs: number): number | undefined {
   const iv = typeof v === 'string' && /^[0-9]{1,10}$/.test(v) ? Number(v) : v;
   if (typeof iv !== 'number' || !Number.isFinite(iv) || iv <= 0) return undefined;
   return Math.min(Math.max(iv * 1000, minMs), maxMs);
 }
 
-/** Validated, deduplicated peers of one reply, at most peersPerReply, their bitfields within blocksBudget. */
-class PeerCollector {
+/** Validated, deduplicated peers of one reply, at most peersPerReply, their bitfields within blocksBudget (HTTP and UDP replies: udp-announce-client.ts feeds it entries of the same shape). */
+export class PeerCollector {
   readonly peers: PeerInfo[] = [];
   dropped = 0;
   private readonly seen = new Set<string>();

@@ -10,6 +10,7 @@ import { describeStore, openPeerStore, parseStoreSpec, REDIS_PASSWORD_ENV, type 
 import { StoreUnavailableError, type PeerStore, type PeerStoreLimits } from '../../tracker/peer-store.js';
 import { TrackerMetrics } from '../../tracker/tracker-metrics.js';
 import { startTracker, storeLimits, trackerLimits, type RunningTracker } from '../../tracker/tracker-server.js';
+import { startUdpTracker, type RunningUdpTracker } from '../../tracker/udp-tracker.js';
 import { accessList } from '../../peer/access-list.js';
 import { VERSION } from '../../version.js';
 import { cidrArg, intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
@@ -62,6 +63,7 @@ interface TrackerFlags {
   metricsAllow?: string[];
   replyBytes: number;
   workers: number;
+  udpPort?: number;
   bitfieldMemory: number;
   swarmBitfieldMemory: number;
 }
@@ -78,6 +80,12 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         'a worker that dies is restarted while the others answer',
       workersArg,
       1,
+    )
+    .option(
+      '--udp-port <n>',
+      'also answer the UDP tracker extension (udp://HOST:N/peers/<filehash>.json, docs/spec-udp-tracker.md) on this ' +
+        'port of --host, on the same store; 0 picks a free one (printed on the second line). Off by default',
+      portArg,
     )
     .addOption(
       new Option(
@@ -176,6 +184,10 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         ...(flags.completeExpiry === undefined ? {} : { completeExpiryMs: Math.round(flags.completeExpiry * 1000) }),
       };
       const limits = storeLimits(trackerLimits(limitFlags), feeders);
+      if (flags.udpPort !== undefined && flags.workers > 1) {
+        // Each worker would draw its own connection-id secret, and the kernel spreads datagrams over them.
+        throw new KfetchError('KF_E_USAGE', `--udp-port runs in one process; not with --workers ${flags.workers}`, { field: '--udp-port' });
+      }
       if (flags.workers > 1 && worker === undefined) {
         if (storeSpec.kind === 'memory') {
           throw new KfetchError('KF_E_USAGE', `${flags.workers}: several workers need a shared store (each would keep its own swarms in memory); add --store redis://HOST[:PORT][/DB]`, { field: '--workers' });
@@ -191,11 +203,12 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
       // The tracker does not own a store passed in: it is opened here and closed after the tracker.
       let store: PeerStore | undefined;
       let tracker: RunningTracker | undefined;
+      let udp: RunningUdpTracker | undefined;
       const stats = (): Promise<Awaited<ReturnType<RunningTracker['stats']>>> => tracker!.stats();
       const metrics = new TrackerMetrics(stats, worker);
       const observability = {
         metrics: metricsText(metrics.registry),
-        status: async () => ({ v: 1, version: VERSION, pid: process.pid, ...(worker === undefined ? {} : { worker }), url: tracker?.url, store: describeStore(storeSpec), ...(await stats()) }),
+        status: async () => ({ v: 1, version: VERSION, pid: process.pid, ...(worker === undefined ? {} : { worker }), url: tracker?.url, store: describeStore(storeSpec), ...(await stats()), ...(udp === undefined ? {} : { udp: { url: udp.url, ...udp.stats() } }) }),
         // Behind a reverse proxy on this host every request comes from loopback: then only --metrics-allow.
         allowed: accessList(flags.metricsAllow ?? [], { loopback: flags.trustProxy === undefined }),
       };
@@ -212,17 +225,22 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
           ...limitFlags,
           ...(flags.trustProxy === undefined ? {} : { trustProxy: flags.trustProxy }),
         });
+        if (flags.udpPort !== undefined) {
+          udp = await startUdpTracker({ store, host: flags.host, port: flags.udpPort, log, ...limitFlags });
+        }
       } catch (err) {
+        await tracker?.close();
         await store?.close();
         if (worker !== undefined) reportFailed(err);
         throw err;
       }
       try {
-        if (worker === undefined) ctx.out.write(`listening on ${tracker.url}\n`);
+        if (worker === undefined) ctx.out.write(`listening on ${tracker.url}\n${udp === undefined ? '' : `listening on ${udp.url}\n`}`);
         else reportListening(tracker.url);
         await stop;
         log.info({ signal: ctx.shutdown.aborted ? String(ctx.shutdown.reason) : 'asked by the primary' }, 'tracker: shutting down');
       } finally {
+        await udp?.close();
         await tracker.close();
         await store.close();
       }
