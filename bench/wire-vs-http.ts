@@ -3,7 +3,8 @@
 // blocks) with `--conc` requests in flight through the HTTP range client and through the wire client, into reused
 // buffers (nothing verified or written: the transfer path alone). Prints throughput and CPU-s per GiB of each end.
 // Run: node dist/bench/wire-vs-http.js [--size-mib 256] [--conc 32] [--bytes-4k-mib 128] [--bytes-256k-mib 1024]
-// [--wire-conns 4] [--only http4k,wire4k,wire4k64,http256k,wire256k] [--seed-node-args='--cpu-prof --cpu-prof-dir=DIR']
+// [--wire-conns 4] [--only http4k,wire4k,wire4k64,http64k,wire64k,http256k,wire256k] [--seed-node-args='--cpu-prof --cpu-prof-dir=DIR']
+// [--json] (one JSON object on the last line: the rows, for bench/scenarios/peer-wire.ts)
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -22,7 +23,7 @@ import { openDataFileToSeed } from '../src/store/data-file.js';
 import { Bitfield } from '../src/util/bitfield.js';
 
 const MiB = 1024 * 1024;
-const SIZES = [4096, 262144];
+const SIZES = [4096, 65536, 262144];
 
 interface Msg {
   kind: 'ready' | 'cpu';
@@ -78,7 +79,8 @@ async function main(): Promise<void> {
       conc: { type: 'string', default: '32' },
       'wire-conns': { type: 'string', default: '4' },
       /** Only these rows (comma-separated: http4k, wire4k, wire4k64, http256k, wire256k). */
-      only: { type: 'string', default: 'http4k,wire4k,wire4k64,http256k,wire256k' },
+      only: { type: 'string', default: 'http4k,wire4k,wire4k64,http64k,wire64k,http256k,wire256k' },
+      json: { type: 'boolean', default: false },
       /** Node flags for the seeder child alone (e.g. '--cpu-prof --cpu-prof-dir=DIR'). */
       'seed-node-args': { type: 'string', default: '' },
       'bytes-4k-mib': { type: 'string', default: '128' },
@@ -116,6 +118,7 @@ async function main(): Promise<void> {
         wire.fetchBlocks(wirePeer, { fileId: k.filehash, blockSize: bs, firstBlock: first, count, length: Math.min(size, (first + count) * bs) - first * bs }, into, AbortSignal.timeout(30_000)),
     };
 
+    const rows: { path: string; blockSize: number; perRequest: number; mibPerSec: number; requestsPerSec: number; clientCpuPerGiB: number; seederCpuPerGiB: number }[] = [];
     const measure = async (name: string, blockSize: number, perReq: number, totalBytes: number): Promise<void> => {
       const fetch = fetchers[name]!;
       const blocks = size / blockSize;
@@ -143,6 +146,15 @@ async function main(): Promise<void> {
       const s1 = (await ask(child!, 'cpu')).cpu!;
       next = counter.i;
       const gib = (requests * reqBytes) / (1024 * MiB);
+      rows.push({
+        path: name,
+        blockSize,
+        perRequest: perReq,
+        mibPerSec: (requests * reqBytes) / MiB / secs,
+        requestsPerSec: requests / secs,
+        clientCpuPerGiB: cpuS(c0, c1) / gib,
+        seederCpuPerGiB: cpuS(s0, s1) / gib,
+      });
       console.log(
         [name, `${blockSize / 1024} KiB`, perReq, ((requests * reqBytes) / MiB / secs).toFixed(0), (requests / secs).toFixed(0), (cpuS(c0, c1) / gib).toFixed(2), (cpuS(s0, s1) / gib).toFixed(2)].join(' | '),
       );
@@ -153,7 +165,9 @@ async function main(): Promise<void> {
     const only = new Set(values.only.split(','));
     for (const name of ['http', 'wire']) if (only.has(`${name}4k`)) await measure(name, 4096, 1, b4);
     if (only.has('wire4k64')) await measure('wire', 4096, 64, b256);
+    for (const name of ['http', 'wire']) if (only.has(`${name}64k`)) await measure(name, 65536, 1, b256);
     for (const name of ['http', 'wire']) if (only.has(`${name}256k`)) await measure(name, 262144, 1, b256);
+    if (values.json) console.log(JSON.stringify({ sizeMiB: size / MiB, conc, rows }));
     wire.close();
     await http.close();
   } finally {

@@ -125,6 +125,10 @@ describe.skipIf(skip)('issue 12: the box page in Chromium', () => {
     box = await startBox(w, ['--port', port]);
     await expect.poll(() => banner.getAttribute('data-state'), { timeout: WAIT }).toBe('connected');
     await expect.poll(stateOf, { timeout: WAIT }).toBe('seeding');
+    // The page may show the row as it was before the restart until the new snapshot lands: the box itself must
+    // have it seeding again before the remove below (under load its start-up takes a while).
+    await expect.poll(() => apiState(box.url, token, id), { timeout: WAIT }).toBe('seeding');
+    await expect.poll(stateOf, { timeout: WAIT }).toBe('seeding');
     // The first stream started fresh; every reconnect sent the last id it had seen, and every one the token.
     expect(streams.length).toBeGreaterThanOrEqual(2);
     expect(streams[0]!.lastEventId).toBe('');
