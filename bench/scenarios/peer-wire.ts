@@ -51,7 +51,7 @@ export async function peerWire(ctx: ScenarioContext): Promise<ScenarioResult> {
     rows,
     targets,
     notes: [
-      `peer-wire: one block server in a child process, ${r.conc} requests in flight, a ${r.sizeMiB} MiB file in the page cache; blocks land in reused buffers (no MD5, no write): the transfer path alone. 4 seeders and 64 KiB runs: not measured yet`,
+      `peer-wire: one block server in a child process, ${r.conc} requests in flight, a ${r.sizeMiB} MiB file in the page cache; blocks land in reused buffers (no MD5, no write): the transfer path alone. 4 seeders: not measured yet`,
     ],
   };
 }
