@@ -303,7 +303,7 @@ export class WireClient {
 
 /** The HTTP side fetchWithFallback falls back to (BlockClient.fetchRange has this shape). */
 export interface HttpRangeFetcher {
-  fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal): Promise<void>;
+  fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal): Promise<unknown>;
 }
 
 /**
