@@ -207,4 +207,54 @@ describe('kfetch get over the binary peer wire (issue 14)', () => {
     expect(liarServed.statuses['206'] ?? 0).toBe(0);
     expect(honestServed.wire!.bytesSent).toBeGreaterThan(0);
   }, 60_000);
+
+  it('`get --seed --wire-port 0` and the box (`seed --watch --wire-port 0`) serve the wire too: a chain of three over it', async () => {
+    const { dir, bytes, kascadePath } = setup('wire-chain');
+    const data = join(dir, 'data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'payload.bin'), bytes);
+    const a = await seeder(kascadePath, data);
+    const logLine = (run: CliRun, msg: string): Record<string, unknown> | undefined =>
+      run
+        .stderr()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.msg === msg);
+    const wait = async (what: string, cond: () => boolean): Promise<void> => {
+      for (const t0 = Date.now(); !cond(); ) {
+        if (Date.now() - t0 > 20_000) throw new Error(`never: ${what}`);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    };
+
+    // B: downloads from A over the wire, then keeps seeding with a wire of its own.
+    const b = startCli(['--log-json', 'get', kascadePath, '--out', join(dir, 'b'), '--peer', a.addr, '--json', '--seed', '--port', '0', '--wire-port', '0', '--timeout', '30']);
+    const [, bUrl] = await b.waitForLine(/"event":"serving","url":"http:\/\/([^"]+)"/);
+    await b.waitForLine(/"event":"done"/, 30_000);
+    await wait('B logs its wire bytes', () => logLine(b, 'bytes received over the peer wire') !== undefined);
+    expect(logLine(b, 'bytes received over the peer wire')!.overWire).toBe(SIZE);
+    expect(logLine(b, 'serving the peer wire')?.wirePort).toEqual(expect.any(Number));
+
+    // C: a box whose kascade names only B; it fetches everything from B's wire.
+    const watch = join(dir, 'watch');
+    mkdirSync(watch);
+    writeKascade(join(watch, 'payload.json'), kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK], extra: { peers: [bUrl] } }));
+    const c = startCli(['--log-json', 'seed', '--watch', watch, '--data', join(dir, 'c'), '--port', '0', '--wire-port', '0']);
+    const [, cUrl] = await c.waitForLine(/^listening on (http:\/\/\S+)$/);
+    await c.waitForLine(/^wire on 127\.0\.0\.1:\d+$/);
+    await wait('C logs its wire bytes', () => logLine(c, 'bytes received over the peer wire') !== undefined);
+    expect(logLine(c, 'bytes received over the peer wire')!.overWire).toBe(SIZE);
+    expect(sha256(readFileSync(join(dir, 'c', 'payload.bin')))).toBe(sha256(bytes));
+    const st = (await (await fetch(`${cUrl}/status`)).json()) as { server: { wire?: { requests: number } } };
+    expect(st.server.wire).toBeDefined();
+  }, 60_000);
+
+  it('documents the flags in --help', async () => {
+    const seed = await runCli(['seed', '--help']);
+    expect(seed.stdout).toMatch(/--wire-port <n>/);
+    const get = await runCli(['get', '--help']);
+    expect(get.stdout).toMatch(/--wire-port <n>/);
+    expect(get.stdout).toMatch(/--no-wire/);
+  });
 });
