@@ -70,6 +70,9 @@ export function engineLimits(f: DownloadFlags): EngineLimits {
  * Shared by `get` and `resume`; the engine is always closed.
  */
 export async function runDownloads(flags: DownloadFlags, ctx: CommandContext, prepare: (engine: Engine) => Promise<Prepared[]>): Promise<void> {
+  if (!flags.serve && flags.wirePort !== undefined) {
+    throw new KfetchError('KF_E_USAGE', '--wire-port serves the peer wire beside the block server, which --no-serve turns off: give one', { field: '--wire-port' });
+  }
   const view = createDownloadView({ json: flags.json, out: ctx.out });
   const engine = await Engine.open({
     home: ctx.globals().home,

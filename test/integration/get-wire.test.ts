@@ -256,5 +256,10 @@ describe('kfetch get over the binary peer wire (issue 14)', () => {
     const get = await runCli(['get', '--help']);
     expect(get.stdout).toMatch(/--wire-port <n>/);
     expect(get.stdout).toMatch(/--no-wire/);
+    // Never silently ignored: there is nothing to serve the wire beside.
+    const { kascadePath } = setup('wire-help');
+    const r = await runCli(['get', kascadePath, '--no-serve', '--wire-port', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--wire-port/);
   });
 });
