@@ -49,6 +49,8 @@ export interface BoxFlags {
   onDone?: string;
   onError?: string;
   json: boolean;
+  /** Also serve the binary peer wire on this port (0: any free one); undefined: not. */
+  wirePort?: number;
 }
 
 
@@ -104,6 +106,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
     serve: {
       host: flags.host,
       port: flags.port,
+      ...(flags.wirePort === undefined ? {} : { wirePort: flags.wirePort }),
       limits: {
         maxConcurrent: flags.maxConcurrent,
         maxPerClient: flags.maxPerClient,
@@ -156,6 +159,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
     writeFileSync(infoPath, `${JSON.stringify(info)}\n`);
     process.on('SIGHUP', onHup);
     ctx.out.write(`listening on ${server.url}\n`);
+    if (server.wirePort !== undefined) ctx.out.write(`wire on ${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.wirePort}\n`);
     await box.start();
     const counts = new Map<string, number>();
     for (const e of box.entries.values()) counts.set(e.state, (counts.get(e.state) ?? 0) + 1);

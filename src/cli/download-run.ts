@@ -26,6 +26,10 @@ export interface DownloadFlags {
   checkpointMs: number;
   maxRangeBytes: number;
   requestMs: number;
+  /** Serve the binary peer wire on this port too (undefined: not). */
+  wirePort?: number;
+  /** Fetch over the peer wire from peers that advertise it (--no-wire: false). */
+  wire: boolean;
 }
 
 /** The options `get` and `resume` share. */
@@ -43,6 +47,8 @@ export function addDownloadOptions(cmd: Command): Command {
     .option('--timeout <s>', 'give up (exit 4, resumable) when no block arrived for this many seconds; 0 waits forever', secondsOrZeroArg(86_400 * 30), DEFAULT_ENGINE_LIMITS.stallTimeoutMs / 1000)
     .option('--max-range-bytes <bytes>', 'largest multi-block range asked of one peer at once (kfetch seeders, HTTP servers)', intArg(512, 64 * 1024 * 1024), DEFAULT_ENGINE_LIMITS.maxRangeBytes)
     .option('--request-ms <ms>', 'size a multi-block range to about this much of its peer\'s measured throughput, at least one block, at most --max-range-bytes (0: always --max-range-bytes)', intArg(0, 60_000), DEFAULT_ENGINE_LIMITS.requestMs)
+    .option('--wire-port <n>', 'while serving, also serve the binary peer wire on this port (0: any free port); off by default', intArg(0, 65535))
+    .option('--no-wire', 'never fetch over the binary peer wire, even from peers that advertise it (X-Kascade-Wire): HTTP only')
     .option('--checkpoint-ms <ms>', 'longest time between checkpoints (fdatasync + state commit)', intArg(10, 60_000), DEFAULT_ENGINE_LIMITS.checkpointMs);
 }
 
@@ -64,6 +70,9 @@ export function engineLimits(f: DownloadFlags): EngineLimits {
  * Shared by `get` and `resume`; the engine is always closed.
  */
 export async function runDownloads(flags: DownloadFlags, ctx: CommandContext, prepare: (engine: Engine) => Promise<Prepared[]>): Promise<void> {
+  if (!flags.serve && flags.wirePort !== undefined) {
+    throw new KfetchError('KF_E_USAGE', '--wire-port serves the peer wire beside the block server, which --no-serve turns off: give one', { field: '--wire-port' });
+  }
   const view = createDownloadView({ json: flags.json, out: ctx.out });
   const engine = await Engine.open({
     home: ctx.globals().home,
@@ -71,7 +80,8 @@ export async function runDownloads(flags: DownloadFlags, ctx: CommandContext, pr
     emit: view.emit,
     limits: engineLimits(flags),
     ...(flags.threads === undefined ? {} : { threads: flags.threads }),
-    ...(flags.serve ? { serve: { host: flags.host, port: flags.port } } : {}),
+    ...(flags.serve ? { serve: { host: flags.host, port: flags.port, ...(flags.wirePort === undefined ? {} : { wirePort: flags.wirePort }) } } : {}),
+    useWire: flags.wire && process.env.KFETCH_NO_WIRE !== '1',
   });
   try {
     const prepared = await prepare(engine);

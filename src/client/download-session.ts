@@ -101,6 +101,8 @@ export class DownloadSession {
   private readonly cpu = new CpuMeter();
   private announcer: Announcer | undefined;
   private received = 0;
+  /** Of `received`, the bytes that came over the peer wire. */
+  private receivedOverWire = 0;
   private lastProgressAt = performance.now();
   private fatal: KfetchError | undefined;
   private wake: (() => void) | undefined;
@@ -245,6 +247,7 @@ export class DownloadSession {
       await this.checkpointer.stop();
       const seconds = (performance.now() - t0) / 1000;
       this.d.db.setStatus(row.id, 'complete');
+      if (this.receivedOverWire > 0) this.d.log.info({ id: row.id, received: this.received, overWire: this.receivedOverWire }, 'bytes received over the peer wire');
       this.d.emit({
         event: 'done', id: row.id, name: row.filename, path: dataFile.path, size: row.filesize, filehash: row.filehash,
         seconds, hashSeconds, bytesPerSecond: this.received / Math.max(seconds, 1e-3), cpu: this.cpu.report(this.sha.cpuSeconds),
@@ -409,7 +412,15 @@ export class DownloadSession {
       const timer = setTimeout(() => req.ctrl.abort(new DOMException('deadline', 'TimeoutError')), deadline);
       const t = performance.now();
       try {
-        await this.d.client.fetchRange(peer.addr, this.k.swarmId, first, last, slot.view, signal);
+        // The run as blocks too, so a peer that advertised the peer wire is asked there (block-client.ts); the
+        // bytes are verified below the same way whichever way they came.
+        const via = await this.d.client.fetchRange(peer.addr, this.k.swarmId, first, last, slot.view, signal, {
+          fileId: this.k.filehash,
+          blockSize: this.blockSize,
+          firstBlock: run[0]!,
+          count: run.length,
+        });
+        if (via === 'wire') this.receivedOverWire += len;
       } finally {
         clearTimeout(timer);
       }

@@ -36,7 +36,9 @@ export interface EngineOptions {
   limits: EngineLimits;
   threads?: number;
   /** Serve verified blocks while downloading on this host/port (port 0: any free port). */
-  serve?: { host: string; port: number } & Partial<Pick<BlockServerOptions, 'limits' | 'observability' | 'extraRoutes'>>;
+  serve?: { host: string; port: number } & Partial<Pick<BlockServerOptions, 'limits' | 'observability' | 'extraRoutes' | 'wirePort'>>;
+  /** Fetch over the binary peer wire from peers that advertise it (X-Kascade-Wire); default true. */
+  useWire?: boolean;
 }
 
 export interface Prepared {
@@ -67,7 +69,7 @@ export class Engine {
     // of its own; with multi-buffer MD5 one worker keeps up with two cores' worth of network (issue 11: 1 GiB from
     // 4 nginx on 2 cores, 1 worker against 2: 0.2-0.4 CPU-s less, one V8 isolate less in RSS).
     this.pool = createHashPool({ threads: o.threads ?? Math.max(1, availableParallelism() - 1) });
-    this.client = new BlockClient({ connectionsPerPeer: o.limits.peer.maxSlots, connectTimeoutMs: 5_000 });
+    this.client = new BlockClient({ connectionsPerPeer: o.limits.peer.maxSlots, connectTimeoutMs: 5_000, wire: o.useWire !== false });
     this.queue = new PQueue({ concurrency: o.limits.maxInFlight });
   }
 
@@ -92,8 +94,10 @@ export class Engine {
           ...(o.serve.limits === undefined ? {} : { limits: o.serve.limits }),
           ...(o.serve.observability === undefined ? {} : { observability: o.serve.observability }),
           ...(o.serve.extraRoutes === undefined ? {} : { extraRoutes: o.serve.extraRoutes }),
+          ...(o.serve.wirePort === undefined ? {} : { wirePort: o.serve.wirePort }),
         });
         o.emit({ event: 'serving', url: engine.server.url });
+        if (engine.server.wirePort !== undefined) o.log.info({ wirePort: engine.server.wirePort }, 'serving the peer wire');
       }
     } catch (err) {
       await engine.close();

@@ -1,18 +1,35 @@
 // Talks to peers over HTTP (SPEC §3) for the download coordinator: block ranges through the lean keep-alive
 // RangeClient (exact body length, no redirects, no compression, a deadline per request), and the /blocks
-// bitfield extension through undici.
+// bitfield extension through undici. A peer whose replies advertise the binary peer wire (`X-Kascade-Wire`,
+// docs/spec-peer-wire.md) gets its later block requests over the wire (wire-client.ts), HTTP again on any doubt.
 
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { RangeClient, abortError } from './range-client.js';
 import { KfetchError } from '../errors.js';
 import { Bitfield } from '../util/bitfield.js';
 import { policedConnector } from './dial-guard.js';
+import { WireClient, WireOrHttp, wirePeerFrom } from './wire-client.js';
+import { requestProblem } from './wire-frames.js';
 
 export interface BlockClientOptions {
   /** Connections kept per peer (one request per connection at a time). */
   connectionsPerPeer: number;
   connectTimeoutMs: number;
+  /** Use the peer wire with peers that advertise it (default false: HTTP only, whatever a peer says). */
+  wire?: boolean;
 }
+
+/** A request's blocks as the peer wire names them (the HTTP range is the same bytes). */
+export interface BlockRun {
+  /** The file's SHA-256 (`filehash`), 64 hex. */
+  fileId: string;
+  blockSize: number;
+  firstBlock: number;
+  count: number;
+}
+
+/** Peers whose wire advertisement is remembered at most (each is a short string; beyond, new ones stay on HTTP). */
+const MAX_WIRE_PEERS = 10_000;
 
 /** Host part of a URL for `ip:port` / `[v6]:port` / `host:port` peer addresses. */
 export function peerOrigin(peer: string): string {
@@ -23,9 +40,22 @@ export function peerOrigin(peer: string): string {
 export class BlockClient {
   private readonly agent: Agent;
   private readonly ranges: RangeClient;
+  /** The wire, when enabled: `either` picks it per request for peers in `wirePeers` (HTTP address → wire address). */
+  private readonly wire: WireClient | undefined;
+  private readonly either: WireOrHttp | undefined;
+  private readonly wirePeers = new Map<string, string>();
 
   constructor(opts: BlockClientOptions) {
-    this.ranges = new RangeClient({ connectionsPerPeer: opts.connectionsPerPeer, connectTimeoutMs: opts.connectTimeoutMs });
+    const onWireAdvert = opts.wire === true ? (peer: string, value: string | undefined): void => this.advertised(peer, value) : undefined;
+    this.ranges = new RangeClient({
+      connectionsPerPeer: opts.connectionsPerPeer,
+      connectTimeoutMs: opts.connectTimeoutMs,
+      ...(onWireAdvert === undefined ? {} : { onWireAdvert }),
+    });
+    if (opts.wire === true) {
+      this.wire = new WireClient({ connectTimeoutMs: opts.connectTimeoutMs });
+      this.either = new WireOrHttp(this.wire, this.ranges);
+    }
     this.agent = new Agent({
       connections: opts.connectionsPerPeer,
       pipelining: 1,
@@ -38,9 +68,35 @@ export class BlockClient {
    * GET `/<swarmId>` with `Range: bytes=first-last` from `peer` into `into` (at least last-first+1 bytes); resolves
    * when exactly that many bytes arrived, or throws a KfetchError with a KF_E_PEER_* code (and `detail.status`
    * when the peer answered). The hot path: see range-client.ts.
+   *
+   * With `run` (the same bytes as blocks) and the wire enabled, a peer that advertised its wire is asked there
+   * instead; a doubt about its wire sends this request, and the peer's later ones, over HTTP (WireOrHttp). Resolves
+   * with the way the bytes came. The bytes are the peer's either way: the caller verifies them the same.
    */
-  fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal): Promise<void> {
-    return this.ranges.fetchRange(peer, swarmId, first, last, into, signal);
+  async fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal, run?: BlockRun): Promise<'wire' | 'http'> {
+    const wirePeer = run === undefined || this.either === undefined ? undefined : this.wirePeers.get(peer);
+    if (wirePeer !== undefined && this.either!.usesWire(wirePeer)) {
+      const blocks = { ...run!, fileId: run!.fileId.toLowerCase(), length: last - first + 1 };
+      // A run the wire cannot carry in one request (over its 4 MiB bound) goes over HTTP; nothing else changes.
+      if (blocks.firstBlock * blocks.blockSize === first && requestProblem({ requestId: 0, ...blocks }) === undefined) {
+        return this.either!.fetch(peer, wirePeer, swarmId, blocks, into, signal);
+      }
+    }
+    await this.ranges.fetchRange(peer, swarmId, first, last, into, signal);
+    return 'http';
+  }
+
+  /** The wire address `peer` advertised and we still use, undefined for none (HTTP). */
+  wirePeer(peer: string): string | undefined {
+    const w = this.wirePeers.get(peer);
+    return w !== undefined && this.either?.usesWire(w) === true ? w : undefined;
+  }
+
+  /** A reply of `peer` carried X-Kascade-Wire `value` (undefined: none): remember (or forget) its wire address. */
+  private advertised(peer: string, value: string | undefined): void {
+    const w = wirePeerFrom(peer, value);
+    if (w === undefined) this.wirePeers.delete(peer);
+    else if (this.wirePeers.size < MAX_WIRE_PEERS || this.wirePeers.has(peer)) this.wirePeers.set(peer, w);
   }
 
   /** GET `/<swarmId>/blocks?blocksize=B` (kfetch extension); undefined when the peer does not offer it. */
@@ -60,6 +116,10 @@ export class BlockClient {
           return undefined;
         }
       }
+      if (this.either !== undefined) {
+        const w = res.headers['x-kascade-wire'];
+        this.advertised(peer, typeof w === 'string' ? w : undefined);
+      }
       if (res.statusCode !== 200) return undefined;
       return Bitfield.fromHex(text.trim(), blockCount);
     } catch (err) {
@@ -69,6 +129,7 @@ export class BlockClient {
 
   async close(): Promise<void> {
     await this.ranges.close();
+    this.wire?.close();
     await this.agent.destroy();
   }
 }

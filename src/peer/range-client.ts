@@ -22,6 +22,11 @@ export interface RangeClientOptions {
   idleTimeoutMs: number;
   /** Response head (status line + headers) larger than this is refused. */
   maxHeadBytes: number;
+  /**
+   * Called when a peer's `X-Kascade-Wire` header (its peer wire port, raw) differs from the one its previous
+   * answer on the same connection carried (undefined: none), so the caller can switch that peer to the wire.
+   */
+  onWireAdvert?: (peer: string, value: string | undefined) => void;
 }
 
 export const DEFAULT_RANGE_CLIENT: RangeClientOptions = {
@@ -52,6 +57,9 @@ class Connection {
   private readonly readBuf = READ_BUFFER;
   private readonly parser: ResponseParser;
   private req: Pending | undefined;
+  private readonly onWireAdvert: ((peer: string, value: string | undefined) => void) | undefined;
+  /** The X-Kascade-Wire value last reported for this connection. */
+  private wireAdvert: string | undefined;
   connected = false;
   dead = false;
   idleTimer: NodeJS.Timeout | undefined;
@@ -59,6 +67,7 @@ class Connection {
   constructor(peer: string, host: string, port: number, o: RangeClientOptions, onDead: (c: Connection) => void) {
     this.peer = peer;
     this.parser = new ResponseParser(o.maxHeadBytes);
+    this.onWireAdvert = o.onWireAdvert;
     this.socket = connect({
       host,
       port,
@@ -125,6 +134,10 @@ class Connection {
   /** Act on the parser's verdict; false when the socket is done for. */
   private settle(v: Verdict): boolean {
     if (v.kind === 'more') return true;
+    if (this.parser.wireAdvert !== this.wireAdvert) {
+      this.wireAdvert = this.parser.wireAdvert;
+      this.onWireAdvert?.(this.peer, this.wireAdvert);
+    }
     if (v.kind === 'fail') {
       this.fail(v.problem);
       return false;

@@ -57,6 +57,12 @@ export class ResponseParser {
   private keepAlive = true;
   /** The 206 has no Content-Length and the peer closes after it: the body ends at EOF and must be exactly `want`. */
   private closeDelimited = false;
+  /**
+   * The last head's `X-Kascade-Wire` value (a kfetch seeder's peer wire port, docs/spec-peer-wire.md), raw and
+   * unchecked (wirePeerFrom validates it); undefined when that head had none. Read from the header map the head
+   * parse builds anyway: nothing on the body path.
+   */
+  wireAdvert: string | undefined;
 
   /** `maxHeadBytes`: a response head (status line + headers) longer than this is refused. */
   constructor(maxHeadBytes: number) {
@@ -205,6 +211,7 @@ export class ResponseParser {
       if (colon <= 0) return { code: 'KF_E_PEER_PROTOCOL', message: 'malformed response header' };
       h.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
     }
+    this.wireAdvert = h.get('x-kascade-wire');
     const connection = h.get('connection')?.toLowerCase();
     this.keepAlive = m[1] === '1' ? connection !== 'close' : connection === 'keep-alive';
     if (status !== 206) return statusProblem(status, first, last);

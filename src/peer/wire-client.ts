@@ -129,7 +129,8 @@ class WireConnection {
     if (p.started) {
       this.pending.splice(at, 1);
       p.reject(e);
-      this.fail('KF_E_PEER_CONNECT', 'connection dropped: a request abandoned mid-body', false);
+      // The others on this connection did nothing wrong: `ours` tells WireOrHttp to ask again, not blame the peer.
+      this.fail('KF_E_PEER_CONNECT', 'connection dropped: a request abandoned mid-body', false, undefined, true);
       return;
     }
     p.into = undefined; // never write into a buffer its owner took back
@@ -179,14 +180,14 @@ class WireConnection {
   }
 
   /** Fail every outstanding request and drop the connection. */
-  fail(code: ErrorCode, message: string, fallback: boolean, cause?: unknown): void {
+  fail(code: ErrorCode, message: string, fallback: boolean, cause?: unknown, ours = false): void {
     if (this.dead) return;
     this.dead = true;
     clearTimeout(this.idleTimer);
     clearTimeout(this.helloTimer);
     this.socket.destroy();
     const all = this.pending.splice(0);
-    for (const p of all) p.reject(new KfetchError(code, message, { peer: this.peer, ...(cause === undefined ? {} : { cause }), detail: { fallback } }));
+    for (const p of all) p.reject(new KfetchError(code, message, { peer: this.peer, ...(cause === undefined ? {} : { cause }), detail: { fallback, ...(ours ? { ours } : {}) } }));
     this.onDead(this);
   }
 
@@ -303,13 +304,15 @@ export class WireClient {
 
 /** The HTTP side fetchWithFallback falls back to (BlockClient.fetchRange has this shape). */
 export interface HttpRangeFetcher {
-  fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal): Promise<void>;
+  fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal): Promise<unknown>;
 }
 
 /**
  * The interface the coordinator can use: the wire when the peer advertised one (`wirePeer`, `host:port`) and it has
  * not failed us, else HTTP. A doubt on the wire (detail.fallback) marks the peer wire-less for this client and
- * retries the same run over HTTP at once; other errors (not held, busy, timeouts) are returned as they are.
+ * retries the same run over HTTP at once; a request dropped because we abandoned another on its connection
+ * (detail.ours) is retried over HTTP too, the wire kept; other errors (not held, busy, timeouts) are returned as
+ * they are.
  */
 export class WireOrHttp {
   private readonly noWire = new Set<string>();
@@ -339,8 +342,12 @@ export class WireOrHttp {
         await this.wire.fetchBlocks(wirePeer, blocks, into, signal);
         return 'wire';
       } catch (err) {
-        if (!(err instanceof KfetchError) || err.detail?.fallback !== true) throw err;
-        this.noWire.add(wirePeer);
+        if (!(err instanceof KfetchError)) throw err;
+        // Dropped with its connection because we abandoned another request on it (a deadline, a copy that won):
+        // not the peer's doing, so this run is asked again over HTTP and the wire stays in use.
+        const ours = err.detail?.ours === true && !signal.aborted;
+        if (err.detail?.fallback !== true && !ours) throw err;
+        if (!ours) this.noWire.add(wirePeer);
       }
     }
     await this.http.fetchRange(httpPeer, swarmId, first, last, into, signal);

@@ -68,6 +68,8 @@ export interface WireServerStats {
   badFrames: number;
   overPipelined: number;
   slowSenders: number;
+  /** File bytes handed to wire sockets (counted in the block server's bytesSent too). */
+  bytesSent: number;
 }
 
 export interface WireServer {
@@ -109,6 +111,7 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     badFrames: 0,
     overPipelined: 0,
     slowSenders: 0,
+    bytesSent: 0,
   };
   /** Open connections and whether each has nothing to do (close() ends those at once). */
   const sockets = new Map<Socket, { idle: boolean }>();
@@ -337,6 +340,7 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
             }
           });
           opts.sent(swarmId, client, n);
+          stats.bytesSent += n;
           pos += n;
           const written = await taken;
           clearTimeout(timer);

@@ -34,6 +34,8 @@ export interface AdversarialPeerOptions {
   bitfield?: boolean;
   /** Answer 416 to a range that is not exactly one block, as original Kascade peers do. */
   singleBlockOnly?: boolean;
+  /** Extra headers on every reply (say an `X-Kascade-Wire` advertisement of a wire port that misbehaves). */
+  headers?: Record<string, string>;
 }
 
 export interface AdversarialPeer {
@@ -67,6 +69,7 @@ export async function startAdversarialPeer(o: AdversarialPeerOptions): Promise<A
   let maxConcurrent = 0;
   const openLog: { at: number; delta: number }[] = [];
   const server: Server = createServer((req, res) => {
+    for (const [k, v] of Object.entries(o.headers ?? {})) res.setHeader(k, v);
     const url = req.url ?? '';
     if (url.startsWith(`/${o.id}/blocks`)) {
       if (o.bitfield !== true) return void res.writeHead(404).end();

@@ -20,7 +20,7 @@ import { openDataFileToSeed, type DataFile } from '../../src/store/data-file.js'
 import { Bitfield } from '../../src/util/bitfield.js';
 import { kascadeJsonFor, makePayload } from '../helpers/make-file.js';
 import { freePort } from '../helpers/system.js';
-import { within } from '../helpers/wait.js';
+import { until, within } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
 const SIZE = 300_000; // 74 blocks of 4096 (the last 992 bytes)
@@ -158,6 +158,32 @@ describe('falls back to HTTP on any doubt', () => {
     expect(e.message).toMatch(/reply\.length/);
     expect(e.detail).toMatchObject({ fallback: true });
     await fallsBack(`127.0.0.1:${port}`);
+  });
+
+  it('a request dropped because we abandoned another mid-body on its connection is asked again over HTTP, the wire kept (issue 14)', async () => {
+    const one = new WireClient({ connectionsPerPeer: 1, connectTimeoutMs: 2_000 });
+    let got = 0;
+    // Both requests arrive on the one connection; the first reply's header and a little of its body follow.
+    const port = await rawServer((s) => {
+      s.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got === 8 + 2 * 48) s.write(Buffer.concat([encodeHello(), encodeReplyHeader({ requestId: 1, status: 0, retryAfterS: 0, length: 8192 }), Buffer.alloc(100)]));
+      });
+    });
+    const both = new WireOrHttp(one, http);
+    const wirePeer = `127.0.0.1:${port}`;
+    const cancel = new AbortController();
+    const a = both.fetch(`127.0.0.1:${server.port}`, wirePeer, k.swarmId, run(4, 2), Buffer.alloc(8192), cancel.signal);
+    const into = Buffer.alloc(4096);
+    const b = both.fetch(`127.0.0.1:${server.port}`, wirePeer, k.swarmId, run(6, 1), into, sig());
+    await until(() => got === 8 + 2 * 48, 5_000, 'both requests sent');
+    await new Promise((r) => setTimeout(r, 200)); // the client reads the header: the first body has begun
+    cancel.abort(); // as a copy that won elsewhere would: the connection goes, mid-body
+    expect((await failure(a)).detail).toMatchObject({ aborted: true });
+    expect(await within(b, 10_000, 'the second request')).toBe('http');
+    expect(into.equals(bytes.subarray(6 * 4096, 7 * 4096))).toBe(true);
+    expect(both.usesWire(wirePeer)).toBe(true);
+    one.close();
   });
 
   it('busy is an answer, not a doubt: no fallback', async () => {

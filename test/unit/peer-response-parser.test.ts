@@ -224,3 +224,22 @@ describe('response parser: body read in place (issue 11)', () => {
     expect(q.receivedInPlace(17)).toMatchObject({ kind: 'fail', problem: { code: 'KF_E_PEER_PROTOCOL' } });
   });
 });
+
+describe('response parser: the peer wire advertisement (issue 14)', () => {
+  it('surfaces X-Kascade-Wire raw from each head (any case), and forgets it on a head without one', () => {
+    const p = new ResponseParser(16 * 1024);
+    const slot = Buffer.alloc(16);
+    const feed = (reply: string): Verdict => {
+      p.begin(0, 15, slot);
+      const b = Buffer.from(reply, 'latin1');
+      return p.feed(b, 0, b.length);
+    };
+    expect(feed(h206('Content-Length: 16', 'x-kascade-WIRE:  7002 ') + BODY)).toEqual({ kind: 'done', reuse: true });
+    expect(p.wireAdvert).toBe('7002');
+    // Also on refusals: every reply of a wire-serving block server carries it.
+    expect(feed('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nX-Kascade-Wire: 7003\r\n\r\n').kind).toBe('fail');
+    expect(p.wireAdvert).toBe('7003');
+    feed(h206('Content-Length: 16') + BODY);
+    expect(p.wireAdvert).toBeUndefined();
+  });
+});

@@ -60,6 +60,12 @@ export function registerSeed(program: Command, ctx: CommandContext): void {
         `(default ${LIMITS.announceIntervalDefaultMs / 1000})`,
       secondsArg,
     )
+    .option(
+      '--wire-port <n>',
+      'also serve the binary peer wire (docs/spec-peer-wire.md) on this port, advertised to kfetch clients in an ' +
+        'X-Kascade-Wire header; 0 picks a free one (printed as `wire on HOST:PORT`). Off by default',
+      intArg(0, 65535),
+    )
     .option('--max-concurrent <n>', 'block requests served at once, overall; more get 503 + Retry-After', intArg(1, 100_000), LIMITS.serverMaxConcurrent)
     .option('--max-per-client <n>', 'block requests served at once per client address', intArg(1, 100_000), LIMITS.serverMaxPerClient)
     .option('--max-upload <rate>', 'total upload rate, bytes/s with K/M/G suffixes (1024-based), shared fairly between clients; 0 = no limit', rateArg, 0)
@@ -166,8 +172,13 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
         maxClients: flags.maxPeers,
         maxUploadBytesPerSec: flags.maxUpload,
       },
+      wirePort: flags.wirePort,
     });
     ctx.out.write(`listening on ${server.url}\n`);
+    if (server.wirePort !== undefined) {
+      ctx.out.write(`wire on ${wireAddress(server.host, server.wirePort)}\n`);
+      log.info({ wirePort: server.wirePort }, 'serving the peer wire');
+    }
     if (flags.json) {
       const files = seeded.map((s) => ({
         filename: s.kascade.filename,
@@ -176,7 +187,7 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
         blocks: s.file.held(s.file.verifiedBlockSize).length,
         held: s.file.held(s.file.verifiedBlockSize).count,
       }));
-      ctx.out.write(`${JSON.stringify({ v: 1, event: 'seeding', url: server.url, files })}\n`);
+      ctx.out.write(`${JSON.stringify({ v: 1, event: 'seeding', url: server.url, ...(server.wirePort === undefined ? {} : { wirePort: server.wirePort }), files })}\n`);
     }
 
     const port = server.port;
@@ -209,8 +220,18 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
     const closing = server?.close();
     await Promise.all(announcers.map((a) => a.stop()));
     await closing;
+    if (server !== undefined) {
+      const st = server.stats();
+      // What was served, and how much of it over the wire (the wire's bytes are in bytesSent too).
+      log.info({ bytesSent: st.bytesSent, statuses: st.statuses, ...(st.wire === undefined ? {} : { wire: st.wire }) }, 'seed: served');
+    }
     for (const s of opened) s.data.close();
   }
+}
+
+/** `host:port`, an IPv6 host in brackets. */
+function wireAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Load every kascade; a bad one ends the command with its error (naming the file). Swarms given twice are refused. */

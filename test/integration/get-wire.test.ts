@@ -1,0 +1,265 @@
+// Issue 14: the engine on the binary peer wire, with real processes on 127.0.0.1. `kfetch get` from a `kfetch seed
+// --wire-port 0` takes its blocks over the wire (the seeder's own counts say so); a peer whose advertised wire is
+// closed or misbehaves is still served over HTTP; a block that fails its MD5 over the wire bans the seeder and is
+// fetched elsewhere, exactly as over HTTP.
+
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
+import { killAllChildren, runCli, startCli, tempHome, type CliRun } from '../helpers/cli.js';
+import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
+
+const BLOCK = 64 * 1024;
+const SIZE = 6 * 1024 * 1024 + 777; // 97 blocks, the last one short
+const BLOCKS = Math.ceil(SIZE / BLOCK);
+
+const dirs: string[] = [];
+const peers: AdversarialPeer[] = [];
+const servers: Server[] = [];
+const sockets = new Set<Socket>();
+
+afterEach(async () => {
+  killAllChildren();
+  for (const p of peers.splice(0)) await p.close();
+  for (const s of sockets) s.destroy();
+  sockets.clear();
+  for (const s of servers.splice(0)) await new Promise<void>((res) => s.close(() => res()));
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+function setup(seed: string): { dir: string; bytes: Buffer; kascadePath: string; id: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'kfetch-wire-'));
+  dirs.push(dir);
+  const bytes = payloadBytes(0, SIZE, seed);
+  const k = kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK] });
+  const kascadePath = writeKascade(join(dir, 'payload.json'), k);
+  return { dir, bytes, kascadePath, id: k.filehash as string };
+}
+
+/** A real `kfetch seed --wire-port 0` of `data` (a directory holding payload.bin); its HTTP and wire addresses. */
+async function seeder(kascadePath: string, data: string, extra: string[] = []): Promise<{ run: CliRun; addr: string; wirePort: number }> {
+  const run = startCli(['--log-json', 'seed', kascadePath, '--data', data, '--port', '0', '--wire-port', '0', ...extra]);
+  const [, addr] = await run.waitForLine(/^listening on http:\/\/(\S+)$/);
+  const [, wirePort] = await run.waitForLine(/^wire on 127\.0\.0\.1:(\d+)$/);
+  return { run, addr: addr!, wirePort: Number(wirePort) };
+}
+
+interface Served {
+  bytesSent: number;
+  statuses: Record<string, number>;
+  wire?: { requests: number; bytesSent: number; replies: Record<string, number> };
+}
+
+/** Stop a seeder (SIGTERM) and read what it says it served (its `seed: served` log line). */
+async function stopAndRead(s: { run: CliRun }): Promise<Served> {
+  s.run.child.kill('SIGTERM');
+  expect(await s.run.exited(15_000)).toBe(0);
+  const line = s.run
+    .stderr()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((l) => l.msg === 'seed: served');
+  expect(line, s.run.stderr()).toBeDefined();
+  return line as unknown as Served;
+}
+
+function events(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** A port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((res) => s.listen(0, '127.0.0.1', () => res()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((res) => s.close(() => res()));
+  return port;
+}
+
+/** A raw TCP server on 127.0.0.1 that answers every connection with `answer` (then leaves it open); counts connections. */
+async function rawServer(answer: (socket: Socket) => void): Promise<{ port: number; connections: () => number }> {
+  let n = 0;
+  const s = createServer((socket) => {
+    n++;
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    answer(socket);
+  });
+  servers.push(s);
+  await new Promise<void>((res) => s.listen(0, '127.0.0.1', () => res()));
+  return { port: (s.address() as { port: number }).port, connections: () => n };
+}
+
+describe('kfetch get over the binary peer wire (issue 14)', () => {
+  it('takes every block from a `kfetch seed --wire-port 0` over the wire, and only HTTP with --no-wire', async () => {
+    const { dir, bytes, kascadePath } = setup('wire-get');
+    const data = join(dir, 'data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'payload.bin'), bytes);
+    const s = await seeder(kascadePath, data);
+
+    const r = await runCli(['--log-json', 'get', kascadePath, '--out', join(dir, 'out'), '--peer', s.addr, '--no-serve', '--json', '--timeout', '30'], {
+      home: tempHome(),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256(readFileSync(join(dir, 'out', 'payload.bin')))).toBe(sha256(bytes));
+    // The client's own account: every byte came over the wire.
+    const got = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'bytes received over the peer wire');
+    expect(got?.overWire).toBe(SIZE);
+
+    // The same download with --no-wire: plain HTTP ranges, the wire untouched.
+    const r2 = await runCli(['get', kascadePath, '--out', join(dir, 'out2'), '--peer', s.addr, '--no-serve', '--json', '--no-wire', '--timeout', '30'], {
+      home: tempHome(),
+    });
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(sha256(readFileSync(join(dir, 'out2', 'payload.bin')))).toBe(sha256(bytes));
+
+    const served = await stopAndRead(s);
+    // The seeder's account: the first download's bytes over the wire, the second's as 206s.
+    expect(served.wire?.bytesSent).toBe(SIZE);
+    expect(served.wire?.replies.ok).toBe(served.wire?.requests);
+    expect(served.bytesSent).toBe(2 * SIZE);
+    expect(served.statuses['206']).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('falls back to HTTP for a peer whose advertised wire port is closed, or answers garbage, or lies in a reply', async () => {
+    const { dir, bytes, kascadePath, id } = setup('wire-fallback');
+    const closed = await closedPort();
+    // Not a wire hello: what an HTTP server on that port would say.
+    const garbage = await rawServer((sock) => sock.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n'));
+    // A good hello, then a reply (to request 1) whose length is not what was asked: a bad frame.
+    const liar = await rawServer((sock) => {
+      const hello = Buffer.from([...Buffer.from('KWIRE', 'latin1'), 1, 0, 0]);
+      const reply = Buffer.alloc(16);
+      reply.writeUInt32BE(1, 0);
+      reply.writeBigUInt64BE(7n, 8);
+      sock.write(Buffer.concat([hello, reply, Buffer.alloc(7)]));
+    });
+    const advertise = async (port: number): Promise<AdversarialPeer> => {
+      const p = await startAdversarialPeer({ bytes, id, blockSize: BLOCK, bitfield: true, headers: { 'X-Kascade-Wire': String(port) } });
+      peers.push(p);
+      return p;
+    };
+    for (const [what, port, tried] of [
+      ['closed port', closed, undefined],
+      ['garbage instead of a hello', garbage.port, garbage.connections],
+      ['a lying reply', liar.port, liar.connections],
+    ] as const) {
+      const p = await advertise(port);
+      const out = join(dir, `out-${port}`);
+      const r = await runCli(['get', kascadePath, '--out', out, '--peer', p.addr, '--no-serve', '--json', '--timeout', '30'], { home: tempHome() });
+      expect(r.code, `${what}: ${r.stderr}`).toBe(0);
+      expect(sha256(readFileSync(join(out, 'payload.bin'))), what).toBe(sha256(bytes));
+      // Every block came over HTTP from the peer, and the wire was really tried.
+      expect(new Set(p.requests).size, what).toBe(BLOCKS);
+      if (tried !== undefined) expect(tried(), what).toBeGreaterThan(0);
+      // Nobody is banned or dropped for a wire that does not work: HTTP is authoritative.
+      expect(events(r.stdout).filter((e) => e.event === 'peer' && e.action !== 'added'), what).toEqual([]);
+    }
+  }, 90_000);
+
+  it('bans a seeder whose wire serves a block that fails its MD5, and fetches the block elsewhere', async () => {
+    const { dir, bytes, kascadePath } = setup('wire-corrupt');
+    const good = join(dir, 'good');
+    const bad = join(dir, 'bad');
+    mkdirSync(good);
+    mkdirSync(bad);
+    writeFileSync(join(good, 'payload.bin'), bytes);
+    // Every block of the bad seeder's copy is wrong: whatever it serves first fails its MD5 (--trust serves it).
+    const corrupt = Buffer.from(bytes);
+    for (let i = 0; i < corrupt.length; i += 4096) corrupt[i] = corrupt[i]! ^ 0xff;
+    writeFileSync(join(bad, 'payload.bin'), corrupt);
+    // The good seeder is rate-limited so the bad one is surely asked before the download is over.
+    const honest = await seeder(kascadePath, good, ['--max-upload', '4M']);
+    const liar = await seeder(kascadePath, bad, ['--trust']);
+
+    const r = await runCli(
+      ['get', kascadePath, '--out', join(dir, 'out'), '--peer', honest.addr, '--peer', liar.addr, '--no-serve', '--json', '--timeout', '30'],
+      { home: tempHome() },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256(readFileSync(join(dir, 'out', 'payload.bin')))).toBe(sha256(bytes));
+    const bans = events(r.stdout).filter((e) => e.event === 'peer' && e.action === 'banned');
+    expect(bans.map((b) => b.peer)).toEqual([liar.addr]);
+    expect(bans[0]!.code).toBe('KF_E_PEER_HASH_MISMATCH');
+
+    const liarServed = await stopAndRead(liar);
+    const honestServed = await stopAndRead(honest);
+    // The bad bytes went over the wire, never as HTTP ranges; the good seeder's over the wire too.
+    expect(liarServed.wire!.bytesSent).toBeGreaterThan(0);
+    expect(liarServed.statuses['206'] ?? 0).toBe(0);
+    expect(honestServed.wire!.bytesSent).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('`get --seed --wire-port 0` and the box (`seed --watch --wire-port 0`) serve the wire too: a chain of three over it', async () => {
+    const { dir, bytes, kascadePath } = setup('wire-chain');
+    const data = join(dir, 'data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'payload.bin'), bytes);
+    const a = await seeder(kascadePath, data);
+    const logLine = (run: CliRun, msg: string): Record<string, unknown> | undefined =>
+      run
+        .stderr()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.msg === msg);
+    const wait = async (what: string, cond: () => boolean): Promise<void> => {
+      for (const t0 = Date.now(); !cond(); ) {
+        if (Date.now() - t0 > 20_000) throw new Error(`never: ${what}`);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    };
+
+    // B: downloads from A over the wire, then keeps seeding with a wire of its own.
+    const b = startCli(['--log-json', 'get', kascadePath, '--out', join(dir, 'b'), '--peer', a.addr, '--json', '--seed', '--port', '0', '--wire-port', '0', '--timeout', '30']);
+    const [, bUrl] = await b.waitForLine(/"event":"serving","url":"http:\/\/([^"]+)"/);
+    await b.waitForLine(/"event":"done"/, 30_000);
+    await wait('B logs its wire bytes', () => logLine(b, 'bytes received over the peer wire') !== undefined);
+    expect(logLine(b, 'bytes received over the peer wire')!.overWire).toBe(SIZE);
+    expect(logLine(b, 'serving the peer wire')?.wirePort).toEqual(expect.any(Number));
+
+    // C: a box whose kascade names only B; it fetches everything from B's wire.
+    const watch = join(dir, 'watch');
+    mkdirSync(watch);
+    writeKascade(join(watch, 'payload.json'), kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK], extra: { peers: [bUrl] } }));
+    const c = startCli(['--log-json', 'seed', '--watch', watch, '--data', join(dir, 'c'), '--port', '0', '--wire-port', '0']);
+    const [, cUrl] = await c.waitForLine(/^listening on (http:\/\/\S+)$/);
+    await c.waitForLine(/^wire on 127\.0\.0\.1:\d+$/);
+    await wait('C logs its wire bytes', () => logLine(c, 'bytes received over the peer wire') !== undefined);
+    expect(logLine(c, 'bytes received over the peer wire')!.overWire).toBe(SIZE);
+    expect(sha256(readFileSync(join(dir, 'c', 'payload.bin')))).toBe(sha256(bytes));
+    const st = (await (await fetch(`${cUrl}/status`)).json()) as { server: { wire?: { requests: number } } };
+    expect(st.server.wire).toBeDefined();
+  }, 60_000);
+
+  it('documents the flags in --help', async () => {
+    const seed = await runCli(['seed', '--help']);
+    expect(seed.stdout).toMatch(/--wire-port <n>/);
+    const get = await runCli(['get', '--help']);
+    expect(get.stdout).toMatch(/--wire-port <n>/);
+    expect(get.stdout).toMatch(/--no-wire/);
+    // Never silently ignored: there is nothing to serve the wire beside.
+    const { kascadePath } = setup('wire-help');
+    const r = await runCli(['get', kascadePath, '--no-serve', '--wire-port', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--wire-port/);
+  });
+});
