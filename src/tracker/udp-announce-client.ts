@@ -12,6 +12,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { KfetchError, isKfetchError } from '../errors.js';
+import { linkedDeadline } from '../util/linked-deadline.js';
 import { LIMITS } from '../limits.js';
 import { canonicalIp, isLoopbackHost } from '../util/address-policy.js';
 import { dialProblem, policedLookup } from '../peer/dial-guard.js';
@@ -183,15 +184,9 @@ export async function announceUdp(req: AnnounceRequest, o: UdpAnnounceOptions = 
   const where = `udp://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const deadline = performance.now() + totalMs;
 
-  // One controller per announce, linked by hand (see announce-client.ts: AbortSignal.any leaks on Node 20).
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(new KfetchError('KF_E_TRACKER_UNREACHABLE', `tracker ${where} did not finish within ${totalMs} ms`)), totalMs);
-  timer.unref();
-  const outer = req.signal;
-  const onAbort = (): void => ac.abort(outer?.reason);
-  if (outer?.aborted === true) onAbort();
-  else outer?.addEventListener('abort', onAbort, { once: true });
-  const signal = ac.signal;
+  // One signal per announce, linked by hand (util/linked-deadline.ts: AbortSignal.any leaks on Node 20).
+  const link = linkedDeadline(req.signal, totalMs, () => new KfetchError('KF_E_TRACKER_UNREACHABLE', `tracker ${where} did not finish within ${totalMs} ms`));
+  const signal = link.signal;
   try {
     const to = await resolve(host, where);
     signal.throwIfAborted();
@@ -306,7 +301,6 @@ export async function announceUdp(req: AnnounceRequest, o: UdpAnnounceOptions = 
     if (isKfetchError(err)) throw err;
     throw new KfetchError('KF_E_TRACKER_UNREACHABLE', `tracker ${where} unreachable (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   } finally {
-    clearTimeout(timer);
-    outer?.removeEventListener('abort', onAbort);
+    link.release();
   }
 }
