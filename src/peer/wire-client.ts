@@ -315,16 +315,40 @@ export interface HttpRangeFetcher {
  * they are.
  */
 export class WireOrHttp {
-  private readonly noWire = new Set<string>();
+  /**
+   * Wire addresses that failed with a doubt → when to try their wire again (ms on `now`'s clock). Bounded in time
+   * and count, since a seeding box lives for months: a peer fixed or restarted gets its wire back, and a flood of
+   * bad advertisements cannot grow this map (past the cap the oldest entry goes: that peer just tries its wire once
+   * more).
+   */
+  private readonly noWire = new Map<string, number>();
+  private readonly retryMs: number;
+  private readonly maxRemembered: number;
+  private readonly now: () => number;
 
   constructor(
     private readonly wire: WireClient,
     private readonly http: HttpRangeFetcher,
-  ) {}
+    o: { retryMs?: number; maxRemembered?: number; now?: () => number } = {},
+  ) {
+    this.retryMs = o.retryMs ?? 10 * 60_000;
+    this.maxRemembered = o.maxRemembered ?? 4_096;
+    this.now = o.now ?? (() => performance.now());
+  }
 
-  /** True while the peer's wire is still trusted (not failed with a doubt). */
+  /** True while the peer's wire is trusted: never failed with a doubt, or failed longer than `retryMs` ago. */
   usesWire(wirePeer: string): boolean {
-    return !this.noWire.has(wirePeer);
+    const until = this.noWire.get(wirePeer);
+    if (until === undefined) return true;
+    if (this.now() < until) return false;
+    this.noWire.delete(wirePeer);
+    return true;
+  }
+
+  private distrust(wirePeer: string): void {
+    this.noWire.delete(wirePeer); // re-inserted last: the map's order is oldest first
+    this.noWire.set(wirePeer, this.now() + this.retryMs);
+    while (this.noWire.size > this.maxRemembered) this.noWire.delete(this.noWire.keys().next().value!);
   }
 
   async fetch(
@@ -337,7 +361,7 @@ export class WireOrHttp {
   ): Promise<'wire' | 'http'> {
     const first = blocks.firstBlock * blocks.blockSize;
     const last = first + blocks.length - 1;
-    if (wirePeer !== undefined && !this.noWire.has(wirePeer)) {
+    if (wirePeer !== undefined && this.usesWire(wirePeer)) {
       try {
         await this.wire.fetchBlocks(wirePeer, blocks, into, signal);
         return 'wire';
@@ -347,7 +371,7 @@ export class WireOrHttp {
         // not the peer's doing, so this run is asked again over HTTP and the wire stays in use.
         const ours = err.detail?.ours === true && !signal.aborted;
         if (err.detail?.fallback !== true && !ours) throw err;
-        if (!ours) this.noWire.add(wirePeer);
+        if (!ours) this.distrust(wirePeer);
       }
     }
     await this.http.fetchRange(httpPeer, swarmId, first, last, into, signal);

@@ -130,6 +130,25 @@ describe('falls back to HTTP on any doubt', () => {
     expect(await both.fetch(`127.0.0.1:${server.port}`, wirePeer, k.swarmId, run(6, 1), Buffer.alloc(4096), sig())).toBe('http');
   };
 
+  it('a failed wire is tried again after retryMs, and the remembered failures are capped', async () => {
+    let now = 0;
+    const both = new WireOrHttp(wire, http, { retryMs: 1_000, maxRemembered: 2, now: () => now });
+    const dead = `127.0.0.1:${await freePort()}`;
+    expect(await both.fetch(`127.0.0.1:${server.port}`, dead, k.swarmId, run(4, 1), Buffer.alloc(4096), sig())).toBe('http');
+    expect(both.usesWire(dead)).toBe(false);
+    now = 999;
+    expect(both.usesWire(dead)).toBe(false);
+    now = 1_000;
+    expect(both.usesWire(dead)).toBe(true); // its wire gets another chance
+    // Past the cap the oldest failure is forgotten first.
+    const deadPorts = [await freePort(), await freePort(), await freePort()].map((p) => `127.0.0.1:${p}`);
+    for (const d of deadPorts) await both.fetch(`127.0.0.1:${server.port}`, d, k.swarmId, run(4, 1), Buffer.alloc(4096), sig());
+    expect(deadPorts.map((d) => both.usesWire(d))).toEqual([true, false, false]);
+    // A working wire after its retry time: used again.
+    const good = `127.0.0.1:${server.wirePort}`;
+    expect(await both.fetch(`127.0.0.1:${server.port}`, good, k.swarmId, run(3, 1), Buffer.alloc(4096), sig())).toBe('wire');
+  });
+
   it('uses the wire when it works', async () => {
     const both = new WireOrHttp(wire, http);
     const into = Buffer.alloc(4096);
