@@ -10,6 +10,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { VERSION } from '../version.js';
 import type { TrackerAnswers, TrackerStats } from './tracker-server.js';
+import type { UdpTrackerStats } from './udp-tracker.js';
 
 /** Stats read at most this often: one scrape reads the store once, however many metrics it has. */
 const READ_EVERY_MS = 250;
@@ -18,8 +19,11 @@ export class TrackerMetrics {
   readonly registry = new Registry();
   private read: { at: number; stats: Promise<TrackerStats> } | undefined;
 
-  /** `worker`: this process's number under --workers (its counters are labelled with it). */
-  constructor(stats: () => Promise<TrackerStats>, worker?: number) {
+  /**
+   * `worker`: this process's number under --workers (its counters are labelled with it). `udp`: the UDP tracker's
+   * counters when it runs (`--udp-port`).
+   */
+  constructor(stats: () => Promise<TrackerStats>, worker?: number, udp?: () => UdpTrackerStats | undefined) {
     const w = worker === undefined ? {} : { worker: String(worker) };
     const workerLabel = worker === undefined ? [] : ['worker'];
     const r = this.registry;
@@ -67,6 +71,48 @@ export class TrackerMetrics {
         this.reset();
         const a = (await now()).answers;
         for (const outcome of Object.keys(a) as (keyof TrackerAnswers)[]) this.inc({ outcome, ...w }, a[outcome]);
+      },
+    });
+    if (udp !== undefined) TrackerMetrics.udpMetrics(r, udp);
+  }
+
+  private static udpMetrics(r: Registry, udp: () => UdpTrackerStats | undefined): void {
+    new Counter({
+      name: 'kfetch_tracker_udp_datagrams_total',
+      help: 'UDP tracker datagrams, by kind: received, malformed (dropped), bad_connection_id (told to connect again), overloaded (dropped), connect',
+      labelNames: ['kind'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const u = udp();
+        if (u === undefined) return;
+        const kinds = { received: u.datagrams, malformed: u.malformed, bad_connection_id: u.badConnectionId, overloaded: u.overloaded, connect: u.connects };
+        for (const [kind, n] of Object.entries(kinds)) this.inc({ kind }, n);
+      },
+    });
+    new Counter({
+      name: 'kfetch_tracker_udp_answers_total',
+      help: 'UDP announces answered, by outcome',
+      labelNames: ['outcome'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const a = udp()?.answers;
+        if (a === undefined) return;
+        for (const outcome of Object.keys(a) as (keyof TrackerAnswers)[]) this.inc({ outcome }, a[outcome]);
+      },
+    });
+    new Counter({
+      name: 'kfetch_tracker_udp_bytes_total',
+      help: 'UDP tracker bytes, by direction (datagram payloads)',
+      labelNames: ['direction'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const u = udp();
+        if (u === undefined) return;
+        this.inc({ direction: 'in' }, u.bytesIn);
+        this.inc({ direction: 'out' }, u.bytesOut);
       },
     });
   }

@@ -128,5 +128,8 @@ describe('kfetch seed and kfetch get through a udp:// tracker only', () => {
     const status = (await (await fetch(`${http}/status`)).json()) as { udp: { answers: { announced: number }; malformed: number } };
     expect(status.udp.answers.announced).toBeGreaterThanOrEqual(2);
     expect(status.udp.malformed).toBe(0);
+    const metrics = await (await fetch(`${http}/metrics`)).text();
+    expect(Number(/^kfetch_tracker_udp_answers_total\{outcome="announced"\} (\d+)$/m.exec(metrics)?.[1])).toBe(status.udp.answers.announced);
+    expect(metrics).toMatch(/^kfetch_tracker_udp_datagrams_total\{kind="malformed"\} 0$/m);
   }, 90_000);
 });

@@ -205,7 +205,7 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
       let tracker: RunningTracker | undefined;
       let udp: RunningUdpTracker | undefined;
       const stats = (): Promise<Awaited<ReturnType<RunningTracker['stats']>>> => tracker!.stats();
-      const metrics = new TrackerMetrics(stats, worker);
+      const metrics = new TrackerMetrics(stats, worker, () => udp?.stats());
       const observability = {
         metrics: metricsText(metrics.registry),
         status: async () => ({ v: 1, version: VERSION, pid: process.pid, ...(worker === undefined ? {} : { worker }), url: tracker?.url, store: describeStore(storeSpec), ...(await stats()), ...(udp === undefined ? {} : { udp: { url: udp.url, ...udp.stats() } }) }),
