@@ -116,7 +116,7 @@ async function udpLane(port: number, lane: number, until: number, swarms: number
   s.close();
 }
 
-interface Figures {
+export interface Figures {
   announcesPerSecond: number;
   trackerCpuUsPerAnnounce: number;
   /** Of which in the kernel (on loopback the sender's system time includes delivering into the receiver's socket). */

@@ -25,6 +25,17 @@ import { Bitfield } from '../src/util/bitfield.js';
 const MiB = 1024 * 1024;
 const SIZES = [4096, 65536, 262144];
 
+/** One measured row, as `--json` prints it (bench/scenarios/peer-wire.ts reads it). */
+export interface WireRow {
+  path: string;
+  blockSize: number;
+  perRequest: number;
+  mibPerSec: number;
+  requestsPerSec: number;
+  clientCpuPerGiB: number;
+  seederCpuPerGiB: number;
+}
+
 interface Msg {
   kind: 'ready' | 'cpu';
   port?: number;
@@ -118,7 +129,7 @@ async function main(): Promise<void> {
         wire.fetchBlocks(wirePeer, { fileId: k.filehash, blockSize: bs, firstBlock: first, count, length: Math.min(size, (first + count) * bs) - first * bs }, into, AbortSignal.timeout(30_000)),
     };
 
-    const rows: { path: string; blockSize: number; perRequest: number; mibPerSec: number; requestsPerSec: number; clientCpuPerGiB: number; seederCpuPerGiB: number }[] = [];
+    const rows: WireRow[] = [];
     const measure = async (name: string, blockSize: number, perReq: number, totalBytes: number): Promise<void> => {
       const fetch = fetchers[name]!;
       const blocks = size / blockSize;

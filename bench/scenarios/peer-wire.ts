@@ -6,17 +6,8 @@
 
 import { round, type Row, type Target } from '../report.js';
 import type { ScenarioContext, ScenarioResult } from './common.js';
+import type { WireRow } from '../wire-vs-http.js';
 import { runMeasure } from './wire-bench-child.js';
-
-interface WireRow {
-  path: string;
-  blockSize: number;
-  perRequest: number;
-  mibPerSec: number;
-  requestsPerSec: number;
-  clientCpuPerGiB: number;
-  seederCpuPerGiB: number;
-}
 
 export async function peerWire(ctx: ScenarioContext): Promise<ScenarioResult> {
   const quick = ctx.opts.quick;

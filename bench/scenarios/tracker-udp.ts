@@ -5,16 +5,8 @@
 
 import { round, type Row } from '../report.js';
 import type { ScenarioContext, ScenarioResult } from './common.js';
+import type { Figures as Side } from '../udp-tracker-quick.js';
 import { runMeasure } from './wire-bench-child.js';
-
-interface Side {
-  announcesPerSecond: number;
-  trackerCpuUsPerAnnounce: number;
-  trackerSysUsPerAnnounce: number;
-  bytesPerAnnounce: number;
-  announces: number;
-  failures: number;
-}
 
 export async function trackerUdp(ctx: ScenarioContext): Promise<ScenarioResult> {
   const seconds = ctx.opts.quick ? 2 : 10;

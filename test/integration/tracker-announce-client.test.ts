@@ -3,11 +3,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KfetchError } from '../../src/errors.js';
 import { LIMITS } from '../../src/limits.js';
 import { announce, type AnnounceRequest } from '../../src/tracker/announce-client.js';
 import type { RunningTracker } from '../../src/tracker/tracker-server.js';
 import { startTestTracker } from '../helpers/tracker-store.js';
+import { failure } from '../helpers/failure.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 import { startAdversarialTracker, type AdversarialTracker, type TrackerMode } from '../helpers/adversarial-tracker.js';
 import { within } from '../helpers/wait.js';
@@ -24,15 +24,6 @@ afterEach(async () => {
 async function against(mode: TrackerMode, extra: Partial<AnnounceRequest> = {}) {
   adv = await startAdversarialTracker(mode);
   return announce({ url: adv.url, port: 7001, progress: 0.25, ...extra });
-}
-
-async function failure(p: Promise<unknown>): Promise<KfetchError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KfetchError);
-  return err as KfetchError;
 }
 
 describe('announce: request', () => {

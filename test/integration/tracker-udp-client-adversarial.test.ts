@@ -4,9 +4,9 @@
 // refusing the connection id is not reconnected to forever.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { KfetchError } from '../../src/errors.js';
 import { announceUdp, closeUdpAnnounceSockets } from '../../src/tracker/udp-announce-client.js';
 import { decodeRequest, encodeAnnounceReply, encodeConnectReply, encodeReconnectReply } from '../../src/tracker/udp-wire.js';
+import { failure } from '../helpers/failure.js';
 
 const SWARM = '12'.repeat(32);
 const sockets: Socket[] = [];
@@ -38,15 +38,6 @@ async function fakeTracker(answer: (tx: number, from: RemoteInfo, s: Socket) => 
     answer(r.value.transactionId, from, s);
   });
   return { url: `udp://127.0.0.1:${s.address().port}/peers/${SWARM}.json`, announces: () => announces, connects: () => connects };
-}
-
-async function failure(p: Promise<unknown>): Promise<KfetchError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KfetchError);
-  return err as KfetchError;
 }
 
 describe('announceUdp against a misbehaving tracker', () => {

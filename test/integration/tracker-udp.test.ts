@@ -3,7 +3,6 @@
 // same store. A tiny relay in the test drops datagrams to show the client retransmits.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { KfetchError } from '../../src/errors.js';
 import { announce } from '../../src/tracker/announce-client.js';
 import { openPeerStore } from '../../src/tracker/open-peer-store.js';
 import type { PeerStore } from '../../src/tracker/peer-store.js';
@@ -11,6 +10,7 @@ import { startTracker, storeLimits, trackerLimits, type RunningTracker } from '.
 import { announceUdp, closeUdpAnnounceSockets } from '../../src/tracker/udp-announce-client.js';
 import { startUdpTracker, type RunningUdpTracker } from '../../src/tracker/udp-tracker.js';
 import { testStoreSpec } from '../helpers/tracker-store.js';
+import { failure } from '../helpers/failure.js';
 
 const SWARM = 'ab'.repeat(32);
 const started: Array<{ close(): Promise<void> }> = [];
@@ -31,15 +31,6 @@ async function world(limits: Parameters<typeof trackerLimits>[0] = {}): Promise<
 }
 
 const url = (base: string, swarm = SWARM): string => `${base}/peers/${swarm}.json`;
-
-async function failure(p: Promise<unknown>): Promise<KfetchError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KfetchError);
-  return err as KfetchError;
-}
 
 /** A loopback relay in front of `target`: drops the first `drop` datagrams from the client, forwards the rest both ways. */
 async function lossyRelay(target: number, drop: number): Promise<{ port: number; dropped: () => number; forwarded: () => number; close(): Promise<void> }> {
