@@ -119,7 +119,7 @@ describe('issue 12: the box control API', () => {
     const size = 40 * BLOCK - 999;
     const good = boxPayload('big.bin', 'big', size);
     // A slow honest seeder, so the download is still running while the test pauses it.
-    const peer = scope.keep(await startAdversarialPeer({ bytes: good.bytes, id: good.filehash, blockSize: BLOCK, bitfield: true, delayMs: 60 }));
+    const peer = scope.keep(await startAdversarialPeer({ bytes: good.bytes, id: good.filehash, blockSize: BLOCK, bitfield: true, delayMs: 250 }));
     const body = JSON.stringify({ ...good.k, peers: [peer.addr] });
     const box = await startBox(w);
     const api = apiOf(w, box.url);
