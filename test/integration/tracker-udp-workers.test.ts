@@ -5,6 +5,7 @@
 // before still prove the source) on the same UDP port; misuse fails with the catalogue's codes.
 import { createSocket, type Socket } from 'node:dgram';
 import { request } from 'node:http';
+import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VERSION } from '../../src/version.js';
 import { decodeReply, encodeAnnounceRequest, encodeConnectRequest, type UdpReply } from '../../src/tracker/udp-wire.js';
@@ -217,6 +218,14 @@ describe.skipIf(skip !== undefined)('kfetch tracker --workers with --udp-port', 
       expect(run.stderr()).toMatch(/KF_E_LISTEN/);
       expect(run.stderr()).toMatch(/udp/);
       expect(run.stdout()).toBe('');
+      // Every worker is gone: none is still connected to Redis (the test's own connection is the one left).
+      const raw = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await raw.connect();
+        await until(async () => Number((await raw.info('clients')).match(/connected_clients:(\d+)/)![1]) === 1, 10_000, 'worker connections closed');
+      } finally {
+        raw.disconnect();
+      }
     } finally {
       await new Promise<void>((resolve) => busy.close(() => resolve()));
     }
