@@ -4,6 +4,7 @@
 // and /metrics shows that both workers answered; workers killed with -9 come back with the same secret (ids given
 // before still prove the source) on the same UDP port; misuse fails with the catalogue's codes.
 import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -103,6 +104,13 @@ class RawClient {
   }
 }
 
+/** The UDP secret a worker was started with (its initial environment, which /proc keeps; same user only). */
+function startedWithSecret(pid: number): string | undefined {
+  const env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+  return env.find((e) => e.startsWith('KFETCH_TRACKER_WORKER_UDP_SECRET='))?.split('=')[1];
+}
+const cmdline = (pid: number): string => readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+
 const swarm = (i: number): string => i.toString(16).padStart(8, '0').repeat(8);
 
 describe.skipIf(skip !== undefined)('kfetch tracker --workers with --udp-port', () => {
@@ -167,7 +175,13 @@ describe.skipIf(skip !== undefined)('kfetch tracker --workers with --udp-port', 
     expect(total(series(metrics, 'kfetch_tracker_udp_bytes_total', { direction: 'out' }))).toBeGreaterThan(0);
     // One store behind both doors: HTTP lists what UDP announced.
     expect(metrics).toMatch(/^kfetch_tracker_peers 200$/m);
-    expect(run.stderr()).not.toMatch(/[0-9a-f]{64}/); // the secret is never logged
+    // One secret for both, from the environment the primary gave them: on no command line, in no log line.
+    const pids = await workerPids(http, 2);
+    const secrets = [...pids.values()].map(startedWithSecret);
+    expect(secrets[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Set(secrets).size).toBe(1);
+    for (const pid of [run.child.pid!, ...pids.values()]) expect(cmdline(pid)).not.toContain(secrets[0]);
+    expect(run.stderr() + run.stdout()).not.toContain(secrets[0]);
 
     run.child.kill('SIGTERM');
     expect(await run.exited(20_000)).toBe(0);
@@ -181,6 +195,8 @@ describe.skipIf(skip !== undefined)('kfetch tracker --workers with --udp-port', 
     // Both at once (each restart names the printed ports: the shared sockets closed with the last worker), then one
     // again (it shares the sockets of the one that listens, asking for them as that one did).
     const before = await workerPids(http, 2);
+    const secret = startedWithSecret(before.get(1)!);
+    expect(secret).toMatch(/^[0-9a-f]{64}$/);
     for (const pid of before.values()) process.kill(pid, 'SIGKILL');
     await until(() => (run.stderr().match(/worker back/g) ?? []).length >= 2, 20_000, 'both workers back');
     const middle = await workerPids(http, 2);
@@ -190,6 +206,7 @@ describe.skipIf(skip !== undefined)('kfetch tracker --workers with --udp-port', 
     const after = await workerPids(http, 2);
     expect(after.size).toBe(2);
     for (const pid of [...before.values(), middle.get(2)!]) expect(pidAlive(pid)).toBe(false);
+    for (const pid of after.values()) expect(startedWithSecret(pid)).toBe(secret);
 
     // Every process now reading the socket was started after the ids were given: each announce is answered.
     const replies: UdpReply['action'][] = [];
