@@ -285,6 +285,28 @@ describe('kfetch get learns a seeder\'s wire from the tracker (issue 14)', () =>
     await stopAndRead(seed.run);
   }, 60_000);
 
+  it('the box (`seed --watch --wire-port 0`) downloads over the tracker-advertised wire, then announces its own', async () => {
+    const t = await tracker();
+    const s = setup('advert-box', t.url);
+    const a = await seeder(s);
+    const watch = join(s.dir, 'watch');
+    mkdirSync(watch);
+    writeFileSync(join(watch, 'payload.json'), readFileSync(s.kascadePath));
+    const box = startCli(['--log-json', 'seed', '--watch', watch, '--data', join(s.dir, 'box'), '--port', '0', '--wire-port', '0']);
+    const boxPort = Number((await box.waitForLine(/^listening on http:\/\/127\.0\.0\.1:(\d+)$/))[1]);
+    const boxWire = Number((await box.waitForLine(/^wire on 127\.0\.0\.1:(\d+)$/))[1]);
+    await until(
+      async () => (await announce({ url: s.announceUrl, port: 0, progress: 0 })).peers.some((p) => p.port === boxPort && p.wire === boxWire && p.progress === 1),
+      30_000,
+      'the tracker lists the box complete with its wire',
+    );
+    expect(jsonLines(box.stderr()).find((l) => l.msg === 'bytes received over the peer wire')?.overWire).toBe(SIZE);
+    expect(sha256(readFileSync(join(s.dir, 'box', 'payload.bin')))).toBe(sha256(s.bytes));
+    box.child.kill('SIGTERM');
+    await box.exited(15_000);
+    expect((await stopAndRead(a.run)).statuses).toEqual({});
+  }, 60_000);
+
   it('falls back to HTTP, with no ban or strike, for a peer whose tracker-advertised wire is closed, garbage or lying', async () => {
     const t = await tracker();
     const s = setup('advert-fallback', t.url);
