@@ -139,6 +139,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
       engine,
       log,
       port: () => server.port,
+      wirePort: () => server.wirePort,
       maxDownloads: flags.maxDownloads,
       stallTimeoutMs: flags.stallTimeout * 1000,
       maxOpenFiles: flags.maxOpenFiles,

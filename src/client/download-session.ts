@@ -50,6 +50,8 @@ export interface SessionDeps {
   library?: Library;
   /** The port our block server listens on (announced to the tracker; also used to skip ourselves). */
   ourPort?: number;
+  /** The port our binary peer wire listens on, if served (announced to the tracker as `wire`). */
+  ourWirePort?: number;
   random?: () => number;
 }
 
@@ -290,6 +292,7 @@ export class DownloadSession {
         port: this.d.ourPort ?? 0,
         progress: this.n === 0 ? 1 : this.s.durable.count / this.n,
         blocks: { blockSize: this.blockSize, bitfield: this.s.durable },
+        ...(this.d.ourWirePort === undefined ? {} : { wirePort: this.d.ourWirePort }),
       }),
       onPeers: (r) => {
         const fresh = r.peers.map((p) => peerKey(p.ip, p.port)).filter((a) => !this.peers.has(a));
@@ -314,6 +317,8 @@ export class DownloadSession {
   private addTrackerPeer(p: PeerInfo): void {
     const addr = peerKey(p.ip, p.port);
     if (this.d.ourPort !== undefined && p.port === this.d.ourPort && isLoopbackHost(p.ip)) return; // ourselves
+    // The tracker's word on its peer wire (issue 14): the first request to it can go there (block-client.ts).
+    if (p.wire !== undefined) this.d.client.trackerWire(addr, p.wire);
     let held: Bitfield | undefined;
     if (p.blocks !== undefined && p.blocksize === this.blockSize) held = Bitfield.fromHex(p.blocks, this.n);
     else if (p.progress >= 1) held = Bitfield.full(this.n);

@@ -383,6 +383,7 @@ export class Engine {
         limits: this.o.limits,
         library: this.library,
         ...(port === undefined ? {} : { ourPort: port }),
+        ...(this.server?.wirePort === undefined ? {} : { ourWirePort: this.server.wirePort }),
       },
       p.init,
     );

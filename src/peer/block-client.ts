@@ -44,6 +44,11 @@ export class BlockClient {
   private readonly wire: WireClient | undefined;
   private readonly either: WireOrHttp | undefined;
   private readonly wirePeers = new Map<string, string>();
+  /**
+   * Peers whose own HTTP replies have spoken about their wire (with the header or, on /blocks, without it): their
+   * word outranks a tracker's (`trackerWire`). Bounded like wirePeers (a peer past the bound just keeps its hint).
+   */
+  private readonly spoke = new Set<string>();
 
   constructor(opts: BlockClientOptions) {
     const onWireAdvert = opts.wire === true ? (peer: string, value: string | undefined): void => this.advertised(peer, value) : undefined;
@@ -92,8 +97,20 @@ export class BlockClient {
     return w !== undefined && this.either?.usesWire(w) === true ? w : undefined;
   }
 
+  /**
+   * A tracker listed `peer` (`ip:port`) with wire port `wirePort` (issue 14: the reply's `wire` key): use its wire
+   * from the first request, unless the peer's own replies already said otherwise. The wire is always at the peer's
+   * listed address; a wrong or closed port is a doubt like any other (WireOrHttp: HTTP at once, no strike).
+   */
+  trackerWire(peer: string, wirePort: number | undefined): void {
+    if (this.either === undefined || wirePort === undefined || this.spoke.has(peer)) return;
+    const w = wirePeerFrom(peer, String(wirePort));
+    if (w !== undefined && (this.wirePeers.size < MAX_WIRE_PEERS || this.wirePeers.has(peer))) this.wirePeers.set(peer, w);
+  }
+
   /** A reply of `peer` carried X-Kascade-Wire `value` (undefined: none): remember (or forget) its wire address. */
   private advertised(peer: string, value: string | undefined): void {
+    if (this.spoke.size < MAX_WIRE_PEERS) this.spoke.add(peer);
     const w = wirePeerFrom(peer, value);
     if (w === undefined) this.wirePeers.delete(peer);
     else if (this.wirePeers.size < MAX_WIRE_PEERS || this.wirePeers.has(peer)) this.wirePeers.set(peer, w);
