@@ -8,7 +8,8 @@ import { RangeClient, abortError } from './range-client.js';
 import { KfetchError } from '../errors.js';
 import { Bitfield } from '../util/bitfield.js';
 import { policedConnector } from './dial-guard.js';
-import { WireClient, WireOrHttp, wirePeerFrom } from './wire-client.js';
+import { WireClient, WireOrHttp, wirePeerFrom, type FetchVia } from './wire-client.js';
+import { countTransport, emptyTransportCounts, type TransportCounts } from './transport-counts.js';
 import { requestProblem } from './wire-frames.js';
 
 export interface BlockClientOptions {
@@ -49,6 +50,8 @@ export class BlockClient {
    * word outranks a tracker's (`trackerWire`). Bounded like wirePeers (a peer past the bound just keeps its hint).
    */
   private readonly spoke = new Set<string>();
+  /** Every completed range fetch of this process by transport (the box's /metrics). */
+  private readonly counts = emptyTransportCounts();
 
   constructor(opts: BlockClientOptions) {
     const onWireAdvert = opts.wire === true ? (peer: string, value: string | undefined): void => this.advertised(peer, value) : undefined;
@@ -76,9 +79,16 @@ export class BlockClient {
    *
    * With `run` (the same bytes as blocks) and the wire enabled, a peer that advertised its wire is asked there
    * instead; a doubt about its wire sends this request, and the peer's later ones, over HTTP (WireOrHttp). Resolves
-   * with the way the bytes came. The bytes are the peer's either way: the caller verifies them the same.
+   * with the way the bytes came (`fallback`: over HTTP after the wire was tried for them), counted in `transport()`.
+   * The bytes are the peer's either way: the caller verifies them the same.
    */
-  async fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal, run?: BlockRun): Promise<'wire' | 'http'> {
+  async fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal, run?: BlockRun): Promise<FetchVia> {
+    const via = await this.fetchVia(peer, swarmId, first, last, into, signal, run);
+    countTransport(this.counts, via, last - first + 1);
+    return via;
+  }
+
+  private async fetchVia(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal, run: BlockRun | undefined): Promise<FetchVia> {
     const wirePeer = run === undefined || this.either === undefined ? undefined : this.wirePeers.get(peer);
     if (wirePeer !== undefined && this.either!.usesWire(wirePeer)) {
       const blocks = { ...run!, fileId: run!.fileId.toLowerCase(), length: last - first + 1 };
@@ -89,6 +99,11 @@ export class BlockClient {
     }
     await this.ranges.fetchRange(peer, swarmId, first, last, into, signal);
     return 'http';
+  }
+
+  /** The completed range fetches of this client so far, by transport (a copy). */
+  transport(): TransportCounts {
+    return { ...this.counts };
   }
 
   /** The wire address `peer` advertised and we still use, undefined for none (HTTP). */
