@@ -88,6 +88,13 @@ interface Transport {
   wireFallbacks: number;
 }
 
+/** A peer of the box's peers API, the fields this file reads. */
+interface PeerRow {
+  address: string;
+  downloadedBytes: number;
+  wireBytes: number;
+}
+
 /** The `transport` of the one `done` event in `--json` output. */
 function transportOf(stdout: string): Transport {
   const done = events(stdout).filter((e) => e.event === 'done');
@@ -282,6 +289,35 @@ describe('kfetch get over the binary peer wire (issue 14)', () => {
     expect(metrics).toMatch(/^kfetch_peer_fetch_requests_total\{transport="wire"\} [1-9]\d*$/m);
     expect(metrics).toMatch(/^kfetch_peer_wire_fallbacks_total 0$/m);
     expect(metrics).toMatch(/^kfetch_peer_wire_served_bytes_total 0$/m);
+  }, 60_000);
+
+  it("the box's peers API counts each peer's bytes over the wire (wireBytes of downloadedBytes)", async () => {
+    const { dir, bytes, kascadePath } = setup('wire-peers-api');
+    const data = join(dir, 'data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'payload.bin'), bytes);
+    // Rate-limited, so the download is still running (its session holds the peers) while the test asks.
+    const a = await seeder(kascadePath, data, ['--max-upload', '2M']);
+    const watch = join(dir, 'watch');
+    mkdirSync(watch);
+    writeKascade(join(watch, 'payload.json'), kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK], extra: { peers: [a.addr] } }));
+    const home = tempHome();
+    const box = startCli(['seed', '--watch', watch, '--data', join(dir, 'box'), '--port', '0'], { home });
+    const [, url] = await box.waitForLine(/^listening on (http:\/\/\S+)$/);
+    const token = readFileSync(join(home, 'api-token'), 'utf8').trim();
+    const get = async (path: string): Promise<any> => (await fetch(`${url}/api/v1${path}`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    let seen: PeerRow | undefined;
+    for (const t0 = Date.now(); seen === undefined; ) {
+      if (Date.now() - t0 > 20_000) throw new Error('never saw the seeder in the peers API with wire bytes');
+      const items = (await get('/kascades')).items as { id: string }[];
+      if (items.length === 1) {
+        const peers = (await get(`/kascades/${items[0]!.id}/peers`)).peers as PeerRow[];
+        seen = peers.find((p) => p.address === a.addr && p.wireBytes > 0);
+      }
+      if (seen === undefined) await new Promise((res) => setTimeout(res, 100));
+    }
+    // Every byte from a seeder that serves the wire came over it.
+    expect(seen.wireBytes).toBe(seen.downloadedBytes);
   }, 60_000);
 
   it('documents the flags in --help', async () => {
