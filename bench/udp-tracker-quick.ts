@@ -16,7 +16,9 @@
 // counted), so `replyPeers` shows both sides answer with the same number of peers.
 //
 // `node dist/bench/udp-tracker-quick.js [--lanes N] [--seconds S] [--rounds N] [--warm S] [--swarms N] [--only http|udp]`.
-// Loopback only. KFETCH_BENCH_PROF=1 writes the tracker's V8 CPU profile to /tmp/prof (with --only, of one protocol).
+// Loopback only. KFETCH_BENCH_PROF=1 writes the tracker's V8 CPU profile to /tmp/prof (with --only, of one protocol);
+// V8's sampler counts wall time, so a send that wakes the load generator and is descheduled looks expensive there:
+// KFETCH_BENCH_PERF=1 runs the tracker with --perf-basic-prof for `perf record -p <pid>`, which counts CPU only.
 
 import { spawn } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
@@ -262,7 +264,7 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries({ ...o, warm })) if (!(v > 0) || v > 3600) throw new Error(`--${k} must be a number in (0, 3600]`);
   if (values.only !== undefined && values.only !== 'http' && values.only !== 'udp') throw new Error('--only must be http or udp');
   const kinds = values.only === undefined ? (['http', 'udp'] as const) : ([values.only] as const);
-  const child = spawn(process.execPath, [...(process.env.KFETCH_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), BIN, 'tracker', '--port', '0', '--udp-port', '0', '--min-interval', '0.001'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(process.env.KFETCH_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), ...(process.env.KFETCH_BENCH_PERF ? ['--perf-basic-prof'] : []), BIN, 'tracker', '--port', '0', '--udp-port', '0', '--min-interval', '0.001'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lanes: Record<'http' | 'udp', Lane[]> = { http: [], udp: [] };
   try {
     const urls = await new Promise<string[]>((resolve, reject) => {
