@@ -41,6 +41,9 @@ function cpuUs(pid: number): { user: number; sys: number } {
   return { user: Number(fields[11]) * TICK_US, sys: Number(fields[12]) * TICK_US }; // utime, stime (fields 14, 15)
 }
 
+/** Announces each protocol's warm-up makes at least (V8 has optimised the paths by then: measured, see main()). */
+const WARM_ANNOUNCES = 5000;
+
 const swarmOf = (i: number, swarms: number): string => (i % swarms).toString(16).padStart(64, '0');
 
 interface Load {
@@ -241,6 +244,8 @@ export interface Result {
   udp: Figures;
   /** Each round's UDP/HTTP CPU ratio, in round order. */
   roundRatios: number[];
+  /** Each round's tracker CPU µs per announce, per protocol, in round order. */
+  roundCpuUs: { http: number[]; udp: number[] };
   /** The median of roundRatios, and its spread. */
   udpCpuVsHttp: number;
   udpCpuVsHttpMin: number;
@@ -278,14 +283,16 @@ async function main(): Promise<void> {
     });
     const port = { http: Number(new URL(urls[0]!).port), udp: Number(urls[1]!.split(':').pop()) };
     const loadBefore = loadavg();
-    // Warm-up, not counted: JIT, and the swarms filled to their 64 peers (the per-address cap: every lane announces
-    // from 127.0.0.1) before anything is measured, so every measured reply carries 50 peers. Lane L's i-th announce
-    // goes to swarm (7i + L) mod S from port i mod 500: after 2·S announces a lane has given each swarm two ports,
-    // so 32 lanes give each 64. The first warm-up (UDP when both run: the faster) does that filling.
-    for (const [n, k] of [...kinds].reverse().entries()) {
+    // Warm-up, not counted, of each protocol: `warm` seconds and at least WARM_ANNOUNCES (the JIT: with a time alone,
+    // on a loaded box the HTTP path was still getting cheaper three half-second rounds later, 500 -> 180 µs, which
+    // flattered UDP), and the swarms filled to their 64 peers (the per-address cap: every lane announces from
+    // 127.0.0.1) so every measured reply carries 50 peers. Lane L's i-th announce goes to swarm (7i + L) mod S from
+    // port i mod 500: after 2·S announces a lane has given each swarm two ports, so 32 lanes give each 64.
+    const perLane = Math.max(Math.ceil(WARM_ANNOUNCES / o.lanes), Math.ceil(64 / o.lanes) * o.swarms + o.swarms);
+    for (const k of [...kinds].reverse()) {
       const make = k === 'http' ? httpLane : udpLane;
       lanes[k] = await Promise.all(Array.from({ length: o.lanes }, (_, i) => make(port[k], i, o.swarms)));
-      await measure(lanes[k], child.pid!, warm, n === 0 ? Math.ceil((64 / o.lanes) * o.swarms) + o.swarms : 0);
+      await measure(lanes[k], child.pid!, warm, perLane);
     }
     const runs: Record<'http' | 'udp', Run[]> = { http: [], udp: [] };
     const roundRatios: number[] = [];
@@ -304,6 +311,7 @@ async function main(): Promise<void> {
       http,
       udp,
       roundRatios,
+      roundCpuUs: { http: runs.http.map((r) => r1(r.cpuUs)), udp: runs.udp.map((r) => r1(r.cpuUs)) },
       ...(roundRatios.length > 0
         ? {
             udpCpuVsHttp: r2(median(roundRatios)),

@@ -10,7 +10,7 @@ import type { Figures as Side, Result } from '../udp-tracker-quick.js';
 import { runMeasure } from './wire-bench-child.js';
 
 export async function trackerUdp(ctx: ScenarioContext): Promise<ScenarioResult> {
-  // --quick: about 4 s of load (0.5 s warm-up each, 3 rounds of 0.5 s each); else about 30 s.
+  // --quick: a warm-up of 5,000 announces each, then 3 rounds of 0.5 s each (5-10 s in all); else about 35 s.
   const [rounds, seconds, warm] = ctx.opts.quick ? [3, 0.5, 0.5] : [7, 2, 1];
   ctx.log(`tracker-udp: HTTP and UDP alternating, 32 lanes, ${rounds} rounds of ${seconds} s each`);
   const r = await runMeasure<Result>(
