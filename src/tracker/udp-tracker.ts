@@ -3,9 +3,9 @@
 // Started by `kfetch tracker --udp-port` with the store the HTTP tracker uses, and by tests.
 //
 // A connect step proves the source address: the connection id is a MAC (SipHash-2-4, as Linux's SYN cookies) of the
-// source ip, port and the minute, so the tracker keeps no state per client and answers an unproven source only with datagrams no larger than the one it
-// sent (a connect reply, or the 8-byte "connect again"); a spoofed source gets nothing worth reflecting. Malformed
-// datagrams from unproven sources are dropped unanswered and counted.
+// source ip, port and the minute, so the tracker keeps no state per client and answers an unproven source only with
+// datagrams no larger than the one it sent (a connect reply, or the 8-byte "connect again"); a spoofed source gets
+// nothing worth reflecting. Malformed datagrams from unproven sources are dropped unanswered and counted.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
@@ -45,7 +45,7 @@ export interface UdpTrackerOptions extends Partial<Pick<TrackerLimits, 'interval
   /** Port to bind; 0 picks a free one (default 0). */
   port?: number;
   log?: Logger;
-  /** Secret the connection-id MAC's key comes from (default 32 random bytes: ids do not survive a restart, clients reconnect). */
+  /** Secret the connection-id key comes from (default 32 random bytes: ids do not survive a restart, clients reconnect). */
   secret?: Buffer;
   /** Wall clock for the connection-id minute (default Date.now). */
   now?: () => number;
