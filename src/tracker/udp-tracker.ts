@@ -9,6 +9,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
+import { lookup as dnsLookup } from 'node:dns';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -138,12 +139,12 @@ function sameId(a: Uint8Array, at: number, b: Uint8Array): boolean {
 /**
  * The socket's address lookup. The tracker only answers the address a datagram came from, an IP literal, so there is
  * nothing to resolve: answering at once skips dns.lookup's checks and the process.nextTick it takes per send. A name
- * is refused, never resolved.
+ * (only ever `--host` at bind) still goes to dns.lookup, as before.
  */
-const literalLookup: NonNullable<SocketOptions['lookup']> = (address, _options, callback) => {
+const literalLookup: NonNullable<SocketOptions['lookup']> = (address, options, callback) => {
   const family = isIP(address);
-  if (family === 0) callback(new KfetchError('KF_E_INPUT', `udp tracker: ${JSON.stringify(address.slice(0, 60))} is not an IP literal`, { field: 'address' }), '', 0);
-  else callback(null, address, family);
+  if (family !== 0) callback(null, address, family);
+  else dnsLookup(address, options, callback);
 };
 
 /** Start a UDP tracker on `opts.store`. @throws KfetchError KF_E_LISTEN if the address cannot be bound. */
