@@ -72,6 +72,7 @@ export function isFeeder(policy: FeederPolicy, ip: string, port: number, progres
     case 'listed':
       return policy.listed.has(peerKey(ip, port));
     case 'complete':
-      return progress === 1 || policy.listed.has(peerKey(ip, port));
+      // Most trackers list nobody: then no key is built (it was a string and a hash per listed peer, per reply).
+      return progress === 1 || (policy.listed.size > 0 && policy.listed.has(peerKey(ip, port)));
   }
 }

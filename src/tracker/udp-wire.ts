@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import type * as IpAddr from 'ipaddr.js';
 import { KfetchError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { canonicalIp } from '../util/address-policy.js';
+import { canonicalIp, dottedQuadValue } from '../util/address-policy.js';
 
 const ipaddr = createRequire(import.meta.url)('ipaddr.js') as typeof IpAddr;
 
@@ -191,17 +191,31 @@ export function encodeAnnounceReply(
   o += 2;
   let count = 0;
   for (const p of peers) {
-    const bytes = ipBytes(p.ip);
     if (count === 0xffff) break;
-    if (bytes === undefined) continue;
-    const need = 1 + bytes.length + 2 + 4 + 1;
+    // Bytes are set by index (the Buffer write methods check their arguments each call: measured 10.5 -> 2 µs for 50
+    // peers); every value is in range: the address from its parser, port and progress checked here.
+    const quad = dottedQuadValue(p.ip);
+    const bytes = quad < 0 ? ipBytes(p.ip) : undefined;
+    if (quad < 0 && bytes === undefined) continue;
+    const v4 = quad >= 0 || bytes!.length === 4;
+    const need = v4 ? PEER_BYTES[4] : PEER_BYTES[6];
     if (o + need > cap) break;
-    o = b.writeUInt8(bytes.length === 4 ? 4 : 6, o);
-    for (const x of bytes) b[o++] = x;
-    o = b.writeUInt16BE(u16(p.port, 'port'), o);
+    const port = u16(p.port, 'port');
+    b[o++] = v4 ? 4 : 6;
+    if (quad >= 0) {
+      b[o++] = quad >>> 24;
+      b[o++] = (quad >>> 16) & 0xff;
+      b[o++] = (quad >>> 8) & 0xff;
+      b[o++] = quad & 0xff;
+    } else for (const x of bytes!) b[o++] = x;
+    b[o++] = port >>> 8;
+    b[o++] = port & 0xff;
     const progress = Number.isFinite(p.progress) ? Math.round(Math.min(1, Math.max(0, p.progress)) * MILLION) : 0;
-    o = b.writeUInt32BE(progress, o);
-    o = b.writeUInt8(p.feeder ? FLAG_FEEDER : 0, o);
+    b[o++] = progress >>> 24;
+    b[o++] = (progress >>> 16) & 0xff;
+    b[o++] = (progress >>> 8) & 0xff;
+    b[o++] = progress & 0xff;
+    b[o++] = p.feeder ? FLAG_FEEDER : 0;
     count++;
   }
   b.writeUInt16BE(count, countAt);
@@ -367,35 +381,13 @@ export function swarmIdBytes(hex: string): Buffer | undefined {
   return Buffer.from(hex, 'hex');
 }
 
-/** A canonical dotted quad (no leading zeros, each part 0..255) as its 4 bytes, else undefined; read by hand. */
-function dottedQuad(ip: string): number[] | undefined {
-  if (ip.length > 15) return undefined;
-  const out: number[] = [];
-  let v = 0;
-  let digits = 0;
-  for (let i = 0; i <= ip.length; i++) {
-    const c = i === ip.length ? 0x2e : ip.charCodeAt(i);
-    if (c === 0x2e) {
-      if (digits === 0 || v > 255 || out.length === 4) return undefined;
-      out.push(v);
-      v = 0;
-      digits = 0;
-    } else if (c >= 0x30 && c <= 0x39) {
-      if (digits > 0 && v === 0) return undefined; // a leading zero
-      v = v * 10 + (c - 0x30);
-      digits++;
-    } else return undefined;
-  }
-  return out.length === 4 ? out : undefined;
-}
-
 /**
  * An IP literal's 4 or 16 bytes (IPv4-mapped IPv6 as its IPv4), or undefined. A dotted quad is read by hand: the general
  * parser cost ~3 µs a peer, most of an announce's CPU (measured: bench/udp-tracker-quick.ts).
  */
-function ipBytes(ip: string): number[] | undefined {
-  const quad = dottedQuad(ip);
-  if (quad !== undefined) return quad;
+export function ipBytes(ip: string): number[] | undefined {
+  const quad = dottedQuadValue(ip);
+  if (quad >= 0) return [quad >>> 24, (quad >>> 16) & 0xff, (quad >>> 8) & 0xff, quad & 0xff];
   const canon = canonicalIp(ip);
   if (canon === undefined) return undefined;
   return ipaddr.parse(canon).toByteArray();

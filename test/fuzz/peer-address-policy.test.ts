@@ -3,11 +3,15 @@
 // is never accepted — and nothing throws. The IPv4-in-IPv6 forms are judged as their IPv4.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NAMED_ADDRESS_POLICY, judgeAddress } from '../../src/util/address-policy.js';
+import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
+import type * as IpAddr from 'ipaddr.js';
+import { NAMED_ADDRESS_POLICY, canonicalIp, dottedQuadValue, judgeAddress } from '../../src/util/address-policy.js';
 import { dialProblem } from '../../src/peer/dial-guard.js';
 import { parsePeerAddress } from '../../src/util/peer-address.js';
 
 const numRuns = Number(process.env.KFETCH_FUZZ_RUNS ?? 300);
+const ipaddr = createRequire(import.meta.url)('ipaddr.js') as typeof IpAddr;
 const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255));
 const hex = (a: number, b: number): string => ((a << 8) | b).toString(16);
 const host = fc.oneof(
@@ -46,6 +50,31 @@ describe('address policy properties', () => {
         expect(judgeAddress(`::ffff:${a}.${b}.${c}.${d}`, NAMED_ADDRESS_POLICY)).toBe(plain);
         expect(judgeAddress(`64:ff9b::${hex(a, b)}:${hex(c, d)}`, NAMED_ADDRESS_POLICY)).toBe(plain);
         expect(judgeAddress(`2002:${hex(a, b)}:${hex(c, d)}::1`, NAMED_ADDRESS_POLICY)).toBe(plain);
+      }),
+      { numRuns },
+    );
+  });
+
+  it("canonicalIp's dotted-quad fast path (issue 14: UDP CPU) takes exactly the texts that are their own canonical IPv4", () => {
+    const text = fc.oneof(
+      fc.ipV4(),
+      fc.ipV4Extended(),
+      v4.map(([a, b, c, d]) => `${a}.0${b}.${c}.${d}`),
+      fc.tuple(v4, fc.integer({ min: 256, max: 99999 })).map(([[a, b, c], d]) => `${a}.${b}.${c}.${d}`),
+      fc.array(fc.constantFrom('0', '1', '9', '.', '2', '5', ' ', '+', '-', 'x'), { maxLength: 18 }).map((cs) => cs.join('')),
+      fc.string({ maxLength: 20 }),
+    );
+    fc.assert(
+      fc.property(text, (t) => {
+        // The slow path's verdict: an IPv4 literal whose canonical text is itself.
+        const own = isIP(t) === 4 && ipaddr.parse(t).toString() === t;
+        const value = dottedQuadValue(t);
+        expect(value >= 0).toBe(own);
+        if (own) {
+          const bytes = ipaddr.parse(t).toByteArray();
+          expect(value).toBe(((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0);
+          expect(canonicalIp(t)).toBe(t);
+        }
       }),
       { numRuns },
     );
