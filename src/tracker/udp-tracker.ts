@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { KfetchError } from '../errors.js';
 import { canonicalIp, dottedQuadValue } from '../util/address-policy.js';
-import { sipKey, siphash24, type SipKey } from '../util/siphash.js';
+import siphash24 from 'siphash24';
 import { peerKey } from '../peer/peer-info.js';
 import type { AnnounceEvent } from './parse-announce.js';
 import { StoreUnavailableError, type PeerStore, type PeerUpdate } from './peer-store.js';
@@ -83,13 +83,19 @@ export interface RunningUdpTracker {
 /** See tracker-server.ts: the memory store's clock is monotonic on the wall-clock scale; a shared store uses Date.now. */
 const monotonicWallMs = (): number => performance.timeOrigin + performance.now();
 
-/** The connection-id key: SipHash-2-4's 16 bytes, from a secret of any length through SHA-256 (once, at start). */
+/** The connection-id key: SipHash-2-4's 16 bytes. */
+export type SipKey = Uint8Array;
+
+/** The connection-id key, from a secret of any length through SHA-256 (once, at start). */
 export function connectionIdKey(secret: Buffer): SipKey {
-  return sipKey(createHash('sha256').update(secret).digest().subarray(0, 16));
+  return Uint8Array.from(createHash('sha256').update(secret).digest().subarray(0, 16));
 }
 
-/** The MAC's input, reused (the tracker is one thread and writes it whole before each hash). */
+/** The MAC's input, reused (the tracker is one thread and writes it whole before each hash), and its two lengths. */
 const macInput = new Uint8Array(16 + 2 + 4);
+const macInputV4 = macInput.subarray(0, 4 + 2 + 4);
+const macInputV6 = macInput.subarray(0, 16 + 2 + 4);
+const macOut = new Uint8Array(8);
 
 /**
  * Write into `out[at, at + 8)` the connection id source `ip` (canonical text) and `port` get in minute `epoch`:
@@ -123,7 +129,8 @@ export function writeConnectionId(key: SipKey, ip: string, port: number, epoch: 
   macInput[o++] = (epoch >>> 16) & 0xff;
   macInput[o++] = (epoch >>> 8) & 0xff;
   macInput[o++] = epoch & 0xff;
-  siphash24(key, macInput, o, out, at);
+  siphash24(o === macInputV4.length ? macInputV4 : macInputV6, key, macOut, true);
+  out.set(macOut, at);
   return true;
 }
 
