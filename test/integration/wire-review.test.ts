@@ -1,0 +1,95 @@
+// Issue 14 review: the binary peer wire attacked as a hostile client would, over real sockets on 127.0.0.1 (a raw
+// `net` socket speaks the frames; the codec only builds them). Each test names the defect it found.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Kascade } from '../../src/kascade/kascade.js';
+import { parseKascade } from '../../src/kascade/parse.js';
+import { encodeHello, encodeRequest, type WireRequest } from '../../src/peer/wire-frames.js';
+import { startBlockServer, type BlockServer } from '../../src/server/block-server.js';
+import { Library, VerifiedServedFile } from '../../src/server/library.js';
+import { openDataFileToSeed, type DataFile } from '../../src/store/data-file.js';
+import { Bitfield } from '../../src/util/bitfield.js';
+import { kascadeJsonFor, makePayload } from '../helpers/make-file.js';
+import { until, within } from '../helpers/wait.js';
+
+const log = pino({ level: 'silent' });
+const SIZE = 100_000;
+let dir: string;
+let k: Kascade;
+let data: DataFile;
+const servers: BlockServer[] = [];
+const sockets: Socket[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kfetch-wire-review-'));
+  const p = makePayload(dir, 'f.bin', SIZE, 'review');
+  k = parseKascade(JSON.stringify(kascadeJsonFor(p.bytes!, { filename: 'f.bin', tracker: 'http://127.0.0.1:9/peers/x.json', blockSizes: [4096] })), 'f.json');
+  data = await openDataFileToSeed(p.path, SIZE);
+});
+
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+afterAll(() => {
+  data.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function seeder(limits: Parameters<typeof startBlockServer>[0]['limits'] = {}): Promise<BlockServer> {
+  const library = new Library();
+  library.add(new VerifiedServedFile(k, data, Bitfield.full(k.geometry(4096).count), 4096));
+  const s = await startBlockServer({ library, host: '127.0.0.1', port: 0, log, limits, wirePort: 0 });
+  servers.push(s);
+  return s;
+}
+
+function rawWire(port: number): Socket {
+  const s = connect({ host: '127.0.0.1', port });
+  sockets.push(s);
+  s.on('error', () => undefined);
+  return s;
+}
+
+const unknownFile = (requestId: number): WireRequest => ({ requestId, fileId: 'ab'.repeat(32), blockSize: 4096, firstBlock: 0, count: 1 });
+
+describe('wire review (issue 14): a client that never reads', () => {
+  it('cannot make the seeder buffer status replies without bound: 64 at a time, each batch answered, never read', async () => {
+    const server = await seeder({ idleTimeoutMs: 60_000 });
+    const w = rawWire(server.wirePort!);
+    w.pause(); // reads nothing, ever
+    w.write(encodeHello());
+    const closed = new Promise<void>((resolve) => w.once('close', () => resolve()));
+    let isClosed = false;
+    void closed.then(() => (isClosed = true));
+    const answered = (): number => server.stats().wire!.replies.unknownFile;
+    const over = server.stats().wire!.overPipelined;
+    // Each batch stays within the pipeline bound of 64 outstanding requests (the seeder has answered the batch
+    // before: a status reply needs no slot). ~4 MiB of replies fit in loopback's socket buffers; past that every
+    // reply the seeder answers waits in its memory. 16 MiB of replies (a million requests) is far past it.
+    const batch = Buffer.concat(Array.from({ length: 64 }, (_, i) => encodeRequest(unknownFile(i))));
+    const maxReplies = (16 * 1024 * 1024) / 16;
+    let sent = 0;
+    const t0 = performance.now();
+    while (!isClosed && answered() < maxReplies && performance.now() - t0 < 60_000) {
+      w.write(batch);
+      sent += 64;
+      // Wait until the seeder took the batch (answered it) or stopped reading us (nothing more for a while).
+      const end = performance.now() + 2_000;
+      while (!isClosed && answered() < sent && performance.now() < end) await new Promise((r) => setImmediate(r));
+      if (answered() < sent) break; // the seeder stopped reading: back-pressure
+    }
+    // Memory bound: what the seeder answered fits the socket buffers plus a bounded backlog, not all we asked.
+    expect(answered() * 16).toBeLessThan(12 * 1024 * 1024);
+    w.resume(); // a paused socket does not see the close
+    await within(closed, 70_000, 'the non-reader is cut');
+    // Cut by the pipeline bound (its unsent replies count as outstanding), not by a timeout.
+    expect(server.stats().wire!.overPipelined).toBe(over + 1);
+  }, 120_000);
+});
