@@ -233,7 +233,7 @@ export class WireClient {
       const onAbort = (): void => c.abandon(p, abortError(peer, signal));
       const done = (): void => {
         signal.removeEventListener('abort', onAbort);
-        this.waiters.get(peer)?.shift()?.();
+        this.wakeOne(peer);
       };
       const p = c.send(
         blocks,
@@ -264,6 +264,7 @@ export class WireClient {
       const onAbort = (): void => {
         const at = waiting.indexOf(wake);
         if (at >= 0) waiting.splice(at, 1);
+        if (waiting.length === 0 && this.waiters.get(peer) === waiting) this.waiters.delete(peer);
         reject(abortError(peer, signal));
       };
       signal.addEventListener('abort', onAbort, { once: true });
@@ -271,10 +272,18 @@ export class WireClient {
     });
   }
 
+  /** Wake one request waiting for room on `peer`'s connections; the list goes with its last waiter. */
+  private wakeOne(peer: string): void {
+    const list = this.waiters.get(peer);
+    if (list === undefined) return;
+    const w = list.shift();
+    if (list.length === 0) this.waiters.delete(peer);
+    w?.();
+  }
+
   /** The connection with the fewest outstanding requests, opening one while under connectionsPerPeer; undefined when all are full. */
   private connection(peer: string): WireConnection | undefined {
-    let pool = this.pools.get(peer);
-    if (pool === undefined) this.pools.set(peer, (pool = []));
+    const pool = this.pools.get(peer) ?? [];
     let best: WireConnection | undefined;
     for (const c of pool) if (best === undefined || c.pending.length < best.pending.length) best = c;
     // An idle connection first; else a new one while under the cap; else the least loaded with room.
@@ -289,9 +298,17 @@ export class WireClient {
     const c = new WireConnection(peer, host, port, this.o, (dead) => {
       const at = list.indexOf(dead);
       if (at >= 0) list.splice(at, 1);
+      // Nothing is kept per peer once its last connection is gone (a box meets new peers for months).
+      if (list.length === 0 && this.pools.get(peer) === list) this.pools.delete(peer);
     });
     list.push(c);
+    if (list.length === 1) this.pools.set(peer, list);
     return c;
+  }
+
+  /** Peers with per-peer state (connections or requests waiting for room): bounded by what is in use now. */
+  get peerCount(): number {
+    return new Set([...this.pools.keys(), ...this.waiters.keys()]).size;
   }
 
   close(): void {

@@ -9,12 +9,15 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Kascade } from '../../src/kascade/kascade.js';
 import { parseKascade } from '../../src/kascade/parse.js';
+import { KfetchError } from '../../src/errors.js';
+import { WireClient } from '../../src/peer/wire-client.js';
 import { encodeHello, encodeRequest, type WireRequest } from '../../src/peer/wire-frames.js';
 import { startBlockServer, type BlockServer } from '../../src/server/block-server.js';
 import { Library, VerifiedServedFile } from '../../src/server/library.js';
 import { openDataFileToSeed, type DataFile } from '../../src/store/data-file.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 import { kascadeJsonFor, makePayload } from '../helpers/make-file.js';
+import { freePort } from '../helpers/system.js';
 import { until, within } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
@@ -92,4 +95,26 @@ describe('wire review (issue 14): a client that never reads', () => {
     // Cut by the pipeline bound (its unsent replies count as outstanding), not by a timeout.
     expect(server.stats().wire!.overPipelined).toBe(over + 1);
   }, 120_000);
+});
+
+describe('wire review (issue 14): the client keeps nothing per peer once its connections are gone', () => {
+  it('after wires refused, failed and idle-closed, no per-peer entry is left (a box meets peers for months)', async () => {
+    const server = await seeder();
+    const client = new WireClient({ connectionsPerPeer: 2, connectTimeoutMs: 2_000, idleTimeoutMs: 200 });
+    try {
+      const into = Buffer.alloc(4096);
+      const blocks = { fileId: k.filehash, blockSize: 4096, firstBlock: 0, count: 1, length: 4096 };
+      // 20 peers whose advertised wire port is closed: each dial is refused.
+      for (let i = 0; i < 20; i++) {
+        const err = await client.fetchBlocks(`127.0.0.1:${await freePort()}`, blocks, into, AbortSignal.timeout(10_000)).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(KfetchError);
+      }
+      // One that works, then goes idle and is closed by the client's idle timeout.
+      await client.fetchBlocks(`127.0.0.1:${server.wirePort!}`, blocks, into, AbortSignal.timeout(10_000));
+      await until(() => server.stats().wire!.connections === 0, 10_000, 'the idle wire connection closed');
+      expect(client.peerCount).toBe(0);
+    } finally {
+      client.close();
+    }
+  });
 });
