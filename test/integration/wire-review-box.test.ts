@@ -1,0 +1,76 @@
+// Issue 14 review: `KFETCH_NO_WIRE=1` keeps every kfetch client off the peer wire (docs/spec-peer-wire.md
+// "Discovery"), the seeding box's downloads included; real processes and sockets on 127.0.0.1.
+
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
+import { killAllChildren, startCli } from '../helpers/cli.js';
+import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
+import { until } from '../helpers/wait.js';
+
+const BLOCK = 64 * 1024;
+const SIZE = 1024 * 1024 + 333;
+const dirs: string[] = [];
+const peers: AdversarialPeer[] = [];
+const servers: Server[] = [];
+const sockets = new Set<Socket>();
+
+afterEach(async () => {
+  killAllChildren();
+  for (const p of peers.splice(0)) await p.close();
+  for (const s of sockets) s.destroy();
+  sockets.clear();
+  for (const s of servers.splice(0)) await new Promise<void>((res) => s.close(() => res()));
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+describe('wire review (issue 14): KFETCH_NO_WIRE=1', () => {
+  it('keeps the box (seed --watch) off an advertised wire: HTTP only, the wire port never dialled', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kfetch-nowire-box-'));
+    dirs.push(dir);
+    const bytes = payloadBytes(0, SIZE, 'no-wire-box');
+    // A "wire" port that counts the connections it gets (and answers nothing).
+    let dials = 0;
+    const wire = createServer((s) => {
+      dials++;
+      sockets.add(s);
+      s.on('error', () => undefined);
+    });
+    servers.push(wire);
+    await new Promise<void>((res) => wire.listen(0, '127.0.0.1', () => res()));
+    const json = kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK] });
+    const p = await startAdversarialPeer({
+      bytes,
+      id: json.filehash as string,
+      blockSize: BLOCK,
+      bitfield: true,
+      headers: { 'X-Kascade-Wire': String((wire.address() as { port: number }).port) },
+    });
+    peers.push(p);
+    const watch = join(dir, 'watch');
+    mkdirSync(watch);
+    writeKascade(join(watch, 'payload.json'), { ...json, peers: [p.addr] });
+    const box = startCli(['seed', '--watch', watch, '--data', join(dir, 'data'), '--port', '0'], { env: { KFETCH_NO_WIRE: '1' } });
+    await box.waitForLine(/^listening on http:\/\/\S+$/);
+    const out = join(dir, 'data', 'payload.bin');
+    await until(
+      () => {
+        try {
+          return sha256(readFileSync(out)) === sha256(bytes);
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      'the box downloaded the file',
+    );
+    expect(new Set(p.requests).size).toBeGreaterThan(0);
+    expect(dials).toBe(0);
+  }, 60_000);
+});
