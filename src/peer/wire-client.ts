@@ -306,6 +306,14 @@ export class WireClient {
     return c;
   }
 
+  /**
+   * Close every wire connection to `peer`: their requests fail as dropped by us (`detail.ours`), so WireOrHttp asks
+   * HTTP for them at once instead of each waiting out its deadline on a wire that stalled.
+   */
+  drop(peer: string): void {
+    for (const c of [...(this.pools.get(peer) ?? [])]) c.fail('KF_E_PEER_CONNECT', 'wire connection dropped: the wire stalled', false, undefined, true);
+  }
+
   /** Peers with per-peer state (connections or requests waiting for room): bounded by what is in use now. */
   get peerCount(): number {
     return new Set([...this.pools.keys(), ...this.waiters.keys()]).size;
@@ -386,6 +394,14 @@ export class WireOrHttp {
         if (!(err instanceof KfetchError)) throw err;
         // Dropped with its connection because we abandoned another request on it (a deadline, a copy that won):
         // not the peer's doing, so this run is asked again over HTTP and the wire stays in use.
+        // No reply in time is a doubt too: a wire that stalls (before or inside a reply) while HTTP works must not
+        // cost us the peer. This request's time is up (a timeout, as over HTTP); the peer's later requests, and those
+        // in flight on its wire connections, go over HTTP.
+        if (err.code === 'KF_E_PEER_TIMEOUT' && signal.aborted) {
+          this.distrust(wirePeer);
+          this.wire.drop(wirePeer);
+          throw err;
+        }
         const ours = err.detail?.ours === true && !signal.aborted;
         if (err.detail?.fallback !== true && !ours) throw err;
         if (!ours) this.distrust(wirePeer);

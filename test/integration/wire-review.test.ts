@@ -2,7 +2,7 @@
 // `net` socket speaks the frames; the codec only builds them). Each test names the defect it found.
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -10,7 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Kascade } from '../../src/kascade/kascade.js';
 import { parseKascade } from '../../src/kascade/parse.js';
 import { KfetchError } from '../../src/errors.js';
-import { WireClient } from '../../src/peer/wire-client.js';
+import { RangeClient } from '../../src/peer/range-client.js';
+import { WireClient, WireOrHttp } from '../../src/peer/wire-client.js';
 import { encodeHello, encodeRequest, type WireRequest } from '../../src/peer/wire-frames.js';
 import { startBlockServer, type BlockServer } from '../../src/server/block-server.js';
 import { Library, VerifiedServedFile } from '../../src/server/library.js';
@@ -27,6 +28,7 @@ let k: Kascade;
 let data: DataFile;
 const servers: BlockServer[] = [];
 const sockets: Socket[] = [];
+const raws: Server[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kfetch-wire-review-'));
@@ -38,6 +40,7 @@ beforeAll(async () => {
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
   await Promise.all(servers.splice(0).map((s) => s.close()));
+  await Promise.all(raws.splice(0).map((s) => new Promise((r) => s.close(r))));
 });
 
 afterAll(() => {
@@ -118,3 +121,61 @@ describe('wire review (issue 14): the client keeps nothing per peer once its con
     }
   });
 });
+
+/** A wire port that says hello, answers the first request of each connection with its header and half its body, then stalls. */
+async function stallingWire(): Promise<{ port: number; connections: () => number }> {
+  let n = 0;
+  const srv = createServer((s) => {
+    n++;
+    sockets.push(s);
+    s.on('error', () => undefined);
+    let got = 0;
+    s.on('data', (d: Buffer) => {
+      const before = got;
+      got += d.length;
+      if (before < 8 && got >= 8) s.write(encodeHello());
+      if (before < 8 + 48 && got >= 8 + 48) {
+        const h = Buffer.alloc(16);
+        h.writeUInt32BE(1, 0); // the client's first request id on a connection
+        h.writeBigUInt64BE(4096n, 8);
+        s.write(Buffer.concat([h, Buffer.alloc(2048)]));
+      }
+    });
+  });
+  raws.push(srv);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  return { port: (srv.address() as { port: number }).port, connections: () => n };
+}
+
+describe('wire review (issue 14): a wire that stalls while HTTP works', () => {
+  it('a request that times out on the wire is a doubt: the peer\'s next requests go over HTTP', async () => {
+    const server = await seeder();
+    const stall = await stallingWire();
+    const wire = new WireClient({ connectTimeoutMs: 2_000 });
+    const http = new RangeClient({ connectTimeoutMs: 2_000 });
+    const either = new WireOrHttp(wire, http);
+    const httpPeer = `127.0.0.1:${server.port}`;
+    const wirePeer = `127.0.0.1:${stall.port}`;
+    const blocks = { fileId: k.filehash, blockSize: 4096, firstBlock: 0, count: 1, length: 4096 };
+    try {
+      const into = Buffer.alloc(4096);
+      const err = await either.fetch(httpPeer, wirePeer, k.swarmId, blocks, into, AbortSignal.timeout(300)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KfetchError);
+      expect((err as KfetchError).code).toBe('KF_E_PEER_TIMEOUT');
+      // The stalled wire is no longer trusted: the next request is answered over HTTP, with the right bytes.
+      expect(either.usesWire(wirePeer)).toBe(false);
+      const again = Buffer.alloc(4096);
+      expect(await either.fetch(httpPeer, wirePeer, k.swarmId, { ...blocks, firstBlock: 1 }, again, AbortSignal.timeout(5_000))).toBe('http');
+      expect(again.equals(await readBlock(1))).toBe(true);
+    } finally {
+      wire.close();
+      await http.close();
+    }
+  });
+});
+
+async function readBlock(i: number): Promise<Buffer> {
+  const b = Buffer.alloc(4096);
+  await data.read(b, 4096, i * 4096);
+  return b;
+}

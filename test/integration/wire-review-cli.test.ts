@@ -1,5 +1,6 @@
-// Issue 14 review: `KFETCH_NO_WIRE=1` keeps every kfetch client off the peer wire (docs/spec-peer-wire.md
-// "Discovery"), the seeding box's downloads included; real processes and sockets on 127.0.0.1.
+// Issue 14 review, with real kfetch processes and sockets on 127.0.0.1: `KFETCH_NO_WIRE=1` keeps every kfetch
+// client off the peer wire (docs/spec-peer-wire.md "Discovery"), the seeding box's downloads included; a wire that
+// stalls while the peer's HTTP works costs one deadline, not the download.
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
-import { killAllChildren, startCli } from '../helpers/cli.js';
+import { killAllChildren, runCli, startCli, tempHome } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
 import { until } from '../helpers/wait.js';
 
@@ -73,4 +74,52 @@ describe('wire review (issue 14): KFETCH_NO_WIRE=1', () => {
     expect(new Set(p.requests).size).toBeGreaterThan(0);
     expect(dials).toBe(0);
   }, 60_000);
+});
+
+describe('wire review (issue 14): a wire that stalls mid-reply', () => {
+  it('get falls back to HTTP after a deadline on the wire, and the file arrives whole and verified', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kfetch-stall-'));
+    dirs.push(dir);
+    const bytes = payloadBytes(0, SIZE, 'stalling-wire');
+    const json = kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK] });
+    const kascadePath = writeKascade(join(dir, 'payload.json'), json);
+    // A wire that says hello, answers the first request of a connection with its header and half its body, then
+    // stalls (the seeder's HTTP port works).
+    let dials = 0;
+    const wire = createServer((s) => {
+      dials++;
+      sockets.add(s);
+      s.on('error', () => undefined);
+      let got = 0;
+      s.on('data', (d: Buffer) => {
+        const before = got;
+        got += d.length;
+        if (before < 8 && got >= 8) s.write(Buffer.from([...Buffer.from('KWIRE', 'latin1'), 1, 0, 0]));
+        if (before < 56 && got >= 56) {
+          const h = Buffer.alloc(16);
+          h.writeUInt32BE(1, 0);
+          h.writeBigUInt64BE(BigInt(BLOCK), 8);
+          s.write(Buffer.concat([h, Buffer.alloc(BLOCK / 2, 0x55)]));
+        }
+      });
+    });
+    servers.push(wire);
+    await new Promise<void>((res) => wire.listen(0, '127.0.0.1', () => res()));
+    const p = await startAdversarialPeer({
+      bytes,
+      id: json.filehash as string,
+      blockSize: BLOCK,
+      bitfield: true,
+      headers: { 'X-Kascade-Wire': String((wire.address() as { port: number }).port) },
+    });
+    peers.push(p);
+    const out = join(dir, 'out');
+    // An unmeasured peer's deadline is 30 s (maxDeadlineMs / 2): the wire costs that once, then HTTP serves it all.
+    // Before the fix every later request went to the stalled wire again and no block ever arrived.
+    const r = await runCli(['get', kascadePath, '--out', out, '--peer', p.addr, '--no-serve', '--json', '--timeout', '90'], { home: tempHome(), timeoutMs: 100_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(sha256(readFileSync(join(out, 'payload.bin')))).toBe(sha256(bytes));
+    expect(dials).toBeGreaterThan(0); // the wire was tried
+    expect(new Set(p.requests).size).toBe(Math.ceil(SIZE / BLOCK)); // and every block then came over HTTP
+  }, 90_000);
 });
