@@ -4,8 +4,9 @@
 // connections per peer, each pipelining up to LIMITS.wireMaxPipelined requests answered in order.
 //
 // `detail.fallback` marks the errors that mean "this peer's wire is not to be trusted: use HTTP" (no hello, a bad
-// frame, status bad-request or unknown-file, a refused connection); `fetchWithFallback` does exactly that and
-// remembers it per peer. Not-held and busy are answers (HTTP 400 and 503 would say the same), not doubts.
+// frame, status bad-request or unknown-file, a refused connection, a connection the seeder cut with requests
+// outstanding, and — in WireOrHttp — a request that missed its deadline on the wire); WireOrHttp does exactly that
+// and remembers it per peer. Not-held and busy are answers (HTTP 400 and 503 would say the same), not doubts.
 
 import { connect, type Socket } from 'node:net';
 import { KfetchError, type ErrorCode } from '../errors.js';
@@ -108,8 +109,11 @@ class WireConnection {
       if (!this.decoder.helloDone) this.fail('KF_E_PEER_TIMEOUT', `no wire hello within ${o.connectTimeoutMs} ms`, true);
     }, o.connectTimeoutMs);
     this.helloTimer.unref();
-    this.socket.on('error', (err) => this.fail('KF_E_PEER_CONNECT', `wire connection failed: ${err.message}`, !this.decoder.helloDone, err));
-    this.socket.on('close', () => this.fail('KF_E_PEER_CONNECT', 'wire connection closed', !this.decoder.helloDone));
+    // The seeder closed the connection, or it failed, with requests outstanding (we close it only through fail()):
+    // a doubt whenever it happens. A wire that cuts replies mid-body must not cost us a peer whose HTTP works; a
+    // seeder that is gone fails over HTTP too, as it would have.
+    this.socket.on('error', (err) => this.fail('KF_E_PEER_CONNECT', `wire connection failed: ${err.message}`, true, err));
+    this.socket.on('close', () => this.fail('KF_E_PEER_CONNECT', 'wire connection closed', true));
   }
 
   send(b: WireBlocks, into: Buffer | undefined, resolve: () => void, reject: (e: KfetchError) => void): Pending {

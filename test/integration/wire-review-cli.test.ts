@@ -76,15 +76,18 @@ describe('wire review (issue 14): KFETCH_NO_WIRE=1', () => {
   }, 60_000);
 });
 
-describe('wire review (issue 14): a wire that stalls mid-reply', () => {
-  it('get falls back to HTTP after a deadline on the wire, and the file arrives whole and verified', async () => {
+describe('wire review (issue 14): a wire that stalls or cuts its replies mid-body while HTTP works', () => {
+  it.each([
+    ['stalls (after one 30 s deadline: an unmeasured peer\'s)', false],
+    ['cuts the connection (at once)', true],
+  ])('get: a wire that %s is given up for HTTP; the file arrives whole and verified', async (_what, cut) => {
     const dir = mkdtempSync(join(tmpdir(), 'kfetch-stall-'));
     dirs.push(dir);
     const bytes = payloadBytes(0, SIZE, 'stalling-wire');
     const json = kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK] });
     const kascadePath = writeKascade(join(dir, 'payload.json'), json);
     // A wire that says hello, answers the first request of a connection with its header and half its body, then
-    // stalls (the seeder's HTTP port works).
+    // stalls or closes (the seeder's HTTP port works).
     let dials = 0;
     const wire = createServer((s) => {
       dials++;
@@ -99,7 +102,9 @@ describe('wire review (issue 14): a wire that stalls mid-reply', () => {
           const h = Buffer.alloc(16);
           h.writeUInt32BE(1, 0);
           h.writeBigUInt64BE(BigInt(BLOCK), 8);
-          s.write(Buffer.concat([h, Buffer.alloc(BLOCK / 2, 0x55)]));
+          const half = Buffer.concat([h, Buffer.alloc(BLOCK / 2, 0x55)]);
+          if (cut) s.end(half);
+          else s.write(half);
         }
       });
     });
@@ -114,8 +119,8 @@ describe('wire review (issue 14): a wire that stalls mid-reply', () => {
     });
     peers.push(p);
     const out = join(dir, 'out');
-    // An unmeasured peer's deadline is 30 s (maxDeadlineMs / 2): the wire costs that once, then HTTP serves it all.
-    // Before the fix every later request went to the stalled wire again and no block ever arrived.
+    // Before the fixes every request went to the wire again: a stalled one never delivered a block (KF_E_NO_PEERS),
+    // a cutting one got the peer dropped after 8 failures.
     const r = await runCli(['get', kascadePath, '--out', out, '--peer', p.addr, '--no-serve', '--json', '--timeout', '90'], { home: tempHome(), timeoutMs: 100_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(sha256(readFileSync(join(out, 'payload.bin')))).toBe(sha256(bytes));

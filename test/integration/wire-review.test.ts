@@ -122,8 +122,11 @@ describe('wire review (issue 14): the client keeps nothing per peer once its con
   });
 });
 
-/** A wire port that says hello, answers the first request of each connection with its header and half its body, then stalls. */
-async function stallingWire(): Promise<{ port: number; connections: () => number }> {
+/**
+ * A wire port that says hello, answers the first request of each connection with its header and half its body, then
+ * stalls (or, with `cut`, closes the connection).
+ */
+async function stallingWire(cut = false): Promise<{ port: number; connections: () => number }> {
   let n = 0;
   const srv = createServer((s) => {
     n++;
@@ -138,7 +141,9 @@ async function stallingWire(): Promise<{ port: number; connections: () => number
         const h = Buffer.alloc(16);
         h.writeUInt32BE(1, 0); // the client's first request id on a connection
         h.writeBigUInt64BE(4096n, 8);
-        s.write(Buffer.concat([h, Buffer.alloc(2048)]));
+        const half = Buffer.concat([h, Buffer.alloc(2048)]);
+        if (cut) s.end(half);
+        else s.write(half);
       }
     });
   });
@@ -167,6 +172,29 @@ describe('wire review (issue 14): a wire that stalls while HTTP works', () => {
       const again = Buffer.alloc(4096);
       expect(await either.fetch(httpPeer, wirePeer, k.swarmId, { ...blocks, firstBlock: 1 }, again, AbortSignal.timeout(5_000))).toBe('http');
       expect(again.equals(await readBlock(1))).toBe(true);
+    } finally {
+      wire.close();
+      await http.close();
+    }
+  });
+});
+
+describe('wire review (issue 14): a wire that cuts every reply mid-body while HTTP works', () => {
+  it('the cut is a doubt: the request is asked again over HTTP at once, and the wire is not used again', async () => {
+    const server = await seeder();
+    const cutter = await stallingWire(true);
+    const wire = new WireClient({ connectTimeoutMs: 2_000 });
+    const http = new RangeClient({ connectTimeoutMs: 2_000 });
+    const either = new WireOrHttp(wire, http);
+    const httpPeer = `127.0.0.1:${server.port}`;
+    const wirePeer = `127.0.0.1:${cutter.port}`;
+    try {
+      const into = Buffer.alloc(4096);
+      const blocks = { fileId: k.filehash, blockSize: 4096, firstBlock: 2, count: 1, length: 4096 };
+      expect(await either.fetch(httpPeer, wirePeer, k.swarmId, blocks, into, AbortSignal.timeout(5_000))).toBe('http');
+      expect(into.equals(await readBlock(2))).toBe(true);
+      expect(cutter.connections()).toBe(1);
+      expect(either.usesWire(wirePeer)).toBe(false);
     } finally {
       wire.close();
       await http.close();
