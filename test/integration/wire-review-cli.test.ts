@@ -3,15 +3,16 @@
 // stalls while the peer's HTTP works costs one deadline, not the download.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
 import { killAllChildren, runCli, startCli, tempHome } from '../helpers/cli.js';
+import { ReplyDecoder, WireStatus, encodeHello, encodeRequest } from '../../src/peer/wire-frames.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
-import { until } from '../helpers/wait.js';
+import { until, within } from '../helpers/wait.js';
 
 const BLOCK = 64 * 1024;
 const SIZE = 1024 * 1024 + 333;
@@ -127,4 +128,68 @@ describe('wire review (issue 14): a wire that stalls or cuts its replies mid-bod
     expect(dials).toBeGreaterThan(0); // the wire was tried
     expect(new Set(p.requests).size).toBe(Math.ceil(SIZE / BLOCK)); // and every block then came over HTTP
   }, 90_000);
+});
+
+describe('wire review (issue 14): a seeder still downloading serves only verified blocks over the wire', () => {
+  it('get --seed --wire-port: probed block by block while it downloads, every ok reply is the right bytes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kfetch-partial-wire-'));
+    dirs.push(dir);
+    const size = 4 * 1024 * 1024 + 777;
+    const n = Math.ceil(size / BLOCK);
+    const bytes = payloadBytes(0, size, 'partial-wire');
+    const json = kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK] });
+    const kascadePath = writeKascade(join(dir, 'payload.json'), json);
+    mkdirSync(join(dir, 'a'));
+    writeFileSync(join(dir, 'a', 'payload.bin'), bytes);
+    // A: the source, slow enough (1 MiB/s) that B is seen partway.
+    const a = startCli(['seed', kascadePath, '--data', join(dir, 'a'), '--port', '0', '--max-upload', '1M']);
+    const [, aAddr] = await a.waitForLine(/^listening on http:\/\/(\S+)$/);
+    // B: downloads from A and serves what it holds, on the wire too.
+    const b = startCli(['--log-json', 'get', kascadePath, '--out', join(dir, 'b'), '--peer', aAddr!, '--json', '--seed', '--port', '0', '--wire-port', '0', '--timeout', '60']);
+    let wirePort: number | undefined;
+    await until(
+      () => {
+        const m = /"wirePort":(\d+)/.exec(b.stderr());
+        wirePort = m === null ? undefined : Number(m[1]);
+        return wirePort !== undefined;
+      },
+      15_000,
+      'B serving the wire',
+    );
+    const probe = connect({ host: '127.0.0.1', port: wirePort! });
+    sockets.add(probe);
+    probe.on('error', () => undefined);
+    const awaited: { id: number; length: number; i: number }[] = [];
+    const counts = { ok: 0, notHeld: 0, wrong: 0, other: 0 };
+    let replied: (() => void) | undefined;
+    const decoder = new ReplyDecoder((id) => (awaited[0]?.id === id ? { length: awaited[0].length } : undefined));
+    probe.on('data', (chunk: Buffer) =>
+      decoder.feed(chunk, (r) => {
+        const { i } = awaited.shift()!;
+        if (r.status === WireStatus.ok) {
+          counts.ok++;
+          if (!r.body.equals(bytes.subarray(i * BLOCK, Math.min(size, (i + 1) * BLOCK)))) counts.wrong++;
+        } else if (r.status === WireStatus.notHeld) counts.notHeld++;
+        else counts.other++;
+        replied?.();
+      }),
+    );
+    probe.write(encodeHello());
+    const done = (): boolean => b.stdout().includes('"event":"done"');
+    let id = 0;
+    while (!done()) {
+      for (let i = 0; i < n && !done(); i++) {
+        awaited.push({ id: ++id, length: Math.min(size, (i + 1) * BLOCK) - i * BLOCK, i });
+        const got = new Promise<void>((r) => (replied = r));
+        probe.write(encodeRequest({ requestId: id, fileId: json.filehash as string, blockSize: BLOCK, firstBlock: i, count: 1 }));
+        await within(got, 10_000, `B's reply to block ${i}`);
+      }
+    }
+    // B was probed partway (blocks not held yet, others already served) and never served a wrong byte.
+    expect(counts.wrong).toBe(0);
+    expect(counts.other).toBe(0);
+    expect(counts.notHeld).toBeGreaterThan(0);
+    expect(counts.ok).toBeGreaterThan(0);
+    expect(sha256(readFileSync(join(dir, 'b', 'payload.bin')))).toBe(sha256(bytes));
+  }, 60_000);
 });
