@@ -12,7 +12,7 @@ import { parseKascade } from '../../src/kascade/parse.js';
 import { KfetchError } from '../../src/errors.js';
 import { RangeClient } from '../../src/peer/range-client.js';
 import { WireClient, WireOrHttp } from '../../src/peer/wire-client.js';
-import { encodeHello, encodeRequest, type WireRequest } from '../../src/peer/wire-frames.js';
+import { ReplyDecoder, WireStatus, encodeHello, encodeRequest, type WireRequest } from '../../src/peer/wire-frames.js';
 import { startBlockServer, type BlockServer } from '../../src/server/block-server.js';
 import { Library, VerifiedServedFile } from '../../src/server/library.js';
 import { openDataFileToSeed, type DataFile } from '../../src/store/data-file.js';
@@ -198,6 +198,62 @@ describe('wire review (issue 14): a wire that cuts every reply mid-body while HT
     } finally {
       wire.close();
       await http.close();
+    }
+  });
+});
+
+describe('wire review (issue 14): a file removed while it is being served', () => {
+  it.each([
+    ['and closes it: the reply in progress is cut', true],
+    ['but keeps it open a while: the reply in progress ends whole, the queued ones get unknown file', false],
+  ])('the owner removes the file %s; never other bytes', async (_what, closeIt) => {
+    const p = makePayload(dir, 'big.bin', 8 * 1024 * 1024, 'removed-while-serving');
+    const bigK = parseKascade(
+      JSON.stringify(kascadeJsonFor(p.bytes!, { filename: 'big.bin', tracker: 'http://127.0.0.1:9/peers/x.json', blockSizes: [4096] })),
+      'big.json',
+    );
+    const bigData = await openDataFileToSeed(p.path, p.bytes!.length);
+    const library = new Library();
+    library.add(new VerifiedServedFile(bigK, bigData, Bitfield.full(bigK.geometry(4096).count), 4096));
+    // One request prepared at a time, so the later ones are still queued when the file goes.
+    const server = await startBlockServer({ library, host: '127.0.0.1', port: 0, log, wirePort: 0, limits: { maxPerClient: 1 } });
+    servers.push(server);
+    const w = rawWire(server.wirePort!);
+    w.pause();
+    const reqs = [0, 1024, 0].map((firstBlock, i) => ({ requestId: i + 1, fileId: bigK.filehash, blockSize: 4096, firstBlock, count: 1024 }));
+    w.write(Buffer.concat([encodeHello(), ...reqs.map((r) => encodeRequest(r))]));
+    await until(() => server.stats().readBuffers.liveBytes > 0, 5_000, 'the first reply streaming');
+    // The owner removes the file (and closes it, or not yet) while the 4 MiB reply is in the socket buffers.
+    library.remove(bigK.filehash);
+    if (closeIt) bigData.close();
+    const replies: { requestId: number; status: number; body: Buffer }[] = [];
+    const queue = [...reqs];
+    const d = new ReplyDecoder((id) => (queue[0]?.requestId === id ? { length: 4 * 1024 * 1024 } : undefined));
+    const closed = new Promise<void>((resolve) => w.once('close', () => resolve()));
+    w.on('data', (chunk: Buffer) =>
+      d.feed(chunk, (r) => {
+        queue.shift();
+        replies.push({ requestId: r.requestId, status: r.status, body: Buffer.from(r.body) });
+        if (replies.length === reqs.length) w.destroy();
+      }),
+    );
+    w.resume();
+    await within(closed, 20_000, 'every reply, or the connection cut');
+    for (const r of replies) {
+      if (r.status === WireStatus.ok) {
+        const first = reqs[r.requestId - 1]!.firstBlock * 4096;
+        expect(r.body.equals(p.bytes!.subarray(first, first + 4 * 1024 * 1024)), `reply ${r.requestId}`).toBe(true);
+      } else expect(r.status, `reply ${r.requestId}`).toBe(WireStatus.unknownFile);
+    }
+    if (closeIt) {
+      expect(replies.filter((r) => r.status === WireStatus.ok)).toEqual([]); // cut mid-reply: nothing whole came
+    } else {
+      bigData.close();
+      expect(replies.map((r) => [r.requestId, r.status])).toEqual([
+        [1, WireStatus.ok],
+        [2, WireStatus.unknownFile],
+        [3, WireStatus.unknownFile],
+      ]);
     }
   });
 });
