@@ -258,6 +258,30 @@ describe('wire review (issue 14): a file removed while it is being served', () =
   });
 });
 
+describe('wire review (issue 14): the HTTP range client keeps nothing per peer once its connections are gone', () => {
+  it('after ranges from 20 peers whose connections then idle-closed, and 5 refused, no per-peer entry is left', async () => {
+    const client = new RangeClient({ connectTimeoutMs: 2_000, idleTimeoutMs: 100 });
+    const seeders: BlockServer[] = [];
+    try {
+      for (let i = 0; i < 20; i++) {
+        const s = await seeder();
+        seeders.push(s);
+        const into = Buffer.alloc(4096);
+        await client.fetchRange(`127.0.0.1:${s.port}`, k.swarmId, 4096, 8191, into, AbortSignal.timeout(5_000));
+        expect(into.equals(await readBlock(1))).toBe(true);
+      }
+      for (let i = 0; i < 5; i++) {
+        const err = await client.fetchRange(`127.0.0.1:${await freePort()}`, k.swarmId, 0, 4095, Buffer.alloc(4096), AbortSignal.timeout(5_000)).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(KfetchError);
+      }
+      await until(() => seeders.every((s) => s.stats().connections === 0), 10_000, 'every idle connection closed');
+      await until(() => client.peerCount === 0, 5_000, 'no per-peer entry left');
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 async function readBlock(i: number): Promise<Buffer> {
   const b = Buffer.alloc(4096);
   await data.read(b, 4096, i * 4096);
