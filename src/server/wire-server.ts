@@ -340,7 +340,9 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
               writing = false;
               resolve(err === null || err === undefined);
             });
-            if (!flowing) {
+            // Not taken at once by the kernel: a chunk under the high-water mark (a 4 KiB reply) leaves `flowing` true
+            // but waits all the same when the client reads nothing; without a timer it waited forever, with its slot.
+            if (!flowing || socket.writableLength > 0) {
               timer = setTimeout(() => resolve(false), limits.idleTimeoutMs);
               timer.unref();
             }

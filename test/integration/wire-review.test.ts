@@ -100,6 +100,33 @@ describe('wire review (issue 14): a client that never reads', () => {
   }, 120_000);
 });
 
+describe('wire review (issue 14): a client that never reads, asking for small blocks', () => {
+  it('a small reply stuck behind full socket buffers is cut after the idle timeout and its slots freed', async () => {
+    const server = await seeder({ idleTimeoutMs: 1_000 });
+    const w = rawWire(server.wirePort!);
+    w.pause();
+    w.write(encodeHello());
+    const closed = new Promise<void>((resolve) => w.once('close', () => resolve()));
+    const ok = (): number => server.stats().wire!.replies.ok;
+    // One 4 KiB block per request (a reply smaller than the socket's high-water mark), 32 at a time, each batch
+    // after the seeder began the last; ~4 MiB of replies fill loopback's buffers, then a reply cannot be written.
+    let sent = 0;
+    for (let batch = 0; batch < 400; batch++) {
+      w.write(Buffer.concat(Array.from({ length: 32 }, (_, i) => encodeRequest({ requestId: sent + i, fileId: k.filehash, blockSize: 4096, firstBlock: (sent + i) % 24, count: 1 }))));
+      sent += 32;
+      const end = performance.now() + 1_500;
+      while (ok() < sent - 8 && performance.now() < end) await new Promise((r) => setImmediate(r));
+      if (ok() < sent - 8) break; // a reply is stuck: the buffers are full
+    }
+    expect(ok()).toBeLessThan(sent); // the seeder really is stuck behind us
+    // Cut within a few idle timeouts, and every admission slot and read buffer given back.
+    await until(() => server.stats().wire!.connections === 0, 10_000, 'the stuck connection cut');
+    await until(() => server.stats().inFlight === 0 && server.stats().readBuffers.liveBytes === 0, 5_000, 'slots and buffers given back');
+    w.destroy();
+    await closed;
+  }, 60_000);
+});
+
 describe('wire review (issue 14): the client keeps nothing per peer once its connections are gone', () => {
   it('after wires refused, failed and idle-closed, no per-peer entry is left (a box meets peers for months)', async () => {
     const server = await seeder();
