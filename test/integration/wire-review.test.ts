@@ -127,6 +127,28 @@ describe('wire review (issue 14): a client that never reads, asking for small bl
   }, 60_000);
 });
 
+describe('wire review (issue 14): the same over HTTP (the wire shares its rules)', () => {
+  it('a small HTTP response stuck behind full socket buffers is cut after the idle timeout and its slot freed', async () => {
+    const server = await seeder({ idleTimeoutMs: 1_000 });
+    const c = rawWire(server.port); // a raw TCP client of the HTTP port
+    c.pause();
+    const get = (i: number): string =>
+      `GET /${k.swarmId} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nRange: bytes=${(i % 24) * 4096}-${(i % 24) * 4096 + 4095}\r\n\r\n`;
+    const sentBytes = (): number => server.stats().bytesSent;
+    let sent = 0;
+    let stuck = false;
+    for (let batch = 0; batch < 400 && !stuck; batch++) {
+      c.write(Array.from({ length: 16 }, (_, i) => get(sent + i)).join(''));
+      sent += 16;
+      const end = performance.now() + 1_500;
+      while (sentBytes() < (sent - 4) * 4096 && performance.now() < end) await new Promise((r) => setImmediate(r));
+      stuck = sentBytes() < (sent - 4) * 4096;
+    }
+    expect(stuck).toBe(true);
+    await until(() => server.stats().inFlight === 0, 10_000, 'the stuck response cut and its slot freed');
+  }, 60_000);
+});
+
 describe('wire review (issue 14): the client keeps nothing per peer once its connections are gone', () => {
   it('after wires refused, failed and idle-closed, no per-peer entry is left (a box meets peers for months)', async () => {
     const server = await seeder();
