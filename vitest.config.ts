@@ -17,7 +17,11 @@ export default defineConfig({
         test: {
           name: 'tracker-on-redis',
           include: ['test/integration/tracker-*.test.ts'],
-          exclude: ['test/integration/tracker-redis-store.test.ts', 'test/integration/tracker-store-conformance.test.ts', 'test/integration/tracker-store-outage.test.ts'],
+          exclude: [
+            'test/integration/tracker-redis-store.test.ts', 'test/integration/tracker-store-conformance.test.ts', 'test/integration/tracker-store-outage.test.ts',
+            // Starts its own redis-server already.
+            'test/integration/tracker-udp-workers.test.ts',
+          ],
           globalSetup: ['test/helpers/global-setup.ts', 'test/helpers/redis-global-setup.ts'],
           fileParallelism: false,
         },

@@ -1,6 +1,6 @@
 // `npm run bench [-- [name...] [--size MiB] [--peers N] [--runs N] [--quick]]`: measures the machine's ceilings,
 // then runs the scenarios (create, mirrors, swarm, swarm-shaped, rss, resume, tail, single-block, picker, md5,
-// box-scale, box-soak, issue 12's box-api, api-sse and ui-table, issue 13's tracker, issue 14's tracker-udp and peer-wire) one after another, prints one table, the CPU
+// box-scale, box-soak, issue 12's box-api, api-sse and ui-table, issue 13's tracker, issue 14's tracker-udp, peer-wire and peer-wire-swarm) one after another, prints one table, the CPU
 // account (CPU-s per GiB: downloader user/sys, kfetch's in-process breakdown, the servers' CPU per GiB served) and
 // the targets as met / not met, and writes every figure to bench/results/<name>-<ISO date>.json (--results DIR, --name NAME; default bench). Anchors (aria2c, nginx,
 // WebTorrent...: scripts/install-anchors.sh) missing on the machine are skipped and named; each runs in the fastest
@@ -33,12 +33,14 @@ import { tail } from './scenarios/tail.js';
 import { tracker } from './scenarios/tracker.js';
 import { trackerUdp } from './scenarios/tracker-udp.js';
 import { peerWire } from './scenarios/peer-wire.js';
+import { peerWireSwarm } from './scenarios/peer-wire-swarm.js';
 import { uiTable } from './scenarios/ui-table.js';
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const SCENARIOS: Record<string, Scenario> = {
   create, mirrors, swarm, 'swarm-shaped': swarmShaped, rss, resume, tail, 'single-block': singleBlock, picker, md5, 'box-scale': boxScale, 'box-soak': boxSoak,
   'box-api': boxApi, 'api-sse': apiSse, 'ui-table': uiTable, tracker, 'tracker-udp': trackerUdp, 'peer-wire': peerWire,
+  'peer-wire-swarm': peerWireSwarm,
 };
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {

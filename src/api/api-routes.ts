@@ -170,7 +170,7 @@ function peers(c: RouteCall): void {
     return { ...p, upRate: u?.rate ?? 0, uploadedBytes: u?.bytes ?? 0 };
   });
   for (const u of upOf.values()) {
-    list.push({ address: u.address, source: 'incoming', downRate: 0, downloadedBytes: 0, share: null, inFlight: 0, latencyMs: null, badBlocks: 0, banned: null, upRate: u.rate, uploadedBytes: u.bytes });
+    list.push({ address: u.address, source: 'incoming', downRate: 0, downloadedBytes: 0, wireBytes: 0, share: null, inFlight: 0, latencyMs: null, badBlocks: 0, banned: null, upRate: u.rate, uploadedBytes: u.bytes });
   }
   sendJson(c.res, 200, { v: 1, peers: list });
 }

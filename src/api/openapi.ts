@@ -159,6 +159,7 @@ export function openApiDocument(): unknown {
             downRate: { type: 'integer' },
             upRate: { type: 'integer' },
             downloadedBytes: { type: 'integer' },
+            wireBytes: { type: 'integer', description: 'of downloadedBytes, the bytes that came over the binary peer wire' },
             uploadedBytes: { type: 'integer' },
             share: nullable('number'),
             inFlight: { type: 'integer' },

@@ -3,6 +3,7 @@
 // counters. Default process metrics (RSS, open fds, event-loop lag) come from prom-client. Used by box-run.ts.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TransportCounts } from '../peer/transport-counts.js';
 import type { BlockServerStats } from '../server/block-server.js';
 import type { AnnounceStats } from '../tracker/announce-stats.js';
 import { VERSION } from '../version.js';
@@ -15,6 +16,8 @@ export interface MetricsSources {
   /** Block server stats (undefined before it listens). */
   server: () => BlockServerStats | undefined;
   announces: () => AnnounceStats;
+  /** The box's block fetches by transport, peer wire or HTTP (undefined before the engine opens). */
+  transport?: () => TransportCounts | undefined;
 }
 
 /** Every state an entry in the folder can be in (a removed entry is no longer in the folder). */
@@ -132,6 +135,34 @@ export class BoxMetrics {
     counter('kfetch_scrub_failures_total', 'Scrubs that found blocks no longer matching (re-fetched)', () => src.box()?.counters.scrubFailures);
     counter('kfetch_downloads_failed_total', 'Downloads that failed (retried with backoff)', () => src.box()?.counters.downloadsFailed);
     counter('kfetch_downloads_stalled_total', 'Downloads that gave their slot up after --stall-timeout without a verified block (queued again with backoff)', () => src.box()?.counters.downloadsStalled);
+    // The binary peer wire (issue 14): what this box fetched over it and over HTTP, and what its wire served.
+    new Counter({
+      name: 'kfetch_peer_fetched_bytes_total',
+      help: 'Bytes of block requests completed, by transport (wire: the binary peer wire; http: HTTP ranges, fallbacks included)',
+      labelNames: ['transport'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const t = src.transport?.();
+        setCounter(this, { transport: 'wire' }, t?.wireBytes ?? 0);
+        setCounter(this, { transport: 'http' }, t?.httpBytes ?? 0);
+      },
+    });
+    new Counter({
+      name: 'kfetch_peer_fetch_requests_total',
+      help: 'Block requests completed, by transport (wire or http, fallbacks included in http)',
+      labelNames: ['transport'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const t = src.transport?.();
+        setCounter(this, { transport: 'wire' }, t?.wireRequests ?? 0);
+        setCounter(this, { transport: 'http' }, t?.httpRequests ?? 0);
+      },
+    });
+    counter('kfetch_peer_wire_fallbacks_total', 'Block requests tried on the peer wire and fetched over HTTP instead', () => src.transport?.()?.wireFallbacks);
+    counter('kfetch_peer_wire_served_bytes_total', 'Bytes of blocks served over the binary peer wire (also in kfetch_uploaded_bytes_total)', () => src.server()?.wire?.bytesSent);
+    counter('kfetch_peer_wire_served_requests_total', 'Requests answered over the binary peer wire', () => src.server()?.wire?.requests);
     new Counter({
       name: 'kfetch_announces_total',
       help: 'Tracker announces, by outcome',

@@ -49,6 +49,8 @@ export interface SeedBoxOptions {
   log: Logger;
   /** The port we serve on (announced). */
   port: () => number;
+  /** The port of our binary peer wire, if served (announced as `wire`). */
+  wirePort?: (() => number | undefined) | undefined;
   maxDownloads: number;
   /** A download with no newly verified block for this long gives its slot up (0: never). */
   stallTimeoutMs: number;
@@ -104,6 +106,7 @@ export class SeedBox {
       fds: this.fds,
       log: o.log,
       port: o.port,
+      wirePort: o.wirePort,
       announceStats: o.announceStats,
       ...(o.announceLimits === undefined ? {} : { announceLimits: o.announceLimits }),
       onChanged: (entry, err) => this.changedWhileSeeding(entry, err),

@@ -21,6 +21,8 @@ export interface SeedingOptions {
   log: Logger;
   /** The port we serve on (announced). */
   port: () => number;
+  /** The port of our binary peer wire, if served (announced as `wire`). */
+  wirePort?: (() => number | undefined) | undefined;
   announceStats?: AnnounceStats | undefined;
   announceLimits?: ConstructorParameters<typeof Announcer>[0]['limits'];
   /** The data file of a seeding entry was found changed (reported once per start). */
@@ -52,7 +54,10 @@ export class Seeding {
       url: k.tracker,
       trackers: k.trackers,
       log: this.o.log.child({ file: entry.path }),
-      state: () => ({ port: this.o.port(), progress: 1, blocks: { blockSize: row.blockSize, bitfield } }),
+      state: () => {
+        const wirePort = this.o.wirePort?.();
+        return { port: this.o.port(), progress: 1, blocks: { blockSize: row.blockSize, bitfield }, ...(wirePort === undefined ? {} : { wirePort }) };
+      },
       queue: this.announceQueue,
       startDelayMs: this.batch.i < this.batch.n ? spreadStartDelayMs(this.batch.i++, this.batch.n) : 0,
       ...(this.o.announceStats === undefined ? {} : { stats: this.o.announceStats }),

@@ -91,7 +91,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
   let box: SeedBox | undefined;
   const announces = createAnnounceStats();
   let engine: Engine | undefined;
-  const metrics = new BoxMetrics({ box: () => box, server: () => engine?.server?.stats(), announces: () => announces });
+  const metrics = new BoxMetrics({ box: () => box, server: () => engine?.server?.stats(), announces: () => announces, transport: () => engine?.transport() });
   const allowed = accessList(flags.metricsAllow ?? []);
   // The control API and page: on this port unless --api-port; bound once the box exists.
   let boxApi: BoxApi | undefined;
@@ -141,6 +141,7 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
       engine,
       log,
       port: () => server.port,
+      wirePort: () => server.wirePort,
       maxDownloads: flags.maxDownloads,
       stallTimeoutMs: flags.stallTimeout * 1000,
       maxOpenFiles: flags.maxOpenFiles,

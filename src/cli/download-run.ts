@@ -110,13 +110,14 @@ export function finishDownloads(results: { row: DownloadRow; result: SessionResu
 export async function seedAfterDownload(engine: Engine, prepared: Prepared[], ctx: CommandContext): Promise<void> {
   const port = engine.server?.port;
   if (port === undefined) return;
+  const wirePort = engine.server?.wirePort;
   const announcers = prepared.map(
     (p) =>
       new Announcer({
         url: p.init.kascade.tracker,
         trackers: p.init.kascade.trackers,
         log: ctx.log(),
-        state: () => ({ port, progress: 1, blocks: { blockSize: p.init.row.blockSize, bitfield: p.init.durable } }),
+        state: () => ({ port, progress: 1, blocks: { blockSize: p.init.row.blockSize, bitfield: p.init.durable }, ...(wirePort === undefined ? {} : { wirePort }) }),
       }),
   );
   for (const a of announcers) a.start();

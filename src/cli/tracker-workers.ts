@@ -5,8 +5,13 @@
 // `listening on URL` once every worker listens, restarts a worker that dies (back-off 1 s doubling to 30 s, reset
 // once it has stayed up a minute) while the others go on answering, and on SIGINT/SIGTERM stops them all (a stop
 // message, then SIGKILL after 10 s) and exits 0. A worker that fails to start fails the whole command with its error.
+// With `--udp-port` every worker also binds the UDP tracker's port: node:cluster shares one datagram socket among
+// them (the primary binds it, the kernel hands each datagram to whichever worker reads first), and the primary draws
+// the one connection-id secret every worker (a restarted one too) is given, so an id one worker gave is accepted by
+// any other.
 
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { ERROR_CATALOGUE, KfetchError, type ErrorCode } from '../errors.js';
@@ -18,13 +23,21 @@ export const WORKER_ENV = 'KFETCH_TRACKER_WORKER';
  * had died would otherwise get a new random port, and the URL printed at start would go dead.
  */
 const PORT_ENV = 'KFETCH_TRACKER_WORKER_PORT';
+/** The same for the UDP tracker's port (`--udp-port 0`). */
+const UDP_PORT_ENV = 'KFETCH_TRACKER_WORKER_UDP_PORT';
+/**
+ * The UDP connection-id secret (hex), drawn once by the primary and put in each fork's environment: not on a command
+ * line (other users can read those), never logged, and removed from the worker's process.env as soon as it is read.
+ */
+const UDP_SECRET_ENV = 'KFETCH_TRACKER_WORKER_UDP_SECRET';
+const UDP_SECRET_BYTES = 32;
 const RESTART_FIRST_MS = 1_000;
 const RESTART_MAX_MS = 30_000;
 const STABLE_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 
 type WorkerMessage =
-  | { kfetch: 'tracker-listening'; url: string }
+  | { kfetch: 'tracker-listening'; url: string; udpUrl?: string }
   | { kfetch: 'tracker-failed'; code: string; message: string }
   | { kfetch: 'tracker-metrics'; id: number };
 type PrimaryMessage = { kfetch: 'tracker-stop' } | { kfetch: 'tracker-metrics'; id: number; text?: string; error?: string };
@@ -48,9 +61,35 @@ export function workerPort(): number | undefined {
   return Number.isInteger(p) && p > 0 && p <= 65535 ? p : undefined;
 }
 
-/** A worker tells the primary it listens on `url`. */
-export function reportListening(url: string): void {
-  process.send?.({ kfetch: 'tracker-listening', url } satisfies WorkerMessage);
+/** The UDP port a restarted worker must bind (undefined: the command line's). */
+export function workerUdpPort(): number | undefined {
+  if (trackerWorkerNumber() === undefined) return undefined;
+  const p = Number(process.env[UDP_PORT_ENV]);
+  return Number.isInteger(p) && p > 0 && p <= 65535 ? p : undefined;
+}
+
+let udpSecret: Buffer | undefined;
+/**
+ * In a tracker worker, the connection-id secret the primary gave every worker (read once, then gone from the
+ * environment); undefined when this process is not a tracker worker.
+ * @throws KfetchError KF_E_INTERNAL in a worker without a well-formed secret: drawing its own would make the ids of the
+ *   other workers invalid here, silently (every announce that lands elsewhere than its connect told to connect again).
+ */
+export function workerUdpSecret(): Buffer | undefined {
+  if (trackerWorkerNumber() === undefined) return undefined;
+  if (udpSecret !== undefined) return udpSecret;
+  const hex = process.env[UDP_SECRET_ENV];
+  delete process.env[UDP_SECRET_ENV];
+  if (hex === undefined || !new RegExp(`^[0-9a-f]{${UDP_SECRET_BYTES * 2}}$`).test(hex)) {
+    throw new KfetchError('KF_E_INTERNAL', `tracker worker: no UDP connection-id secret from the primary (${UDP_SECRET_ENV})`);
+  }
+  udpSecret = Buffer.from(hex, 'hex');
+  return udpSecret;
+}
+
+/** A worker tells the primary it listens on `url` (and, with --udp-port, on `udpUrl`). */
+export function reportListening(url: string, udpUrl?: string): void {
+  process.send?.({ kfetch: 'tracker-listening', url, ...(udpUrl === undefined ? {} : { udpUrl }) } satisfies WorkerMessage);
 }
 
 /**
@@ -129,13 +168,17 @@ export interface SuperviseOptions {
   log: Logger;
   /** Aborted on SIGINT/SIGTERM: stop every worker, then resolve. */
   shutdown: AbortSignal;
-  /** Called once, when every worker listens. */
-  listening: (url: string) => void;
+  /** The workers also run the UDP tracker (`--udp-port`): the primary gives them one connection-id secret. */
+  udp?: boolean;
+  /** Called once, when every worker listens (`udpUrl` with `udp`). */
+  listening: (url: string, udpUrl: string | undefined) => void;
 }
 
 interface Slot {
   n: number;
   worker: Worker | undefined;
+  /** The ports its current worker was told to bind by name (undefined: the command line's, maybe 0). */
+  asked: { port?: string; udpPort?: string };
   /** When its current worker said it listens (undefined: not yet). */
   listeningAt: number | undefined;
   delayMs: number;
@@ -147,10 +190,13 @@ interface Slot {
  * @throws KfetchError (the worker's code) if a worker fails before every worker has listened once.
  */
 export async function superviseTrackerWorkers(o: SuperviseOptions): Promise<void> {
-  const slots: Slot[] = Array.from({ length: o.workers }, (_, i) => ({ n: i + 1, worker: undefined, listeningAt: undefined, delayMs: RESTART_FIRST_MS, timer: undefined }));
+  const slots: Slot[] = Array.from({ length: o.workers }, (_, i) => ({ n: i + 1, worker: undefined, asked: {}, listeningAt: undefined, delayMs: RESTART_FIRST_MS, timer: undefined }));
   let stopping = false;
   let started = false;
   let url: string | undefined;
+  let udpUrl: string | undefined;
+  // One secret for the command's life: workers started later (restarts) accept the ids the first ones gave.
+  const secretEnv = o.udp === true ? { [UDP_SECRET_ENV]: randomBytes(UDP_SECRET_BYTES).toString('hex') } : {};
   let listeningCount = 0;
   let failStart: (err: KfetchError) => void = () => {};
   let allListening: () => void = () => {};
@@ -179,22 +225,32 @@ export async function superviseTrackerWorkers(o: SuperviseOptions): Promise<void
     slot.timer = undefined;
     if (stopping) return;
     // A restart listens where the first workers did (see PORT_ENV): while another worker listens it shares that
-    // socket by asking for the same address as they did (`--port`, maybe 0); once none does, the socket is gone and
-    // the port must be named.
-    const othersListen = slots.some((x) => x !== slot && x.worker !== undefined && x.listeningAt !== undefined);
-    const port = url === undefined || othersListen ? undefined : new URL(url).port;
-    const w = cluster.fork({ [WORKER_ENV]: String(slot.n), ...(port === undefined ? {} : { [PORT_ENV]: port }) });
+    // socket by asking for the same address as that worker did (node:cluster keys a shared socket by the port asked
+    // for, maybe 0: asking by number for a port held under 0 would be a second bind, EADDRINUSE); once none does, the
+    // socket is gone and the port must be named.
+    const peer = slots.find((x) => x !== slot && x.worker !== undefined && x.listeningAt !== undefined);
+    const asked = peer !== undefined || url === undefined ? { ...peer?.asked } : { port: new URL(url).port, ...(udpUrl === undefined ? {} : { udpPort: new URL(udpUrl).port }) };
+    const { port, udpPort } = asked;
+    const w = cluster.fork({
+      [WORKER_ENV]: String(slot.n),
+      ...(port === undefined ? {} : { [PORT_ENV]: port }),
+      ...(udpPort === undefined ? {} : { [UDP_PORT_ENV]: udpPort }),
+      ...secretEnv,
+    });
     slot.worker = w;
+    slot.asked = asked;
     slot.listeningAt = undefined;
     let failure: KfetchError | undefined;
     w.on('message', (m: unknown) => {
       const msg = m as Partial<WorkerMessage> | null;
       if (msg?.kfetch === 'tracker-listening' && typeof msg.url === 'string') {
+        const msgUdp = typeof msg.udpUrl === 'string' ? msg.udpUrl : undefined;
         url ??= msg.url;
+        udpUrl ??= msgUdp;
         slot.listeningAt = Date.now();
-        if (msg.url !== url) {
+        if (msg.url !== url || msgUdp !== udpUrl) {
           // The others died while it started: it got a new port. Stop it; its restart names the port.
-          o.log.warn({ worker: slot.n, url: msg.url, expected: url }, 'tracker: a worker listens elsewhere than the others; restarting it');
+          o.log.warn({ worker: slot.n, url: msg.url, expected: url, udpUrl: msgUdp, expectedUdp: udpUrl }, 'tracker: a worker listens elsewhere than the others; restarting it');
           w.process.kill('SIGKILL');
           return;
         }
@@ -275,8 +331,8 @@ export async function superviseTrackerWorkers(o: SuperviseOptions): Promise<void
   try {
     const first = await Promise.race([firstStart.then(() => 'up' as const), aborted.then(() => 'stop' as const)]);
     if (first === 'up') {
-      o.log.info({ workers: o.workers, url }, 'tracker: every worker listening');
-      o.listening(url!);
+      o.log.info({ workers: o.workers, url, ...(udpUrl === undefined ? {} : { udpUrl }) }, 'tracker: every worker listening');
+      o.listening(url!, udpUrl);
       await aborted;
     }
   } finally {

@@ -11,6 +11,7 @@ import type { Kascade } from '../kascade/kascade.js';
 import type { BlockClient } from '../peer/block-client.js';
 import { isLoopbackHost } from '../util/address-policy.js';
 import { peerKey, type PeerInfo } from '../peer/peer-info.js';
+import { countTransport, emptyTransportCounts } from '../peer/transport-counts.js';
 import { VerifiedServedFile, type Library } from '../server/library.js';
 import type { DataFile } from '../store/data-file.js';
 import type { DownloadRow, StateDb } from '../store/state-db.js';
@@ -50,6 +51,8 @@ export interface SessionDeps {
   library?: Library;
   /** The port our block server listens on (announced to the tracker; also used to skip ourselves). */
   ourPort?: number;
+  /** The port our binary peer wire listens on, if served (announced to the tracker as `wire`). */
+  ourWirePort?: number;
   random?: () => number;
 }
 
@@ -71,6 +74,8 @@ export interface SessionPeerView {
   source: string;
   downRate: number;
   downloadedBytes: number;
+  /** Of `downloadedBytes`, the bytes that came over the binary peer wire. */
+  wireBytes: number;
   share: number | null;
   inFlight: number;
   latencyMs: number | null;
@@ -101,8 +106,8 @@ export class DownloadSession {
   private readonly cpu = new CpuMeter();
   private announcer: Announcer | undefined;
   private received = 0;
-  /** Of `received`, the bytes that came over the peer wire. */
-  private receivedOverWire = 0;
+  /** `received` by the way it came: peer wire or HTTP (the done event's `transport`). */
+  private readonly transport = emptyTransportCounts();
   private lastProgressAt = performance.now();
   private fatal: KfetchError | undefined;
   private wake: (() => void) | undefined;
@@ -171,6 +176,7 @@ export class DownloadSession {
         source: p.source,
         downRate: rate === undefined ? 0 : Math.round(rate * 1000),
         downloadedBytes: p.bytesReceived,
+        wireBytes: p.wireBytes,
         share: held === undefined || this.n === 0 ? null : held.count / this.n,
         inFlight: p.inFlight,
         latencyMs: p.latencyMs === undefined ? null : Math.round(p.latencyMs * 10) / 10,
@@ -247,10 +253,11 @@ export class DownloadSession {
       await this.checkpointer.stop();
       const seconds = (performance.now() - t0) / 1000;
       this.d.db.setStatus(row.id, 'complete');
-      if (this.receivedOverWire > 0) this.d.log.info({ id: row.id, received: this.received, overWire: this.receivedOverWire }, 'bytes received over the peer wire');
+      if (this.transport.wireBytes > 0) this.d.log.info({ id: row.id, received: this.received, overWire: this.transport.wireBytes }, 'bytes received over the peer wire');
       this.d.emit({
         event: 'done', id: row.id, name: row.filename, path: dataFile.path, size: row.filesize, filehash: row.filehash,
         seconds, hashSeconds, bytesPerSecond: this.received / Math.max(seconds, 1e-3), cpu: this.cpu.report(this.sha.cpuSeconds),
+        transport: { ...this.transport },
       });
       return { outcome: 'complete', seconds };
     } catch (err) {
@@ -290,6 +297,7 @@ export class DownloadSession {
         port: this.d.ourPort ?? 0,
         progress: this.n === 0 ? 1 : this.s.durable.count / this.n,
         blocks: { blockSize: this.blockSize, bitfield: this.s.durable },
+        ...(this.d.ourWirePort === undefined ? {} : { wirePort: this.d.ourWirePort }),
       }),
       onPeers: (r) => {
         const fresh = r.peers.map((p) => peerKey(p.ip, p.port)).filter((a) => !this.peers.has(a));
@@ -314,6 +322,8 @@ export class DownloadSession {
   private addTrackerPeer(p: PeerInfo): void {
     const addr = peerKey(p.ip, p.port);
     if (this.d.ourPort !== undefined && p.port === this.d.ourPort && isLoopbackHost(p.ip)) return; // ourselves
+    // The tracker's word on its peer wire (issue 14): the first request to it can go there (block-client.ts).
+    if (p.wire !== undefined) this.d.client.trackerWire(addr, p.wire);
     let held: Bitfield | undefined;
     if (p.blocks !== undefined && p.blocksize === this.blockSize) held = Bitfield.fromHex(p.blocks, this.n);
     else if (p.progress >= 1) held = Bitfield.full(this.n);
@@ -420,7 +430,8 @@ export class DownloadSession {
           firstBlock: run[0]!,
           count: run.length,
         });
-        if (via === 'wire') this.receivedOverWire += len;
+        countTransport(this.transport, via, len);
+        if (via === 'wire') peer.wireBytes += len;
       } finally {
         clearTimeout(timer);
       }

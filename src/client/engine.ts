@@ -13,6 +13,7 @@ import type { Kascade } from '../kascade/kascade.js';
 import { parseKascade } from '../kascade/parse.js';
 import { serializeKascade } from '../kascade/serialize.js';
 import { BlockClient } from '../peer/block-client.js';
+import type { TransportCounts } from '../peer/transport-counts.js';
 import { startBlockServer, type BlockServer, type BlockServerOptions } from '../server/block-server.js';
 import { Library, VerifiedServedFile } from '../server/library.js';
 import { createDataFile, openDataFile, type DataFile } from '../store/data-file.js';
@@ -383,6 +384,7 @@ export class Engine {
         limits: this.o.limits,
         library: this.library,
         ...(port === undefined ? {} : { ourPort: port }),
+        ...(this.server?.wirePort === undefined ? {} : { ourWirePort: this.server.wirePort }),
       },
       p.init,
     );
@@ -401,6 +403,11 @@ export class Engine {
   }
 
   /** The running session of download `rowId` (the box's API reads its peers and block map). */
+  /** Every block fetch of this process so far by transport, peer wire or HTTP (the box's /metrics). */
+  transport(): TransportCounts {
+    return this.client.transport();
+  }
+
   session(rowId: number): DownloadSession | undefined {
     return this.sessions.get(rowId);
   }

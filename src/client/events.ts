@@ -1,6 +1,7 @@
 // The download events of `kfetch get/resume --json` (schema version 1, documented in the README), also
 // driving the TTY progress bar. Emitted by download sessions.
 
+import type { TransportCounts } from '../peer/transport-counts.js';
 import type { CpuAccount } from './cpu-account.js';
 
 export const EVENT_SCHEMA_VERSION = 1;
@@ -36,6 +37,12 @@ export type DownloadEvent =
       bytesPerSecond: number;
       /** Where the CPU went (cpu-account.ts); absent when nothing was downloaded in this run. */
       cpu?: CpuAccount;
+      /**
+       * How this run's bytes came (issue 14): over the binary peer wire or HTTP, and the runs that fell back from
+       * the wire to HTTP. Counts completed requests (an endgame copy that lost counts too: its bytes did come).
+       * Absent when nothing was downloaded in this run.
+       */
+      transport?: TransportCounts;
     }
   | { event: 'error'; id: number; code: string; message: string; file?: string };
 

@@ -59,6 +59,8 @@ export class PeerStats {
   banned: string | undefined;
   backoffUntil = 0;
   bytesReceived = 0;
+  /** Of `bytesReceived`, the bytes that came over the binary peer wire (the rest came over HTTP). */
+  wireBytes = 0;
   /** False once the peer refused a multi-block range (an original Kascade peer); undefined until then. */
   multiBlock: boolean | undefined;
   /**

@@ -8,7 +8,8 @@ import { RangeClient, abortError } from './range-client.js';
 import { KfetchError } from '../errors.js';
 import { Bitfield } from '../util/bitfield.js';
 import { policedConnector } from './dial-guard.js';
-import { WireClient, WireOrHttp, wirePeerFrom } from './wire-client.js';
+import { WireClient, WireOrHttp, wirePeerFrom, type FetchVia } from './wire-client.js';
+import { countTransport, emptyTransportCounts, type TransportCounts } from './transport-counts.js';
 import { requestProblem } from './wire-frames.js';
 
 export interface BlockClientOptions {
@@ -44,6 +45,13 @@ export class BlockClient {
   private readonly wire: WireClient | undefined;
   private readonly either: WireOrHttp | undefined;
   private readonly wirePeers = new Map<string, string>();
+  /**
+   * Peers whose own HTTP replies have spoken about their wire (with the header or, on /blocks, without it): their
+   * word outranks a tracker's (`trackerWire`). Bounded like wirePeers (a peer past the bound just keeps its hint).
+   */
+  private readonly spoke = new Set<string>();
+  /** Every completed range fetch of this process by transport (the box's /metrics). */
+  private readonly counts = emptyTransportCounts();
 
   constructor(opts: BlockClientOptions) {
     const onWireAdvert = opts.wire === true ? (peer: string, value: string | undefined): void => this.advertised(peer, value) : undefined;
@@ -71,9 +79,16 @@ export class BlockClient {
    *
    * With `run` (the same bytes as blocks) and the wire enabled, a peer that advertised its wire is asked there
    * instead; a doubt about its wire sends this request, and the peer's later ones, over HTTP (WireOrHttp). Resolves
-   * with the way the bytes came. The bytes are the peer's either way: the caller verifies them the same.
+   * with the way the bytes came (`fallback`: over HTTP after the wire was tried for them), counted in `transport()`.
+   * The bytes are the peer's either way: the caller verifies them the same.
    */
-  async fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal, run?: BlockRun): Promise<'wire' | 'http'> {
+  async fetchRange(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal, run?: BlockRun): Promise<FetchVia> {
+    const via = await this.fetchVia(peer, swarmId, first, last, into, signal, run);
+    countTransport(this.counts, via, last - first + 1);
+    return via;
+  }
+
+  private async fetchVia(peer: string, swarmId: string, first: number, last: number, into: Buffer, signal: AbortSignal, run: BlockRun | undefined): Promise<FetchVia> {
     const wirePeer = run === undefined || this.either === undefined ? undefined : this.wirePeers.get(peer);
     if (wirePeer !== undefined && this.either!.usesWire(wirePeer)) {
       const blocks = { ...run!, fileId: run!.fileId.toLowerCase(), length: last - first + 1 };
@@ -86,14 +101,31 @@ export class BlockClient {
     return 'http';
   }
 
+  /** The completed range fetches of this client so far, by transport (a copy). */
+  transport(): TransportCounts {
+    return { ...this.counts };
+  }
+
   /** The wire address `peer` advertised and we still use, undefined for none (HTTP). */
   wirePeer(peer: string): string | undefined {
     const w = this.wirePeers.get(peer);
     return w !== undefined && this.either?.usesWire(w) === true ? w : undefined;
   }
 
+  /**
+   * A tracker listed `peer` (`ip:port`) with wire port `wirePort` (issue 14: the reply's `wire` key): use its wire
+   * from the first request, unless the peer's own replies already said otherwise. The wire is always at the peer's
+   * listed address; a wrong or closed port is a doubt like any other (WireOrHttp: HTTP at once, no strike).
+   */
+  trackerWire(peer: string, wirePort: number | undefined): void {
+    if (this.either === undefined || wirePort === undefined || this.spoke.has(peer)) return;
+    const w = wirePeerFrom(peer, String(wirePort));
+    if (w !== undefined && (this.wirePeers.size < MAX_WIRE_PEERS || this.wirePeers.has(peer))) this.wirePeers.set(peer, w);
+  }
+
   /** A reply of `peer` carried X-Kascade-Wire `value` (undefined: none): remember (or forget) its wire address. */
   private advertised(peer: string, value: string | undefined): void {
+    if (this.spoke.size < MAX_WIRE_PEERS) this.spoke.add(peer);
     const w = wirePeerFrom(peer, value);
     if (w === undefined) this.wirePeers.delete(peer);
     else if (this.wirePeers.size < MAX_WIRE_PEERS || this.wirePeers.has(peer)) this.wirePeers.set(peer, w);

@@ -15,6 +15,11 @@ export interface PeerInfo {
   /** Extension: the peer's bitfield (SPEC §4, lowercase hex) for block size `blocksize`. */
   blocks?: string;
   blocksize?: number;
+  /**
+   * Extension (issue 14): the port of the peer's binary peer wire (docs/spec-peer-wire.md), 1..65535, on the same
+   * address `ip`. The tracker passes on what the peer announced; a client only ever tries it, HTTP on any doubt.
+   */
+  wire?: number;
 }
 
 /** The `ip:port` key peers are deduplicated by (IPv6 in brackets). */

@@ -337,11 +337,17 @@ export interface HttpRangeFetcher {
 }
 
 /**
+ * How a run's bytes came: over the peer wire, over HTTP, or over HTTP after the wire was tried for this very run and
+ * given up (`fallback`: a doubt about the peer's wire, or a request dropped with a connection we abandoned).
+ */
+export type FetchVia = 'wire' | 'http' | 'fallback';
+
+/**
  * The interface the coordinator can use: the wire when the peer advertised one (`wirePeer`, `host:port`) and it has
  * not failed us, else HTTP. A doubt on the wire (detail.fallback) marks the peer wire-less for this client and
  * retries the same run over HTTP at once; a request dropped because we abandoned another on its connection
- * (detail.ours) is retried over HTTP too, the wire kept; other errors (not held, busy, timeouts) are returned as
- * they are.
+ * (detail.ours) is retried over HTTP too, the wire kept; either resolves `fallback`. Other errors (not held, busy,
+ * timeouts) are returned as they are.
  */
 export class WireOrHttp {
   /**
@@ -387,7 +393,7 @@ export class WireOrHttp {
     blocks: WireBlocks,
     into: Buffer,
     signal: AbortSignal,
-  ): Promise<'wire' | 'http'> {
+  ): Promise<FetchVia> {
     const first = blocks.firstBlock * blocks.blockSize;
     const last = first + blocks.length - 1;
     if (wirePeer !== undefined && this.usesWire(wirePeer)) {
@@ -396,8 +402,6 @@ export class WireOrHttp {
         return 'wire';
       } catch (err) {
         if (!(err instanceof KfetchError)) throw err;
-        // Dropped with its connection because we abandoned another request on it (a deadline, a copy that won):
-        // not the peer's doing, so this run is asked again over HTTP and the wire stays in use.
         // No reply in time is a doubt too: a wire that stalls (before or inside a reply) while HTTP works must not
         // cost us the peer. This request's time is up (a timeout, as over HTTP); the peer's later requests, and those
         // in flight on its wire connections, go over HTTP.
@@ -406,9 +410,13 @@ export class WireOrHttp {
           this.wire.drop(wirePeer);
           throw err;
         }
+        // Dropped with its connection because we abandoned another request on it (a deadline, a copy that won):
+        // not the peer's doing, so this run is asked again over HTTP and the wire stays in use.
         const ours = err.detail?.ours === true && !signal.aborted;
         if (err.detail?.fallback !== true && !ours) throw err;
         if (!ours) this.distrust(wirePeer);
+        await this.http.fetchRange(httpPeer, swarmId, first, last, into, signal);
+        return 'fallback';
       }
     }
     await this.http.fetchRange(httpPeer, swarmId, first, last, into, signal);

@@ -41,6 +41,8 @@ export interface AnnounceRequest {
   event?: AnnounceEvent;
   /** 64 hex. */
   peerId?: string;
+  /** Extension (issue 14): the port our binary peer wire listens on (sent as `wire`; HTTP only, see udp-announce-client.ts). */
+  wirePort?: number;
   signal?: AbortSignal;
   /** Idle (no byte) and total deadlines; default LIMITS.trackerIdleTimeoutMs / trackerTotalTimeoutMs. */
   timeouts?: { idleMs?: number; totalMs?: number };
@@ -150,7 +152,7 @@ export async function announce(req: AnnounceRequest): Promise<AnnounceResult> {
 }
 
 /** The urlencoded form SPEC §2 names, plus kfetch's extension fields. */
-export function formBody(req: Pick<AnnounceRequest, 'port' | 'progress' | 'ip' | 'blocks' | 'event' | 'peerId'>): string {
+export function formBody(req: Pick<AnnounceRequest, 'port' | 'progress' | 'ip' | 'blocks' | 'event' | 'peerId' | 'wirePort'>): string {
   const form = new URLSearchParams();
   form.set('port', String(req.port));
   form.set('progress', progressText(req.progress));
@@ -161,6 +163,8 @@ export function formBody(req: Pick<AnnounceRequest, 'port' | 'progress' | 'ip' |
   }
   if (req.event !== undefined) form.set('event', req.event);
   if (req.peerId !== undefined) form.set('id', req.peerId);
+  // Not with port 0 (nothing is listed) nor with stopped (the record goes): only where the tracker keeps it.
+  if (req.wirePort !== undefined && req.port !== 0 && req.event !== 'stopped') form.set('wire', String(req.wirePort));
   return form.toString();
 }
 
@@ -249,4 +253,4 @@ function errorText(body: Buffer): { reason: string; field?: string } {
   return { reason: '' };
 }
 
-const ANNOUNCE_FIELDS: ReadonlySet<string> = new Set(['port', 'progress', 'ip', 'blocks', 'blocksize', 'event', 'id']);
+const ANNOUNCE_FIELDS: ReadonlySet<string> = new Set(['port', 'progress', 'ip', 'blocks', 'blocksize', 'event', 'id', 'wire']);

@@ -28,6 +28,8 @@ export interface AnnounceState {
   port: number;
   progress: number;
   blocks?: { blockSize: number; bitfield: Bitfield };
+  /** Extension (issue 14): the port of our binary peer wire, advertised to the tracker as `wire` (HTTP trackers only). */
+  wirePort?: number;
 }
 
 /** Bounds of one announcer; each defaults to the LIMITS constant of the same name (stopTimeoutMs: 3 s). */
@@ -111,6 +113,8 @@ export class Announcer {
    * without it from then on, so we stay listed; downloaders read our /blocks instead.
    */
   private withoutBlocks = false;
+  /** The tracker refused our `wire` (400 naming it): announce without it from then on (clients learn it from our HTTP replies). */
+  private withoutWire = false;
   private retry: RetryState = RETRY_RESET;
   /** Monotonic time of the first announce: the fast retry window counts from it. */
   private firstAt: number | undefined;
@@ -300,6 +304,7 @@ export class Announcer {
       port: s.port,
       progress: s.progress,
       ...(s.blocks === undefined || this.withoutBlocks ? {} : { blocks: s.blocks }),
+      ...(s.wirePort === undefined || this.withoutWire ? {} : { wirePort: s.wirePort }),
       ...(this.opts.ip === undefined ? {} : { ip: this.opts.ip }),
       ...(this.opts.peerId === undefined ? {} : { peerId: this.opts.peerId }),
       limits: this.limits,
@@ -343,6 +348,11 @@ export class Announcer {
       if (kerr.code === 'KF_E_TRACKER_REFUSED' && kerr.field === 'blocks' && !this.withoutBlocks) {
         this.withoutBlocks = true;
         next = 0; // once: the next announce carries no bitfield, so it cannot be refused for one again
+        stay = true;
+      }
+      if (kerr.code === 'KF_E_TRACKER_REFUSED' && kerr.field === 'wire' && !this.withoutWire) {
+        this.withoutWire = true;
+        next = 0; // the same, for the wire port
         stay = true;
       }
       // Failover: the next attempt goes to the next tracker, on the same schedule (the delay above is per announcer).

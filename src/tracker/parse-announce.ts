@@ -22,6 +22,11 @@ export interface Announce {
   event?: AnnounceEvent;
   /** 64 lowercase hex. */
   peerId?: string;
+  /**
+   * Extension (issue 14): the port of the caller's binary peer wire, 1..65535, at the address it is listed under
+   * (docs/spec-peer-wire.md "Discovery"). Canonical decimal only; anything else is refused naming `wire`.
+   */
+  wire?: number;
 }
 
 export interface ParseAnnounceLimits {
@@ -50,6 +55,8 @@ const PROGRESS_RE = /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
 /** Longest port or progress text considered at all (before trimming). */
 const NUMBER_MAX_CHARS = 64;
 const SIZE_RE = /^[1-9][0-9]{0,15}$/;
+/** A wire port: canonical decimal 1..65535 (only kfetch sends it, so no leniency: `0`, `+1`, ` 1`, `01` are refused). */
+const WIRE_RE = /^[1-9][0-9]{0,4}$/;
 const EVENTS: ReadonlySet<string> = new Set(['started', 'stopped', 'completed']);
 
 function bad(field: string, message: string): KfetchError {
@@ -68,7 +75,7 @@ export function parseAnnounce(
 ): Announce {
   const known = new Map<string, string>();
   for (const [name, value] of fields) {
-    if (!['port', 'progress', 'ip', 'blocks', 'blocksize', 'event', 'id'].includes(name)) continue;
+    if (!['port', 'progress', 'ip', 'blocks', 'blocksize', 'event', 'id', 'wire'].includes(name)) continue;
     if (known.has(name)) throw bad(name, `field ${name} given more than once`);
     known.set(name, value);
   }
@@ -129,6 +136,13 @@ export function parseAnnounce(
   if (id !== undefined) {
     if (!isHexOfLength(id, 64)) throw bad('id', 'id must be 64 hex digits');
     out.peerId = id.toLowerCase();
+  }
+
+  const wireText = known.get('wire');
+  if (wireText !== undefined) {
+    const wire = WIRE_RE.test(wireText) ? Number(wireText) : NaN;
+    if (!(wire >= 1 && wire <= 65535)) throw bad('wire', 'wire must be a decimal port 1..65535 (the peer wire\'s port)');
+    out.wire = wire;
   }
   return out;
 }

@@ -306,6 +306,10 @@ function parseEntry(entry: unknown, allowLoopback: boolean): PeerInfo | undefine
   const progress = typeof e.progress === 'number' && Number.isFinite(e.progress) ? Math.min(Math.max(e.progress, 0), 1) : 0;
   const peer: PeerInfo = { ip, port, progress, feeder: e.feeder === true };
   if (typeof e.updated === 'string' && e.updated.length <= 64) peer.updated = e.updated;
+  // Extension (issue 14): the peer's wire port, on the same address. A bad value drops the key, not the peer: the
+  // peer is still reachable over HTTP, where its own X-Kascade-Wire header can say the same.
+  const wire = typeof e.wire === 'string' && PORT_TEXT_RE.test(e.wire) ? Number(e.wire) : e.wire;
+  if (typeof wire === 'number' && Number.isInteger(wire) && wire >= 1 && wire <= 65535) peer.wire = wire;
   if (
     typeof e.blocks === 'string' &&
     e.blocks.length % 2 === 0 &&

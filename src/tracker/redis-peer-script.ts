@@ -4,7 +4,8 @@
 // Keys of swarm S (all tagged `{S}`, so a Redis Cluster would keep them on one slot):
 //   P{S}:a   sorted set of downloading peers' `ip:port`, scored by last-seen wall ms (expire after `exp`)
 //   P{S}:c   sorted set of complete peers (last announce said progress 1), same scores (expire after `cexp`)
-//   P{S}:r   hash `ip:port` -> record `ip|port|progress|event|updatedIso|blockSize|hex|dropped`
+//   P{S}:r   hash `ip:port` -> record `ip|port|progress|event|updatedIso|blockSize|hex|dropped|wire` (wire: the peer
+//            wire's port or ''; records written before issue 14 have 8 fields and read as no wire)
 //   P{S}:m   hash: `bf` bitfield bytes kept, `bound` file-bytes bound, `by` the record that set it
 //   P{S}:i:<ip>  sorted set of that address's peers, scored by last seen (the per-address cap evicts its first)
 // Two sorted sets, not one with the state in the record: each has one expiry, so ZRANGEBYSCORE up to one cutoff
@@ -20,7 +21,7 @@
 //
 // ARGV: 1 op (announce | list | remove | sweep), 2 now ms, 3 swarm id, 4 key prefix, 5 limits
 // "exp cexp minGap perSwarm perAddr peers swarms bfSwarm bf ttl sweepBatch", 6 random seed, then per op:
-//   announce: 7 ip, 8 port, 9 progress, 10 event, 11 updatedIso, 12 blockSize, 13 hex, 14 sample
+//   announce: 7 ip, 8 port, 9 progress, 10 event, 11 updatedIso, 12 blockSize, 13 hex, 14 sample, 15 wire ('' for none)
 //   list: 7 exclude key ('' for none), 8 n        remove: 7 the peer's key        sweep: nothing (swarm id '')
 // Replies: announce / list: {code, number, record...}; code ok | swarm | total | geometry | too-soon (number =
 // retry-after ms) | full-swarms | full-peers | list. remove: {removed 0/1}. sweep: {swarms swept}.
@@ -53,7 +54,7 @@ local function split(rec)
     f[#f + 1] = string.sub(rec, start, j - 1)
     start = j + 1
   end
-  return { ip = f[1], port = f[2], progress = f[3], event = f[4], updated = f[5], bs = f[6], hex = f[7], dropped = f[8] }
+  return { ip = f[1], port = f[2], progress = f[3], event = f[4], updated = f[5], bs = f[6], hex = f[7], dropped = f[8], wire = f[9] or '' }
 end
 
 -- Forget record key of swarm s: its sorted sets, its address's set, its bitfield bytes and the bound it set.
@@ -201,6 +202,7 @@ end
 
 -- announce
 local ip, port, progress, event, updated, bs, hex, n = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14])
+local wire = ARGV[15] or ''
 local key = ip .. ':' .. port
 if string.find(ip, ':', 1, true) then key = '[' .. ip .. ']:' .. port end
 local function refuse(code, x)
@@ -213,7 +215,7 @@ if existing then
   local f = split(existing)
   local same
   if f.dropped == '1' then same = hex ~= '' else same = f.hex == hex and f.bs == bs end
-  if same and f.progress == progress and f.event == event then
+  if same and f.progress == progress and f.event == event and f.wire == wire then
     local seen = redis.call('ZSCORE', s.a, key) or redis.call('ZSCORE', s.c, key)
     local gap = now - tonumber(seen)
     if gap < GAP then return refuse('too-soon', GAP - gap) end
@@ -269,7 +271,7 @@ if hex ~= '' then
     dropped = '1'
   end
 end
-redis.call('HSET', s.r, key, table.concat({ ip, port, progress, event, updated, keptBs, keptHex, dropped }, '|'))
+redis.call('HSET', s.r, key, table.concat({ ip, port, progress, event, updated, keptBs, keptHex, dropped, wire }, '|'))
 if tonumber(progress) == 1 then redis.call('ZADD', s.c, ARGV[2], key) else redis.call('ZADD', s.a, ARGV[2], key) end
 redis.call('ZADD', s.i .. ip, ARGV[2], key)
 touch(s, ip)

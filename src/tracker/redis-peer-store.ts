@@ -146,9 +146,11 @@ export async function openRedisPeerStore(url: string, limits: RedisPeerStoreOpti
   const toPeer = (rec: unknown): PeerInfo | undefined => {
     if (typeof rec !== 'string') return undefined;
     const f = rec.split('|');
-    if (f.length !== 8) return undefined;
-    const [ip, port, progress, , updated, bs, hex] = f as [string, string, string, string, string, string, string, string];
+    // 9 fields since issue 14 (the last: the peer wire's port or ''); 8 in records written before it.
+    if (f.length !== 8 && f.length !== 9) return undefined;
+    const [ip, port, progress, , updated, bs, hex, , wire = ''] = f as [string, string, string, string, string, string, string, string, string?];
     const p: PeerInfo = { ip, port: Number(port), progress: Number(progress), updated, feeder: isFeeder(feeders, ip, Number(port), Number(progress)) };
+    if (wire !== '') p.wire = Number(wire);
     if (hex !== '') {
       p.blocks = hex;
       p.blocksize = Number(bs);
@@ -183,6 +185,7 @@ export async function openRedisPeerStore(url: string, limits: RedisPeerStoreOpti
         peer.blocks === undefined ? '' : peer.blocks.blockSize,
         peer.blocks === undefined ? '' : peer.blocks.hex,
         sampleSize(o.sample),
+        peer.wire ?? '',
       ]);
       return { result: resultOf(reply[0], reply[1]), peers: peersOf(reply, 2) };
     },
@@ -251,6 +254,7 @@ function checkPeer(peer: PeerUpdate): void {
   if (!Number.isInteger(peer.port) || peer.port < 0 || peer.port > 65535) throw new RangeError('port: 0..65535 expected');
   if (!Number.isFinite(peer.progress) || peer.progress < 0 || peer.progress > 1) throw new RangeError('progress: 0..1 expected');
   if (peer.event !== undefined && !['started', 'stopped', 'completed'].includes(peer.event)) throw new RangeError('event: unknown');
+  if (peer.wire !== undefined && !(Number.isInteger(peer.wire) && peer.wire >= 1 && peer.wire <= 65535)) throw new RangeError('wire: 1..65535 expected');
   if (peer.blocks !== undefined) {
     if (!/^[0-9a-f]*$/.test(peer.blocks.hex)) throw new RangeError('blocks: lowercase hex expected');
     if (!Number.isSafeInteger(peer.blocks.blockSize) || peer.blocks.blockSize <= 0) throw new RangeError('blocksize: a positive integer expected');

@@ -19,8 +19,10 @@ export function fitReply(peers: readonly PeerInfo[], budgetBytes: number): PeerI
   const blocks: Array<PeerInfo['blocks']> = [];
   let used = 2; // the brackets
   for (const p of peers) {
-    // SPEC §2's key order: ip, port, progress, updated, feeder (then the extension keys).
+    // SPEC §2's key order: ip, port, progress, updated, feeder (then the extension keys). `wire` (issue 14, at most
+    // 13 bytes) is part of the entry's cost: a peer is sent with its wire port or not at all.
     const bare: PeerInfo = { ip: p.ip, port: p.port, progress: p.progress, ...(p.updated === undefined ? {} : { updated: p.updated }), feeder: p.feeder };
+    if (p.wire !== undefined) bare.wire = p.wire;
     const cost = Buffer.byteLength(JSON.stringify(bare)) + (out.length > 0 ? 1 : 0);
     if (used + cost > budgetBytes) break;
     used += cost;

@@ -28,6 +28,8 @@ interface PeerRecord {
   blocks?: { hex: string; blockSize: number };
   /** The announce carried a bitfield that was not kept (over a memory cap): a repeat of it is still a repeat. */
   blocksDropped?: true;
+  /** Extension (issue 14): the peer wire's port at `ip` (a number: no per-peer memory beyond a field). */
+  wire?: number;
 }
 
 interface Swarm {
@@ -88,6 +90,8 @@ export interface PeerUpdate {
   progress: number;
   event?: AnnounceEvent;
   blocks?: { hex: string; blockSize: number };
+  /** Extension (issue 14): the port of the peer's binary peer wire, 1..65535, at `ip`. */
+  wire?: number;
 }
 
 export class SwarmRegistry {
@@ -110,7 +114,7 @@ export class SwarmRegistry {
 
   /**
    * Register or refresh a peer. `now` is monotonic ms, `wallIso` the wall-clock time for `updated`.
-   * The minimum gap refuses only a repeat of the recorded state (same progress, event and bitfield): a peer that
+   * The minimum gap refuses only a repeat of the recorded state (same progress, event, bitfield and wire): a peer that
    * reports a change is always heard. A change still refreshes the one record of that ip+port, so it costs no
    * memory and cannot get round the peer cap.
    */
@@ -148,6 +152,7 @@ export class SwarmRegistry {
       }
     }
     const rec: PeerRecord = { ip: peer.ip, port: peer.port, progress: peer.progress, event: peer.event, updatedIso: wallIso, seenAt: now };
+    if (peer.wire !== undefined) rec.wire = peer.wire;
     // Delete then set, so each order stays "least recently heard first"; a peer lives in one map only.
     this.drop(swarm, key);
     let blocksDropped: 'swarm' | 'total' | 'geometry' | undefined;
@@ -297,6 +302,7 @@ export class SwarmRegistry {
       updated: rec.updatedIso,
       feeder: isFeeder(this.feeders, rec.ip, rec.port, rec.progress),
     };
+    if (rec.wire !== undefined) p.wire = rec.wire;
     if (rec.blocks !== undefined) {
       p.blocks = rec.blocks.hex;
       p.blocksize = rec.blocks.blockSize;
@@ -320,5 +326,5 @@ function sameState(rec: PeerRecord, peer: PeerUpdate): boolean {
     rec.blocksDropped === true
       ? peer.blocks !== undefined
       : rec.blocks?.hex === peer.blocks?.hex && rec.blocks?.blockSize === peer.blocks?.blockSize;
-  return rec.progress === peer.progress && rec.event === peer.event && sameBlocks;
+  return rec.progress === peer.progress && rec.event === peer.event && sameBlocks && rec.wire === peer.wire;
 }

@@ -73,46 +73,50 @@ export class TrackerMetrics {
         for (const outcome of Object.keys(a) as (keyof TrackerAnswers)[]) this.inc({ outcome, ...w }, a[outcome]);
       },
     });
-    if (udp !== undefined) TrackerMetrics.udpMetrics(r, udp);
+    if (udp !== undefined) TrackerMetrics.udpMetrics(r, udp, w, workerLabel);
   }
 
-  private static udpMetrics(r: Registry, udp: () => UdpTrackerStats | undefined): void {
+  /** The UDP tracker's counters: per `worker` label under --workers, like the HTTP ones (each worker's socket reads). */
+  private static udpMetrics(r: Registry, udp: () => UdpTrackerStats | undefined, w: { worker?: string }, workerLabel: string[]): void {
     new Counter({
       name: 'kfetch_tracker_udp_datagrams_total',
       help: 'UDP tracker datagrams, by kind: received, malformed (dropped), bad_connection_id (told to connect again), overloaded (dropped), connect',
-      labelNames: ['kind'],
+      labelNames: ['kind', ...workerLabel],
       registers: [r],
+      aggregator: 'sum',
       collect() {
         this.reset();
         const u = udp();
         if (u === undefined) return;
         const kinds = { received: u.datagrams, malformed: u.malformed, bad_connection_id: u.badConnectionId, overloaded: u.overloaded, connect: u.connects };
-        for (const [kind, n] of Object.entries(kinds)) this.inc({ kind }, n);
+        for (const [kind, n] of Object.entries(kinds)) this.inc({ kind, ...w }, n);
       },
     });
     new Counter({
       name: 'kfetch_tracker_udp_answers_total',
       help: 'UDP announces answered, by outcome',
-      labelNames: ['outcome'],
+      labelNames: ['outcome', ...workerLabel],
       registers: [r],
+      aggregator: 'sum',
       collect() {
         this.reset();
         const a = udp()?.answers;
         if (a === undefined) return;
-        for (const outcome of Object.keys(a) as (keyof TrackerAnswers)[]) this.inc({ outcome }, a[outcome]);
+        for (const outcome of Object.keys(a) as (keyof TrackerAnswers)[]) this.inc({ outcome, ...w }, a[outcome]);
       },
     });
     new Counter({
       name: 'kfetch_tracker_udp_bytes_total',
       help: 'UDP tracker bytes, by direction (datagram payloads)',
-      labelNames: ['direction'],
+      labelNames: ['direction', ...workerLabel],
       registers: [r],
+      aggregator: 'sum',
       collect() {
         this.reset();
         const u = udp();
         if (u === undefined) return;
-        this.inc({ direction: 'in' }, u.bytesIn);
-        this.inc({ direction: 'out' }, u.bytesOut);
+        this.inc({ direction: 'in', ...w }, u.bytesIn);
+        this.inc({ direction: 'out', ...w }, u.bytesOut);
       },
     });
   }

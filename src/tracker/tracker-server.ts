@@ -271,6 +271,8 @@ export async function startTracker(opts: TrackerOptions = {}): Promise<RunningTr
         progress: announce.progress,
         ...(announce.event ? { event: announce.event } : {}),
         ...(announce.blocks ? { blocks: announce.blocks } : {}),
+        // Extension (issue 14): the caller's peer wire, listed at the same address as its port (never another).
+        ...(announce.wire === undefined ? {} : { wire: announce.wire }),
       };
       const outcome = await store.announce(swarmId, update, { now, sample: limits.replyPeers });
       health.ok();

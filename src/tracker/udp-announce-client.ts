@@ -170,7 +170,8 @@ const EVENT: Record<NonNullable<AnnounceRequest['event']> | 'none', UdpEvent> = 
 
 /**
  * Announce once over UDP and return the validated peers. `req.ip` and `req.peerId` are not sent (the tracker lists
- * the source address; the datagram has no id); a bitfield that does not fit the datagram is left out.
+ * the source address; the datagram has no id); a bitfield that does not fit the datagram is left out. Nor is
+ * `req.wirePort`: the datagrams are exact-size with no extension room (docs/spec-udp-tracker.md "No wire key").
  * @throws KfetchError KF_E_TRACKER_BACKOFF (too soon; detail.retryAfterMs), KF_E_TRACKER_REFUSED (an error reply,
  * or full / store down: detail.status 503), KF_E_TRACKER_UNREACHABLE (no reply in time, address policy),
  * KF_E_TRACKER_RESPONSE (only malformed replies came), KF_E_INPUT (not a udp:// URL); the caller's abort reason.

@@ -43,7 +43,11 @@ export interface UdpTrackerOptions extends Partial<Pick<TrackerLimits, 'interval
   /** Port to bind; 0 picks a free one (default 0). */
   port?: number;
   log?: Logger;
-  /** Key of the connection-id MAC (default 32 random bytes: ids do not survive a restart, clients reconnect). */
+  /**
+   * Key of the connection-id MAC (default 32 random bytes: ids do not survive a restart, clients reconnect). Processes
+   * sharing one port must share it (`--workers`: the primary draws it), or an announce reaching another process than
+   * its connect is told to connect again.
+   */
   secret?: Buffer;
   /** Wall clock for the connection-id minute (default Date.now). */
   now?: () => number;
@@ -222,7 +226,9 @@ export async function startUdpTracker(opts: UdpTrackerOptions): Promise<RunningU
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(opts.port ?? 0, host, () => {
+      // exclusive: false (dgram's default, said here because it matters): in a node:cluster worker (`kfetch tracker
+      // --workers`) the primary binds the socket once and every worker reads the same one, 0 included.
+      socket.bind({ port: opts.port ?? 0, address: host, exclusive: false }, () => {
         socket.off('error', reject);
         resolve();
       });

@@ -8,7 +8,7 @@ import { canonicalIp } from '../../src/util/address-policy.js';
 
 const numRuns = Number(process.env.KFETCH_FUZZ_RUNS ?? 200);
 
-const name = fc.oneof(fc.constantFrom('port', 'progress', 'ip', 'blocks', 'blocksize', 'event', 'id'), fc.string({ maxLength: 8 }));
+const name = fc.oneof(fc.constantFrom('port', 'progress', 'ip', 'blocks', 'blocksize', 'event', 'id', 'wire'), fc.string({ maxLength: 8 }));
 const value = fc.oneof(
   fc.string({ maxLength: 80 }),
   fc.integer({ min: -70000, max: 70000 }).map(String),
@@ -65,6 +65,7 @@ describe('fuzz: parseAnnounce', () => {
           if (a.ip !== undefined) expect(canonicalIp(a.ip)).toBe(a.ip);
           if (a.blocks !== undefined) expect(a.blocks.hex).toMatch(/^(?:[0-9a-f]{2})*$/);
           if (a.peerId !== undefined) expect(a.peerId).toMatch(/^[0-9a-f]{64}$/);
+          if (a.wire !== undefined) expect(Number.isInteger(a.wire) && a.wire >= 1 && a.wire <= 65535).toBe(true);
         } catch (err) {
           if (!(err instanceof KfetchError)) throw err;
           expect(err.code in ERROR_CATALOGUE).toBe(true);

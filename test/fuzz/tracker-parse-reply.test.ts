@@ -21,6 +21,8 @@ const entry = fc.oneof(
       updated: fc.jsonValue(),
       blocks: fc.oneof(fc.stringMatching(/^[0-9a-fA-F]{0,9}$/), fc.jsonValue()),
       blocksize: fc.oneof(fc.integer(), fc.jsonValue()),
+      // Issue 14: the peer wire's port.
+      wire: fc.oneof(fc.integer({ min: -5, max: 70000 }), fc.double(), fc.string({ maxLength: 6 }), fc.jsonValue()),
     },
     { requiredKeys: [] },
   ),
@@ -49,6 +51,7 @@ function check(b: string | Uint8Array, allowLoopback: boolean, peersPerReply: nu
       expect(p.progress >= 0 && p.progress <= 1).toBe(true);
       expect(typeof p.feeder).toBe('boolean');
       expect(p.blocks === undefined).toBe(p.blocksize === undefined);
+      if (p.wire !== undefined) expect(Number.isInteger(p.wire) && p.wire >= 1 && p.wire <= 65535).toBe(true);
       keys.add(peerKey(p.ip, p.port));
     }
     expect(keys.size).toBe(r.peers.length);

@@ -322,6 +322,49 @@ export function describeStoreConformance(name: string, make: MakeStore): void {
       });
     });
 
+    describe('wire port (issue 14: the tracker-reply `wire` key)', () => {
+      it('keeps each peer\'s wire port and lists it; a peer announced without one is listed without one', async () => {
+        const { store, rec, list } = await fresh();
+        expect(await rec(S, { ...p(1, 1), wire: 7001 }, 0)).toEqual({ ok: true });
+        expect(await rec(S, p(2, 0.5), 0)).toEqual({ ok: true });
+        expect(await rec(S, { ...p(3, 0.25, '::1'), wire: 65535 }, 0)).toEqual({ ok: true });
+        const byPort = new Map((await list(S, 1)).map((x) => [x.port, x]));
+        expect(byPort.get(1)?.wire).toBe(7001);
+        expect(byPort.get(2)).toBeDefined();
+        expect(byPort.get(2)!.wire).toBeUndefined();
+        expect('wire' in byPort.get(2)!).toBe(false);
+        expect(byPort.get(3)?.wire).toBe(65535);
+        // The same through announce's sample (what the tracker replies with).
+        const out = await store.announce(S, p(9), { now: T0 + 1, sample: 10 });
+        expect(out.peers.find((x) => x.port === 1)?.wire).toBe(7001);
+      });
+
+      it('the latest announce decides: a new port replaces it, none removes it; a change of wire is a change (no minimum gap)', async () => {
+        const { rec, list } = await fresh({ minIntervalMs: 1000, expiryMs: 10_000, completeExpiryMs: 10_000 });
+        const wireOf = async (t: number): Promise<number | undefined> => (await list(S, t)).find((x) => x.port === 1)?.wire;
+        expect(await rec(S, { ...p(1, 1), wire: 7001 }, 0)).toEqual({ ok: true });
+        // The same state again within the gap: refused as a repeat.
+        expect((await rec(S, { ...p(1, 1), wire: 7001 }, 10)).ok).toBe(false);
+        expect(await rec(S, { ...p(1, 1), wire: 7002 }, 20)).toEqual({ ok: true });
+        expect(await wireOf(21)).toBe(7002);
+        expect(await rec(S, p(1, 1), 30)).toEqual({ ok: true });
+        expect(await wireOf(31)).toBeUndefined();
+        expect(await rec(S, { ...p(1, 1), wire: 7003 }, 40)).toEqual({ ok: true });
+        expect(await wireOf(41)).toBe(7003);
+      });
+
+      it('forgets the wire with its peer (stopped, expiry)', async () => {
+        const { store, rec, list, sweep } = await fresh();
+        await rec(S, { ...p(1, 0.5), wire: 7001 }, 0);
+        expect(await store.remove(S, '10.0.0.1', 1)).toBe(true);
+        await rec(S, p(1, 0.5), 1);
+        expect((await list(S, 2))[0]?.wire).toBeUndefined();
+        await rec(S, { ...p(2, 0.5), wire: 7002 }, 3);
+        await sweep(5000);
+        expect(await list(S, 5000)).toEqual([]);
+      });
+    });
+
     describe('feeder policy', () => {
       it.each([
         ['complete', [], [1]],

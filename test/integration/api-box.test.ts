@@ -150,7 +150,13 @@ describe('issue 12: the box control API', () => {
     expect(peers.json.peers.map((p: any) => p.address)).toContain(peer.addr);
     const mine = peers.json.peers.find((p: any) => p.address === peer.addr);
     expect(mine).toMatchObject({ source: 'kascade', banned: null, badBlocks: 0 });
-    const blocks = await api.call('GET', `/kascades/${id}/blocks?format=runs`);
+    // A received block is held only once its batch was verified and written: under load the first poll can still see
+    // every block in flight or missing, so wait (bounded) for the first held one.
+    let blocks: any;
+    await until(async () => {
+      blocks = await api.call('GET', `/kascades/${id}/blocks?format=runs`);
+      return blocks.json.runs.some(([s]: [string, number]) => s === 'h');
+    }, 20_000, 'a held block in the runs');
     expect(blocks.json.blocks).toBe(40);
     expect(blocks.json.runs.reduce((n: number, [, c]: [string, number]) => n + c, 0)).toBe(40);
     expect(blocks.json.runs.map(([s]: [string, number]) => s)).toContain('h');

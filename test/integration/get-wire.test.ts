@@ -80,6 +80,28 @@ function events(stdout: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+interface Transport {
+  wireBytes: number;
+  httpBytes: number;
+  wireRequests: number;
+  httpRequests: number;
+  wireFallbacks: number;
+}
+
+/** A peer of the box's peers API, the fields this file reads. */
+interface PeerRow {
+  address: string;
+  downloadedBytes: number;
+  wireBytes: number;
+}
+
+/** The `transport` of the one `done` event in `--json` output. */
+function transportOf(stdout: string): Transport {
+  const done = events(stdout).filter((e) => e.event === 'done');
+  expect(done).toHaveLength(1);
+  return done[0]!.transport as Transport;
+}
+
 /** A port nothing listens on (bound, then closed). */
 async function closedPort(): Promise<number> {
   const s = createServer();
@@ -123,6 +145,10 @@ describe('kfetch get over the binary peer wire (issue 14)', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .find((l) => l.msg === 'bytes received over the peer wire');
     expect(got?.overWire).toBe(SIZE);
+    // …and the done event's transport (the --json schema v1's additive field): every byte and request on the wire.
+    const t = transportOf(r.stdout);
+    expect(t).toMatchObject({ wireBytes: SIZE, httpBytes: 0, httpRequests: 0, wireFallbacks: 0 });
+    expect(t.wireRequests).toBeGreaterThan(0);
 
     // The same download with --no-wire: plain HTTP ranges, the wire untouched.
     const r2 = await runCli(['get', kascadePath, '--out', join(dir, 'out2'), '--peer', s.addr, '--no-serve', '--json', '--no-wire', '--timeout', '30'], {
@@ -130,6 +156,9 @@ describe('kfetch get over the binary peer wire (issue 14)', () => {
     });
     expect(r2.code, r2.stderr).toBe(0);
     expect(sha256(readFileSync(join(dir, 'out2', 'payload.bin')))).toBe(sha256(bytes));
+    const t2 = transportOf(r2.stdout);
+    expect(t2).toMatchObject({ wireBytes: 0, httpBytes: SIZE, wireRequests: 0, wireFallbacks: 0 });
+    expect(t2.httpRequests).toBeGreaterThan(0);
 
     const served = await stopAndRead(s);
     // The seeder's account: the first download's bytes over the wire, the second's as 206s.
@@ -172,6 +201,11 @@ describe('kfetch get over the binary peer wire (issue 14)', () => {
       if (tried !== undefined) expect(tried(), what).toBeGreaterThan(0);
       // Nobody is banned or dropped for a wire that does not work: HTTP is authoritative.
       expect(events(r.stdout).filter((e) => e.event === 'peer' && e.action !== 'added'), what).toEqual([]);
+      // The done event says so: every byte over HTTP, and the runs that tried the wire first counted as fallbacks.
+      const t = transportOf(r.stdout);
+      expect(t, what).toMatchObject({ wireBytes: 0, httpBytes: SIZE, wireRequests: 0 });
+      expect(t.wireFallbacks, what).toBeGreaterThan(0);
+      expect(t.wireFallbacks, what).toBeLessThanOrEqual(t.httpRequests);
     }
   }, 90_000);
 
@@ -248,6 +282,42 @@ describe('kfetch get over the binary peer wire (issue 14)', () => {
     expect(sha256(readFileSync(join(dir, 'c', 'payload.bin')))).toBe(sha256(bytes));
     const st = (await (await fetch(`${cUrl}/status`)).json()) as { server: { wire?: { requests: number } } };
     expect(st.server.wire).toBeDefined();
+    // The box's /metrics count what it fetched by transport: all of it over B's wire.
+    const metrics = await (await fetch(`${cUrl}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^kfetch_peer_fetched_bytes_total\\{transport="wire"\\} ${SIZE}$`, 'm'));
+    expect(metrics).toMatch(/^kfetch_peer_fetched_bytes_total\{transport="http"\} 0$/m);
+    expect(metrics).toMatch(/^kfetch_peer_fetch_requests_total\{transport="wire"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^kfetch_peer_wire_fallbacks_total 0$/m);
+    expect(metrics).toMatch(/^kfetch_peer_wire_served_bytes_total 0$/m);
+  }, 60_000);
+
+  it("the box's peers API counts each peer's bytes over the wire (wireBytes of downloadedBytes)", async () => {
+    const { dir, bytes, kascadePath } = setup('wire-peers-api');
+    const data = join(dir, 'data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'payload.bin'), bytes);
+    // Rate-limited, so the download is still running (its session holds the peers) while the test asks.
+    const a = await seeder(kascadePath, data, ['--max-upload', '2M']);
+    const watch = join(dir, 'watch');
+    mkdirSync(watch);
+    writeKascade(join(watch, 'payload.json'), kascadeJsonFor(bytes, { filename: 'payload.bin', tracker: 'http://127.0.0.1:1/peers/x.json', blockSizes: [BLOCK], extra: { peers: [a.addr] } }));
+    const home = tempHome();
+    const box = startCli(['seed', '--watch', watch, '--data', join(dir, 'box'), '--port', '0'], { home });
+    const [, url] = await box.waitForLine(/^listening on (http:\/\/\S+)$/);
+    const token = readFileSync(join(home, 'api-token'), 'utf8').trim();
+    const get = async (path: string): Promise<any> => (await fetch(`${url}/api/v1${path}`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    let seen: PeerRow | undefined;
+    for (const t0 = Date.now(); seen === undefined; ) {
+      if (Date.now() - t0 > 20_000) throw new Error('never saw the seeder in the peers API with wire bytes');
+      const items = (await get('/kascades')).items as { id: string }[];
+      if (items.length === 1) {
+        const peers = (await get(`/kascades/${items[0]!.id}/peers`)).peers as PeerRow[];
+        seen = peers.find((p) => p.address === a.addr && p.wireBytes > 0);
+      }
+      if (seen === undefined) await new Promise((res) => setTimeout(res, 100));
+    }
+    // Every byte from a seeder that serves the wire came over it.
+    expect(seen.wireBytes).toBe(seen.downloadedBytes);
   }, 60_000);
 
   it('documents the flags in --help', async () => {

@@ -123,7 +123,7 @@ describe('falls back to HTTP on any doubt', () => {
   const fallsBack = async (wirePeer: string): Promise<void> => {
     const both = new WireOrHttp(wire, http);
     const into = Buffer.alloc(8192);
-    expect(await both.fetch(`127.0.0.1:${server.port}`, wirePeer, k.swarmId, run(4, 2), into, sig())).toBe('http');
+    expect(await both.fetch(`127.0.0.1:${server.port}`, wirePeer, k.swarmId, run(4, 2), into, sig())).toBe('fallback');
     expect(into.equals(bytes.subarray(4 * 4096, 6 * 4096))).toBe(true);
     expect(both.usesWire(wirePeer)).toBe(false);
     // Remembered: the next run goes straight to HTTP.
@@ -134,7 +134,7 @@ describe('falls back to HTTP on any doubt', () => {
     let now = 0;
     const both = new WireOrHttp(wire, http, { retryMs: 1_000, maxRemembered: 2, now: () => now });
     const dead = `127.0.0.1:${await freePort()}`;
-    expect(await both.fetch(`127.0.0.1:${server.port}`, dead, k.swarmId, run(4, 1), Buffer.alloc(4096), sig())).toBe('http');
+    expect(await both.fetch(`127.0.0.1:${server.port}`, dead, k.swarmId, run(4, 1), Buffer.alloc(4096), sig())).toBe('fallback');
     expect(both.usesWire(dead)).toBe(false);
     now = 999;
     expect(both.usesWire(dead)).toBe(false);
@@ -199,7 +199,7 @@ describe('falls back to HTTP on any doubt', () => {
     await new Promise((r) => setTimeout(r, 200)); // the client reads the header: the first body has begun
     cancel.abort(); // as a copy that won elsewhere would: the connection goes, mid-body
     expect((await failure(a)).detail).toMatchObject({ aborted: true });
-    expect(await within(b, 10_000, 'the second request')).toBe('http');
+    expect(await within(b, 10_000, 'the second request')).toBe('fallback');
     expect(into.equals(bytes.subarray(6 * 4096, 7 * 4096))).toBe(true);
     expect(both.usesWire(wirePeer)).toBe(true);
     one.close();

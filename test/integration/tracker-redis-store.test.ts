@@ -237,6 +237,25 @@ describe.skipIf(skip !== undefined)('tracker: Redis peer store (issue 13)', () =
     expect(await s.stats()).toEqual({ swarms: 1, peers: 1, bitfieldBytes: 0 });
   });
 
+  it('issue 14: keeps the wire port as a 9th record field; a record written before it (8 fields) reads as no wire', async () => {
+    const s = await open();
+    await s.announce(S, { ...peer(1, 1), wire: 7777 }, { now: T0, sample: 0 });
+    await s.announce(S, peer(2), { now: T0, sample: 0 });
+    const recs = await raw.hgetall(`kf:{${S}}:r`);
+    expect(recs['10.0.0.2:7001']!.split('|')).toHaveLength(9);
+    expect(recs['10.0.0.2:7001']!.split('|')[8]).toBe('7777');
+    expect(recs['10.0.0.3:7002']!.split('|')[8]).toBe('');
+    // A tracker of before issue 14 wrote 8 fields: still listed, without a wire; its repeat is still a repeat.
+    await raw.hset(`kf:{${S}}:r`, '10.0.0.3:7002', recs['10.0.0.3:7002']!.split('|').slice(0, 8).join('|'));
+    const listed = await s.list(S, 10, { now: T0 + 1 });
+    expect(listed.map((p) => [p.port, p.wire])).toEqual(expect.arrayContaining([[7001, 7777], [7002, undefined]]));
+    expect((await s.announce(S, peer(2), { now: T0 + 2, sample: 0 })).result).toMatchObject({ ok: false, reason: 'too-soon' });
+    // Never a value the record cannot hold.
+    for (const wire of [0, 65536, 1.5, NaN]) {
+      await expect(s.announce(S, { ...peer(3), wire }, { now: T0, sample: 0 })).rejects.toThrow(/wire/);
+    }
+  });
+
   it('two stores on one Redis (two tracker processes) see each other\'s peers', async () => {
     const a = await open();
     const b = await open();

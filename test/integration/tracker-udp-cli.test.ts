@@ -41,14 +41,16 @@ describe('kfetch tracker --udp-port', () => {
     expect(await run.exited()).toBe(0);
   });
 
-  it('is off by default (one listening line) and refused with --workers > 1', async () => {
+  it('is off by default (one listening line); with --workers it follows their store rule (test/integration/tracker-udp-workers.test.ts)', async () => {
     const run = startCli(['tracker', '--port', '0', ...trackerStoreArgs()]);
     await run.waitForLine(/^listening on http:/);
     run.child.kill('SIGTERM');
     expect(await run.exited()).toBe(0);
     expect(run.stdout()).not.toMatch(/udp:/);
+    // No longer refused for being UDP: a Redis that does not answer is the reason now, as without --udp-port.
     const r = await runCli(['tracker', '--port', '0', '--udp-port', '0', '--workers', '2', '--store', 'redis://127.0.0.1:1']);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/KF_E_STORE_UNAVAILABLE/);
   });
 });
 

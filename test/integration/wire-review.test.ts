@@ -240,7 +240,7 @@ describe('wire review (issue 14): a wire that cuts every reply mid-body while HT
     try {
       const into = Buffer.alloc(4096);
       const blocks = { fileId: k.filehash, blockSize: 4096, firstBlock: 2, count: 1, length: 4096 };
-      expect(await either.fetch(httpPeer, wirePeer, k.swarmId, blocks, into, AbortSignal.timeout(5_000))).toBe('http');
+      expect(await either.fetch(httpPeer, wirePeer, k.swarmId, blocks, into, AbortSignal.timeout(5_000))).toBe('fallback');
       expect(into.equals(await readBlock(2))).toBe(true);
       expect(cutter.connections()).toBe(1);
       expect(either.usesWire(wirePeer)).toBe(false);

@@ -65,6 +65,20 @@ const BAD: Array<[string, Record<string, string> | Array<[string, string]>, stri
   ['id 63 hex', { ...ok, id: 'a'.repeat(63) }, 'id'],
   ['id non-hex', { ...ok, id: 'g'.repeat(64) }, 'id'],
   ['port twice', [['port', '1'], ['port', '2'], ['progress', '0']], 'port'],
+  // Issue 14: the `wire` extension, canonical decimal 1..65535 only (only kfetch sends it).
+  ['wire 0', { ...ok, wire: '0' }, 'wire'],
+  ['wire 65536', { ...ok, wire: '65536' }, 'wire'],
+  ['wire negative', { ...ok, wire: '-1' }, 'wire'],
+  ['wire empty', { ...ok, wire: '' }, 'wire'],
+  ['wire leading zero', { ...ok, wire: '07000' }, 'wire'],
+  ['wire with sign', { ...ok, wire: '+7000' }, 'wire'],
+  ['wire with spaces', { ...ok, wire: ' 7000' }, 'wire'],
+  ['wire fractional', { ...ok, wire: '7000.5' }, 'wire'],
+  ['wire hex', { ...ok, wire: '0x1b58' }, 'wire'],
+  ['wire exponent', { ...ok, wire: '7e3' }, 'wire'],
+  ['wire huge', { ...ok, wire: '9'.repeat(400) }, 'wire'],
+  ['wire a host:port', { ...ok, wire: '10.0.0.1:7000' }, 'wire'],
+  ['wire twice', [['port', '1'], ['progress', '0'], ['wire', '7000'], ['wire', '7001']], 'wire'],
 ];
 
 describe('parseAnnounce: bad requests', () => {
@@ -86,6 +100,13 @@ describe('parseAnnounce: bad requests', () => {
 describe('parseAnnounce: good requests', () => {
   it('takes the minimal SPEC form', () => {
     expect(parseAnnounce(fields(ok))).toEqual({ port: 8000, progress: 0.5 });
+  });
+
+  it('issue 14: takes the wire port (1..65535), absent when not given', () => {
+    expect(parseAnnounce(fields({ ...ok, wire: '7000' }))).toEqual({ port: 8000, progress: 0.5, wire: 7000 });
+    expect(parseAnnounce(fields({ ...ok, wire: '1' })).wire).toBe(1);
+    expect(parseAnnounce(fields({ ...ok, wire: '65535' })).wire).toBe(65535);
+    expect('wire' in parseAnnounce(fields(ok))).toBe(false);
   });
 
   it('accepts 0, 1, 1.0, 0.0 and the port bounds', () => {

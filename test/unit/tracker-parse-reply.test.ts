@@ -49,6 +49,16 @@ describe('parseTrackerReply: entries', () => {
     expect(r.intervalMs).toBe(LIMITS.announceIntervalDefaultMs);
   });
 
+  it('issue 14: takes a peer\'s `wire` port; a bad one drops the key, never the peer', () => {
+    const good = [7000, 1, 65535, '7001'];
+    const bad = [0, -1, 65536, 7000.5, '07000', '', 'x', null, true, [7000], { port: 7000 }, 1e400, '7000 '];
+    const body = JSON.stringify([...good, ...bad].map((wire, i) => peer(`1.2.3.${i + 1}`, 8000, { wire })));
+    const r = parseTrackerReply(body, strict);
+    expect(r.dropped).toBe(0);
+    expect(r.peers.map((p) => p.wire)).toEqual([7000, 1, 65535, 7001, ...bad.map(() => undefined)]);
+    for (const p of r.peers.slice(good.length)) expect('wire' in p).toBe(false);
+  });
+
   it('drops bad entries and counts them', () => {
     const entries = [
       peer('1.2.3.4'), // good

@@ -16,6 +16,12 @@ const peer = (i: number, hexBytes: number): PeerInfo => ({
   ...(hexBytes < 0 ? {} : { blocks: 'ab'.repeat(hexBytes), blocksize: 4096 }),
 });
 
+/** `p` with a wire port, keys in the order a reply sends them (SPEC's, then `wire`, then the bitfield). */
+const withWire = (p: PeerInfo, wire: number): PeerInfo => {
+  const { blocks, blocksize, ...bare } = p;
+  return { ...bare, wire, ...(blocks === undefined ? {} : { blocks, blocksize }) };
+};
+
 describe('fitReply', () => {
   it('keeps the budget below the clients\' reply cap', () => {
     expect(LIMITS.trackerReplyBudgetBytes).toBeLessThan(LIMITS.trackerReplyMaxBytes);
@@ -36,10 +42,24 @@ describe('fitReply', () => {
     expect(JSON.stringify(tiny).length).toBeLessThanOrEqual(200);
   });
 
+  it('issue 14: sends each peer with its wire port (after feeder, before the bitfield), counted in its cost', () => {
+    const peers = [withWire(peer(1, 2), 65535), withWire(peer(2, -1), 7000), peer(3, -1)];
+    const out = fitReply(peers, 10_000);
+    expect(out.map((p) => p.wire)).toEqual([65535, 7000, undefined]);
+    expect(Object.keys(out[0]!)).toEqual(['ip', 'port', 'progress', 'updated', 'feeder', 'wire', 'blocks', 'blocksize']);
+    // A budget that fits exactly two entries with their wire keys: the third peer is left out, never a wire key.
+    const wired = [1, 2, 3].map((i) => ({ ...peer(i, -1), wire: 65535 }));
+    const two = JSON.stringify(wired.slice(0, 2));
+    const cut = fitReply(wired, Buffer.byteLength(two));
+    expect(cut).toHaveLength(2);
+    expect(cut.every((p) => p.wire === 65535)).toBe(true);
+  });
+
   it('never exceeds the budget (property)', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: -1, max: 300 }), { maxLength: 40 }), fc.integer({ min: 2, max: 5000 }), (sizes, budget) => {
-        const peers = sizes.map((n, i) => peer(i, n));
+        // Every other peer advertises a wire port (issue 14): its key counts against the budget too.
+        const peers = sizes.map((n, i) => (i % 2 === 0 ? withWire(peer(i, n), 65535 - i) : peer(i, n)));
         const out = fitReply(peers, budget);
         const text = JSON.stringify(out);
         expect(Buffer.byteLength(text)).toBeLessThanOrEqual(budget);

@@ -191,13 +191,14 @@ async function runSeed(paths: string[], flags: SeedFlags, ctx: CommandContext): 
     }
 
     const port = server.port;
+    const wirePort = server.wirePort;
     const intervalMs = flags.announceInterval === undefined ? undefined : Math.round(flags.announceInterval * 1000);
     for (const s of seeded) {
       const blockSize = s.file.verifiedBlockSize;
       const a = new Announcer({
         url: s.kascade.tracker,
         trackers: s.kascade.trackers,
-        state: () => ({ port, progress: s.file.progress, blocks: { blockSize, bitfield: s.file.held(blockSize) } }),
+        state: () => ({ port, progress: s.file.progress, blocks: { blockSize, bitfield: s.file.held(blockSize) }, ...(wirePort === undefined ? {} : { wirePort }) }),
         log: log.child({ file: s.kascade.filename }),
         ...(intervalMs === undefined
           ? {}

@@ -15,7 +15,17 @@ import { accessList } from '../../peer/access-list.js';
 import { VERSION } from '../../version.js';
 import { cidrArg, intArg, secondsArg as secondsArgOf } from '../arg-parsers.js';
 import type { CommandContext } from '../context.js';
-import { metricsText, reportFailed, reportListening, stopRequested, superviseTrackerWorkers, trackerWorkerNumber, workerPort } from '../tracker-workers.js';
+import {
+  metricsText,
+  reportFailed,
+  reportListening,
+  stopRequested,
+  superviseTrackerWorkers,
+  trackerWorkerNumber,
+  workerPort,
+  workerUdpPort,
+  workerUdpSecret,
+} from '../tracker-workers.js';
 
 const portArg = intArg(0, 65535);
 const secondsArg = secondsArgOf(86_400);
@@ -166,6 +176,8 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         'X-Kascade-Error.\n' +
         'With --workers N, N processes share the port and the Redis store; logs carry each one\'s `worker` number and\n' +
         'GET /metrics adds up every worker\'s figures; GET /status is the process the connection reached.\n' +
+        'With --udp-port too, every worker answers on the one UDP port, with one connection-id secret: a connect\n' +
+        'answered by one worker is good for an announce that reaches another, and across worker restarts.\n' +
         'Runs until SIGINT or SIGTERM, then closes and exits 0.',
     )
     .action(async (flags: TrackerFlags) => {
@@ -184,17 +196,20 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
         ...(flags.completeExpiry === undefined ? {} : { completeExpiryMs: Math.round(flags.completeExpiry * 1000) }),
       };
       const limits = storeLimits(trackerLimits(limitFlags), feeders);
-      if (flags.udpPort !== undefined && flags.workers > 1) {
-        // Each worker would draw its own connection-id secret, and the kernel spreads datagrams over them.
-        throw new KfetchError('KF_E_USAGE', `--udp-port runs in one process; not with --workers ${flags.workers}`, { field: '--udp-port' });
-      }
       if (flags.workers > 1 && worker === undefined) {
         if (storeSpec.kind === 'memory') {
           throw new KfetchError('KF_E_USAGE', `${flags.workers}: several workers need a shared store (each would keep its own swarms in memory); add --store redis://HOST[:PORT][/DB]`, { field: '--workers' });
         }
         // One clear error before N processes start: the store answers (each worker then opens its own connection).
         await (await openStore(storeSpec, limits, log)).close();
-        await superviseTrackerWorkers({ workers: flags.workers, log, shutdown: ctx.shutdown, listening: (url) => ctx.out.write(`listening on ${url}\n`) });
+        await superviseTrackerWorkers({
+          workers: flags.workers,
+          log,
+          shutdown: ctx.shutdown,
+          udp: flags.udpPort !== undefined,
+          // The lines a single process prints: HTTP first, then UDP (the workers agree on both ports, 0 included).
+          listening: (url, udpUrl) => ctx.out.write(`listening on ${url}\n${udpUrl === undefined ? '' : `listening on ${udpUrl}\n`}`),
+        });
         return;
       }
       // Heard from now on: a stop asked for while the store opens or the port binds is not lost (the tracker then
@@ -226,7 +241,9 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
           ...(flags.trustProxy === undefined ? {} : { trustProxy: flags.trustProxy }),
         });
         if (flags.udpPort !== undefined) {
-          udp = await startUdpTracker({ store, host: flags.host, port: flags.udpPort, log, ...limitFlags });
+          // A worker binds the port the others share, with the secret they share (from the primary).
+          const secret = workerUdpSecret();
+          udp = await startUdpTracker({ store, host: flags.host, port: workerUdpPort() ?? flags.udpPort, log, ...limitFlags, ...(secret === undefined ? {} : { secret }) });
         }
       } catch (err) {
         await tracker?.close();
@@ -236,7 +253,7 @@ export function registerTracker(program: Command, ctx: CommandContext): void {
       }
       try {
         if (worker === undefined) ctx.out.write(`listening on ${tracker.url}\n${udp === undefined ? '' : `listening on ${udp.url}\n`}`);
-        else reportListening(tracker.url);
+        else reportListening(tracker.url, udp?.url);
         await stop;
         log.info({ signal: ctx.shutdown.aborted ? String(ctx.shutdown.reason) : 'asked by the primary' }, 'tracker: shutting down');
       } finally {
