@@ -102,6 +102,8 @@ export async function runBox(flags: BoxFlags, ctx: CommandContext): Promise<void
     emit: (e) => box?.onEvent(e),
     // A box waits for peers as long as it takes: a download with no peer yet is not an error.
     limits: { ...DEFAULT_ENGINE_LIMITS, stallTimeoutMs: 0 },
+    // The box has no --no-wire; the environment switch reaches its downloads as it does `get`'s (spec-peer-wire.md).
+    useWire: process.env.KFETCH_NO_WIRE !== '1',
     ...(flags.threads === undefined ? {} : { threads: flags.threads }),
     serve: {
       host: flags.host,

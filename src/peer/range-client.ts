@@ -210,8 +210,9 @@ export class RangeClient {
   }
 
   private async acquire(peer: string, signal: AbortSignal): Promise<Connection> {
-    const p = this.pool(peer);
     for (;;) {
+      // Looked up again after every wait: a pool left unused meanwhile is forgotten (forgetIfUnused).
+      const p = this.pool(peer);
       if (this.closed) throw new KfetchError('KF_E_PEER_CONNECT', 'client closed', { peer });
       const idle = p.idle.pop();
       if (idle !== undefined) {
@@ -220,12 +221,23 @@ export class RangeClient {
         continue;
       }
       if (p.open < this.o.connectionsPerPeer) {
-        const { host, port } = splitPeer(peer);
-        assertDialable(host, peer);
+        let host: string;
+        let port: number;
+        try {
+          ({ host, port } = splitPeer(peer));
+          assertDialable(host, peer);
+        } catch (err) {
+          this.forgetIfUnused(peer, p);
+          throw err;
+        }
         p.open++;
-        return new Connection(peer, host, port, this.o, () => {
+        return new Connection(peer, host, port, this.o, (dead) => {
           p.open--;
+          // A dead idle connection leaves the pool now, not at the next request (a peer may never be asked again).
+          const at = p.idle.indexOf(dead);
+          if (at !== -1) p.idle.splice(at, 1);
           this.wakeOne(p);
+          this.forgetIfUnused(peer, p);
         });
       }
       await new Promise<void>((resolve, reject) => {
@@ -237,6 +249,7 @@ export class RangeClient {
         const onAbort = (): void => {
           const at = p.waiters.indexOf(wake);
           if (at !== -1) p.waiters.splice(at, 1);
+          this.forgetIfUnused(peer, p);
           reject(abortError(peer, signal));
         };
         signal.addEventListener('abort', onAbort, { once: true });
@@ -246,7 +259,9 @@ export class RangeClient {
   }
 
   private release(peer: string, conn: Connection): void {
-    const p = this.pool(peer);
+    // Gone only when every connection of the peer died and nobody waits: this one is dead, nothing to do.
+    const p = this.pools.get(peer);
+    if (p === undefined) return;
     if (!conn.dead && !conn.busy && !this.closed) {
       conn.idleTimer = setTimeout(() => conn.destroy(), this.o.idleTimeoutMs);
       conn.idleTimer.unref();
@@ -257,6 +272,19 @@ export class RangeClient {
 
   private wakeOne(p: { waiters: (() => void)[] }): void {
     p.waiters.shift()?.();
+  }
+
+  /**
+   * Nothing is kept for a peer with no connection and nobody waiting: a box meets new peers for months, and each
+   * entry held its dead connections (sockets, parsers) until that peer was asked again, which may be never.
+   */
+  private forgetIfUnused(peer: string, p: { idle: Connection[]; open: number; waiters: (() => void)[] }): void {
+    if (p.open === 0 && p.idle.length === 0 && p.waiters.length === 0 && this.pools.get(peer) === p) this.pools.delete(peer);
+  }
+
+  /** Peers with per-peer state (connections, idle or in use, or requests waiting): bounded by what is in use now. */
+  get peerCount(): number {
+    return this.pools.size;
   }
 
   async close(): Promise<void> {

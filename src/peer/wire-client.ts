@@ -4,8 +4,9 @@
 // connections per peer, each pipelining up to LIMITS.wireMaxPipelined requests answered in order.
 //
 // `detail.fallback` marks the errors that mean "this peer's wire is not to be trusted: use HTTP" (no hello, a bad
-// frame, status bad-request or unknown-file, a refused connection); `fetchWithFallback` does exactly that and
-// remembers it per peer. Not-held and busy are answers (HTTP 400 and 503 would say the same), not doubts.
+// frame, status bad-request or unknown-file, a refused connection, a connection the seeder cut with requests
+// outstanding, and — in WireOrHttp — a request that missed its deadline on the wire); WireOrHttp does exactly that
+// and remembers it per peer. Not-held and busy are answers (HTTP 400 and 503 would say the same), not doubts.
 
 import { connect, type Socket } from 'node:net';
 import { KfetchError, type ErrorCode } from '../errors.js';
@@ -108,8 +109,11 @@ class WireConnection {
       if (!this.decoder.helloDone) this.fail('KF_E_PEER_TIMEOUT', `no wire hello within ${o.connectTimeoutMs} ms`, true);
     }, o.connectTimeoutMs);
     this.helloTimer.unref();
-    this.socket.on('error', (err) => this.fail('KF_E_PEER_CONNECT', `wire connection failed: ${err.message}`, !this.decoder.helloDone, err));
-    this.socket.on('close', () => this.fail('KF_E_PEER_CONNECT', 'wire connection closed', !this.decoder.helloDone));
+    // The seeder closed the connection, or it failed, with requests outstanding (we close it only through fail()):
+    // a doubt whenever it happens. A wire that cuts replies mid-body must not cost us a peer whose HTTP works; a
+    // seeder that is gone fails over HTTP too, as it would have.
+    this.socket.on('error', (err) => this.fail('KF_E_PEER_CONNECT', `wire connection failed: ${err.message}`, true, err));
+    this.socket.on('close', () => this.fail('KF_E_PEER_CONNECT', 'wire connection closed', true));
   }
 
   send(b: WireBlocks, into: Buffer | undefined, resolve: () => void, reject: (e: KfetchError) => void): Pending {
@@ -233,7 +237,7 @@ export class WireClient {
       const onAbort = (): void => c.abandon(p, abortError(peer, signal));
       const done = (): void => {
         signal.removeEventListener('abort', onAbort);
-        this.waiters.get(peer)?.shift()?.();
+        this.wakeOne(peer);
       };
       const p = c.send(
         blocks,
@@ -264,6 +268,7 @@ export class WireClient {
       const onAbort = (): void => {
         const at = waiting.indexOf(wake);
         if (at >= 0) waiting.splice(at, 1);
+        if (waiting.length === 0 && this.waiters.get(peer) === waiting) this.waiters.delete(peer);
         reject(abortError(peer, signal));
       };
       signal.addEventListener('abort', onAbort, { once: true });
@@ -271,10 +276,18 @@ export class WireClient {
     });
   }
 
+  /** Wake one request waiting for room on `peer`'s connections; the list goes with its last waiter. */
+  private wakeOne(peer: string): void {
+    const list = this.waiters.get(peer);
+    if (list === undefined) return;
+    const w = list.shift();
+    if (list.length === 0) this.waiters.delete(peer);
+    w?.();
+  }
+
   /** The connection with the fewest outstanding requests, opening one while under connectionsPerPeer; undefined when all are full. */
   private connection(peer: string): WireConnection | undefined {
-    let pool = this.pools.get(peer);
-    if (pool === undefined) this.pools.set(peer, (pool = []));
+    const pool = this.pools.get(peer) ?? [];
     let best: WireConnection | undefined;
     for (const c of pool) if (best === undefined || c.pending.length < best.pending.length) best = c;
     // An idle connection first; else a new one while under the cap; else the least loaded with room.
@@ -289,9 +302,25 @@ export class WireClient {
     const c = new WireConnection(peer, host, port, this.o, (dead) => {
       const at = list.indexOf(dead);
       if (at >= 0) list.splice(at, 1);
+      // Nothing is kept per peer once its last connection is gone (a box meets new peers for months).
+      if (list.length === 0 && this.pools.get(peer) === list) this.pools.delete(peer);
     });
     list.push(c);
+    if (list.length === 1) this.pools.set(peer, list);
     return c;
+  }
+
+  /**
+   * Close every wire connection to `peer`: their requests fail as dropped by us (`detail.ours`), so WireOrHttp asks
+   * HTTP for them at once instead of each waiting out its deadline on a wire that stalled.
+   */
+  drop(peer: string): void {
+    for (const c of [...(this.pools.get(peer) ?? [])]) c.fail('KF_E_PEER_CONNECT', 'wire connection dropped: the wire stalled', false, undefined, true);
+  }
+
+  /** Peers with per-peer state (connections or requests waiting for room): bounded by what is in use now. */
+  get peerCount(): number {
+    return new Set([...this.pools.keys(), ...this.waiters.keys()]).size;
   }
 
   close(): void {
@@ -373,6 +402,14 @@ export class WireOrHttp {
         return 'wire';
       } catch (err) {
         if (!(err instanceof KfetchError)) throw err;
+        // No reply in time is a doubt too: a wire that stalls (before or inside a reply) while HTTP works must not
+        // cost us the peer. This request's time is up (a timeout, as over HTTP); the peer's later requests, and those
+        // in flight on its wire connections, go over HTTP.
+        if (err.code === 'KF_E_PEER_TIMEOUT' && signal.aborted) {
+          this.distrust(wirePeer);
+          this.wire.drop(wirePeer);
+          throw err;
+        }
         // Dropped with its connection because we abandoned another request on it (a deadline, a copy that won):
         // not the peer's doing, so this run is asked again over HTTP and the wire stays in use.
         const ours = err.detail?.ours === true && !signal.aborted;

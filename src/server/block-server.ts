@@ -340,7 +340,9 @@ export async function startBlockServer(opts: BlockServerOptions): Promise<BlockS
             writing = false;
             resolve(err === null || err === undefined);
           });
-          if (!flowing) {
+          // Still queued after the write: timed even under the high-water mark (a 4 KiB range to a client that reads
+          // nothing waited forever, with its slot, when only a `false` from write armed the timer).
+          if (!flowing || res.writableLength > 0) {
             timer = setTimeout(() => resolve(false), limits.idleTimeoutMs);
             timer.unref();
           }

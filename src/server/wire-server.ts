@@ -137,6 +137,8 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     const gone = new Gone();
     let running = false;
     let helloSent = false;
+    /** Status replies handed to the socket and not yet taken by the kernel: outstanding until then (see status()). */
+    let unflushed = 0;
     // Set below, once the serving closures exist.
     let outstanding = (): number => queue.length;
     let refillNow = (): void => undefined;
@@ -202,7 +204,7 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     const refill = (): void => {
       while (queue.length > 0 && ahead.length < readAhead && !gone.aborted) ahead.push(prepare(queue.shift()!));
     };
-    outstanding = () => queue.length + ahead.length + (writingOne ? 1 : 0);
+    outstanding = () => queue.length + ahead.length + (writingOne ? 1 : 0) + unflushed;
 
     const run = async (): Promise<void> => {
       running = true;
@@ -230,9 +232,13 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     };
     refillNow = refill;
 
+    // A status reply needs no slot and is not awaited, so it counts as outstanding until the socket took it: a client
+    // that never reads, asking 64 at a time for what is answered at once (an unknown file), is then closed by the
+    // pipeline bound instead of piling replies up in our memory past the socket buffers.
     const status = (r: WireRequest, s: WireStatus, retryAfterS = 0): void => {
       stats.replies[STATUS_NAMES[s]]++;
-      socket.write(encodeReplyHeader({ requestId: r.requestId, status: s, retryAfterS, length: 0 }));
+      unflushed++;
+      socket.write(encodeReplyHeader({ requestId: r.requestId, status: s, retryAfterS, length: 0 }), () => unflushed--);
     };
 
     /** The byte range the request names in its file, or the status refusing it (no slot needed for either). */
@@ -334,7 +340,9 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
               writing = false;
               resolve(err === null || err === undefined);
             });
-            if (!flowing) {
+            // Not taken at once by the kernel: a chunk under the high-water mark (a 4 KiB reply) leaves `flowing` true
+            // but waits all the same when the client reads nothing; without a timer it waited forever, with its slot.
+            if (!flowing || socket.writableLength > 0) {
               timer = setTimeout(() => resolve(false), limits.idleTimeoutMs);
               timer.unref();
             }
