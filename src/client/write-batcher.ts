@@ -1,9 +1,9 @@
 // The download's verify+write work in few worker tasks (issue 11): runs of fetched blocks wait here while every
 // worker is busy and go out together, one task and one mtime restore for all of them, instead of one task per run
 // (~0.1-0.15 ms of CPU each in piscina's dispatch and the thread wake-ups, measured here). With a worker free, a
-// run goes out at the end of the tick it came in (process.nextTick, after the tick's promise jobs): the runs one
-// socket read completed (a burst of pipelined peer-wire replies, up to 15 blocks of 4 KiB per 64 KiB read) share a
-// task, and batching adds no timer and no wait on I/O. Used by download-session.ts.
+// run goes out at the end of the event-loop turn it came in (setImmediate: after the callbacks of every socket read
+// of this turn and their promise jobs): the runs those reads completed (pipelined peer-wire replies of 4 KiB on
+// several connections) share a task, and batching adds no timer and no wait on I/O. Used by download-session.ts.
 
 import type { BlockOutcome, VerifyWriteBatchResult, VerifyWriteTask } from '../../workers/block-write.js';
 import type { HashPool } from '../hashing/pool.js';
@@ -58,7 +58,7 @@ export class WriteBatcher {
       this.queue.push({ run, bytes, resolve, reject });
       if (!this.pumpQueued) {
         this.pumpQueued = true;
-        process.nextTick(this.pumpSoon);
+        setImmediate(this.pumpSoon);
       }
     });
   }

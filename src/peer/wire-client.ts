@@ -80,9 +80,10 @@ class WireConnection {
   private helloTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   /**
-   * Request frames encoded this tick, written together once it ends (`flush` on process.nextTick, which runs after
-   * the promise jobs of the tick): a burst of requests costs one socket write (one syscall) instead of one each.
-   * Room for maxPipelined frames, the most a tick can add (a full connection is given no more).
+   * Request frames encoded in this turn of the event loop, written together at its end (`flush` on setImmediate: after
+   * the replies of every socket read in this turn settled, with no timer and no wait on I/O): the requests that a
+   * burst of replies frees cost one socket write (one syscall) instead of one each. Room for maxPipelined frames, the
+   * most that can be outstanding (a full connection is given no more).
    */
   private readonly out: Buffer;
   private outBytes = 0;
@@ -133,7 +134,7 @@ class WireConnection {
     this.pending.push(p);
     if (!this.flushQueued) {
       this.flushQueued = true;
-      process.nextTick(this.flush);
+      setImmediate(this.flush);
     }
     return p;
   }
