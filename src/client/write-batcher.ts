@@ -1,7 +1,9 @@
 // The download's verify+write work in few worker tasks (issue 11): runs of fetched blocks wait here while every
 // worker is busy and go out together, one task and one mtime restore for all of them, instead of one task per run
 // (~0.1-0.15 ms of CPU each in piscina's dispatch and the thread wake-ups, measured here). With a worker free, a
-// run goes out at once: batching never adds latency. Used by download-session.ts.
+// run goes out at the end of the event-loop turn it came in (setImmediate: after the callbacks of every socket read
+// of this turn and their promise jobs): the runs those reads completed (pipelined peer-wire replies of 4 KiB on
+// several connections) share a task, and batching adds no timer and no wait on I/O. Used by download-session.ts.
 
 import type { BlockOutcome, VerifyWriteBatchResult, VerifyWriteTask } from '../../workers/block-write.js';
 import type { HashPool } from '../hashing/pool.js';
@@ -40,6 +42,7 @@ export class WriteBatcher {
   private readonly o: WriteBatcherOptions;
   private queue: Waiting[] = [];
   private inFlight = 0;
+  private pumpQueued = false;
 
   constructor(o: WriteBatcherOptions) {
     this.o = o;
@@ -53,9 +56,17 @@ export class WriteBatcher {
     const bytes = run.blocks.reduce((a, b) => a + b.length, 0);
     return new Promise<RunOutcome>((resolve, reject) => {
       this.queue.push({ run, bytes, resolve, reject });
-      this.pump();
+      if (!this.pumpQueued) {
+        this.pumpQueued = true;
+        setImmediate(this.pumpSoon);
+      }
     });
   }
+
+  private readonly pumpSoon = (): void => {
+    this.pumpQueued = false;
+    this.pump();
+  };
 
   private pump(): void {
     while (this.inFlight < this.o.maxTasks && this.queue.length > 0) {

@@ -3,7 +3,7 @@
 // that is not a wire, a refused port, no hello, a lying length).
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { Socket, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -203,6 +203,41 @@ describe('falls back to HTTP on any doubt', () => {
     expect(into.equals(bytes.subarray(6 * 4096, 7 * 4096))).toBe(true);
     expect(both.usesWire(wirePeer)).toBe(true);
     one.close();
+  });
+
+  it('issue 14: the requests of one event-loop turn leave in one socket write (not one write per frame)', async () => {
+    const n = 10;
+    let got = 0;
+    const port = await rawServer((s) => {
+      s.on('data', (d: Buffer) => {
+        const before = got;
+        got += d.length;
+        // Each whole request after the hello is answered "not held", in order (ids from 1).
+        const whole = (x: number): number => Math.max(0, Math.floor((x - 8) / 48));
+        const replies: Buffer[] = before === 0 && got > 0 ? [encodeHello()] : [];
+        for (let id = whole(before) + 1; id <= whole(got); id++) replies.push(encodeReplyHeader({ requestId: id, status: WireStatus.notHeld, retryAfterS: 0, length: 0 }));
+        if (replies.length > 0) s.write(Buffer.concat(replies));
+      });
+    });
+    const one = new WireClient({ connectionsPerPeer: 1, connectTimeoutMs: 2_000 });
+    // Node's own Socket.write, observed (not replaced): the client's writes (every socket but the raw servers' own) and
+    // their bytes, while only this test runs.
+    const writes: number[] = [];
+    const original = Socket.prototype.write;
+    Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket['write']>): boolean {
+      if (!rawSockets.includes(this)) writes.push((args[0] as Buffer).length);
+      return original.apply(this, args);
+    } as Socket['write'];
+    try {
+      const all = [...Array(n).keys()].map((i) => failure(one.fetchBlocks(`127.0.0.1:${port}`, run(i, 1), Buffer.alloc(4096), sig())));
+      for (const e of await Promise.all(all)) expect(e.detail).toMatchObject({ status: 400, fallback: false });
+    } finally {
+      Socket.prototype.write = original;
+      one.close();
+    }
+    expect(got).toBe(8 + n * 48);
+    // The hello (at the dial), then all ten 48-byte frames together.
+    expect(writes).toEqual([8, n * 48]);
   });
 
   it('busy is an answer, not a doubt: no fallback', async () => {

@@ -1,6 +1,7 @@
 // The write batcher (issue 11): runs submitted while every worker is busy go out together in one worker task, each
-// run still gets its own outcome, and a run with a worker free goes out at once. The real hashing pool (built
-// workers) writing a real temp file.
+// run still gets its own outcome, and with a worker free the runs of one event-loop turn go out together at the
+// turn's end (issue 14: the pipelined peer-wire replies of one turn's reads share a task). The real hashing pool
+// (built workers) writing a real temp file.
 
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,8 +36,11 @@ describe('write batcher', () => {
         byteOffset: i * BLOCK,
         blocks: [{ offset: i * BLOCK, length: BLOCK, expectedMd5: bad ? md5(Buffer.from('no')) : md5(mem.subarray(i * BLOCK, (i + 1) * BLOCK)) }],
       });
-      // All at once: the first goes out alone, the rest wait for the one worker and go out six blocks' worth at a time.
-      const outcomes = await Promise.all([...Array(n).keys()].map((i) => b.submit(run(i, i === 4))));
+      // The first alone (it goes out at the end of its turn), then the rest in one later turn while it runs: they
+      // wait for the one worker and go out six blocks' worth at a time.
+      const first = b.submit(run(0));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const outcomes = await Promise.all([first, ...[...Array(n - 1).keys()].map((k) => b.submit(run(k + 1, k + 1 === 4)))]);
       expect(tasks.map((t) => t.runs.length)).toEqual([1, 6, 3]);
       outcomes.forEach((o, i) => expect(o.blocks[0]!.status).toBe(i === 4 ? 'bad' : 'written'));
       const disk = readFileSync(path);
@@ -44,6 +48,32 @@ describe('write batcher', () => {
       // Nothing waiting: a run goes out on its own, at once.
       expect((await b.submit(run(0))).blocks).toEqual([{ status: 'written' }]);
       expect(tasks.at(-1)!.runs.length).toBe(1);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('issue 14: runs submitted in one event-loop turn with a worker free share one task (not one task each)', async () => {
+    const path = join(scope.dir('kfetch-batcher-'), 'f.bin');
+    const n = 8;
+    writeFileSync(path, Buffer.alloc(n * BLOCK));
+    const fd = openSync(path, 'r+');
+    try {
+      const shared = new SharedArrayBuffer(n * BLOCK);
+      const mem = Buffer.from(shared);
+      for (let i = 0; i < n; i++) mem.fill(0x40 + i, i * BLOCK, (i + 1) * BLOCK);
+      const tasks: VerifyWriteBatchResult[] = [];
+      // Two tasks may be in flight and the pool is idle: without the end-of-turn gathering, the first two runs
+      // would each go out alone.
+      const b = new WriteBatcher({ pool, fd, mtimeSec: 1_600_000_000, maxTasks: 2, maxTaskBytes: n * BLOCK, onTask: (r) => tasks.push(r) });
+      const outcomes = await Promise.all(
+        [...Array(n).keys()].map((i) =>
+          b.submit({ shared, byteOffset: i * BLOCK, blocks: [{ offset: i * BLOCK, length: BLOCK, expectedMd5: md5(mem.subarray(i * BLOCK, (i + 1) * BLOCK)) }] }),
+        ),
+      );
+      expect(tasks.map((t) => t.runs.length)).toEqual([n]);
+      for (const o of outcomes) expect(o.blocks).toEqual([{ status: 'written' }]);
+      expect(readFileSync(path).equals(mem)).toBe(true);
     } finally {
       closeSync(fd);
     }
