@@ -11,6 +11,7 @@ import { policedConnector } from './dial-guard.js';
 import { WireClient, WireOrHttp, wirePeerFrom, type FetchVia } from './wire-client.js';
 import { countTransport, emptyTransportCounts, type TransportCounts } from './transport-counts.js';
 import { requestProblem } from './wire-frames.js';
+import { addNewest, setNewest } from '../util/bounded-map.js';
 
 export interface BlockClientOptions {
   /** Connections kept per peer (one request per connection at a time). */
@@ -29,7 +30,7 @@ export interface BlockRun {
   count: number;
 }
 
-/** Peers whose wire advertisement is remembered at most (each is a short string; beyond, new ones stay on HTTP). */
+/** Peers whose wire advertisement is remembered at most (each is a short string; beyond, the oldest is forgotten). */
 const MAX_WIRE_PEERS = 10_000;
 
 /** Host part of a URL for `ip:port` / `[v6]:port` / `host:port` peer addresses. */
@@ -47,7 +48,7 @@ export class BlockClient {
   private readonly wirePeers = new Map<string, string>();
   /**
    * Peers whose own HTTP replies have spoken about their wire (with the header or, on /blocks, without it): their
-   * word outranks a tracker's (`trackerWire`). Bounded like wirePeers (a peer past the bound just keeps its hint).
+   * word outranks a tracker's (`trackerWire`). Bounded like wirePeers (the oldest forgotten first).
    */
   private readonly spoke = new Set<string>();
   /** Every completed range fetch of this process by transport (the box's /metrics). */
@@ -120,15 +121,15 @@ export class BlockClient {
   trackerWire(peer: string, wirePort: number | undefined): void {
     if (this.either === undefined || wirePort === undefined || this.spoke.has(peer)) return;
     const w = wirePeerFrom(peer, String(wirePort));
-    if (w !== undefined && (this.wirePeers.size < MAX_WIRE_PEERS || this.wirePeers.has(peer))) this.wirePeers.set(peer, w);
+    if (w !== undefined) setNewest(this.wirePeers, peer, w, MAX_WIRE_PEERS);
   }
 
   /** A reply of `peer` carried X-Kascade-Wire `value` (undefined: none): remember (or forget) its wire address. */
   private advertised(peer: string, value: string | undefined): void {
-    if (this.spoke.size < MAX_WIRE_PEERS) this.spoke.add(peer);
+    addNewest(this.spoke, peer, MAX_WIRE_PEERS);
     const w = wirePeerFrom(peer, value);
     if (w === undefined) this.wirePeers.delete(peer);
-    else if (this.wirePeers.size < MAX_WIRE_PEERS || this.wirePeers.has(peer)) this.wirePeers.set(peer, w);
+    else setNewest(this.wirePeers, peer, w, MAX_WIRE_PEERS);
   }
 
   /** GET `/<swarmId>/blocks?blocksize=B` (kfetch extension); undefined when the peer does not offer it. */

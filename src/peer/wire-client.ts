@@ -14,6 +14,7 @@ import { LIMITS } from '../limits.js';
 import { assertDialable, policedLookup } from './dial-guard.js';
 import { abortError } from './range-client.js';
 import { REQUEST_BYTES, ReplyDecoder, WireStatus, encodeHello, encodeRequest, type WireReply } from './wire-frames.js';
+import { setNewest } from '../util/bounded-map.js';
 
 export interface WireClientOptions {
   /** Connections per peer; requests go to the one with the fewest outstanding. */
@@ -407,9 +408,7 @@ export class WireOrHttp {
   }
 
   private distrust(wirePeer: string): void {
-    this.noWire.delete(wirePeer); // re-inserted last: the map's order is oldest first
-    this.noWire.set(wirePeer, this.now() + this.retryMs);
-    while (this.noWire.size > this.maxRemembered) this.noWire.delete(this.noWire.keys().next().value!);
+    setNewest(this.noWire, wirePeer, this.now() + this.retryMs, this.maxRemembered);
   }
 
   async fetch(
