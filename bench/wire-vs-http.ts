@@ -3,7 +3,7 @@
 // blocks) with `--conc` requests in flight through the HTTP range client and through the wire client, into reused
 // buffers (nothing verified or written: the transfer path alone). Prints throughput and CPU-s per GiB of each end.
 // Run: node dist/bench/wire-vs-http.js [--size-mib 256] [--conc 32] [--bytes-4k-mib 128] [--bytes-256k-mib 1024]
-// [--wire-conns 4] [--only http4k,wire4k,wire4k64,http64k,wire64k,http256k,wire256k] [--seed-node-args='--cpu-prof --cpu-prof-dir=DIR']
+// [--wire-conns 4] [--only http4k,wire4k,wire4k64,http64k,wire64k,http256k,wire256k] [--wire-first] (each size's wire row before its HTTP row) [--seed-node-args='--cpu-prof --cpu-prof-dir=DIR']
 // [--json] (one JSON object on the last line: the rows, for bench/scenarios/peer-wire.ts)
 
 import { fork, type ChildProcess } from 'node:child_process';
@@ -91,6 +91,7 @@ async function main(): Promise<void> {
       'wire-conns': { type: 'string', default: '4' },
       /** Only these rows (comma-separated: http4k, wire4k, wire4k64, http256k, wire256k). */
       only: { type: 'string', default: 'http4k,wire4k,wire4k64,http64k,wire64k,http256k,wire256k' },
+      'wire-first': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       /** Node flags for the seeder child alone (e.g. '--cpu-prof --cpu-prof-dir=DIR'). */
       'seed-node-args': { type: 'string', default: '' },
@@ -174,10 +175,11 @@ async function main(): Promise<void> {
     const b4 = Number(values['bytes-4k-mib']) * MiB;
     const b256 = Number(values['bytes-256k-mib']) * MiB;
     const only = new Set(values.only.split(','));
-    for (const name of ['http', 'wire']) if (only.has(`${name}4k`)) await measure(name, 4096, 1, b4);
+    const order = values['wire-first'] ? ['wire', 'http'] : ['http', 'wire'];
+    for (const name of order) if (only.has(`${name}4k`)) await measure(name, 4096, 1, b4);
     if (only.has('wire4k64')) await measure('wire', 4096, 64, b256);
-    for (const name of ['http', 'wire']) if (only.has(`${name}64k`)) await measure(name, 65536, 1, b256);
-    for (const name of ['http', 'wire']) if (only.has(`${name}256k`)) await measure(name, 262144, 1, b256);
+    for (const name of order) if (only.has(`${name}64k`)) await measure(name, 65536, 1, b256);
+    for (const name of order) if (only.has(`${name}256k`)) await measure(name, 262144, 1, b256);
     if (values.json) console.log(JSON.stringify({ sizeMiB: size / MiB, conc, rows }));
     wire.close();
     await http.close();
