@@ -5,11 +5,12 @@
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
+import { closeRawTcp, rawServer } from '../helpers/raw-tcp.js';
+import { freePort } from '../helpers/system.js';
 import { killAllChildren, runCli, startCli, tempHome, type CliRun } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
 
@@ -19,15 +20,11 @@ const BLOCKS = Math.ceil(SIZE / BLOCK);
 
 const dirs: string[] = [];
 const peers: AdversarialPeer[] = [];
-const servers: Server[] = [];
-const sockets = new Set<Socket>();
 
 afterEach(async () => {
   killAllChildren();
   for (const p of peers.splice(0)) await p.close();
-  for (const s of sockets) s.destroy();
-  sockets.clear();
-  for (const s of servers.splice(0)) await new Promise<void>((res) => s.close(() => res()));
+  await closeRawTcp();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -102,29 +99,6 @@ function transportOf(stdout: string): Transport {
   return done[0]!.transport as Transport;
 }
 
-/** A port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((res) => s.listen(0, '127.0.0.1', () => res()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((res) => s.close(() => res()));
-  return port;
-}
-
-/** A raw TCP server on 127.0.0.1 that answers every connection with `answer` (then leaves it open); counts connections. */
-async function rawServer(answer: (socket: Socket) => void): Promise<{ port: number; connections: () => number }> {
-  let n = 0;
-  const s = createServer((socket) => {
-    n++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    answer(socket);
-  });
-  servers.push(s);
-  await new Promise<void>((res) => s.listen(0, '127.0.0.1', () => res()));
-  return { port: (s.address() as { port: number }).port, connections: () => n };
-}
-
 describe('kfetch get over the binary peer wire (issue 14)', () => {
   it('takes every block from a `kfetch seed --wire-port 0` over the wire, and only HTTP with --no-wire', async () => {
     const { dir, bytes, kascadePath } = setup('wire-get');
@@ -170,7 +144,7 @@ describe('kfetch get over the binary peer wire (issue 14)', () => {
 
   it('falls back to HTTP for a peer whose advertised wire port is closed, or answers garbage, or lies in a reply', async () => {
     const { dir, bytes, kascadePath, id } = setup('wire-fallback');
-    const closed = await closedPort();
+    const closed = await freePort();
     // Not a wire hello: what an HTTP server on that port would say.
     const garbage = await rawServer((sock) => sock.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n'));
     // A good hello, then a reply (to request 1) whose length is not what was asked: a bad frame.

@@ -7,7 +7,6 @@
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,6 +16,8 @@ import type { RunningTracker } from '../../src/tracker/tracker-server.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 import { VERSION } from '../../src/version.js';
 import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
+import { closeRawTcp, rawServer } from '../helpers/raw-tcp.js';
+import { freePort } from '../helpers/system.js';
 import { killAllChildren, runCli, startCli, tempHome, type CliRun } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
 import { originalAnnounce, pythonDownload } from '../helpers/original-client.js';
@@ -31,16 +32,12 @@ const KF = { 'user-agent': `kfetch/${VERSION}` };
 
 const dirs: string[] = [];
 const peers: AdversarialPeer[] = [];
-const servers: Server[] = [];
-const sockets = new Set<Socket>();
 const trackers: RunningTracker[] = [];
 
 afterEach(async () => {
   killAllChildren();
   for (const p of peers.splice(0)) await p.close();
-  for (const s of sockets) s.destroy();
-  sockets.clear();
-  for (const s of servers.splice(0)) await new Promise<void>((res) => s.close(() => res()));
+  await closeRawTcp();
   for (const t of trackers.splice(0)) await t.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -91,29 +88,6 @@ async function stopAndRead(run: CliRun): Promise<Served> {
   const line = jsonLines(run.stderr()).find((l) => l.msg === 'seed: served');
   expect(line, run.stderr()).toBeDefined();
   return line as unknown as Served;
-}
-
-/** A port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((res) => s.listen(0, '127.0.0.1', () => res()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((res) => s.close(() => res()));
-  return port;
-}
-
-/** A raw TCP server on 127.0.0.1 that answers every connection with `answer`; counts connections. */
-async function rawServer(answer: (socket: Socket) => void): Promise<{ port: number; connections: () => number }> {
-  let n = 0;
-  const s = createServer((socket) => {
-    n++;
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    answer(socket);
-  });
-  servers.push(s);
-  await new Promise<void>((res) => s.listen(0, '127.0.0.1', () => res()));
-  return { port: (s.address() as { port: number }).port, connections: () => n };
 }
 
 describe('tracker: the `wire` announce field and reply key (issue 14)', () => {
@@ -310,7 +284,7 @@ describe('kfetch get learns a seeder\'s wire from the tracker (issue 14)', () =>
   it('falls back to HTTP, with no ban or strike, for a peer whose tracker-advertised wire is closed, garbage or lying', async () => {
     const t = await tracker();
     const s = setup('advert-fallback', t.url);
-    const closed = await closedPort();
+    const closed = await freePort();
     const garbage = await rawServer((sock) => sock.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n'));
     const liar = await rawServer((sock) => {
       // A good hello, then a reply to request 1 whose length is not what was asked: a bad frame.
