@@ -31,6 +31,7 @@ import { formBody } from '../src/tracker/announce-client.js';
 import { VERSION } from '../src/version.js';
 import { median } from './measure.js';
 import { ACTION, decodeReply, encodeAnnounceRequest, encodeConnectRequest } from '../src/tracker/udp-wire.js';
+import { udpExchange } from './udp-exchange.js';
 
 const BIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const TICK_US = 1e6 / 100; // USER_HZ on Linux
@@ -125,22 +126,8 @@ async function httpLane(port: number, lane: number, swarms: number): Promise<Lan
 async function udpLane(port: number, lane: number, swarms: number): Promise<Lane> {
   const s: UdpSocket = createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  let waiting: ((b: Buffer) => void) | undefined;
-  s.on('message', (m) => waiting?.(m));
-  const exchange = async (d: Buffer, load: Load): Promise<Buffer> => {
-    for (;;) {
-      s.send(d, port, '127.0.0.1');
-      const got = await new Promise<Buffer | undefined>((r) => {
-        const t = setTimeout(() => r(undefined), 1000);
-        waiting = (b) => {
-          clearTimeout(t);
-          r(b);
-        };
-      });
-      if (got !== undefined) return got;
-      load.failures++;
-    }
-  };
+  const send = udpExchange(s, port);
+  const exchange = (d: Buffer, load: Load): Promise<Buffer> => send(d, () => load.failures++);
   const c = decodeReply(await exchange(encodeConnectRequest(lane), newLoad()));
   if (!c.ok || c.value.action !== 'connect') throw new Error('udp connect failed');
   const connectionId = c.value.connectionId;

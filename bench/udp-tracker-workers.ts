@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { decodeReply, encodeAnnounceRequest, encodeConnectRequest } from '../src/tracker/udp-wire.js';
+import { udpExchange } from './udp-exchange.js';
 
 const BIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const REDIS = process.env.KFETCH_REDIS_SERVER ?? '/usr/bin/redis-server';
@@ -75,22 +76,8 @@ const swarmOf = (i: number, swarms: number): string => (i % swarms).toString(16)
 async function udpLane(port: number, lane: number, until: number, swarms: number, load: Load): Promise<void> {
   const s: UdpSocket = createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  let waiting: ((b: Buffer) => void) | undefined;
-  s.on('message', (m) => waiting?.(m));
-  const exchange = async (d: Buffer): Promise<Buffer> => {
-    for (;;) {
-      s.send(d, port, '127.0.0.1');
-      const got = await new Promise<Buffer | undefined>((r) => {
-        const t = setTimeout(() => r(undefined), 1000);
-        waiting = (b) => {
-          clearTimeout(t);
-          r(b);
-        };
-      });
-      if (got !== undefined) return got;
-      load.lost++;
-    }
-  };
+  const send = udpExchange(s, port);
+  const exchange = (d: Buffer): Promise<Buffer> => send(d, () => load.lost++);
   const c = decodeReply(await exchange(encodeConnectRequest(lane)));
   if (!c.ok || c.value.action !== 'connect') throw new Error('udp connect failed');
   const connectionId = c.value.connectionId;
