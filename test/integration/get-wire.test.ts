@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
-import { closeRawTcp, rawServer } from '../helpers/raw-tcp.js';
-import { freePort } from '../helpers/system.js';
+import { badWirePorts, closeRawTcp } from '../helpers/raw-tcp.js';
 import { killAllChildren, runCli, startCli, tempHome, type CliRun } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
 
@@ -144,17 +143,7 @@ describe('kfetch get over the binary peer wire (issue 14)', () => {
 
   it('falls back to HTTP for a peer whose advertised wire port is closed, or answers garbage, or lies in a reply', async () => {
     const { dir, bytes, kascadePath, id } = setup('wire-fallback');
-    const closed = await freePort();
-    // Not a wire hello: what an HTTP server on that port would say.
-    const garbage = await rawServer((sock) => sock.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n'));
-    // A good hello, then a reply (to request 1) whose length is not what was asked: a bad frame.
-    const liar = await rawServer((sock) => {
-      const hello = Buffer.from([...Buffer.from('KWIRE', 'latin1'), 1, 0, 0]);
-      const reply = Buffer.alloc(16);
-      reply.writeUInt32BE(1, 0);
-      reply.writeBigUInt64BE(7n, 8);
-      sock.write(Buffer.concat([hello, reply, Buffer.alloc(7)]));
-    });
+    const { closed, garbage, liar } = await badWirePorts();
     const advertise = async (port: number): Promise<AdversarialPeer> => {
       const p = await startAdversarialPeer({ bytes, id, blockSize: BLOCK, bitfield: true, headers: { 'X-Kascade-Wire': String(port) } });
       peers.push(p);

@@ -16,8 +16,7 @@ import type { RunningTracker } from '../../src/tracker/tracker-server.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 import { VERSION } from '../../src/version.js';
 import { startAdversarialPeer, type AdversarialPeer } from '../helpers/adversarial-peer.js';
-import { closeRawTcp, rawServer } from '../helpers/raw-tcp.js';
-import { freePort } from '../helpers/system.js';
+import { badWirePorts, closeRawTcp } from '../helpers/raw-tcp.js';
 import { killAllChildren, runCli, startCli, tempHome, type CliRun } from '../helpers/cli.js';
 import { kascadeJsonFor, payloadBytes, writeKascade } from '../helpers/make-file.js';
 import { originalAnnounce, pythonDownload } from '../helpers/original-client.js';
@@ -284,16 +283,7 @@ describe('kfetch get learns a seeder\'s wire from the tracker (issue 14)', () =>
   it('falls back to HTTP, with no ban or strike, for a peer whose tracker-advertised wire is closed, garbage or lying', async () => {
     const t = await tracker();
     const s = setup('advert-fallback', t.url);
-    const closed = await freePort();
-    const garbage = await rawServer((sock) => sock.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n'));
-    const liar = await rawServer((sock) => {
-      // A good hello, then a reply to request 1 whose length is not what was asked: a bad frame.
-      const hello = Buffer.from([...Buffer.from('KWIRE', 'latin1'), 1, 0, 0]);
-      const reply = Buffer.alloc(16);
-      reply.writeUInt32BE(1, 0);
-      reply.writeBigUInt64BE(7n, 8);
-      sock.write(Buffer.concat([hello, reply, Buffer.alloc(7)]));
-    });
+    const { closed, garbage, liar } = await badWirePorts();
     for (const [what, wirePort, tried] of [
       ['closed port', closed, undefined],
       ['garbage instead of a hello', garbage.port, garbage.connections],
